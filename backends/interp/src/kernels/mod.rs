@@ -1,0 +1,1 @@
+//! Float (f32) reference kernels over NCHW slices.

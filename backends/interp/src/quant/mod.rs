@@ -1,0 +1,1 @@
+//! Exact int8 fixed-point arithmetic and int8 kernels.

@@ -1,0 +1,1 @@
+//! The mite facade crate.
