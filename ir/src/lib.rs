@@ -1,1 +1,30 @@
-//! placeholder
+//! mite's IR: a typed SSA graph of tensor ops with an MLIR-flavoured text format.
+//!
+//! - [`types`]: element types, static shapes, int8 quantization parameters;
+//! - [`ops`]: the closed op table ([`Op`]) with dialect prefixes;
+//! - [`module`]: storage ([`Module`], [`Function`], arenas, program order);
+//! - [`builder`]: building functions with type inference ([`Builder`]);
+//! - [`infer`]: type and shape inference for every op;
+//! - [`text`]: printer and parser;
+//! - [`verify`]: the verifier.
+
+#![forbid(unsafe_code)]
+
+pub mod attr;
+pub mod builder;
+pub mod data;
+pub mod infer;
+pub mod module;
+pub mod ops;
+pub mod text;
+pub mod types;
+
+pub use attr::{Attr, Symbol};
+pub use builder::{BuildError, Builder};
+pub use data::TensorData;
+pub use module::{
+    Function, Global, GlobalData, GlobalKind, Loc, Module, OpData, OpId, Value, ValueDef,
+};
+pub use ops::{Arity, CustomOp, Effect, Op};
+pub use text::{print_module, PrintOptions};
+pub use types::{ElemType, Quant, Shape, TensorType};

@@ -1,0 +1,754 @@
+//! Type and shape inference for every op.
+//!
+//! [`infer_result_types`] computes the result types of an op from its operand types and
+//! attributes, or says precisely why the operands do not fit. For ops whose result quantization is
+//! a free choice ([`Op::result_quant_is_chosen`]) the inferred type has no quantization; the
+//! declared result type supplies it and the verifier checks that it is present and per tensor.
+
+use crate::module::Global;
+use crate::ops::Op;
+use crate::types::{ElemType, Quant, Shape, TensorType};
+use indexmap::IndexMap;
+use smallvec::smallvec;
+use std::fmt;
+
+/// Why an op's operands or attributes do not type-check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeError(pub String);
+
+impl fmt::Display for TypeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TypeError {}
+
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(TypeError(format!($($arg)*))) };
+}
+
+/// Checks that a type is well formed on its own: quantization only on `i8`/`i32`, positive finite
+/// scales, zero points in range, per-channel axis in range with one scale per channel.
+pub fn check_type(t: &TensorType) -> Result<(), TypeError> {
+    let Some(q) = &t.quant else { return Ok(()) };
+    if !t.elem.is_quantizable() {
+        bail!("{t}: quantization parameters are only allowed on i8 and i32 tensors");
+    }
+    let (lo, hi) = t.elem.int_range().unwrap_or((0, 0));
+    let check_scale = |s: f32| -> Result<(), TypeError> {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("{t}: scale {s:?} must be positive and finite");
+        }
+        Ok(())
+    };
+    let check_zp = |z: i32| -> Result<(), TypeError> {
+        if !(lo..=hi).contains(&i64::from(z)) {
+            bail!("{t}: zero point {z} is outside the {} range", t.elem);
+        }
+        Ok(())
+    };
+    match q {
+        Quant::PerTensor { scale, zero_point } => {
+            check_scale(*scale)?;
+            check_zp(*zero_point)?;
+        }
+        Quant::PerChannel {
+            axis,
+            scales,
+            zero_points,
+        } => {
+            let Some(&dim) = t.shape.get(*axis) else {
+                bail!(
+                    "{t}: quantization axis {axis} is out of range for rank {}",
+                    t.rank()
+                );
+            };
+            if scales.len() != dim || zero_points.len() != dim {
+                bail!(
+                    "{t}: {} scales and {} zero points given for axis {axis} of size {dim}",
+                    scales.len(),
+                    zero_points.len()
+                );
+            }
+            scales.iter().try_for_each(|&s| check_scale(s))?;
+            zero_points.iter().try_for_each(|&z| check_zp(z))?;
+        }
+    }
+    Ok(())
+}
+
+/// The result types of `op` applied to operands of types `operands`; `globals` resolves `param`
+/// and `const`. Returns `Ok(None)` for custom ops, whose result types are taken as declared.
+pub fn infer_result_types(
+    op: &Op,
+    operands: &[&TensorType],
+    globals: &IndexMap<String, Global>,
+) -> Result<Option<Vec<TensorType>>, TypeError> {
+    if let Some(arity) = op.arity() {
+        if !arity.accepts(operands.len()) {
+            bail!("expected {arity} operands, found {}", operands.len());
+        }
+    }
+    let ty = match op {
+        Op::Param { global } | Op::Const { global } => {
+            let Some(g) = globals.get(&global.0) else {
+                bail!("unknown global {global}");
+            };
+            let is_param = matches!(g.kind, crate::module::GlobalKind::Param { .. });
+            if is_param != matches!(op, Op::Param { .. }) {
+                let kind = if is_param {
+                    "a parameter"
+                } else {
+                    "a constant"
+                };
+                bail!(
+                    "{global} is {kind}; read it with `{}`",
+                    if is_param { "param" } else { "const" }
+                );
+            }
+            g.ty.clone()
+        }
+        Op::Conv2d {
+            strides,
+            pads,
+            dilations,
+            groups,
+        } => {
+            for (i, t) in operands.iter().enumerate() {
+                expect_elem(t, ElemType::F32, i)?;
+                expect_no_quant(t, i)?;
+            }
+            conv_type(operands, strides, pads, dilations, *groups, ElemType::F32)?
+        }
+        Op::QConv2d {
+            strides,
+            pads,
+            dilations,
+            groups,
+            act_min,
+            act_max,
+        } => {
+            check_act(*act_min, *act_max)?;
+            let (x, w) = (operands[0], operands[1]);
+            expect_elem(x, ElemType::I8, 0)?;
+            expect_per_tensor(x, 0)?;
+            expect_elem(w, ElemType::I8, 1)?;
+            expect_weight_quant(w, 1)?;
+            if let Some(b) = operands.get(2) {
+                expect_elem(b, ElemType::I32, 2)?;
+            }
+            conv_type(operands, strides, pads, dilations, *groups, ElemType::I8)?
+        }
+        Op::Linear {} | Op::QLinear { .. } => {
+            let (x, w) = (operands[0], operands[1]);
+            if let Op::QLinear { act_min, act_max } = op {
+                check_act(*act_min, *act_max)?;
+                expect_elem(x, ElemType::I8, 0)?;
+                expect_per_tensor(x, 0)?;
+                expect_elem(w, ElemType::I8, 1)?;
+                expect_weight_quant(w, 1)?;
+                if let Some(b) = operands.get(2) {
+                    expect_elem(b, ElemType::I32, 2)?;
+                }
+            } else {
+                for (i, t) in operands.iter().enumerate() {
+                    expect_elem(t, ElemType::F32, i)?;
+                    expect_no_quant(t, i)?;
+                }
+            }
+            expect_rank(x, 2, 0)?;
+            expect_rank(w, 2, 1)?;
+            if x.shape[1] != w.shape[1] {
+                bail!(
+                    "operand 0 {x} has {} features but the weight {w} expects {}",
+                    x.shape[1],
+                    w.shape[1]
+                );
+            }
+            if let Some(b) = operands.get(2) {
+                expect_shape(b, &[w.shape[0]], 2)?;
+            }
+            TensorType::new(&[x.shape[0], w.shape[0]], x.elem)
+        }
+        Op::MatMul {} => {
+            let (a, b) = (operands[0], operands[1]);
+            for (i, t) in operands.iter().enumerate() {
+                expect_elem(t, ElemType::F32, i)?;
+                expect_no_quant(t, i)?;
+            }
+            if a.rank() < 2 || a.rank() != b.rank() {
+                bail!("expected operands of equal rank ≥ 2, found {a} and {b}");
+            }
+            let r = a.rank();
+            if a.shape[..r - 2] != b.shape[..r - 2] || a.shape[r - 1] != b.shape[r - 2] {
+                bail!("cannot multiply {a} by {b}");
+            }
+            let mut shape: Shape = a.shape[..r - 1].into();
+            shape.push(b.shape[r - 1]);
+            TensorType {
+                shape,
+                elem: ElemType::F32,
+                quant: None,
+            }
+        }
+        Op::Add {} | Op::Mul {} => {
+            for (i, t) in operands.iter().enumerate() {
+                expect_elem(t, ElemType::F32, i)?;
+                expect_no_quant(t, i)?;
+            }
+            let shape = broadcast(&operands[0].shape, &operands[1].shape).ok_or_else(|| {
+                TypeError(format!(
+                    "cannot broadcast {} with {}",
+                    operands[0], operands[1]
+                ))
+            })?;
+            TensorType {
+                shape,
+                elem: ElemType::F32,
+                quant: None,
+            }
+        }
+        Op::QAdd { act_min, act_max } => {
+            check_act(*act_min, *act_max)?;
+            for (i, t) in operands.iter().enumerate() {
+                expect_elem(t, ElemType::I8, i)?;
+                expect_per_tensor(t, i)?;
+            }
+            if operands[0].shape != operands[1].shape {
+                bail!(
+                    "expected operands of equal shape, found {} and {}",
+                    operands[0],
+                    operands[1]
+                );
+            }
+            TensorType::new(&operands[0].shape, ElemType::I8)
+        }
+        Op::Relu {} | Op::Clip { .. } | Op::Softmax { .. } | Op::LogSoftmax { .. } => {
+            let x = operands[0];
+            expect_elem(x, ElemType::F32, 0)?;
+            match op {
+                Op::Clip { min, max } if min.is_nan() || max.is_nan() || min > max => {
+                    bail!("clip bounds must satisfy min ≤ max, found min = {min}, max = {max}")
+                }
+                Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+                    norm_axis(*axis, x.rank())?;
+                }
+                _ => {}
+            }
+            x.clone()
+        }
+        Op::AvgPool {
+            kernel,
+            strides,
+            pads,
+            ..
+        } => {
+            let x = operands[0];
+            expect_elem(x, ElemType::F32, 0)?;
+            pool_type(x, kernel, strides, pads, &[1, 1])?
+        }
+        Op::QAvgPool {
+            kernel,
+            strides,
+            pads,
+            act_min,
+            act_max,
+        } => {
+            check_act(*act_min, *act_max)?;
+            let x = operands[0];
+            expect_elem(x, ElemType::I8, 0)?;
+            expect_per_tensor(x, 0)?;
+            pool_type(x, kernel, strides, pads, &[1, 1])?.with_quant(None)
+        }
+        Op::MaxPool {
+            kernel,
+            strides,
+            pads,
+            dilations,
+        } => {
+            let x = operands[0];
+            if !matches!(x.elem, ElemType::F32 | ElemType::I8) {
+                bail!("operand 0: expected an f32 or i8 tensor, found {x}");
+            }
+            expect_per_tensor_or_none(x, 0)?;
+            pool_type(x, kernel, strides, pads, dilations)?
+        }
+        Op::GlobalAvgPool {} | Op::QGlobalAvgPool {} => {
+            let x = operands[0];
+            let quantized = matches!(op, Op::QGlobalAvgPool {});
+            expect_elem(
+                x,
+                if quantized {
+                    ElemType::I8
+                } else {
+                    ElemType::F32
+                },
+                0,
+            )?;
+            if quantized {
+                expect_per_tensor(x, 0)?;
+            }
+            expect_rank(x, 4, 0)?;
+            TensorType::new(&[x.shape[0], x.shape[1], 1, 1], x.elem)
+        }
+        Op::Concat { axis } => {
+            let first = operands[0];
+            let ax = norm_axis(*axis, first.rank())?;
+            let mut shape = first.shape.clone();
+            for (i, t) in operands.iter().enumerate().skip(1) {
+                let same_rest = t.rank() == first.rank()
+                    && (0..t.rank()).all(|d| d == ax || t.shape[d] == first.shape[d]);
+                if t.elem != first.elem || t.quant != first.quant || !same_rest {
+                    bail!(
+                        "operand {i}: expected {} with any size along axis {ax}, found {t}",
+                        first
+                    );
+                }
+                shape[ax] += t.shape[ax];
+            }
+            TensorType {
+                shape,
+                elem: first.elem,
+                quant: first.quant.clone(),
+            }
+        }
+        Op::Reshape { shape } => {
+            let x = operands[0];
+            expect_per_tensor_or_none(x, 0)?;
+            x.with_shape(&reshape_target(x, shape)?)
+        }
+        Op::Flatten { axis } => {
+            let x = operands[0];
+            expect_per_tensor_or_none(x, 0)?;
+            let ax = norm_axis_inclusive(*axis, x.rank())?;
+            let outer: usize = x.shape[..ax].iter().product();
+            let inner: usize = x.shape[ax..].iter().product();
+            x.with_shape(&[outer, inner])
+        }
+        Op::Transpose { perm } => {
+            let x = operands[0];
+            let perm = permutation(perm, x.rank())?;
+            let shape: Shape = perm.iter().map(|&p| x.shape[p]).collect();
+            let quant = match &x.quant {
+                Some(Quant::PerChannel {
+                    axis,
+                    scales,
+                    zero_points,
+                }) => Some(Quant::PerChannel {
+                    axis: perm.iter().position(|&p| p == *axis).unwrap_or(*axis),
+                    scales: scales.clone(),
+                    zero_points: zero_points.clone(),
+                }),
+                q => q.clone(),
+            };
+            TensorType {
+                shape,
+                elem: x.elem,
+                quant,
+            }
+        }
+        Op::Pad { pads, .. } => {
+            let x = operands[0];
+            expect_elem(x, ElemType::F32, 0)?;
+            if pads.len() != 2 * x.rank() || pads.iter().any(|&p| p < 0) {
+                bail!(
+                    "pads: expected {} non-negative values for {x}, found {pads:?}",
+                    2 * x.rank()
+                );
+            }
+            let r = x.rank();
+            let shape: Shape = (0..r)
+                .map(|d| x.shape[d] + pads[d] as usize + pads[d + r] as usize)
+                .collect();
+            TensorType {
+                shape,
+                elem: ElemType::F32,
+                quant: None,
+            }
+        }
+        Op::SoftmaxCrossEntropy {} => {
+            let (logits, labels) = (operands[0], operands[1]);
+            expect_elem(logits, ElemType::F32, 0)?;
+            expect_rank(logits, 2, 0)?;
+            expect_elem(labels, ElemType::I32, 1)?;
+            expect_no_quant(labels, 1)?;
+            expect_shape(labels, &[logits.shape[0]], 1)?;
+            TensorType::f32(&[])
+        }
+        Op::MseLoss {} => {
+            let (a, b) = (operands[0], operands[1]);
+            expect_elem(a, ElemType::F32, 0)?;
+            expect_elem(b, ElemType::F32, 1)?;
+            expect_shape(b, &a.shape, 1)?;
+            TensorType::f32(&[])
+        }
+        Op::Quantize {} => {
+            let x = operands[0];
+            expect_elem(x, ElemType::F32, 0)?;
+            TensorType::new(&x.shape, ElemType::I8)
+        }
+        Op::Dequantize {} => {
+            let x = operands[0];
+            if !x.elem.is_quantizable() || x.quant.is_none() {
+                bail!("operand 0: expected a quantized i8 or i32 tensor, found {x}");
+            }
+            TensorType::f32(&x.shape)
+        }
+        Op::Requantize {} => {
+            let x = operands[0];
+            expect_elem(x, ElemType::I8, 0)?;
+            expect_per_tensor(x, 0)?;
+            TensorType::new(&x.shape, ElemType::I8)
+        }
+        Op::Custom(_) => return Ok(None),
+    };
+    Ok(Some(vec![ty]))
+}
+
+fn expect_elem(t: &TensorType, elem: ElemType, i: usize) -> Result<(), TypeError> {
+    if t.elem != elem {
+        bail!("operand {i}: expected an {elem} tensor, found {t}");
+    }
+    Ok(())
+}
+
+fn expect_no_quant(t: &TensorType, i: usize) -> Result<(), TypeError> {
+    if t.quant.is_some() {
+        bail!("operand {i}: expected a tensor without quantization, found {t}");
+    }
+    Ok(())
+}
+
+fn expect_per_tensor(t: &TensorType, i: usize) -> Result<(), TypeError> {
+    match &t.quant {
+        Some(Quant::PerTensor { .. }) => Ok(()),
+        _ => bail!("operand {i}: expected per-tensor quantization, found {t}"),
+    }
+}
+
+fn expect_per_tensor_or_none(t: &TensorType, i: usize) -> Result<(), TypeError> {
+    match &t.quant {
+        Some(Quant::PerChannel { .. }) => {
+            bail!("operand {i}: per-channel quantized tensors are not supported here, found {t}")
+        }
+        _ => Ok(()),
+    }
+}
+
+fn expect_weight_quant(w: &TensorType, i: usize) -> Result<(), TypeError> {
+    match &w.quant {
+        Some(Quant::PerTensor { .. }) => Ok(()),
+        Some(Quant::PerChannel { axis: 0, .. }) => Ok(()),
+        _ => bail!("operand {i}: expected a weight quantized per tensor or per output channel (axis 0), found {w}"),
+    }
+}
+
+fn expect_rank(t: &TensorType, rank: usize, i: usize) -> Result<(), TypeError> {
+    if t.rank() != rank {
+        bail!("operand {i}: expected rank {rank}, found {t}");
+    }
+    Ok(())
+}
+
+fn expect_shape(t: &TensorType, shape: &[usize], i: usize) -> Result<(), TypeError> {
+    if t.shape.as_slice() != shape {
+        let want: Vec<String> = shape.iter().map(usize::to_string).collect();
+        bail!(
+            "operand {i}: expected shape [{}], found {t}",
+            want.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn check_act(lo: i64, hi: i64) -> Result<(), TypeError> {
+    if !(-128..=127).contains(&lo) || !(-128..=127).contains(&hi) || lo > hi {
+        bail!("act_min/act_max must satisfy -128 ≤ act_min ≤ act_max ≤ 127, found {lo}, {hi}");
+    }
+    Ok(())
+}
+
+/// Normalises a possibly negative axis for a tensor of rank `rank` (`-1` is the last axis).
+pub fn norm_axis(axis: i64, rank: usize) -> Result<usize, TypeError> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if !(0..r).contains(&a) {
+        bail!("axis {axis} is out of range for rank {rank}");
+    }
+    Ok(a as usize)
+}
+
+fn norm_axis_inclusive(axis: i64, rank: usize) -> Result<usize, TypeError> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if !(0..=r).contains(&a) {
+        bail!("axis {axis} is out of range for rank {rank}");
+    }
+    Ok(a as usize)
+}
+
+fn pair(v: &[i64], name: &str, min: i64) -> Result<[usize; 2], TypeError> {
+    match v {
+        [a, b] if *a >= min && *b >= min => Ok([*a as usize, *b as usize]),
+        _ => bail!("{name}: expected 2 values ≥ {min}, found {v:?}"),
+    }
+}
+
+fn quad(v: &[i64], name: &str) -> Result<[usize; 4], TypeError> {
+    match v {
+        [a, b, c, d] if v.iter().all(|&p| p >= 0) => {
+            Ok([*a as usize, *b as usize, *c as usize, *d as usize])
+        }
+        _ => {
+            bail!("{name}: expected 4 non-negative values [top, left, bottom, right], found {v:?}")
+        }
+    }
+}
+
+/// Output spatial size of a window over `[h, w]`, or an error when it does not fit.
+fn window_out(
+    hw: [usize; 2],
+    kernel: [usize; 2],
+    strides: [usize; 2],
+    pads: [usize; 4],
+    dilations: [usize; 2],
+) -> Result<[usize; 2], TypeError> {
+    let mut out = [0; 2];
+    for d in 0..2 {
+        let padded = hw[d] + pads[d] + pads[d + 2];
+        let span = dilations[d] * (kernel[d] - 1) + 1;
+        if padded < span {
+            bail!("window of extent {span} does not fit the padded input extent {padded}");
+        }
+        out[d] = (padded - span) / strides[d] + 1;
+    }
+    Ok(out)
+}
+
+fn conv_type(
+    operands: &[&TensorType],
+    strides: &[i64],
+    pads: &[i64],
+    dilations: &[i64],
+    groups: i64,
+    elem: ElemType,
+) -> Result<TensorType, TypeError> {
+    let (x, w) = (operands[0], operands[1]);
+    expect_rank(x, 4, 0)?;
+    expect_rank(w, 4, 1)?;
+    let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let co = w.shape[0];
+    if groups <= 0 {
+        bail!("groups must be positive, found {groups}");
+    }
+    let g = groups as usize;
+    if c % g != 0 || co % g != 0 {
+        bail!("groups = {g} must divide the {c} input and {co} output channels");
+    }
+    if w.shape[1] != c / g {
+        bail!(
+            "operand 1: expected a weight with {} input channels per group ({c} / {g}), found {w}",
+            c / g
+        );
+    }
+    if let Some(b) = operands.get(2) {
+        expect_shape(b, &[co], 2)?;
+    }
+    let kernel = [w.shape[2], w.shape[3]];
+    if kernel.contains(&0) {
+        bail!("operand 1: empty kernel in {w}");
+    }
+    let out = window_out(
+        [h, wd],
+        kernel,
+        pair(strides, "strides", 1)?,
+        quad(pads, "pads")?,
+        pair(dilations, "dilations", 1)?,
+    )?;
+    Ok(TensorType::new(&[n, co, out[0], out[1]], elem))
+}
+
+fn pool_type(
+    x: &TensorType,
+    kernel: &[i64],
+    strides: &[i64],
+    pads: &[i64],
+    dilations: &[i64],
+) -> Result<TensorType, TypeError> {
+    expect_rank(x, 4, 0)?;
+    let kernel = pair(kernel, "kernel", 1)?;
+    let pads4 = quad(pads, "pads")?;
+    if pads4[0] >= kernel[0]
+        || pads4[2] >= kernel[0]
+        || pads4[1] >= kernel[1]
+        || pads4[3] >= kernel[1]
+    {
+        bail!("pads {pads:?} must be smaller than the kernel {kernel:?}");
+    }
+    let out = window_out(
+        [x.shape[2], x.shape[3]],
+        kernel,
+        pair(strides, "strides", 1)?,
+        pads4,
+        pair(dilations, "dilations", 1)?,
+    )?;
+    Ok(x.with_shape(&[x.shape[0], x.shape[1], out[0], out[1]]))
+}
+
+/// Numpy broadcasting of two shapes.
+pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Shape> {
+    let r = a.len().max(b.len());
+    let mut out: Shape = smallvec![0; r];
+    for i in 0..r {
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}
+
+fn reshape_target(x: &TensorType, shape: &[i64]) -> Result<Vec<usize>, TypeError> {
+    let total = x.num_elements();
+    let mut unknown = None;
+    let mut known = 1usize;
+    for (i, &d) in shape.iter().enumerate() {
+        match d {
+            -1 if unknown.is_none() => unknown = Some(i),
+            d if d > 0 => known = known.saturating_mul(d as usize),
+            _ => bail!("shape {shape:?}: dimensions must be positive, with at most one -1"),
+        }
+    }
+    let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+    if let Some(i) = unknown {
+        if known == 0 || total % known != 0 {
+            bail!("cannot reshape {x} ({total} elements) to {shape:?}");
+        }
+        out[i] = total / known;
+    } else if known != total {
+        bail!("cannot reshape {x} ({total} elements) to {shape:?} ({known} elements)");
+    }
+    Ok(out)
+}
+
+fn permutation(perm: &[i64], rank: usize) -> Result<Vec<usize>, TypeError> {
+    let mut seen = vec![false; rank];
+    if perm.len() != rank {
+        bail!("perm {perm:?} must be a permutation of 0..{rank}");
+    }
+    let mut out = Vec::with_capacity(rank);
+    for &p in perm {
+        match usize::try_from(p) {
+            Ok(p) if p < rank && !seen[p] => {
+                seen[p] = true;
+                out.push(p);
+            }
+            _ => bail!("perm {perm:?} must be a permutation of 0..{rank}"),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn infer(op: Op, operands: &[TensorType]) -> Result<TensorType, TypeError> {
+        let refs: Vec<&TensorType> = operands.iter().collect();
+        Ok(infer_result_types(&op, &refs, &IndexMap::new())?
+            .unwrap()
+            .remove(0))
+    }
+
+    #[test]
+    fn depthwise_stride_two() {
+        let op = Op::Conv2d {
+            strides: vec![2, 2],
+            pads: vec![1; 4],
+            dilations: vec![1, 1],
+            groups: 16,
+        };
+        let t = infer(
+            op,
+            &[
+                TensorType::f32(&[1, 16, 64, 64]),
+                TensorType::f32(&[16, 1, 3, 3]),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t, TensorType::f32(&[1, 16, 32, 32]));
+    }
+
+    #[test]
+    fn conv_channel_mismatch_is_explained() {
+        let op = Op::Conv2d {
+            strides: vec![1, 1],
+            pads: vec![0; 4],
+            dilations: vec![1, 1],
+            groups: 1,
+        };
+        let e = infer(
+            op,
+            &[
+                TensorType::f32(&[1, 3, 8, 8]),
+                TensorType::f32(&[4, 2, 3, 3]),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.0,
+            "operand 1: expected a weight with 3 input channels per group (3 / 1), found tensor<4x2x3x3xf32>"
+        );
+    }
+
+    #[test]
+    fn broadcasting() {
+        assert_eq!(
+            broadcast(&[1, 4, 1], &[3, 1, 5]).unwrap().as_slice(),
+            &[3, 4, 5]
+        );
+        assert_eq!(broadcast(&[4, 1], &[7]).unwrap().as_slice(), &[4, 7]);
+        assert!(broadcast(&[2, 3], &[3, 2]).is_none());
+    }
+
+    #[test]
+    fn reshape_infers_minus_one() {
+        let t = infer(
+            Op::Reshape { shape: vec![1, -1] },
+            &[TensorType::f32(&[1, 4, 2, 2])],
+        )
+        .unwrap();
+        assert_eq!(t.shape.as_slice(), &[1, 16]);
+        assert!(infer(
+            Op::Reshape { shape: vec![3, -1] },
+            &[TensorType::f32(&[1, 4, 2, 2])]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn quant_checks() {
+        let bad = TensorType::quantized(&[2], ElemType::I8, Quant::per_tensor(0.0, 0));
+        assert!(check_type(&bad).is_err());
+        let bad = TensorType::quantized(&[2, 3], ElemType::I8, Quant::per_channel(0, vec![1.0]));
+        assert!(check_type(&bad).unwrap_err().0.contains("1 scales"));
+        let f = TensorType {
+            quant: Some(Quant::per_tensor(1.0, 0)),
+            ..TensorType::f32(&[1])
+        };
+        assert!(check_type(&f).is_err());
+    }
+}

@@ -1,0 +1,508 @@
+//! The closed op set, generated from one table.
+//!
+//! Each row of [`op_table!`] gives an op's Rust variant, its text name (with its dialect prefix),
+//! its operand arity, its effect and its attributes with their defaults (`None` = required).
+//! From that one table come the [`Op`] enum, names, arities, effects, and the conversion to and
+//! from the generic attribute form used by the text format. Passes, gradient rules and kernels
+//! match on [`Op`] exhaustively, so a new op without a rule is a compile error.
+//!
+//! Dialects: `nn.` float compute, `q.` int8 compute, and the builtins `param` / `const` that read
+//! module globals. Later phases add `grad.`, `optim.` and `mem.`. Any other dialect prefix
+//! (`mydialect.op`) is a user's [`CustomOp`].
+//!
+//! Conventions: tensors are NCHW; `pads` of 2-D windows are `[top, left, bottom, right]`;
+//! `nn.pad`'s `pads` are all begins then all ends (ONNX order); negative `axis` values count from
+//! the end; `act_min` / `act_max` of `q.` ops are the clamp of the int8 output (folded ReLU).
+
+use crate::attr::{Attr, AttrValue, Symbol};
+use thiserror::Error;
+
+/// How many operands an op takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arity {
+    /// Exactly this many.
+    Exact(usize),
+    /// Between the two bounds, inclusive.
+    Range(usize, usize),
+    /// At least this many.
+    AtLeast(usize),
+}
+
+impl Arity {
+    /// Whether `n` operands are accepted.
+    pub fn accepts(self, n: usize) -> bool {
+        match self {
+            Arity::Exact(k) => n == k,
+            Arity::Range(lo, hi) => (lo..=hi).contains(&n),
+            Arity::AtLeast(lo) => n >= lo,
+        }
+    }
+}
+
+impl std::fmt::Display for Arity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arity::Exact(k) => write!(f, "{k}"),
+            Arity::Range(lo, hi) => write!(f, "{lo} to {hi}"),
+            Arity::AtLeast(lo) => write!(f, "at least {lo}"),
+        }
+    }
+}
+
+/// What an op does besides computing its results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// Nothing: the op may be removed when unused, merged with an identical one, or folded.
+    Pure,
+    /// Reads a module global (a parameter may later be written by an update).
+    ReadGlobal,
+    /// Writes module state or has effects the compiler does not know (custom ops): never removed
+    /// or reordered across other effects.
+    Write,
+}
+
+/// A user-defined op outside the built-in dialects (the escape hatch).
+///
+/// Its result types are taken as declared; it is treated as having unknown effects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomOp {
+    /// Full name with dialect prefix, e.g. `acme.fft`.
+    pub name: String,
+    /// Attributes in the order given.
+    pub attrs: Vec<(String, Attr)>,
+}
+
+/// Dialect prefixes reserved for built-in ops.
+pub const RESERVED_DIALECTS: &[&str] = &["nn", "q", "grad", "optim", "mem", "builtin"];
+
+/// Why an op could not be built from a name and attributes.
+#[derive(Clone, Debug, PartialEq, Error)]
+pub enum OpError {
+    /// The name is not a built-in op and has no custom dialect prefix.
+    #[error("unknown op `{0}` (built-in ops are listed by `mite ops`; custom ops need a dialect prefix outside nn, q, grad, optim, mem)")]
+    UnknownOp(String),
+    /// An attribute the op does not have.
+    #[error("op `{op}` has no attribute `{attr}` (expected one of: {expected})")]
+    UnknownAttr {
+        /// The op.
+        op: String,
+        /// The attribute given.
+        attr: String,
+        /// The attributes the op has.
+        expected: String,
+    },
+    /// A required attribute is missing.
+    #[error("op `{op}` needs attribute `{attr}`")]
+    MissingAttr {
+        /// The op.
+        op: String,
+        /// The missing attribute.
+        attr: &'static str,
+    },
+    /// An attribute value of the wrong kind.
+    #[error("attribute `{attr}` of `{op}`: expected {expected}, found {found}")]
+    BadAttr {
+        /// The op.
+        op: String,
+        /// The attribute.
+        attr: String,
+        /// What the op expects.
+        expected: &'static str,
+        /// The kind given.
+        found: &'static str,
+    },
+    /// The same attribute twice.
+    #[error("attribute `{attr}` of `{op}` is given twice")]
+    DuplicateAttr {
+        /// The op.
+        op: String,
+        /// The attribute.
+        attr: String,
+    },
+}
+
+fn take_attr<T: AttrValue>(
+    op: &str,
+    attrs: &mut Vec<(String, Attr)>,
+    name: &'static str,
+    default: Option<T>,
+) -> Result<T, OpError> {
+    let Some(pos) = attrs.iter().position(|(k, _)| k == name) else {
+        return default.ok_or(OpError::MissingAttr {
+            op: op.to_string(),
+            attr: name,
+        });
+    };
+    let (_, value) = attrs.remove(pos);
+    if attrs.iter().any(|(k, _)| k == name) {
+        return Err(OpError::DuplicateAttr {
+            op: op.to_string(),
+            attr: name.to_string(),
+        });
+    }
+    T::from_attr(&value).map_err(|expected| OpError::BadAttr {
+        op: op.to_string(),
+        attr: name.to_string(),
+        expected,
+        found: value.kind(),
+    })
+}
+
+macro_rules! op_table {
+    ($(
+        $(#[doc = $doc:literal])+
+        $variant:ident $name:literal ($arity:expr, $effect:ident) {
+            $( $(#[doc = $fdoc:literal])+ $field:ident : $fty:ty = $default:expr ),* $(,)?
+        }
+    )*) => {
+        /// An operation of the closed op set (see the module documentation).
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Op {
+            $(
+                $(#[doc = $doc])+
+                $variant { $( $(#[doc = $fdoc])+ $field: $fty, )* },
+            )*
+            /// A user-defined op (see [`CustomOp`]).
+            Custom(CustomOp),
+        }
+
+        /// The text names of all built-in ops, in table order.
+        pub const BUILTIN_OP_NAMES: &[&str] = &[$($name),*];
+
+        impl Op {
+            /// The op's full text name, e.g. `nn.conv2d`.
+            pub fn name(&self) -> &str {
+                match self {
+                    $(Op::$variant { .. } => $name,)*
+                    Op::Custom(c) => &c.name,
+                }
+            }
+
+            /// How many operands the op accepts (`None` for custom ops: any).
+            pub fn arity(&self) -> Option<Arity> {
+                match self {
+                    $(Op::$variant { .. } => Some($arity),)*
+                    Op::Custom(_) => None,
+                }
+            }
+
+            /// The op's effect.
+            pub fn effect(&self) -> Effect {
+                match self {
+                    $(Op::$variant { .. } => Effect::$effect,)*
+                    Op::Custom(_) => Effect::Write,
+                }
+            }
+
+            /// The attributes in their generic form, in table order.
+            pub fn attrs(&self) -> Vec<(String, Attr)> {
+                match self {
+                    $(
+                        #[allow(unused_variables)]
+                        Op::$variant { $($field),* } => {
+                            vec![$((stringify!($field).to_string(), $field.to_attr())),*]
+                        }
+                    )*
+                    Op::Custom(c) => c.attrs.clone(),
+                }
+            }
+
+            /// The names of the attributes a built-in op has (empty for custom ops).
+            pub fn attr_names(name: &str) -> &'static [&'static str] {
+                match name {
+                    $($name => &[$(stringify!($field)),*],)*
+                    _ => &[],
+                }
+            }
+
+            /// Builds an op from its text name and generic attributes, filling in defaults.
+            ///
+            /// A name outside the reserved dialects becomes a [`CustomOp`].
+            pub fn from_parts(name: &str, attrs: Vec<(String, Attr)>) -> Result<Op, OpError> {
+                #[allow(unused_mut)]
+                let mut attrs = attrs;
+                let op = match name {
+                    $(
+                        $name => Op::$variant {
+                            $($field: take_attr::<$fty>(name, &mut attrs, stringify!($field), $default)?,)*
+                        },
+                    )*
+                    _ => return custom_op(name, attrs),
+                };
+                if let Some((attr, _)) = attrs.into_iter().next() {
+                    return Err(OpError::UnknownAttr {
+                        op: name.to_string(),
+                        attr,
+                        expected: Op::attr_names(name).join(", "),
+                    });
+                }
+                Ok(op)
+            }
+        }
+    };
+}
+
+fn custom_op(name: &str, attrs: Vec<(String, Attr)>) -> Result<Op, OpError> {
+    let dialect = match name.split_once('.') {
+        Some((d, rest)) if !d.is_empty() && !rest.is_empty() => d,
+        _ => return Err(OpError::UnknownOp(name.to_string())),
+    };
+    if RESERVED_DIALECTS.contains(&dialect) {
+        return Err(OpError::UnknownOp(name.to_string()));
+    }
+    for (i, (k, _)) in attrs.iter().enumerate() {
+        if attrs[..i].iter().any(|(prev, _)| prev == k) {
+            return Err(OpError::DuplicateAttr {
+                op: name.to_string(),
+                attr: k.clone(),
+            });
+        }
+    }
+    Ok(Op::Custom(CustomOp {
+        name: name.to_string(),
+        attrs,
+    }))
+}
+
+fn ints(v: &[i64]) -> Option<Vec<i64>> {
+    Some(v.to_vec())
+}
+
+op_table! {
+    /// Reads parameter `global` (trainable or frozen) of the module.
+    Param "param" (Arity::Exact(0), ReadGlobal) {
+        /// The parameter read.
+        global: Symbol = None,
+    }
+    /// Reads constant `global` of the module.
+    Const "const" (Arity::Exact(0), Pure) {
+        /// The constant read.
+        global: Symbol = None,
+    }
+
+    /// 2-D convolution `(x [N,Ci,H,W], w [Co,Ci/groups,kh,kw], bias [Co]?) -> [N,Co,Ho,Wo]`, f32.
+    Conv2d "nn.conv2d" (Arity::Range(2, 3), Pure) {
+        /// Vertical and horizontal stride.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Vertical and horizontal dilation.
+        dilations: Vec<i64> = ints(&[1, 1]),
+        /// Groups; depthwise convolution has `groups` = channels.
+        groups: i64 = Some(1),
+    }
+    /// Fully connected layer `(x [N,K], w [M,K], bias [M]?) -> [N,M]`, f32.
+    Linear "nn.linear" (Arity::Range(2, 3), Pure) {}
+    /// Matrix product `[..,M,K] · [..,K,N] -> [..,M,N]` (equal batch dimensions), f32.
+    MatMul "nn.matmul" (Arity::Exact(2), Pure) {}
+    /// Elementwise sum with numpy broadcasting, f32.
+    Add "nn.add" (Arity::Exact(2), Pure) {}
+    /// Elementwise product with numpy broadcasting, f32.
+    Mul "nn.mul" (Arity::Exact(2), Pure) {}
+    /// `max(x, 0)`, f32.
+    Relu "nn.relu" (Arity::Exact(1), Pure) {}
+    /// `min(max(x, min), max)`, f32; ReLU6 is `min = 0.0, max = 6.0`.
+    Clip "nn.clip" (Arity::Exact(1), Pure) {
+        /// Lower bound (may be `-inf`).
+        min: f32 = Some(f32::NEG_INFINITY),
+        /// Upper bound (may be `inf`).
+        max: f32 = Some(f32::INFINITY),
+    }
+    /// Average pooling over windows, f32.
+    AvgPool "nn.avg_pool" (Arity::Exact(1), Pure) {
+        /// Window height and width.
+        kernel: Vec<i64> = None,
+        /// Vertical and horizontal stride.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Whether padded positions count in the divisor.
+        count_include_pad: bool = Some(false),
+    }
+    /// Mean over the spatial dimensions `[N,C,H,W] -> [N,C,1,1]`, f32.
+    GlobalAvgPool "nn.global_avg_pool" (Arity::Exact(1), Pure) {}
+    /// Max pooling over windows (f32 or i8; keeps the quantization).
+    MaxPool "nn.max_pool" (Arity::Exact(1), Pure) {
+        /// Window height and width.
+        kernel: Vec<i64> = None,
+        /// Vertical and horizontal stride.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Vertical and horizontal dilation.
+        dilations: Vec<i64> = ints(&[1, 1]),
+    }
+    /// Concatenation along `axis` (operands of one element type and quantization).
+    Concat "nn.concat" (Arity::AtLeast(1), Pure) {
+        /// The axis joined along.
+        axis: i64 = None,
+    }
+    /// Reshape to `shape` (one entry may be -1: inferred); any element type.
+    Reshape "nn.reshape" (Arity::Exact(1), Pure) {
+        /// The new shape.
+        shape: Vec<i64> = None,
+    }
+    /// Flatten to 2-D: dimensions before `axis` and from `axis` on; any element type.
+    Flatten "nn.flatten" (Arity::Exact(1), Pure) {
+        /// The first dimension of the second group.
+        axis: i64 = Some(1),
+    }
+    /// Permutation of dimensions; any element type.
+    Transpose "nn.transpose" (Arity::Exact(1), Pure) {
+        /// Output dimension `i` is input dimension `perm[i]`.
+        perm: Vec<i64> = None,
+    }
+    /// Constant padding, f32: `pads` holds all begins then all ends.
+    Pad "nn.pad" (Arity::Exact(1), Pure) {
+        /// `[b0, b1, .., e0, e1, ..]`.
+        pads: Vec<i64> = None,
+        /// The padding value.
+        value: f32 = Some(0.0),
+    }
+    /// Softmax along `axis`, f32.
+    Softmax "nn.softmax" (Arity::Exact(1), Pure) {
+        /// The normalised axis.
+        axis: i64 = Some(-1),
+    }
+    /// Log-softmax along `axis`, f32.
+    LogSoftmax "nn.log_softmax" (Arity::Exact(1), Pure) {
+        /// The normalised axis.
+        axis: i64 = Some(-1),
+    }
+    /// Mean softmax cross-entropy `(logits [N,C] f32, labels [N] i32) -> scalar f32`.
+    SoftmaxCrossEntropy "nn.softmax_cross_entropy" (Arity::Exact(2), Pure) {}
+    /// Mean squared error `(prediction, target) -> scalar f32` over all elements.
+    MseLoss "nn.mse_loss" (Arity::Exact(2), Pure) {}
+
+    /// f32 → int8 (or int32): `clamp(round_half_even(x / scale) + zero_point)`; the result type
+    /// carries the chosen quantization.
+    Quantize "q.quantize" (Arity::Exact(1), Pure) {}
+    /// int8 or int32 → f32: `scale · (q − zero_point)`.
+    Dequantize "q.dequantize" (Arity::Exact(1), Pure) {}
+    /// int8 → int8 with other quantization parameters.
+    Requantize "q.requantize" (Arity::Exact(1), Pure) {}
+    /// Requantizing int8 convolution: `x` i8 per tensor, `w` i8 per output channel, `bias` i32
+    /// with scale `s_x · s_w[c]`; int32 accumulation, then rescale by `s_x · s_w[c] / s_y`.
+    QConv2d "q.conv2d" (Arity::Range(2, 3), Pure) {
+        /// Vertical and horizontal stride.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Padding `[top, left, bottom, right]` (padded inputs equal the zero point).
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Vertical and horizontal dilation.
+        dilations: Vec<i64> = ints(&[1, 1]),
+        /// Groups; depthwise convolution has `groups` = channels.
+        groups: i64 = Some(1),
+        /// Lower clamp of the int8 output.
+        act_min: i64 = Some(-128),
+        /// Upper clamp of the int8 output.
+        act_max: i64 = Some(127),
+    }
+    /// Requantizing int8 fully connected layer `(x [N,K], w [M,K], bias [M]?) -> [N,M]`.
+    QLinear "q.linear" (Arity::Range(2, 3), Pure) {
+        /// Lower clamp of the int8 output.
+        act_min: i64 = Some(-128),
+        /// Upper clamp of the int8 output.
+        act_max: i64 = Some(127),
+    }
+    /// Requantizing int8 elementwise sum (equal shapes; each operand with its own scale).
+    QAdd "q.add" (Arity::Exact(2), Pure) {
+        /// Lower clamp of the int8 output.
+        act_min: i64 = Some(-128),
+        /// Upper clamp of the int8 output.
+        act_max: i64 = Some(127),
+    }
+    /// int8 average pooling over windows (padding excluded from the count).
+    QAvgPool "q.avg_pool" (Arity::Exact(1), Pure) {
+        /// Window height and width.
+        kernel: Vec<i64> = None,
+        /// Vertical and horizontal stride.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Lower clamp of the int8 output.
+        act_min: i64 = Some(-128),
+        /// Upper clamp of the int8 output.
+        act_max: i64 = Some(127),
+    }
+    /// int8 mean over the spatial dimensions `[N,C,H,W] -> [N,C,1,1]`.
+    QGlobalAvgPool "q.global_avg_pool" (Arity::Exact(1), Pure) {}
+}
+
+impl Op {
+    /// The dialect: the prefix before the first `.`, or `builtin`.
+    pub fn dialect(&self) -> &str {
+        self.name().split_once('.').map_or("builtin", |(d, _)| d)
+    }
+
+    /// Whether the quantization of the result is a free choice recorded in the result type
+    /// (rather than derived from the operands).
+    pub fn result_quant_is_chosen(&self) -> bool {
+        matches!(
+            self,
+            Op::Quantize {}
+                | Op::Requantize {}
+                | Op::QConv2d { .. }
+                | Op::QLinear { .. }
+                | Op::QAdd { .. }
+                | Op::QAvgPool { .. }
+                | Op::QGlobalAvgPool {}
+        )
+    }
+
+    /// The global read by a `param` or `const` op.
+    pub fn global(&self) -> Option<&str> {
+        match self {
+            Op::Param { global } | Op::Const { global } => Some(&global.0),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_in() {
+        let op = Op::from_parts("nn.conv2d", vec![("groups".into(), Attr::Int(4))]).unwrap();
+        assert_eq!(
+            op,
+            Op::Conv2d {
+                strides: vec![1, 1],
+                pads: vec![0; 4],
+                dilations: vec![1, 1],
+                groups: 4
+            }
+        );
+        assert_eq!(op.attrs()[3], ("groups".to_string(), Attr::Int(4)));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = Op::from_parts("nn.avg_pool", vec![]).unwrap_err();
+        assert_eq!(e.to_string(), "op `nn.avg_pool` needs attribute `kernel`");
+        let e = Op::from_parts("nn.relu", vec![("alpha".into(), Attr::F32(0.1))]).unwrap_err();
+        assert!(e.to_string().contains("has no attribute `alpha`"), "{e}");
+        let e = Op::from_parts("nn.softmax", vec![("axis".into(), Attr::F32(1.0))]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "attribute `axis` of `nn.softmax`: expected an integer, found float"
+        );
+        assert!(matches!(
+            Op::from_parts("nn.frobnicate", vec![]),
+            Err(OpError::UnknownOp(_))
+        ));
+        assert!(matches!(
+            Op::from_parts("relu", vec![]),
+            Err(OpError::UnknownOp(_))
+        ));
+    }
+
+    #[test]
+    fn custom_ops_need_their_own_dialect() {
+        let op = Op::from_parts("acme.fft", vec![("n".into(), Attr::Int(8))]).unwrap();
+        assert_eq!(op.name(), "acme.fft");
+        assert_eq!(op.dialect(), "acme");
+        assert_eq!(op.effect(), Effect::Write);
+    }
+}
