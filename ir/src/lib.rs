@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod attr;
 pub mod builder;
 pub mod data;
@@ -18,6 +19,7 @@ pub mod module;
 pub mod ops;
 pub mod text;
 pub mod types;
+pub mod verify;
 
 pub use attr::{Attr, Symbol};
 pub use builder::{BuildError, Builder};
@@ -28,3 +30,4 @@ pub use module::{
 pub use ops::{Arity, CustomOp, Effect, Op};
 pub use text::{print_module, PrintOptions};
 pub use types::{ElemType, Quant, Shape, TensorType};
+pub use verify::{verify_module, VerifyError, VerifyErrors};
