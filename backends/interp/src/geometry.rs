@@ -25,8 +25,12 @@ impl Window2d {
             if self.strides[d] == 0 || self.dilations[d] == 0 || self.kernel[d] == 0 {
                 return None;
             }
-            let padded = input[d] + self.pads[d] + self.pads[d + 2];
-            let span = self.dilations[d] * (self.kernel[d] - 1) + 1;
+            let padded = input[d]
+                .checked_add(self.pads[d])?
+                .checked_add(self.pads[d + 2])?;
+            let span = self.dilations[d]
+                .checked_mul(self.kernel[d] - 1)?
+                .checked_add(1)?;
             if padded < span {
                 return None;
             }
@@ -87,14 +91,24 @@ mod tests {
 
     #[test]
     fn same_padding_stride_two() {
-        let w = Window2d { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 1] };
+        let w = Window2d {
+            kernel: [3, 3],
+            strides: [2, 2],
+            pads: [1, 1, 1, 1],
+            dilations: [1, 1],
+        };
         assert_eq!(w.output_size([128, 128]), Some([64, 64]));
         assert_eq!(w.output_size([7, 7]), Some([4, 4]));
     }
 
     #[test]
     fn window_larger_than_input() {
-        let w = Window2d { kernel: [5, 5], strides: [1, 1], pads: [0; 4], dilations: [1, 1] };
+        let w = Window2d {
+            kernel: [5, 5],
+            strides: [1, 1],
+            pads: [0; 4],
+            dilations: [1, 1],
+        };
         assert_eq!(w.output_size([4, 4]), None);
     }
 }

@@ -25,6 +25,10 @@ pub fn check_len(what: &'static str, expected: usize, found: usize) -> Result<()
     if expected == found {
         Ok(())
     } else {
-        Err(KernelError::Length { what, expected, found })
+        Err(KernelError::Length {
+            what,
+            expected,
+            found,
+        })
     }
 }
