@@ -13,6 +13,7 @@
 pub mod analysis;
 pub mod attr;
 pub mod builder;
+pub mod cost;
 pub mod data;
 pub mod infer;
 pub mod module;

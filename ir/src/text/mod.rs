@@ -14,6 +14,9 @@
 //! Every op also prints and parses in the generic form
 //! `%1 = "nn.linear"(%x, %0) : (tensor<1x16xf32>, tensor<10x16xf32>) -> tensor<1x10xf32>`.
 
+mod lexer;
+mod parse;
 mod print;
 
+pub use parse::{parse_module, parse_module_named, ParseError};
 pub use print::{is_value_ident, print_function, print_module, write_dense, PrintOptions};

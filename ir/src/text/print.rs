@@ -5,6 +5,7 @@
 //! unique identifier (`%argN` otherwise), attributes in op-table order. Data of more than
 //! [`PrintOptions::elide_above`] elements prints as `elided<0x…>` (its FNV-1a digest).
 
+use super::lexer::is_bare_ident;
 use crate::attr::{write_f32, write_quoted, write_symbol};
 use crate::data::TensorData;
 use crate::module::{Function, GlobalData, GlobalKind, Module, OpData, Value};
@@ -149,7 +150,13 @@ fn write_attr_dict<'a>(
         if i > 0 {
             out.push_str(", ");
         }
-        write!(out, "{k} = {v}")?;
+        // Keys that do not lex as one identifier (custom ops, module metadata) print quoted.
+        if is_bare_ident(k) {
+            out.push_str(k);
+        } else {
+            write_quoted(out, k)?;
+        }
+        write!(out, " = {v}")?;
     }
     out.push('}');
     Ok(())
@@ -172,7 +179,16 @@ impl Names {
                 .filter(|n| is_value_ident(n) && !used.contains(*n));
             let name = match hint {
                 Some(n) => n.to_string(),
-                None => format!("arg{i}"),
+                None => {
+                    // `argN` may be taken by an earlier argument's hint.
+                    let mut name = format!("arg{i}");
+                    let mut k = 0usize;
+                    while used.contains(&name) {
+                        name = format!("arg{i}_{k}");
+                        k += 1;
+                    }
+                    name
+                }
             };
             used.insert(name.clone());
             names.insert(a, name);
@@ -260,7 +276,8 @@ fn write_op(
     }
     let attrs = data.op.attrs();
     let result_types: Vec<String> = data.results.iter().map(|&r| type_of(func, r)).collect();
-    if opts.generic {
+    // A custom op name that does not lex as one identifier prints in the generic form (quoted).
+    if opts.generic || !is_bare_ident(data.op.name()) {
         write_quoted(out, data.op.name())?;
         out.push('(');
         for (i, &v) in data.operands.iter().enumerate() {

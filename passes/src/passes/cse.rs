@@ -1,0 +1,268 @@
+//! `cse`: common-subexpression elimination.
+//!
+//! Merges ops that compute the same thing: the same op with the same attributes (floats compared
+//! bit for bit), the same operands and the same result types. Only [`Effect::Pure`] ops are
+//! merged, and `param` reads ([`Effect::ReadGlobal`]) only in functions without any
+//! [`Effect::Write`] op (a write could update the parameter between two reads). The first
+//! occurrence in program order is kept; later ones are replaced by it (also in function outputs)
+//! and erased. One forward sweep suffices: operands are rewritten before ops are compared, so
+//! chains of duplicates merge in one run.
+//!
+//! Statistics: `ops-merged`.
+
+use crate::pass::{Pass, PassError};
+use crate::statistics::Statistics;
+use mite_ir::{Attr, Effect, Function, Module, Op, OpId, TensorType, Value};
+use std::collections::{HashMap, HashSet};
+
+/// The `cse` pass (see the module documentation).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cse;
+
+impl Pass for Cse {
+    fn name(&self) -> &str {
+        "cse"
+    }
+
+    fn description(&self) -> &str {
+        "Merges identical pure ops (and parameter reads in functions without writes)"
+    }
+
+    fn run(&mut self, module: &mut Module, stats: &mut Statistics) -> Result<bool, PassError> {
+        let merged: usize = module.functions.iter_mut().map(merge_duplicates).sum();
+        stats.add("ops-merged", merged as u64);
+        Ok(merged > 0)
+    }
+}
+
+/// An attribute value that can be hashed: floats by their bits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum AttrKey {
+    Bool(bool),
+    Int(i64),
+    F32Bits(u32),
+    Ints(Vec<i64>),
+    Str(String),
+    Sym(String),
+}
+
+impl From<Attr> for AttrKey {
+    fn from(a: Attr) -> AttrKey {
+        match a {
+            Attr::Bool(b) => AttrKey::Bool(b),
+            Attr::Int(i) => AttrKey::Int(i),
+            Attr::F32(x) => AttrKey::F32Bits(x.to_bits()),
+            Attr::Ints(v) => AttrKey::Ints(v),
+            Attr::Str(s) => AttrKey::Str(s),
+            Attr::Sym(s) => AttrKey::Sym(s),
+        }
+    }
+}
+
+/// What makes two ops interchangeable.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct OpKey {
+    name: String,
+    attrs: Vec<(String, AttrKey)>,
+    operands: Vec<Value>,
+    result_types: Vec<TensorType>,
+}
+
+impl OpKey {
+    fn new(func: &Function, id: OpId) -> OpKey {
+        let data = func.op(id);
+        OpKey {
+            name: data.op.name().to_string(),
+            attrs: data
+                .op
+                .attrs()
+                .into_iter()
+                .map(|(k, v)| (k, AttrKey::from(v)))
+                .collect(),
+            operands: data.operands.to_vec(),
+            result_types: data.results.iter().map(|&r| func.ty(r).clone()).collect(),
+        }
+    }
+}
+
+/// Merges the duplicate ops of `func`; returns how many were erased.
+fn merge_duplicates(func: &mut Function) -> usize {
+    let has_writes = func
+        .layout()
+        .iter()
+        .any(|&id| func.op(id).op.effect() == Effect::Write);
+    let mergeable = |op: &Op| match op.effect() {
+        Effect::Pure => true,
+        Effect::ReadGlobal => !has_writes,
+        Effect::Write => false,
+    };
+    let mut replacement: HashMap<Value, Value> = HashMap::new();
+    let mut seen: HashMap<OpKey, OpId> = HashMap::new();
+    let mut erased: HashSet<OpId> = HashSet::new();
+    for id in func.layout().to_vec() {
+        if !replacement.is_empty() {
+            let data = func.op_mut(id);
+            for v in data.operands.iter_mut() {
+                if let Some(&r) = replacement.get(v) {
+                    *v = r;
+                }
+            }
+        }
+        if !mergeable(&func.op(id).op) {
+            continue;
+        }
+        let key = OpKey::new(func, id);
+        match seen.get(&key) {
+            Some(&first) => {
+                let pairs = func.op(id).results.iter().zip(&func.op(first).results);
+                replacement.extend(pairs.map(|(&dup, &kept)| (dup, kept)));
+                erased.insert(id);
+            }
+            None => {
+                seen.insert(key, id);
+            }
+        }
+    }
+    if erased.is_empty() {
+        return 0;
+    }
+    let outputs = func
+        .outputs()
+        .iter()
+        .map(|v| replacement.get(v).copied().unwrap_or(*v))
+        .collect();
+    func.set_outputs(outputs);
+    func.erase_ops_where(|id, _| erased.contains(&id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+    use mite_ir::{Builder, CustomOp, TensorData};
+
+    #[test]
+    fn merges_identical_pure_ops_transitively() {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let x = b.arg("x", TensorType::f32(&[4]));
+        let a1 = b.op(Op::Relu {}, &[x]).unwrap();
+        let a2 = b.op(Op::Relu {}, &[x]).unwrap();
+        let s1 = b.op(Op::Add {}, &[a1, x]).unwrap();
+        let s2 = b.op(Op::Add {}, &[a2, x]).unwrap();
+        let out = b.op(Op::Mul {}, &[s1, s2]).unwrap();
+        b.ret(&[out, s2]);
+        let stats = run_ok(&mut Cse, &mut m);
+        assert_eq!(stats.get("ops-merged"), 2);
+        assert_eq!(op_names(&m), ["nn.relu", "nn.add", "nn.mul"]);
+        let f = &m.functions[0];
+        let add = f.op(f.layout()[1]).result();
+        let mul = f.op(f.layout()[2]);
+        assert_eq!(mul.operands.as_slice(), &[add, add]);
+        assert_eq!(
+            f.outputs(),
+            &[mul.result(), add],
+            "outputs follow the merge"
+        );
+        assert_idempotent(&mut Cse, &m);
+    }
+
+    #[test]
+    fn attributes_and_operand_order_distinguish() {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let x = b.arg("x", TensorType::f32(&[4]));
+        let y = b.arg("y", TensorType::f32(&[4]));
+        let c1 = b.op(Op::Clip { min: 0.0, max: 6.0 }, &[x]).unwrap();
+        let c2 = b
+            .op(
+                Op::Clip {
+                    min: -0.0,
+                    max: 6.0,
+                },
+                &[x],
+            )
+            .unwrap();
+        let c3 = b.op(Op::Clip { min: 0.0, max: 1.0 }, &[x]).unwrap();
+        let s1 = b.op(Op::Add {}, &[x, y]).unwrap();
+        let s2 = b.op(Op::Add {}, &[y, x]).unwrap();
+        b.ret(&[c1, c2, c3, s1, s2]);
+        let stats = run_ok(&mut Cse, &mut m);
+        assert_eq!(stats.get("ops-merged"), 0);
+        assert_eq!(m.functions[0].num_ops(), 5);
+    }
+
+    fn reads_twice(with_write: bool) -> Module {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let x = b.arg("x", TensorType::f32(&[2]));
+        let w1 = b
+            .param(
+                "w",
+                TensorType::f32(&[2]),
+                true,
+                Some(TensorData::F32(vec![1.0, 2.0])),
+            )
+            .unwrap();
+        let c1 = b
+            .constant("c", TensorType::f32(&[2]), TensorData::F32(vec![3.0, 4.0]))
+            .unwrap();
+        if with_write {
+            let update = Op::Custom(CustomOp {
+                name: "acme.update".into(),
+                attrs: vec![],
+            });
+            b.op_typed(update, &[x], vec![TensorType::f32(&[2])])
+                .unwrap();
+        }
+        let read_w = Op::Param {
+            global: mite_ir::Symbol("w".into()),
+        };
+        let w2 = b.op(read_w, &[]).unwrap();
+        let read_c = Op::Const {
+            global: mite_ir::Symbol("c".into()),
+        };
+        let c2 = b.op(read_c, &[]).unwrap();
+        let s1 = b.op(Op::Add {}, &[w1, c1]).unwrap();
+        let s2 = b.op(Op::Add {}, &[w2, c2]).unwrap();
+        b.ret(&[s1, s2]);
+        m
+    }
+
+    #[test]
+    fn parameter_reads_merge_only_without_writes() {
+        let mut m = reads_twice(false);
+        let stats = run_ok(&mut Cse, &mut m);
+        assert_eq!(stats.get("ops-merged"), 3, "param, const and add");
+        assert_eq!(op_names(&m), ["param", "const", "nn.add"]);
+        assert_idempotent(&mut Cse, &m);
+
+        let mut m = reads_twice(true);
+        let stats = run_ok(&mut Cse, &mut m);
+        assert_eq!(stats.get("ops-merged"), 1, "only the constant read");
+        assert_eq!(
+            op_names(&m),
+            ["param", "const", "acme.update", "param", "nn.add", "nn.add"]
+        );
+        assert_idempotent(&mut Cse, &m);
+    }
+
+    #[test]
+    fn custom_ops_are_never_merged() {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let x = b.arg("x", TensorType::f32(&[2]));
+        let op = Op::Custom(CustomOp {
+            name: "acme.random".into(),
+            attrs: vec![],
+        });
+        let r1 = b
+            .op_typed(op.clone(), &[x], vec![TensorType::f32(&[2])])
+            .unwrap();
+        let r2 = b.op_typed(op, &[x], vec![TensorType::f32(&[2])]).unwrap();
+        b.ret(&[r1[0], r2[0]]);
+        let stats = run_ok(&mut Cse, &mut m);
+        assert_eq!(stats.get("ops-merged"), 0);
+        assert_eq!(m.functions[0].num_ops(), 2);
+    }
+}

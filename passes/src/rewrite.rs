@@ -1,0 +1,24 @@
+//! Small helpers shared by the passes.
+
+use mite_ir::{Function, Op, OpId, Value, ValueDef};
+
+/// The op defining `v`, if it is an op result (not an argument).
+pub(crate) fn defining_op(func: &Function, v: Value) -> Option<OpId> {
+    match func.value(v).def {
+        ValueDef::Result(op, _) => Some(op),
+        ValueDef::Arg(_) => None,
+    }
+}
+
+/// The op defining `v` with its op kind, if `v` is an op result.
+pub(crate) fn producer(func: &Function, v: Value) -> Option<(OpId, &Op)> {
+    defining_op(func, v).map(|id| (id, &func.op(id).op))
+}
+
+/// Replaces every use of the single result of `op` (operands and function outputs) by `value`
+/// and erases `op`.
+pub(crate) fn replace_op_with_value(func: &mut Function, op: OpId, value: Value) {
+    let old = func.op(op).result();
+    func.replace_all_uses(old, value);
+    func.erase_op(op);
+}
