@@ -103,6 +103,8 @@ pub struct ValueData {
 pub struct Function {
     /// The function's name (printed `@name`).
     pub name: String,
+    /// 1-based line and column of its definition, for functions parsed from text.
+    pub line_col: Option<(u32, u32)>,
     ops: Arena<OpData>,
     values: Arena<ValueData>,
     layout: Vec<OpId>,
@@ -409,6 +411,8 @@ pub struct Global {
     pub kind: GlobalKind,
     /// Its data.
     pub data: GlobalData,
+    /// 1-based line and column of its declaration, for globals parsed from text.
+    pub line_col: Option<(u32, u32)>,
 }
 
 /// A compilation unit: globals (with their data in a side table) and functions.
@@ -457,6 +461,7 @@ impl Module {
                 ty,
                 kind: GlobalKind::Param { trainable },
                 data,
+                line_col: None,
             },
         )
     }
@@ -469,6 +474,7 @@ impl Module {
                 ty,
                 kind: GlobalKind::Const,
                 data,
+                line_col: None,
             },
         )
     }

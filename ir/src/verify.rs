@@ -81,7 +81,7 @@ pub fn verify_module(module: &Module) -> Result<(), VerifyErrors> {
         let location = format!("global @{name}");
         let mut push = |message: String| {
             errors.push(VerifyError {
-                line_col: None,
+                line_col: g.line_col,
                 location: location.clone(),
                 message,
             })
@@ -106,7 +106,7 @@ pub fn verify_module(module: &Module) -> Result<(), VerifyErrors> {
     for func in &module.functions {
         if !seen.insert(func.name.as_str()) {
             errors.push(VerifyError {
-                line_col: None,
+                line_col: func.line_col,
                 location: format!("@{}", func.name),
                 message: "a function of this name is defined twice".into(),
             });
@@ -130,7 +130,7 @@ fn op_location(func: &Function, index: usize, data: &OpData) -> String {
 
 fn verify_function(module: &Module, func: &Function, errors: &mut Vec<VerifyError>) {
     let fn_error = |message: String| VerifyError {
-        line_col: None,
+        line_col: func.line_col,
         location: format!("@{}", func.name),
         message,
     };

@@ -320,7 +320,16 @@ fn apply(text: &mut String, m: &Mutation) {
 
 /// What a module the parser accepted must satisfy.
 fn on_parsed(m: &Module) -> Result<(), TestCaseError> {
-    // Verifier hook: add `let _ = mite_ir::verify::verify_module(m);` here (it must not panic).
+    // The verifier must not panic on whatever the parser accepts, and every error it reports on
+    // parsed text carries a position.
+    if let Err(errors) = mite_ir::verify::verify_module(m) {
+        for e in &errors.0 {
+            prop_assert!(
+                e.line_col.is_some(),
+                "verifier error without a position: {e}"
+            );
+        }
+    }
     let text = print_module(m, &PrintOptions::full());
     let again = parse_module(&text).map_err(|e| {
         TestCaseError::fail(format!(

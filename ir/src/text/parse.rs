@@ -274,7 +274,16 @@ impl<'a> Parser<'a> {
                 format!("global {} is declared twice", name_tok.text),
             ));
         }
-        module.globals.insert(name, Global { ty, kind, data });
+        let line_col = Some((name_tok.line, name_tok.col));
+        module.globals.insert(
+            name,
+            Global {
+                ty,
+                kind,
+                data,
+                line_col,
+            },
+        );
         Ok(())
     }
 
@@ -525,8 +534,9 @@ impl<'a> Parser<'a> {
 
     /// Parses `@name(%a: T, ...) -> (T, ...) { ops; return ... }` after `func`.
     fn function(&mut self) -> Result<Function, ParseError> {
-        let (name, _) = self.expect_symbol("a function name (@name) after 'func'")?;
+        let (name, name_tok) = self.expect_symbol("a function name (@name) after 'func'")?;
         let mut func = Function::new(name);
+        func.line_col = Some((name_tok.line, name_tok.col));
         let mut scope = Scope::default();
         self.expect(&TokenKind::LParen, "'(' to open the arguments")?;
         if !self.eat(&TokenKind::RParen)? {

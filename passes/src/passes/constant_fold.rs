@@ -165,6 +165,7 @@ impl Pass for ConstantFold {
                         ty: out_ty,
                         kind: GlobalKind::Const,
                         data: GlobalData::Inline(value),
+                        line_col: None,
                     },
                 );
                 folded += 1;

@@ -1,0 +1,146 @@
+//! The `mite` command line, run as a process.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mite(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mite"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the mite binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn opt_prints_the_optimised_ir() {
+    let out = mite(&[
+        "opt",
+        "examples/ir/mbv2_block.mir",
+        "--passes",
+        "canonicalize,cse,dce",
+        "--stats",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("module @mbv2_block {"), "{stdout}");
+    assert!(stdout.contains("nn.conv2d"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("cse (unchanged"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn type_error_names_op_location_and_types() {
+    let out = mite(&[
+        "opt",
+        "tests/ir/err_verify_conv_channels.mir",
+        "--passes",
+        "dce",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(out.stdout.is_empty(), "nothing on stdout on error");
+    assert_eq!(
+        stderr.trim_end(),
+        "tests/ir/err_verify_conv_channels.mir:7:10: error: @forward op #1 `nn.conv2d` \"first_conv\": \
+         operand 1: expected a weight with 3 input channels per group (3 / 1), found tensor<8x4x3x3xf32>"
+    );
+}
+
+#[test]
+fn result_type_error_shows_expected_and_found() {
+    let out = mite(&["opt", "tests/ir/err_verify_result_type.mir"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("5:10: error: @forward op #1 `nn.avg_pool` \"pool\": result type: expected tensor<1x3x4x4xf32>, found tensor<1x3x3x3xf32>"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn instrumentation_goes_to_stderr() {
+    let out = mite(&[
+        "opt",
+        "tests/ir/stop_after.mir",
+        "--passes",
+        "canonicalize,cse,dce",
+        "--print-ir-after-all",
+        "--stop-after=cse",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("// -----// IR Dump After canonicalize //----- //"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("// -----// IR Dump After cse //----- //"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("After dce"), "{stderr}");
+    assert!(text(&out.stdout).contains("nn.softmax"), "dce did not run");
+}
+
+#[test]
+fn bad_pipeline_and_missing_file_fail_cleanly() {
+    let out = mite(&["opt", "examples/ir/mbv2_block.mir", "--passes", "cse,,dce"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).starts_with("error: in pipeline `cse,,dce`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let missing = Path::new("tests/ir/does_not_exist.mir");
+    let out = mite(&["opt", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).starts_with("error: cannot read tests/ir/does_not_exist.mir"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn generic_output_parses_back() {
+    let out = mite(&["opt", "examples/ir/mbv2_block.mir", "--generic"]);
+    assert!(out.status.success());
+    let generic = text(&out.stdout);
+    assert!(generic.contains("\"nn.conv2d\"("), "{generic}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mite"))
+        .args(["opt", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(generic.as_bytes())
+        .unwrap();
+    let back = child.wait_with_output().unwrap();
+    assert!(back.status.success());
+    let pretty = mite(&["opt", "examples/ir/mbv2_block.mir"]);
+    assert_eq!(text(&back.stdout), text(&pretty.stdout));
+}
+
+#[test]
+fn lists_passes_and_ops() {
+    let out = mite(&["passes"]);
+    assert!(out.status.success());
+    for pass in ["canonicalize", "constant-fold", "cse", "dce"] {
+        assert!(text(&out.stdout).contains(pass), "{}", text(&out.stdout));
+    }
+    let out = mite(&["ops"]);
+    assert!(text(&out.stdout).contains("nn.conv2d"));
+    assert!(text(&out.stdout).contains("q.conv2d"));
+}
