@@ -1,6 +1,6 @@
 //! The closed op set, generated from one table.
 //!
-//! Each row of [`op_table!`] gives an op's Rust variant, its text name (with its dialect prefix),
+//! Each row of the `op_table!` macro invocation gives an op's Rust variant, its text name (with its dialect prefix),
 //! its operand arity, its effect and its attributes with their defaults (`None` = required).
 //! From that one table come the [`Op`] enum, names, arities, effects, and the conversion to and
 //! from the generic attribute form used by the text format. Passes, gradient rules and kernels

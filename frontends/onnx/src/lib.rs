@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Operators of any domain (including `com.microsoft`) are kept as data; refusing them is the
-//! importer's job. What cannot be represented is refused with an [`OnnxError`] naming the file
+//! importer's job ([`import`]: ONNX → mite IR, float and int8 QDQ; [`export`]: trained weights
+//! back into the original model). What cannot be represented is refused with an [`OnnxError`] naming the file
 //! and the place: external tensor data, segmented or sparse tensors, subgraph attributes, and
 //! tensor data of complex, 8-bit float or 4-bit types. Model-local functions, training info,
 //! doc strings and quantization annotations are not kept.
@@ -24,6 +25,8 @@
 mod decode;
 mod encode;
 mod error;
+pub mod export;
+pub mod import;
 mod model;
 mod proto;
 
@@ -32,6 +35,10 @@ use std::path::Path;
 use prost::Message;
 
 pub use error::{ErrorKind, OnnxError};
+pub use export::{export_weights, ExportError};
+pub use import::{
+    import_bytes, import_file, import_model, ImportError, ImportErrorKind, ImportOptions,
+};
 pub use model::{
     element_count, AttrValue, DataType, Dim, Graph, Node, OnnxModel, OpsetImport, Tensor,
     TensorData, TensorShapeError, ValueInfo, DEFAULT_IR_VERSION, DEFAULT_OPSET,
