@@ -13,6 +13,9 @@
 #![forbid(unsafe_code)]
 
 pub mod driver;
+pub mod eval;
+pub mod inspect;
+pub mod model;
 
 pub use mite_data as data;
 pub use mite_interp as interp;

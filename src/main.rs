@@ -22,6 +22,10 @@ struct Cli {
 enum Command {
     /// Parse, verify and transform an IR file with a pass pipeline; print the result on stdout.
     Opt(OptArgs),
+    /// Show a model's ops, parameters, MACs and inference peak memory estimate.
+    Inspect(InspectArgs),
+    /// Measure top-1 accuracy of a model on an image split.
+    Eval(EvalArgs),
     /// List the registered passes.
     Passes,
     /// List the built-in ops with their attributes.
@@ -61,11 +65,53 @@ struct OptArgs {
     no_verify_each: bool,
 }
 
+#[derive(Args)]
+struct InspectArgs {
+    /// The model: a `.onnx` or `.mir` file, or `zoo:NAME` (see `mite zoo`).
+    model: String,
+    /// The function to inspect.
+    #[arg(long, default_value = "forward")]
+    function: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// The model: a `.onnx` or `.mir` file, or `zoo:NAME`.
+    model: String,
+    /// The dataset directory holding `<split>_images.npy` and `<split>_labels.npy`.
+    #[arg(long)]
+    data: PathBuf,
+    /// The split, e.g. `val` or `test`.
+    #[arg(long)]
+    split: String,
+    /// Pixel normalisation `MEAN,STD`: input = (pixel − MEAN) / STD.
+    #[arg(long, default_value = "127.5,127.5")]
+    normalize: String,
+    /// Evaluate only the first N images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// int8 requantization rounding: `double` (TFLite/CMSIS-NN), `single`, `float` (the paper's
+    /// simulation).
+    #[arg(long, default_value = "double")]
+    rounding: String,
+    /// Write the logits as a float32 `.npy` array `[N, classes]`.
+    #[arg(long = "dump-logits", value_name = "FILE.npy")]
+    dump_logits: Option<PathBuf>,
+    /// Write the report as JSON.
+    #[arg(long = "report-json", value_name = "FILE")]
+    report_json: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Opt(args) => run_opt(args),
+        Command::Inspect(args) => run_inspect(args),
+        Command::Eval(args) => run_eval(args),
         Command::Passes => {
             print!("{}", PassRegistry::with_builtin());
             Ok(())
@@ -139,5 +185,77 @@ fn run_opt(args: OptArgs) -> Result<(), String> {
         eprint!("{}", output.report);
     }
     print!("{}", output.ir);
+    Ok(())
+}
+
+fn run_inspect(args: InspectArgs) -> Result<(), String> {
+    let model = mite::model::load_model(&args.model)?;
+    let report = mite::inspect::inspect(&model.name, &model.module, &args.function)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?
+        );
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+fn parse_rounding(text: &str) -> Result<mite::interp::quant::Rounding, String> {
+    use mite::interp::quant::Rounding;
+    match text {
+        "double" => Ok(Rounding::Double),
+        "single" => Ok(Rounding::Single),
+        "float" => Ok(Rounding::FloatScale),
+        other => Err(format!(
+            "error: --rounding: expected double, single or float, found `{other}`"
+        )),
+    }
+}
+
+fn run_eval(args: EvalArgs) -> Result<(), String> {
+    use std::io::Write;
+    let norm = mite::data::Normalization::parse(&args.normalize)
+        .map_err(|e| format!("error: --normalize: {e}"))?;
+    let rounding = parse_rounding(&args.rounding)?;
+    let model = mite::model::load_model(&args.model)?;
+    let data =
+        mite::data::Dataset::load(&args.data, &args.split).map_err(|e| format!("error: {e}"))?;
+    let (report, logits) = mite::eval::evaluate(
+        &model.module,
+        "forward",
+        &data,
+        norm,
+        args.limit,
+        rounding,
+        |done, total| {
+            if done % 10 == 0 || done == total {
+                eprint!("\r{done}/{total} images");
+                let _ = std::io::stderr().flush();
+            }
+        },
+    )?;
+    eprintln!();
+    println!(
+        "{}: {} / {} correct, top-1 accuracy {:.2} % (median {:.1} ms per image)",
+        model.name,
+        report.correct,
+        report.n,
+        100.0 * report.accuracy,
+        report.median_ms_per_image
+    );
+    if let Some(path) = &args.dump_logits {
+        let array = mite::data::NpyArray {
+            shape: vec![report.n, logits.classes],
+            data: mite::data::NpyData::F32(logits.values),
+        };
+        array.write(path).map_err(|e| format!("error: {e}"))?;
+    }
+    if let Some(path) = &args.report_json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+    }
     Ok(())
 }
