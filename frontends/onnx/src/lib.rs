@@ -29,6 +29,7 @@ pub mod export;
 pub mod import;
 mod model;
 mod proto;
+pub mod tensor_file;
 
 use std::path::Path;
 

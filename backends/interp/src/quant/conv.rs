@@ -40,8 +40,11 @@ fn weight_zero_point(
 /// * `w`: `[c_out, c_in/groups, kh, kw]` int8; `w_zero_points` is empty (symmetric weights, the
 ///   usual case), one per-tensor value, or one per output channel.
 /// * `bias`: optional `[c_out]` int32, in units of `s_x · s_W[o]`.
-/// * The accumulator is `i32` and wraps on overflow like the reference's (which cannot overflow
-///   for int8 operands unless the reduction has more than about 2^15 terms).
+/// * The sum of products is `i32` and wraps on overflow like the reference's (which cannot
+///   overflow for int8 operands unless the reduction has more than about 2^15 terms). The bias is
+///   then added with saturation to the `i32` range ([`add_bias`]): the reference wraps there too,
+///   but real models do overflow at that step (the paper's MCUNet has dead channels whose bias is
+///   `i32::MIN`), and saturating gives what the float graph computes.
 /// * `out` requantizes per output channel (or per tensor) with its [`super::Rounding`], adds the
 ///   output zero point and clamps to the activation range.
 ///
@@ -90,39 +93,45 @@ pub fn conv2d_int8(
 
     let zx = i32::from(x_zero_point);
     let mut y = Vec::with_capacity(out_len);
+    // One output plane at a time, accumulated tap by tap over contiguous rows; integer sums wrap,
+    // so the order does not change the result.
+    let mut plane = vec![0_i32; oh * ow];
     for b in 0..shape.n {
         for o in 0..shape.c_out {
             let group = o / cout_g;
             let zw_o = zw(o);
-            let bias_o = bias.map_or(0, |bias| bias[o]);
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc: i32 = 0;
-                    for ci in 0..cin_g {
-                        let c = group * cin_g + ci;
-                        for ky in 0..kh {
-                            // Row in padded coordinates; skip the padding.
+            plane.fill(0);
+            for ci in 0..cin_g {
+                let c = group * cin_g + ci;
+                let x_plane = &x[(b * shape.c_in + c) * h * wd..(b * shape.c_in + c + 1) * h * wd];
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let wv = i32::from(w[((o * cin_g + ci) * kh + ky) * kw + kx]) - zw_o;
+                        if wv == 0 {
+                            continue;
+                        }
+                        let (ox_lo, ox_hi) = valid_range(ow, sw, kx * dw, pad_left, wd);
+                        for oy in 0..oh {
                             let py = oy * sh + ky * dh;
                             if py < pad_top || py - pad_top >= h {
                                 continue;
                             }
-                            let iy = py - pad_top;
-                            for kx in 0..kw {
-                                let px = ox * sw + kx * dw;
-                                if px < pad_left || px - pad_left >= wd {
-                                    continue;
-                                }
-                                let ix = px - pad_left;
-                                let xv = i32::from(x[((b * shape.c_in + c) * h + iy) * wd + ix]);
-                                let wv = i32::from(w[((o * cin_g + ci) * kh + ky) * kw + kx]);
-                                acc = acc.wrapping_add((xv - zx).wrapping_mul(wv - zw_o));
+                            let x_row = &x_plane[(py - pad_top) * wd..(py - pad_top + 1) * wd];
+                            let out_row = &mut plane[oy * ow..(oy + 1) * ow];
+                            for ox in ox_lo..ox_hi {
+                                let xv = i32::from(x_row[ox * sw + kx * dw - pad_left]);
+                                out_row[ox] = out_row[ox].wrapping_add((xv - zx).wrapping_mul(wv));
                             }
                         }
                     }
-                    acc = acc.wrapping_add(bias_o);
-                    y.push(out.finish(acc, o));
                 }
             }
+            let bias_o = bias.map_or(0, |bias| bias[o]);
+            y.extend(
+                plane
+                    .iter()
+                    .map(|&acc| out.finish(add_bias(acc, bias_o), o)),
+            );
         }
     }
     Ok(y)
@@ -173,14 +182,13 @@ pub fn fully_connected_int8(
         let row = &x[n * k..(n + 1) * k];
         for o in 0..m {
             let zw_o = zw(o);
-            let mut acc = row
+            let acc = row
                 .iter()
                 .zip(&w[o * k..(o + 1) * k])
                 .fold(0_i32, |acc, (&xv, &wv)| {
                     acc.wrapping_add((i32::from(xv) - zx).wrapping_mul(i32::from(wv) - zw_o))
                 });
-            acc = acc.wrapping_add(bias.map_or(0, |b| b[o]));
-            y.push(out.finish(acc, o));
+            y.push(out.finish(add_bias(acc, bias.map_or(0, |b| b[o])), o));
         }
     }
     Ok(y)
@@ -400,7 +408,10 @@ mod tests {
                     }
                 }
             }
-            *yv = out.finish(i32::try_from(acc).unwrap(), o);
+            *yv = out.finish(
+                acc.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+                o,
+            );
         }
         y
     }
@@ -528,4 +539,35 @@ mod tests {
             prop_assert_eq!(fc, conv);
         }
     }
+}
+
+/// Adds the int32 bias to an accumulator, saturating to the `i32` range.
+///
+/// TFLite's reference kernels wrap here; the paper's models have dead output channels with
+/// weight scales near 1e-8 and bias `i32::MIN`, whose sum wraps to the opposite sign. Saturating
+/// reproduces what the QDQ float graph (and onnxruntime) computes for them, and equals wrapping
+/// whenever the sum fits.
+pub fn add_bias(acc: i32, bias: i32) -> i32 {
+    acc.saturating_add(bias)
+}
+
+/// The output columns `ox` whose input column `ox · stride + offset − pad` lies inside `[0, width)`.
+fn valid_range(
+    out: usize,
+    stride: usize,
+    offset: usize,
+    pad: usize,
+    width: usize,
+) -> (usize, usize) {
+    let lo = if offset >= pad {
+        0
+    } else {
+        (pad - offset).div_ceil(stride)
+    };
+    let hi = if pad + width > offset {
+        (pad + width - offset).div_ceil(stride).min(out)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
 }
