@@ -144,3 +144,90 @@ fn lists_passes_and_ops() {
     assert!(text(&out.stdout).contains("nn.conv2d"));
     assert!(text(&out.stdout).contains("q.conv2d"));
 }
+
+#[test]
+fn inspect_reports_the_paper_figures_as_json() {
+    let Some(model) = mite_test_support::shared_file("inspect_json", "models/mbv2-w0.35.onnx")
+    else {
+        return;
+    };
+    let out = mite(&["inspect", model.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // NOTES §6: 0.24 M parameters and 16.6 M MACs for the backbone (classifier excluded).
+    assert_eq!(json["param_elements_backbone"], 244_448);
+    assert_eq!(json["macs_backbone"], 16_646_912);
+    assert_eq!(json["ops"]["q.conv2d"], 52);
+    assert_eq!(json["inputs"][0], "tensor<1x3x128x128xf32>");
+}
+
+#[test]
+fn eval_writes_logits_and_a_json_report() {
+    let Some(shared) = mite_test_support::shared_dir("eval_cli") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("mite-eval-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (logits, report) = (dir.join("logits.npy"), dir.join("report.json"));
+    let out = mite(&[
+        "eval",
+        shared.join("models/mcunet-5fps.onnx").to_str().unwrap(),
+        "--data",
+        shared.join("datasets/imagenette").to_str().unwrap(),
+        "--split",
+        "val",
+        "--limit",
+        "4",
+        "--dump-logits",
+        logits.to_str().unwrap(),
+        "--report-json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["n"], 4);
+    assert!(json["accuracy"].as_f64().unwrap() >= 0.0);
+    let array = mite::data::NpyArray::read(&logits).unwrap();
+    assert_eq!(array.shape, vec![4, 1000]);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn eval_rejects_bad_inputs_with_clear_messages() {
+    let out = mite(&[
+        "eval",
+        "zoo:tiny-float-cnn",
+        "--data",
+        "/nonexistent",
+        "--split",
+        "val",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("/nonexistent/val_images.npy"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = mite(&["eval", "zoo:nope", "--data", "/x", "--split", "val"]);
+    assert!(
+        text(&out.stderr).contains("unknown zoo model `nope`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = mite(&[
+        "eval",
+        "zoo:tiny-float-cnn",
+        "--data",
+        "/x",
+        "--split",
+        "val",
+        "--normalize",
+        "1",
+    ]);
+    assert!(
+        text(&out.stderr).contains("--normalize"),
+        "{}",
+        text(&out.stderr)
+    );
+}
