@@ -44,6 +44,9 @@ pub enum BuildError {
     /// The op's result quantization is a free choice: use [`Builder::op_quant`].
     #[error("`{0}` needs its result quantization: use `op_quant`")]
     NeedsQuant(String),
+    /// The op has no result (an `optim.` update): use [`Builder::effect`].
+    #[error("`{0}` has no result: use `effect`")]
+    NoResult(String),
     /// A custom op needs declared result types: use [`Builder::op_typed`].
     #[error("custom op `{0}` needs declared result types: use `op_typed`")]
     NeedsTypes(String),
@@ -201,7 +204,34 @@ impl<'m> Builder<'m> {
         let Some(types) = self.infer(&op, operands)? else {
             return Err(BuildError::NeedsTypes(op.name().into()));
         };
+        if types.len() != 1 {
+            return Err(BuildError::NoResult(op.name().into()));
+        }
         Ok(self.push(op, operands, types)[0])
+    }
+
+    /// Adds a built-in op without results (an `optim.` update); returns its handle.
+    pub fn effect(
+        &mut self,
+        op: Op,
+        operands: &[Value],
+    ) -> Result<crate::module::OpId, BuildError> {
+        let Some(types) = self.infer(&op, operands)? else {
+            return Err(BuildError::NeedsTypes(op.name().into()));
+        };
+        if !types.is_empty() {
+            return Err(BuildError::Type {
+                op: op.name().into(),
+                loc: String::new(),
+                message: "the op has a result: use `op`".into(),
+            });
+        }
+        let loc = Loc {
+            name: self.name.take(),
+            line_col: None,
+        };
+        let f = &mut self.module.functions[self.func];
+        Ok(f.append_op(op, operands, Vec::new(), loc))
     }
 
     /// Adds an op whose result quantization is chosen (`q.quantize`, `q.conv2d`, ...).
@@ -214,7 +244,10 @@ impl<'m> Builder<'m> {
         let Some(types) = self.infer(&op, operands)? else {
             return Err(BuildError::NeedsTypes(op.name().into()));
         };
-        let ty = types[0].with_quant(Some(quant));
+        let Some(first) = types.first() else {
+            return Err(BuildError::NoResult(op.name().into()));
+        };
+        let ty = first.with_quant(Some(quant));
         check_type(&ty).map_err(|e| BuildError::Type {
             op: op.name().into(),
             loc: String::new(),

@@ -95,17 +95,17 @@ pub fn infer_result_types(
             let Some(g) = globals.get(&global.0) else {
                 bail!("unknown global {global}");
             };
-            let is_param = matches!(g.kind, crate::module::GlobalKind::Param { .. });
-            if is_param != matches!(op, Op::Param { .. }) {
-                let kind = if is_param {
-                    "a parameter"
-                } else {
-                    "a constant"
-                };
-                bail!(
-                    "{global} is {kind}; read it with `{}`",
-                    if is_param { "param" } else { "const" }
-                );
+            use crate::module::GlobalKind;
+            match (op, g.kind) {
+                (Op::Param { .. }, GlobalKind::Param { .. })
+                | (Op::Const { .. }, GlobalKind::Const) => {}
+                (_, GlobalKind::Param { .. }) => {
+                    bail!("{global} is a parameter; read it with `param`")
+                }
+                (_, GlobalKind::Const) => bail!("{global} is a constant; read it with `const`"),
+                (_, GlobalKind::State) => {
+                    bail!("{global} is optimizer state, which only `optim.` ops use")
+                }
             }
             g.ty.clone()
         }
@@ -401,6 +401,297 @@ pub fn infer_result_types(
             expect_per_tensor(x, 0)?;
             TensorType::new(&x.shape, ElemType::I8)
         }
+        Op::ConvInputGrad {
+            strides,
+            pads,
+            dilations,
+            groups,
+            input_shape,
+        } => {
+            let (dy, w) = (operands[0], operands[1]);
+            expect_real(dy, 0)?;
+            expect_real_or_quantized_weight(w, 1)?;
+            let x = TensorType::f32(&shape_attr4(input_shape, "input_shape")?);
+            let fwd = conv_type(
+                &[&x, &w.with_quant(None)],
+                strides,
+                pads,
+                dilations,
+                *groups,
+                ElemType::F32,
+            )?;
+            expect_shape(dy, &fwd.shape, 0)?;
+            x
+        }
+        Op::ConvWeightGrad {
+            strides,
+            pads,
+            dilations,
+            groups,
+            kernel,
+        } => {
+            let (x, dy) = (operands[0], operands[1]);
+            expect_real(x, 0)?;
+            expect_real(dy, 1)?;
+            expect_rank(x, 4, 0)?;
+            let [kh, kw] = pair(kernel, "kernel", 1)?;
+            if *groups <= 0 || x.shape[1] % *groups as usize != 0 {
+                bail!(
+                    "groups = {groups} must be positive and divide the {} input channels",
+                    x.shape[1]
+                );
+            }
+            let co = dy.shape.get(1).copied().unwrap_or(0);
+            let w = TensorType::f32(&[co, x.shape[1] / *groups as usize, kh, kw]);
+            let fwd = conv_type(&[x, &w], strides, pads, dilations, *groups, ElemType::F32)?;
+            expect_shape(dy, &fwd.shape, 1)?;
+            w
+        }
+        Op::ConvBiasGrad {} => {
+            let dy = operands[0];
+            expect_real(dy, 0)?;
+            expect_rank(dy, 4, 0)?;
+            TensorType::f32(&[dy.shape[1]])
+        }
+        Op::LinearInputGrad {} => {
+            let (dy, w) = (operands[0], operands[1]);
+            expect_real(dy, 0)?;
+            expect_real_or_quantized_weight(w, 1)?;
+            expect_rank(dy, 2, 0)?;
+            expect_rank(w, 2, 1)?;
+            if dy.shape[1] != w.shape[0] {
+                bail!("operand 0 {dy} does not match the weight {w}");
+            }
+            TensorType::f32(&[dy.shape[0], w.shape[1]])
+        }
+        Op::LinearWeightGrad {} => {
+            let (x, dy) = (operands[0], operands[1]);
+            expect_real(x, 0)?;
+            expect_real(dy, 1)?;
+            expect_rank(x, 2, 0)?;
+            expect_rank(dy, 2, 1)?;
+            if x.shape[0] != dy.shape[0] {
+                bail!("batch sizes differ: {x} and {dy}");
+            }
+            TensorType::f32(&[dy.shape[1], x.shape[1]])
+        }
+        Op::LinearBiasGrad {} => {
+            let dy = operands[0];
+            expect_real(dy, 0)?;
+            expect_rank(dy, 2, 0)?;
+            TensorType::f32(&[dy.shape[1]])
+        }
+        Op::MatMulLhsGrad {} | Op::MatMulRhsGrad {} => {
+            let (p, q) = (operands[0], operands[1]);
+            expect_real(p, 0)?;
+            expect_real(q, 1)?;
+            if p.rank() < 2
+                || p.rank() != q.rank()
+                || p.shape[..p.rank() - 2] != q.shape[..q.rank() - 2]
+            {
+                bail!("expected operands of equal rank ≥ 2 and equal batch dimensions, found {p} and {q}");
+            }
+            let r = p.rank();
+            let mut shape: Shape = p.shape[..r - 2].into();
+            if matches!(op, Op::MatMulLhsGrad {}) {
+                // (dy [..,M,N], b [..,K,N]) -> [..,M,K]
+                if p.shape[r - 1] != q.shape[r - 1] {
+                    bail!("cannot multiply {p} by the transpose of {q}");
+                }
+                shape.extend([p.shape[r - 2], q.shape[r - 2]]);
+            } else {
+                // (a [..,M,K], dy [..,M,N]) -> [..,K,N]
+                if p.shape[r - 2] != q.shape[r - 2] {
+                    bail!("cannot multiply the transpose of {p} by {q}");
+                }
+                shape.extend([p.shape[r - 1], q.shape[r - 1]]);
+            }
+            TensorType {
+                shape,
+                elem: ElemType::F32,
+                quant: None,
+            }
+        }
+        Op::AvgPoolGrad {
+            kernel,
+            strides,
+            pads,
+            input_shape,
+            ..
+        } => {
+            let dy = operands[0];
+            expect_real(dy, 0)?;
+            let x = TensorType::f32(&shape_attr4(input_shape, "input_shape")?);
+            let fwd = pool_type(&x, kernel, strides, pads, &[1, 1])?;
+            expect_shape(dy, &fwd.shape, 0)?;
+            x
+        }
+        Op::GlobalAvgPoolGrad { input_shape } => {
+            let dy = operands[0];
+            expect_real(dy, 0)?;
+            let x = TensorType::f32(&shape_attr4(input_shape, "input_shape")?);
+            expect_shape(dy, &[x.shape[0], x.shape[1], 1, 1], 0)?;
+            x
+        }
+        Op::MaxPoolGrad {
+            kernel,
+            strides,
+            pads,
+            dilations,
+        } => {
+            let (x, dy) = (operands[0], operands[1]);
+            expect_real(x, 0)?;
+            expect_real(dy, 1)?;
+            let fwd = pool_type(x, kernel, strides, pads, dilations)?;
+            expect_shape(dy, &fwd.shape, 1)?;
+            TensorType::f32(&x.shape)
+        }
+        Op::Mask { min, max } => {
+            let x = operands[0];
+            if !matches!(x.elem, ElemType::F32 | ElemType::I8) {
+                bail!("operand 0: expected an f32 or i8 tensor, found {x}");
+            }
+            if min.is_nan() || max.is_nan() || min > max {
+                bail!("mask bounds must satisfy min ≤ max, found min = {min}, max = {max}");
+            }
+            TensorType::new(&x.shape, ElemType::I1)
+        }
+        Op::ApplyMask {} => {
+            let (dy, mask) = (operands[0], operands[1]);
+            expect_real(dy, 0)?;
+            expect_elem(mask, ElemType::I1, 1)?;
+            expect_shape(mask, &dy.shape, 1)?;
+            dy.clone()
+        }
+        Op::ReduceToShape { shape } => {
+            let dy = operands[0];
+            expect_real(dy, 0)?;
+            let target = shape_attr(shape, "shape")?;
+            if broadcast(&target, &[]).is_none()
+                || broadcast(&target, &dy.shape).as_deref() != Some(&dy.shape[..])
+            {
+                bail!("shape {shape:?} does not broadcast to {dy}");
+            }
+            TensorType::f32(&target)
+        }
+        Op::SoftmaxGrad { axis } | Op::LogSoftmaxGrad { axis } => {
+            let (y, dy) = (operands[0], operands[1]);
+            expect_real(y, 0)?;
+            expect_real(dy, 1)?;
+            expect_shape(dy, &y.shape, 1)?;
+            norm_axis(*axis, y.rank())?;
+            y.clone()
+        }
+        Op::SoftmaxCrossEntropyGrad {} => {
+            let (logits, labels, dloss) = (operands[0], operands[1], operands[2]);
+            expect_real(logits, 0)?;
+            expect_rank(logits, 2, 0)?;
+            expect_elem(labels, ElemType::I32, 1)?;
+            expect_shape(labels, &[logits.shape[0]], 1)?;
+            expect_real(dloss, 2)?;
+            expect_shape(dloss, &[], 2)?;
+            logits.clone()
+        }
+        Op::MseLossGrad {} => {
+            let (a, b, dloss) = (operands[0], operands[1], operands[2]);
+            expect_real(a, 0)?;
+            expect_real(b, 1)?;
+            expect_shape(b, &a.shape, 1)?;
+            expect_real(dloss, 2)?;
+            expect_shape(dloss, &[], 2)?;
+            a.clone()
+        }
+        Op::PadGrad { pads } => {
+            let dy = operands[0];
+            expect_real(dy, 0)?;
+            let r = dy.rank();
+            if pads.len() != 2 * r || pads.iter().any(|&p| p < 0) {
+                bail!(
+                    "pads: expected {} non-negative values for {dy}, found {pads:?}",
+                    2 * r
+                );
+            }
+            let mut shape: Shape = Shape::new();
+            for d in 0..r {
+                let cut = pads[d] as usize + pads[d + r] as usize;
+                if cut > dy.shape[d] {
+                    bail!("pads {pads:?} remove more than {dy} holds");
+                }
+                shape.push(dy.shape[d] - cut);
+            }
+            TensorType {
+                shape,
+                elem: ElemType::F32,
+                quant: None,
+            }
+        }
+        Op::Slice { axis, start, size } => {
+            let dy = operands[0];
+            let ax = norm_axis(*axis, dy.rank())?;
+            if *start < 0 || *size <= 0 || (*start + *size) as usize > dy.shape[ax] {
+                bail!("slice [{start}, {start} + {size}) is outside axis {ax} of {dy}");
+            }
+            let mut shape = dy.shape.clone();
+            shape[ax] = *size as usize;
+            TensorType {
+                shape,
+                elem: dy.elem,
+                quant: dy.quant.clone(),
+            }
+        }
+        Op::Sgd {
+            param,
+            momentum,
+            weight_decay,
+            accumulate,
+            lr_scale,
+            ..
+        } => {
+            let (grad, lr, step) = (operands[0], operands[1], operands[2]);
+            let Some(p) = globals.get(&param.0) else {
+                bail!("unknown parameter {param}");
+            };
+            if !matches!(p.kind, crate::module::GlobalKind::Param { .. }) {
+                bail!("{param} is not a parameter");
+            }
+            if !matches!(p.ty.elem, ElemType::F32 | ElemType::I8 | ElemType::I32)
+                || (p.ty.elem != ElemType::F32 && p.ty.quant.is_none())
+            {
+                bail!(
+                    "{param} of type {} cannot be trained (f32, or quantized i8 / i32)",
+                    p.ty
+                );
+            }
+            expect_real(grad, 0)?;
+            expect_shape(grad, &p.ty.shape, 0)?;
+            expect_real(lr, 1)?;
+            expect_shape(lr, &[], 1)?;
+            expect_elem(step, ElemType::I64, 2)?;
+            expect_shape(step, &[], 2)?;
+            if !(lr_scale.is_finite() && momentum.is_finite() && weight_decay.is_finite())
+                || *momentum < 0.0
+            {
+                bail!("lr_scale, momentum and weight_decay must be finite, momentum ≥ 0");
+            }
+            if *accumulate < 1 {
+                bail!("accumulate must be ≥ 1, found {accumulate}");
+            }
+            let mut needs = Vec::new();
+            if *momentum > 0.0 {
+                needs.push(format!("{}.momentum", param.0));
+            }
+            if *accumulate > 1 {
+                needs.push(format!("{}.grad_acc", param.0));
+            }
+            for name in needs {
+                let want = TensorType::f32(&p.ty.shape);
+                match globals.get(&name) {
+                    Some(g) if g.kind == crate::module::GlobalKind::State && g.ty == want => {}
+                    _ => bail!("needs state @{name} : {want} (declare it with `state`)"),
+                }
+            }
+            return Ok(Some(vec![]));
+        }
         Op::Custom(_) => return Ok(None),
     };
     Ok(Some(vec![ty]))
@@ -411,6 +702,37 @@ fn expect_elem(t: &TensorType, elem: ElemType, i: usize) -> Result<(), TypeError
         bail!("operand {i}: expected an {elem} tensor, found {t}");
     }
     Ok(())
+}
+
+fn expect_real(t: &TensorType, i: usize) -> Result<(), TypeError> {
+    if t.elem != ElemType::F32 || t.quant.is_some() {
+        bail!("operand {i}: expected a real-valued f32 tensor, found {t}");
+    }
+    Ok(())
+}
+
+/// A weight used by a gradient: f32, or a quantized int8 weight read in real units.
+fn expect_real_or_quantized_weight(t: &TensorType, i: usize) -> Result<(), TypeError> {
+    match t.elem {
+        ElemType::F32 => expect_no_quant(t, i),
+        ElemType::I8 => expect_weight_quant(t, i),
+        _ => bail!("operand {i}: expected an f32 or quantized i8 weight, found {t}"),
+    }
+}
+
+/// A 4-D (NCHW) shape attribute.
+fn shape_attr4(v: &[i64], name: &str) -> Result<Vec<usize>, TypeError> {
+    if v.len() != 4 {
+        bail!("{name}: expected 4 dimensions (NCHW), found {v:?}");
+    }
+    shape_attr(v, name)
+}
+
+fn shape_attr(v: &[i64], name: &str) -> Result<Vec<usize>, TypeError> {
+    if v.iter().any(|&d| d <= 0) {
+        bail!("{name}: dimensions must be positive, found {v:?}");
+    }
+    Ok(v.iter().map(|&d| d as usize).collect())
 }
 
 fn expect_no_quant(t: &TensorType, i: usize) -> Result<(), TypeError> {

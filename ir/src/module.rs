@@ -386,6 +386,9 @@ pub enum GlobalKind {
     },
     /// A constant.
     Const,
+    /// Mutable state that is not a parameter: optimizer buffers (momentum, gradient
+    /// accumulation), updated in place by `optim.` ops.
+    State,
 }
 
 /// The data of a global, kept in the module's side table.
@@ -460,6 +463,19 @@ impl Module {
             Global {
                 ty,
                 kind: GlobalKind::Param { trainable },
+                data,
+                line_col: None,
+            },
+        )
+    }
+
+    /// Declares optimizer state with data; returns false (and changes nothing) if the name is taken.
+    pub fn add_state(&mut self, name: impl Into<String>, ty: TensorType, data: GlobalData) -> bool {
+        self.add_global(
+            name.into(),
+            Global {
+                ty,
+                kind: GlobalKind::State,
                 data,
                 line_col: None,
             },

@@ -6,8 +6,9 @@
 //! from the generic attribute form used by the text format. Passes, gradient rules and kernels
 //! match on [`Op`] exhaustively, so a new op without a rule is a compile error.
 //!
-//! Dialects: `nn.` float compute, `q.` int8 compute, and the builtins `param` / `const` that read
-//! module globals. Later phases add `grad.`, `optim.` and `mem.`. Any other dialect prefix
+//! Dialects: `nn.` float compute, `q.` int8 compute, `grad.` backward kernels (real-valued f32
+//! gradients), `optim.` in-place parameter updates, and the builtins `param` / `const` that read
+//! module globals. A later phase adds `mem.`. Any other dialect prefix
 //! (`mydialect.op`) is a user's [`CustomOp`].
 //!
 //! Conventions: tensors are NCHW; `pads` of 2-D windows are `[top, left, bottom, right]`;
@@ -426,6 +427,150 @@ op_table! {
     }
     /// int8 mean over the spatial dimensions `[N,C,H,W] -> [N,C,1,1]`.
     QGlobalAvgPool "q.global_avg_pool" (Arity::Exact(1), Pure) {}
+
+    /// Input gradient of a 2-D convolution `(dy, w) -> dx`: the transposed convolution of `dy`
+    /// with the real-valued weight; `input_shape` is the shape of `x`.
+    ConvInputGrad "grad.conv2d_input" (Arity::Exact(2), Pure) {
+        /// Forward strides.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Forward padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Forward dilations.
+        dilations: Vec<i64> = ints(&[1, 1]),
+        /// Forward groups.
+        groups: i64 = Some(1),
+        /// Shape of the forward input.
+        input_shape: Vec<i64> = None,
+    }
+    /// Weight gradient of a 2-D convolution `(x, dy) -> dw` with `dw` of shape
+    /// `[Co, Ci/groups, kernel...]`.
+    ConvWeightGrad "grad.conv2d_weight" (Arity::Exact(2), Pure) {
+        /// Forward strides.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Forward padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Forward dilations.
+        dilations: Vec<i64> = ints(&[1, 1]),
+        /// Forward groups.
+        groups: i64 = Some(1),
+        /// Kernel height and width.
+        kernel: Vec<i64> = None,
+    }
+    /// Bias gradient of a 2-D convolution: `dy [N,Co,H,W]` summed to `[Co]`.
+    ConvBiasGrad "grad.conv2d_bias" (Arity::Exact(1), Pure) {}
+    /// Input gradient of a fully connected layer `(dy [N,M], w [M,K]) -> dx [N,K]`.
+    LinearInputGrad "grad.linear_input" (Arity::Exact(2), Pure) {}
+    /// Weight gradient of a fully connected layer `(x [N,K], dy [N,M]) -> dw [M,K]`.
+    LinearWeightGrad "grad.linear_weight" (Arity::Exact(2), Pure) {}
+    /// Bias gradient of a fully connected layer: `dy [N,M]` summed to `[M]`.
+    LinearBiasGrad "grad.linear_bias" (Arity::Exact(1), Pure) {}
+    /// Gradient of a matrix product w.r.t. its left operand `(dy, b) -> da`.
+    MatMulLhsGrad "grad.matmul_lhs" (Arity::Exact(2), Pure) {}
+    /// Gradient of a matrix product w.r.t. its right operand `(a, dy) -> db`.
+    MatMulRhsGrad "grad.matmul_rhs" (Arity::Exact(2), Pure) {}
+    /// Input gradient of average pooling `dy -> dx` (`input_shape` is the shape of `x`).
+    AvgPoolGrad "grad.avg_pool" (Arity::Exact(1), Pure) {
+        /// Window height and width.
+        kernel: Vec<i64> = None,
+        /// Vertical and horizontal stride.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Whether padded positions counted in the divisor.
+        count_include_pad: bool = Some(false),
+        /// Shape of the forward input.
+        input_shape: Vec<i64> = None,
+    }
+    /// Input gradient of global average pooling `dy [N,C,1,1] -> dx` of shape `input_shape`.
+    GlobalAvgPoolGrad "grad.global_avg_pool" (Arity::Exact(1), Pure) {
+        /// Shape of the forward input.
+        input_shape: Vec<i64> = None,
+    }
+    /// Input gradient of max pooling `(x, dy) -> dx`: routed to the first maximum of each window.
+    MaxPoolGrad "grad.max_pool" (Arity::Exact(2), Pure) {
+        /// Window height and width.
+        kernel: Vec<i64> = None,
+        /// Vertical and horizontal stride.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Vertical and horizontal dilation.
+        dilations: Vec<i64> = ints(&[1, 1]),
+    }
+    /// The 1-bit mask saved for a clamp's backward pass: `min < x < max` (f32, or i8 compared as
+    /// integers), as `i1`.
+    Mask "grad.mask" (Arity::Exact(1), Pure) {
+        /// Lower bound (exclusive).
+        min: f32 = Some(f32::NEG_INFINITY),
+        /// Upper bound (exclusive).
+        max: f32 = Some(f32::INFINITY),
+    }
+    /// `dy` where the mask is set, 0 elsewhere `(dy f32, mask i1) -> f32`.
+    ApplyMask "grad.apply_mask" (Arity::Exact(2), Pure) {}
+    /// Sums a broadcast gradient back to `shape` (the operand's shape before broadcasting).
+    ReduceToShape "grad.reduce_to_shape" (Arity::Exact(1), Pure) {
+        /// The target shape.
+        shape: Vec<i64> = None,
+    }
+    /// Input gradient of softmax `(y, dy) -> dx` from the forward output `y`.
+    SoftmaxGrad "grad.softmax" (Arity::Exact(2), Pure) {
+        /// The normalised axis.
+        axis: i64 = Some(-1),
+    }
+    /// Input gradient of log-softmax `(y, dy) -> dx` from the forward output `y`.
+    LogSoftmaxGrad "grad.log_softmax" (Arity::Exact(2), Pure) {
+        /// The normalised axis.
+        axis: i64 = Some(-1),
+    }
+    /// Gradient of the mean softmax cross-entropy w.r.t. the logits
+    /// `(logits [N,C], labels [N] i32, dloss scalar) -> dloss · (softmax − onehot) / N`.
+    SoftmaxCrossEntropyGrad "grad.softmax_cross_entropy" (Arity::Exact(3), Pure) {}
+    /// Gradient of the mean squared error w.r.t. the prediction
+    /// `(prediction, target, dloss scalar) -> dloss · 2 (prediction − target) / len`.
+    MseLossGrad "grad.mse_loss" (Arity::Exact(3), Pure) {}
+    /// Input gradient of constant padding: crops `pads` (all begins, then all ends) off `dy`.
+    PadGrad "grad.pad" (Arity::Exact(1), Pure) {
+        /// The forward pads.
+        pads: Vec<i64> = None,
+    }
+    /// The slice `[start, start + size)` of `dy` along `axis` (the gradient of one concat operand).
+    Slice "grad.slice" (Arity::Exact(1), Pure) {
+        /// The axis.
+        axis: i64 = None,
+        /// First index.
+        start: i64 = None,
+        /// Number of indices.
+        size: i64 = None,
+    }
+
+    /// In-place SGD update of parameter `param` from its real-valued gradient
+    /// `(grad f32, lr scalar f32, step scalar i64) -> ()`.
+    ///
+    /// f32 parameters: `g += weight_decay · w`; with momentum `m = momentum · m + g` (state
+    /// `@<param>.momentum`) and `g = m`; `w −= lr · lr_scale · g`. int8 weights and int32 biases
+    /// (scale `s` per channel) are updated in their integer domain: the gradient w.r.t. the integer
+    /// tensor is `s · g`; with `qas` (quantization-aware scaling) it is scaled by `s⁻²`, i.e.
+    /// `g / s`; the result `q − lr · lr_scale · g̃` is rounded (to nearest, or stochastically with
+    /// a generator seeded by `seed` and `step`) and saturated. With `accumulate = N > 1` the
+    /// gradient is summed into state `@<param>.grad_acc` and applied (averaged) every N-th step.
+    Sgd "optim.sgd" (Arity::Exact(3), Write) {
+        /// The parameter updated.
+        param: Symbol = None,
+        /// Multiplies the learning rate for this parameter.
+        lr_scale: f32 = Some(1.0),
+        /// Momentum (0: none).
+        momentum: f32 = Some(0.0),
+        /// L2 weight decay.
+        weight_decay: f32 = Some(0.0),
+        /// Quantization-aware scaling of integer parameters' gradients.
+        qas: bool = Some(false),
+        /// Stochastic rounding of integer updates (otherwise round half to even).
+        stochastic: bool = Some(false),
+        /// Seed of the stochastic rounding.
+        seed: i64 = Some(0),
+        /// Gradient accumulation: apply every `accumulate` steps.
+        accumulate: i64 = Some(1),
+    }
 }
 
 impl Op {
@@ -447,6 +592,23 @@ impl Op {
                 | Op::QAvgPool { .. }
                 | Op::QGlobalAvgPool {}
         )
+    }
+
+    /// How many results the op has (`None` for custom ops: as declared).
+    pub fn num_results(&self) -> Option<usize> {
+        match self {
+            Op::Sgd { .. } => Some(0),
+            Op::Custom(_) => None,
+            _ => Some(1),
+        }
+    }
+
+    /// The parameter an `optim.` op updates.
+    pub fn updated_param(&self) -> Option<&str> {
+        match self {
+            Op::Sgd { param, .. } => Some(&param.0),
+            _ => None,
+        }
     }
 
     /// The global read by a `param` or `const` op.

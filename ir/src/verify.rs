@@ -17,12 +17,15 @@
 //! 6. Every operand is a value of this function, defined before the op (an argument or a result
 //!    of an earlier op): straight-line SSA dominance.
 //! 7. Every result is defined by this op at its position, and is defined nowhere else.
-//! 8. The number of operands is within the op's arity; built-in ops have exactly one result.
+//! 8. The number of operands is within the op's arity; built-in ops have as many results as the
+//!    op table says (one, or none for `optim.` updates).
 //! 9. Result types are well formed, and equal the types inferred from the operands and
 //!    attributes ([`infer_result_types`]): shapes, element types, quantization. Where the result
 //!    quantization is a free choice ([`Op::result_quant_is_chosen`]), the declared result must
 //!    carry per-tensor quantization and match the inferred shape and element type.
-//! 10. `param` / `const` read an existing global of the matching kind, with its type.
+//! 10. `param` / `const` read an existing global of the matching kind, with its type; `optim.`
+//!     ops update an existing parameter with a gradient of its shape, and the optimizer state
+//!     they need (`state @<param>.momentum`, `@<param>.grad_acc`) is declared.
 //! 11. The int32 bias of `q.conv2d` / `q.linear`, when quantized, has scale `s_x · s_w[c]` per
 //!     output channel (relative tolerance 1e-4) and zero point 0.
 //!
@@ -193,9 +196,14 @@ fn verify_function(module: &Module, func: &Function, errors: &mut Vec<VerifyErro
                 results_ok = false;
             }
         }
-        if !matches!(data.op, Op::Custom(_)) && data.results.len() != 1 {
-            push(format!("expected 1 result, found {}", data.results.len()));
-            results_ok = false;
+        if let Some(n) = data.op.num_results() {
+            if data.results.len() != n {
+                push(format!(
+                    "expected {n} results, found {}",
+                    data.results.len()
+                ));
+                results_ok = false;
+            }
         }
         if !(operands_ok && results_ok) {
             continue;
@@ -205,8 +213,10 @@ fn verify_function(module: &Module, func: &Function, errors: &mut Vec<VerifyErro
             Err(e) => push(e.0),
             Ok(None) => {}
             Ok(Some(inferred)) => {
-                let declared = func.ty(data.results[0]);
-                let want = &inferred[0];
+                let (Some(want), Some(&result)) = (inferred.first(), data.results.first()) else {
+                    continue;
+                };
+                let declared = func.ty(result);
                 if data.op.result_quant_is_chosen() {
                     if declared.shape != want.shape || declared.elem != want.elem {
                         push(format!(

@@ -16,8 +16,8 @@ use thiserror::Error;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PassManagerOptions {
     /// Verify the module before the pipeline and after each pass
-    /// ([`mite_ir::verify::verify_module`]). Default: on in debug builds (and so in tests), off
-    /// in release builds.
+    /// ([`mite_ir::verify::verify_module`]). Default: on, in every build (as MLIR's pass
+    /// manager): verification is cheap next to compilation; turn it off explicitly to save it.
     pub verify_each: bool,
     /// Dump the IR before each pass with one of these names.
     pub print_ir_before: BTreeSet<String>,
@@ -34,7 +34,7 @@ pub struct PassManagerOptions {
 impl Default for PassManagerOptions {
     fn default() -> Self {
         PassManagerOptions {
-            verify_each: cfg!(debug_assertions),
+            verify_each: true,
             print_ir_before: BTreeSet::new(),
             print_ir_after: BTreeSet::new(),
             print_ir_after_all: false,

@@ -206,7 +206,9 @@ fn invalid_input_is_reported_before_any_pass() {
     let f = &mut m.functions[0];
     let first = f.layout()[0];
     f.erase_op(first);
-    let (result, _) = run(&mut manager("dce"), &mut m);
+    let mut pm = manager("dce");
+    pm.options.verify_each = true;
+    let (result, _) = run(&mut pm, &mut m);
     let e = result.unwrap_err();
     assert!(matches!(e, PipelineError::InvalidInput { .. }), "{e}");
     assert!(e

@@ -69,12 +69,12 @@ fn unknown_pass_lists_the_known_ones() {
         PipelineParseError::UnknownPass {
             position: 5,
             name: "dead-code".into(),
-            known: "canonicalize, constant-fold, cse, dce".into()
+            known: "canonicalize, constant-fold, cse, dce, dequantize".into()
         }
     );
     assert_eq!(
         e.to_string(),
-        "pipeline, at character 5: unknown pass `dead-code` (known passes: canonicalize, constant-fold, cse, dce)"
+        "pipeline, at character 5: unknown pass `dead-code` (known passes: canonicalize, constant-fold, cse, dce, dequantize)"
     );
 }
 
@@ -248,9 +248,9 @@ fn users_register_their_passes() {
 fn listing() {
     let r = PassRegistry::with_builtin();
     let listed: Vec<&str> = r.list().map(|p| p.name).collect();
-    assert_eq!(listed, ["canonicalize", "constant-fold", "cse", "dce"]);
+    assert_eq!(listed, ["canonicalize", "constant-fold", "cse", "dce", "dequantize"]);
     let text = r.to_string();
-    assert_eq!(text.lines().count(), 4);
+    assert_eq!(text.lines().count(), 5);
     assert!(
         text.lines().all(|l| l.starts_with("  ")),
         "indented listing:\n{text}"

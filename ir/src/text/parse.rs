@@ -215,8 +215,7 @@ impl<'a> Parser<'a> {
             let tok = self.next()?;
             match tok.kind {
                 TokenKind::RBrace => break,
-                TokenKind::Ident("param") => self.global(&mut module, &tok, true)?,
-                TokenKind::Ident("const") => self.global(&mut module, &tok, false)?,
+                TokenKind::Ident("param" | "const" | "state") => self.global(&mut module, &tok)?,
                 TokenKind::Ident("func") => {
                     let func = self.function()?;
                     if module.function(&func.name).is_some() {
@@ -229,7 +228,7 @@ impl<'a> Parser<'a> {
                 }
                 _ => {
                     return Err(expected(
-                        "'param', 'const', 'func' or '}' in the module body",
+                        "'param', 'const', 'state', 'func' or '}' in the module body",
                         &tok,
                     ))
                 }
@@ -242,26 +241,23 @@ impl<'a> Parser<'a> {
         Ok(module)
     }
 
-    /// Parses `@name : T [trainable|frozen] [= data]` after `param` or `const`.
-    fn global(
-        &mut self,
-        module: &mut Module,
-        keyword: &Token<'a>,
-        is_param: bool,
-    ) -> Result<(), ParseError> {
+    /// Parses `@name : T [trainable|frozen] [= data]` after `param`, `const` or `state`.
+    fn global(&mut self, module: &mut Module, keyword: &Token<'a>) -> Result<(), ParseError> {
         let (name, name_tok) =
             self.expect_symbol(&format!("a name (@name) after '{}'", keyword.text))?;
         self.expect(&TokenKind::Colon, "':' and the type of the global")?;
         let ty = self.tensor_type()?;
-        let kind = if is_param {
-            let tok = self.next()?;
-            match tok.kind {
-                TokenKind::Ident("trainable") => GlobalKind::Param { trainable: true },
-                TokenKind::Ident("frozen") => GlobalKind::Param { trainable: false },
-                _ => return Err(expected("'trainable' or 'frozen' after the type", &tok)),
+        let kind = match keyword.text {
+            "param" => {
+                let tok = self.next()?;
+                match tok.kind {
+                    TokenKind::Ident("trainable") => GlobalKind::Param { trainable: true },
+                    TokenKind::Ident("frozen") => GlobalKind::Param { trainable: false },
+                    _ => return Err(expected("'trainable' or 'frozen' after the type", &tok)),
+                }
             }
-        } else {
-            GlobalKind::Const
+            "state" => GlobalKind::State,
+            _ => GlobalKind::Const,
         };
         let data = if self.eat(&TokenKind::Equals)? {
             self.global_data(&ty)?

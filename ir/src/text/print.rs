@@ -85,6 +85,7 @@ fn write_module(out: &mut String, m: &Module, opts: &PrintOptions) -> fmt::Resul
         out.push_str(match g.kind {
             GlobalKind::Param { .. } => "param ",
             GlobalKind::Const => "const ",
+            GlobalKind::State => "state ",
         });
         write_symbol(out, name)?;
         write!(out, " : {}", g.ty)?;

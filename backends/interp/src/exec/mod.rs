@@ -541,6 +541,32 @@ impl<'m> Interpreter<'m> {
                 act_max,
             } => int8_ops::avg_pool(x, out, kernel, strides, pads, (*act_min, *act_max))?,
             Op::QGlobalAvgPool {} => int8_ops::global_avg_pool(x, out, rounding)?,
+            Op::ConvInputGrad { .. }
+            | Op::ConvWeightGrad { .. }
+            | Op::ConvBiasGrad {}
+            | Op::LinearInputGrad {}
+            | Op::LinearWeightGrad {}
+            | Op::LinearBiasGrad {}
+            | Op::MatMulLhsGrad {}
+            | Op::MatMulRhsGrad {}
+            | Op::AvgPoolGrad { .. }
+            | Op::GlobalAvgPoolGrad { .. }
+            | Op::MaxPoolGrad { .. }
+            | Op::Mask { .. }
+            | Op::ApplyMask {}
+            | Op::ReduceToShape { .. }
+            | Op::SoftmaxGrad { .. }
+            | Op::LogSoftmaxGrad { .. }
+            | Op::SoftmaxCrossEntropyGrad {}
+            | Op::MseLossGrad {}
+            | Op::PadGrad { .. }
+            | Op::Slice { .. }
+            | Op::Sgd { .. } => {
+                return Err(OpFailure::Unsupported(format!(
+                    "`{}` is not implemented by the interpreter yet",
+                    op.name()
+                )))
+            }
             Op::Custom(c) => return Err(OpFailure::CustomOp(c.name.clone())),
         };
         Ok(Outcome::New(data))
