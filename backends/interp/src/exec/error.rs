@@ -91,6 +91,15 @@ pub enum OpFailure {
         /// The digest of the elided data.
         digest: u64,
     },
+    /// An `optim.` op (named in [`InterpError::Op`]) in a run that cannot update parameters (the
+    /// `&self` entry points such as
+    /// [`Interpreter::run`](super::Interpreter::run)): run the function with
+    /// [`Interpreter::run_mut`](super::Interpreter::run_mut).
+    #[error("updates @{0} in place: run the function with `Interpreter::run_mut`")]
+    ReadOnlyRun(
+        /// The parameter the op updates.
+        String,
+    ),
     /// A custom op: the interpreter has no kernel for it.
     #[error("custom op `{0}` has no kernel in the interpreter")]
     CustomOp(String),

@@ -12,8 +12,9 @@
 
 use std::borrow::Cow;
 
-use mite_ir::{ElemType, Quant, TensorType};
+use mite_ir::{ElemType, Function, Op, Quant, TensorType};
 
+use crate::quant::onnxruntime::{self as ort, FloatBias};
 use crate::quant::{self, ActRange, AddInt8, OutputStage, QuantParams, Requantizer, Rounding};
 
 use super::error::OpFailure;
@@ -23,6 +24,55 @@ use super::value::{Data, ExecReal};
 
 fn int8<T: ExecReal>(v: Vec<i8>) -> Data<'static, T> {
     Data::I8(Cow::Owned(v))
+}
+
+/// How a requantizing op computes: the interpreter's rounding mode, and whether the op's data flow
+/// is exclusive (its result and each non-constant operand used by exactly one op), which decides
+/// between onnxruntime's fused and float kernels with [`Rounding::OnnxRuntime`].
+pub(crate) type Mode = (Rounding, bool);
+
+/// Whether onnxruntime would run a `DQ → op → Q` group as a float op rather than a fused int8
+/// kernel ([`crate::quant::onnxruntime`]).
+fn onnxruntime_float((rounding, exclusive): Mode) -> bool {
+    rounding == Rounding::OnnxRuntime && !exclusive
+}
+
+/// For each op of `func` (by position): whether its results and each of its operands not
+/// produced by a `param` / `const` op are used exactly once (being returned counts as a use).
+///
+/// onnxruntime converts an int8 `QuantizeLinear → DequantizeLinear` pair to uint8 only when the
+/// quantized tensor has a single consumer, and fuses a QDQ group into its int8 kernel only when
+/// its activations are uint8; so an op of an imported QDQ graph runs fused exactly when this
+/// holds.
+pub(crate) fn exclusive_data_flow(func: &Function) -> Vec<bool> {
+    let index = |v: mite_ir::Value| v.into_raw().into_u32() as usize;
+    let mut uses = vec![0_usize; func.value_capacity()];
+    let mut constant = vec![false; func.value_capacity()];
+    for &id in func.layout() {
+        let op = func.op(id);
+        for &v in &op.operands {
+            uses[index(v)] += 1;
+        }
+        if matches!(op.op, Op::Param { .. } | Op::Const { .. }) {
+            for &r in &op.results {
+                constant[index(r)] = true;
+            }
+        }
+    }
+    for &v in func.outputs() {
+        uses[index(v)] += 1;
+    }
+    func.layout()
+        .iter()
+        .map(|&id| {
+            let op = func.op(id);
+            op.results.iter().all(|&r| uses[index(r)] == 1)
+                && op
+                    .operands
+                    .iter()
+                    .all(|&v| constant[index(v)] || uses[index(v)] == 1)
+        })
+        .collect()
 }
 
 /// The clamp range of a `q.` op from its `act_min` / `act_max` attributes.
@@ -159,7 +209,8 @@ pub(crate) fn dequantize<T: ExecReal>(x: &Operands<'_, '_, T>) -> OpResult<T> {
 }
 
 /// `q.requantize`: `y = clamp(requant_{s_in / s_out}(x − z_in) + z_out)` with the interpreter's
-/// rounding (TFLite's int8 `Requantize`).
+/// rounding (TFLite's int8 `Requantize`); with [`Rounding::OnnxRuntime`], the `DequantizeLinear →
+/// QuantizeLinear` pair it stands for ([`ort::requantize_qdq`]).
 pub(crate) fn requantize<T: ExecReal>(
     x: &Operands<'_, '_, T>,
     out: &TensorType,
@@ -167,6 +218,9 @@ pub(crate) fn requantize<T: ExecReal>(
 ) -> OpResult<T> {
     let input = per_tensor(x.ty(0)?, "operand 0")?;
     let output = per_tensor(out, "result")?;
+    if rounding == Rounding::OnnxRuntime {
+        return Ok(int8(ort::requantize_qdq(x.i8(0)?, input, output)?));
+    }
     let stage = OutputStage {
         requantizer: Requantizer::per_tensor(
             f64::from(input.scale) / f64::from(output.scale),
@@ -206,7 +260,24 @@ fn output_stage(
     ))
 }
 
-/// `q.conv2d`: int8 convolution with `i32` bias, requantized per output channel.
+/// The scales of the `i32` bias (operand 2) of a `q.conv2d` / `q.linear`, as its
+/// `DequantizeLinear` would use them: the bias type's own quantization, or `s_x · s_W[c]` when it
+/// has none.
+fn bias_scales<T: ExecReal>(
+    x: &Operands<'_, '_, T>,
+    input: QuantParams,
+    w_scales: &[f32],
+) -> Result<Vec<f32>, OpFailure> {
+    Ok(match &x.ty(2)?.quant {
+        Some(Quant::PerTensor { scale, .. }) => vec![*scale],
+        Some(Quant::PerChannel { scales, .. }) => scales.to_vec(),
+        None => w_scales.iter().map(|&w| input.scale * w).collect(),
+    })
+}
+
+/// `q.conv2d`: int8 convolution with `i32` bias, requantized per output channel. With
+/// [`Rounding::OnnxRuntime`] and a non-exclusive data flow, onnxruntime's float convolution
+/// between `DequantizeLinear` and `QuantizeLinear` ([`ort::conv2d_qdq_float`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d<T: ExecReal>(
     x: &Operands<'_, '_, T>,
@@ -216,11 +287,34 @@ pub(crate) fn conv2d<T: ExecReal>(
     dilations: &[i64],
     groups: i64,
     act: (i64, i64),
-    rounding: Rounding,
+    mode: Mode,
 ) -> OpResult<T> {
+    let rounding = mode.0;
     let shape = conv_shape(x.shape4(0)?, x.shape4(1)?, strides, pads, dilations, groups)?;
     let input = per_tensor(x.ty(0)?, "operand 0")?;
     let (w_scales, w_zero_points) = weight_quant(x.ty(1)?)?;
+    if onnxruntime_float(mode) {
+        let bias_scales = match x.i32_bias()? {
+            Some(_) => bias_scales(x, input, &w_scales)?,
+            None => Vec::new(),
+        };
+        let bias = x.i32_bias()?.map(|values| FloatBias {
+            values,
+            scales: &bias_scales,
+        });
+        let y = ort::conv2d_qdq_float(
+            &shape,
+            x.i8(0)?,
+            input,
+            x.i8(1)?,
+            &w_scales,
+            &w_zero_points,
+            bias,
+            per_tensor(out, "result")?,
+            act_range(act.0, act.1)?,
+        )?;
+        return Ok(int8(y));
+    }
     let (stage, _) = output_stage(input, &w_scales, out, act_range(act.0, act.1)?, rounding)?;
     let y = quant::conv2d_int8(
         &shape,
@@ -239,8 +333,9 @@ pub(crate) fn linear<T: ExecReal>(
     x: &Operands<'_, '_, T>,
     out: &TensorType,
     act: (i64, i64),
-    rounding: Rounding,
+    mode: Mode,
 ) -> OpResult<T> {
+    let rounding = mode.0;
     let (xs, ws) = (x.shape(0)?, x.shape(1)?);
     let (&[batch, in_features], &[out_features, _]) = (xs, ws) else {
         return Err(OpFailure::Internal(format!(
@@ -249,6 +344,44 @@ pub(crate) fn linear<T: ExecReal>(
     };
     let input = per_tensor(x.ty(0)?, "operand 0")?;
     let (w_scales, w_zero_points) = weight_quant(x.ty(1)?)?;
+    if onnxruntime_float(mode) {
+        // A float Gemm of the dequantized operands: a 1×1 convolution over a 1×1 image.
+        let bias_scales = match x.i32_bias()? {
+            Some(_) => bias_scales(x, input, &w_scales)?,
+            None => Vec::new(),
+        };
+        let bias = x.i32_bias()?.map(|values| FloatBias {
+            values,
+            scales: &bias_scales,
+        });
+        // (Approximate: onnxruntime's Gemm blocks K by its own N = out_features and adds the
+        // bias first; the paper's networks have no q.linear.)
+        let shape = crate::geometry::Conv2dShape {
+            n: batch,
+            c_in: in_features,
+            in_hw: [1, 1],
+            c_out: out_features,
+            groups: 1,
+            window: crate::geometry::Window2d {
+                kernel: [1, 1],
+                strides: [1, 1],
+                pads: [0; 4],
+                dilations: [1, 1],
+            },
+        };
+        let y = ort::conv2d_qdq_float(
+            &shape,
+            x.i8(0)?,
+            input,
+            x.i8(1)?,
+            &w_scales,
+            &w_zero_points,
+            bias,
+            per_tensor(out, "result")?,
+            act_range(act.0, act.1)?,
+        )?;
+        return Ok(int8(y));
+    }
     let (stage, _) = output_stage(input, &w_scales, out, act_range(act.0, act.1)?, rounding)?;
     let shape = quant::LinearShape {
         batch,
@@ -267,13 +400,26 @@ pub(crate) fn linear<T: ExecReal>(
     Ok(int8(y))
 }
 
-/// `q.add`: TFLite int8 `Add` ([`AddInt8`]) of two equally shaped tensors.
+/// `q.add`: TFLite int8 `Add` ([`AddInt8`]) of two equally shaped tensors. With
+/// [`Rounding::OnnxRuntime`]: onnxruntime's `QLinearAdd` when the data flow is exclusive, else its
+/// float `Add` between `DequantizeLinear`s and a `QuantizeLinear` ([`ort::add_qdq_float`]).
 pub(crate) fn add<T: ExecReal>(
     x: &Operands<'_, '_, T>,
     out: &TensorType,
     act: (i64, i64),
-    rounding: Rounding,
+    mode: Mode,
 ) -> OpResult<T> {
+    let rounding = mode.0;
+    if onnxruntime_float(mode) {
+        return Ok(int8(ort::add_qdq_float(
+            x.i8(0)?,
+            per_tensor(x.ty(0)?, "operand 0")?,
+            x.i8(1)?,
+            per_tensor(x.ty(1)?, "operand 1")?,
+            per_tensor(out, "result")?,
+            act_range(act.0, act.1)?,
+        )?));
+    }
     let add = AddInt8::new(
         per_tensor(x.ty(0)?, "operand 0")?,
         per_tensor(x.ty(1)?, "operand 1")?,
@@ -286,7 +432,9 @@ pub(crate) fn add<T: ExecReal>(
 
 /// `q.avg_pool`: TFLite int8 `AveragePool`. The result must keep the operand's quantization
 /// (TFLite requires it; a different one is reported as unsupported rather than silently
-/// rounding twice).
+/// rounding twice). With [`Rounding::OnnxRuntime`]: onnxruntime's average pool of the
+/// dequantized values, quantized to the result's quantization ([`ort::avg_pool_qdq_float`]; its
+/// fused `QLinearAveragePool` also pools in float), which may differ from the operand's.
 pub(crate) fn avg_pool<T: ExecReal>(
     x: &Operands<'_, '_, T>,
     out: &TensorType,
@@ -294,8 +442,20 @@ pub(crate) fn avg_pool<T: ExecReal>(
     strides: &[i64],
     pads: &[i64],
     act: (i64, i64),
+    rounding: Rounding,
 ) -> OpResult<T> {
     let ty = x.ty(0)?;
+    if rounding == Rounding::OnnxRuntime {
+        let w = window(kernel, strides, pads, &[1, 1])?;
+        return Ok(int8(ort::avg_pool_qdq_float(
+            x.i8(0)?,
+            x.shape4(0)?,
+            Some(&w),
+            per_tensor(ty, "operand 0")?,
+            per_tensor(out, "result")?,
+            act_range(act.0, act.1)?,
+        )?));
+    }
     if ty.quant != out.quant {
         return Err(OpFailure::Unsupported(format!(
             "q.avg_pool must keep its operand's quantization: operand {ty}, result {out} \
@@ -309,14 +469,27 @@ pub(crate) fn avg_pool<T: ExecReal>(
 
 /// `q.global_avg_pool`: when the result keeps the operand's quantization, the paper's global
 /// average pool ([`quant::global_avg_pool_int8`]); otherwise TFLite's int8 `Mean` requantizing
-/// to the result's quantization ([`quant::mean_int8`]).
+/// to the result's quantization ([`quant::mean_int8`]). With [`Rounding::OnnxRuntime`]:
+/// onnxruntime's `QLinearGlobalAveragePool` ([`ort::global_avg_pool_qlinear`]) when the data
+/// flow is exclusive, else its float `GlobalAveragePool` between `DequantizeLinear` and
+/// `QuantizeLinear` ([`ort::avg_pool_qdq_float`]); either way with the result's quantization.
 pub(crate) fn global_avg_pool<T: ExecReal>(
     x: &Operands<'_, '_, T>,
     out: &TensorType,
-    rounding: Rounding,
+    mode: Mode,
 ) -> OpResult<T> {
+    let rounding = mode.0;
     let ty = x.ty(0)?;
     let dims = x.shape4(0)?;
+    if rounding == Rounding::OnnxRuntime {
+        let (input, output) = (per_tensor(ty, "operand 0")?, per_tensor(out, "result")?);
+        let y = if onnxruntime_float(mode) {
+            ort::avg_pool_qdq_float(x.i8(0)?, dims, None, input, output, ActRange::FULL)?
+        } else {
+            ort::global_avg_pool_qlinear(x.i8(0)?, dims, input, output)?
+        };
+        return Ok(int8(y));
+    }
     let y = if ty.quant == out.quant {
         quant::global_avg_pool_int8(x.i8(0)?, dims, rounding)?
     } else {
@@ -346,6 +519,33 @@ pub(crate) fn max_pool<T: ExecReal>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mite_ir::{Builder, Module};
+
+    #[test]
+    fn exclusive_data_flow_marks_single_use_ops() {
+        // y = relu(x) feeds two ops (a branch point, like a residual tensor); w = y1 + y2 + b is
+        // the only op whose activations and result each have one use (b is a parameter, read
+        // by two ops: parameters do not count).
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let x = b.arg("x", TensorType::f32(&[2]));
+        let p = b.param("b", TensorType::f32(&[2]), false, None).unwrap();
+        let y = b.op(Op::Relu {}, &[x]).unwrap();
+        let y1 = b.op(Op::Relu {}, &[y]).unwrap();
+        let y2 = b.op(Op::Add {}, &[y, p]).unwrap();
+        let s = b.op(Op::Add {}, &[y1, y2]).unwrap();
+        let w = b.op(Op::Add {}, &[s, p]).unwrap();
+        b.ret(&[w]);
+        let f = m.function("f").unwrap();
+        // Ops: param, relu y, relu y1, add y2, add s, add w.
+        assert_eq!(
+            exclusive_data_flow(f),
+            vec![false, false, false, false, true, true]
+        );
+        assert!(onnxruntime_float((Rounding::OnnxRuntime, false)));
+        assert!(!onnxruntime_float((Rounding::OnnxRuntime, true)));
+        assert!(!onnxruntime_float((Rounding::Double, false)));
+    }
 
     #[test]
     fn int32_quantization_rounds_half_to_even_and_saturates() {

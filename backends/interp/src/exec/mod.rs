@@ -19,9 +19,22 @@
 //!
 //! - The module is verified once, by [`Interpreter::new`]; kernels never see ill-typed operands.
 //! - `param` / `const` read the module's global data ([`GlobalData::Inline`]), or an override set
-//!   with [`Interpreter::set_global`] (the hook for a training step that updates parameters
-//!   between runs). A global whose data is [`GlobalData::Absent`] or [`GlobalData::Elided`] is an
-//!   error naming it, raised when an op reads it.
+//!   with [`Interpreter::set_global`] or written by a training run. A global whose data is
+//!   [`GlobalData::Absent`] or [`GlobalData::Elided`] is an error naming it, raised when an op
+//!   reads it.
+//! - Training: [`Interpreter::run_mut`] (and [`Interpreter::run_real_mut`]) run a function whose
+//!   `optim.` ops update parameters and optimizer state in place. The new data is kept in the
+//!   interpreter's overrides, so it persists across runs (the module is not changed) and later
+//!   runs, training or inference, read it; it is committed only when the run succeeds (a failed
+//!   run changes nothing). Read it back with [`Interpreter::updated_params`] /
+//!   [`Interpreter::updated_globals`], or take it with [`Interpreter::take_overrides`] and store
+//!   it in a module with [`write_globals`]. The `&self` entry points ([`Interpreter::run`], ...)
+//!   are for inference: an `optim.` op there is an error ([`OpFailure::ReadOnlyRun`]). The update
+//!   rules of `optim.sgd` are documented in `optim` (see also [`stochastic_u`]).
+//! - Gradients (`grad.`) are real-valued, computed in the run's precision by the backward kernels
+//!   of [`crate::kernels`]; quantized `i8` weights of `grad.conv2d_input` / `grad.linear_input`
+//!   are used at their real value (dequantized per channel); `grad.mask` compares `f32` values,
+//!   or `i8` integer values, with its `f32` bounds (both exclusive). Details in `grad_ops`.
 //! - Inputs are checked against the function's argument types: element type, shape, element
 //!   count, and quantization when the input carries one (an input without quantization is read
 //!   with the argument's).
@@ -35,7 +48,11 @@
 //!   with the `act_min` / `act_max` clamp, `q.add` uses [`AddInt8`](crate::quant::AddInt8),
 //!   `q.avg_pool` requires equal input and output quantization, and `q.global_avg_pool` uses
 //!   [`global_avg_pool_int8`](crate::quant::global_avg_pool_int8) when input and output
-//!   quantization are equal and [`mean_int8`](crate::quant::mean_int8) otherwise.
+//!   quantization are equal and [`mean_int8`](crate::quant::mean_int8) otherwise. With
+//!   [`Rounding::OnnxRuntime`], `q.conv2d`, `q.linear`, `q.add` and `q.global_avg_pool` run
+//!   onnxruntime's fused int8 kernel when the op's result and non-constant operands each have one
+//!   use, and its float kernel between dequantization and quantization otherwise (which is how
+//!   onnxruntime executes a QDQ graph; see [`crate::quant::onnxruntime`]).
 //! - Custom ops are an error naming the op.
 //! - Float ops run in a precision `T` ([`ExecReal`]): `f32` by [`Interpreter::run`], `f64` by
 //!   [`Interpreter::run_f64`] (for finite-difference gradient checks), through the same dispatch
@@ -48,18 +65,23 @@
 
 mod error;
 mod float_ops;
+mod grad_ops;
 mod int8_ops;
 mod layout_ops;
 mod operands;
+mod optim;
 mod value;
 
 use std::collections::HashMap;
 
-use mite_ir::{verify_module, Function, GlobalData, Module, Op, OpData, TensorData, TensorType};
+use mite_ir::{
+    verify_module, Function, GlobalData, GlobalKind, Module, Op, OpData, TensorData, TensorType,
+};
 
 use crate::quant::Rounding;
 
 pub use error::{InterpError, OpFailure};
+pub use optim::stochastic_u;
 pub use value::{Buffer, ExecReal, Tensor};
 
 use operands::Operands;
@@ -122,6 +144,9 @@ type Observer<'o, T> = dyn FnMut(TraceEvent<'_, T>) + 'o;
 struct FreePlan {
     /// Value indices to free after op `i` runs.
     after: Vec<Vec<usize>>,
+    /// Whether op `i` reads and writes values no other op uses (see
+    /// [`int8_ops::exclusive_data_flow`]); [`Rounding::OnnxRuntime`] picks kernels by it.
+    exclusive: Vec<bool>,
 }
 
 impl FreePlan {
@@ -152,7 +177,10 @@ impl FreePlan {
                 }
             }
         }
-        FreePlan { after }
+        FreePlan {
+            after,
+            exclusive: int8_ops::exclusive_data_flow(func),
+        }
     }
 }
 
@@ -211,32 +239,40 @@ impl<'m> Interpreter<'m> {
     /// parameters updated by a training step. Errors if there is no such global or the data does
     /// not fit its type.
     pub fn set_global(&mut self, name: &str, data: TensorData) -> Result<(), InterpError> {
-        let Some(global) = self.module.globals.get(name) else {
-            return Err(InterpError::InvalidGlobal {
-                name: name.to_string(),
-                message: "no such global in the module".to_string(),
-            });
-        };
-        if data.elem() != global.ty.elem || data.len() != global.ty.num_elements() {
-            return Err(InterpError::InvalidGlobal {
-                name: name.to_string(),
-                message: format!(
-                    "{} {} elements given for {}, which needs {} {} elements",
-                    data.len(),
-                    data.elem(),
-                    global.ty,
-                    global.ty.num_elements(),
-                    global.ty.elem
-                ),
-            });
-        }
+        check_global_data(self.module, name, &data)?;
         self.overrides.insert(name.to_string(), data);
         Ok(())
     }
 
-    /// Removes every override set with [`Interpreter::set_global`]; returns them by name.
+    /// Removes every override (set with [`Interpreter::set_global`] or written by
+    /// [`Interpreter::run_mut`]); returns them by name. Later runs read the module's data again.
     pub fn take_overrides(&mut self) -> HashMap<String, TensorData> {
         std::mem::take(&mut self.overrides)
+    }
+
+    /// Every overridden global (updated by training runs or set with
+    /// [`Interpreter::set_global`]: parameters and optimizer state) with its current data, in the
+    /// module's declaration order.
+    pub fn updated_globals(&self) -> Vec<(&'m str, &TensorData)> {
+        self.module
+            .globals
+            .keys()
+            .filter_map(|name| Some((name.as_str(), self.overrides.get(name)?)))
+            .collect()
+    }
+
+    /// The overridden parameters (not optimizer state) with their current data, in declaration
+    /// order: the trained weights after [`Interpreter::run_mut`].
+    pub fn updated_params(&self) -> Vec<(&'m str, &TensorData)> {
+        self.updated_globals()
+            .into_iter()
+            .filter(|(name, _)| {
+                self.module
+                    .globals
+                    .get(*name)
+                    .is_some_and(|g| matches!(g.kind, GlobalKind::Param { .. }))
+            })
+            .collect()
     }
 
     /// The data `param` / `const` read for global `name`: its override, else the module's
@@ -245,9 +281,34 @@ impl<'m> Interpreter<'m> {
         self.overrides.get(name).or_else(|| self.module.data(name))
     }
 
-    /// Runs function `func` on `inputs` (one per argument); returns its outputs.
+    /// Runs function `func` on `inputs` (one per argument); returns its outputs. For inference:
+    /// a function with `optim.` ops needs [`Interpreter::run_mut`].
     pub fn run(&self, func: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
-        self.run_tensors(func, inputs, None)
+        self.run_tensors(func, inputs, None, None)
+    }
+
+    /// Runs function `func` like [`Interpreter::run`], and executes its `optim.` ops: a training
+    /// step. The updated parameters and optimizer state are kept by the interpreter (see
+    /// [`Interpreter::updated_params`]) and read by later runs; nothing changes if the run fails.
+    pub fn run_mut(&mut self, func: &str, inputs: &[Tensor]) -> Result<Vec<Tensor>, InterpError> {
+        let mut pending = HashMap::new();
+        let outputs = self.run_tensors(func, inputs, None, Some(&mut pending))?;
+        self.overrides.extend(pending);
+        Ok(outputs)
+    }
+
+    /// [`Interpreter::run_real`] with updates: float values in precision `T`, `optim.` ops
+    /// executed and their updates kept, as by [`Interpreter::run_mut`]. (Optimizer arithmetic is
+    /// in `f32` in both precisions.)
+    pub fn run_real_mut<T: ExecReal>(
+        &mut self,
+        func: &str,
+        inputs: &[Buffer<T>],
+    ) -> Result<Vec<Buffer<T>>, InterpError> {
+        let mut pending = HashMap::new();
+        let outputs = self.run_buffers(func, inputs, None, Some(&mut pending))?;
+        self.overrides.extend(pending);
+        Ok(outputs)
     }
 
     /// Runs function `func` like [`Interpreter::run`], calling `observer` with every value an op
@@ -259,7 +320,7 @@ impl<'m> Interpreter<'m> {
         inputs: &[Tensor],
         mut observer: impl FnMut(TraceEvent<'_, f32>),
     ) -> Result<Vec<Tensor>, InterpError> {
-        self.run_tensors(func, inputs, Some(&mut observer))
+        self.run_tensors(func, inputs, Some(&mut observer), None)
     }
 
     fn run_tensors(
@@ -267,6 +328,7 @@ impl<'m> Interpreter<'m> {
         func: &str,
         inputs: &[Tensor],
         observer: Option<&mut Observer<'_, f32>>,
+        pending: Option<&mut HashMap<String, TensorData>>,
     ) -> Result<Vec<Tensor>, InterpError> {
         let (index, f) = self.function(func)?;
         check_input_count(f, inputs.len())?;
@@ -277,7 +339,7 @@ impl<'m> Interpreter<'m> {
             .iter()
             .map(|t| Data::from_tensor_data(&t.data))
             .collect();
-        let outputs = self.execute::<f32>(index, data, observer)?;
+        let outputs = self.execute::<f32>(index, data, observer, pending)?;
         Ok(outputs
             .into_iter()
             .zip(f.outputs())
@@ -295,7 +357,7 @@ impl<'m> Interpreter<'m> {
         func: &str,
         inputs: &[Buffer<T>],
     ) -> Result<Vec<Buffer<T>>, InterpError> {
-        self.run_buffers(func, inputs, None)
+        self.run_buffers(func, inputs, None, None)
     }
 
     /// [`Interpreter::run_real`] with an observer of every value computed (see
@@ -306,7 +368,7 @@ impl<'m> Interpreter<'m> {
         inputs: &[Buffer<T>],
         mut observer: impl FnMut(TraceEvent<'_, T>),
     ) -> Result<Vec<Buffer<T>>, InterpError> {
-        self.run_buffers(func, inputs, Some(&mut observer))
+        self.run_buffers(func, inputs, Some(&mut observer), None)
     }
 
     /// Runs function `func` with every `f32` value computed in `f64` (for finite-difference
@@ -324,6 +386,7 @@ impl<'m> Interpreter<'m> {
         func: &str,
         inputs: &[Buffer<T>],
         observer: Option<&mut Observer<'_, T>>,
+        pending: Option<&mut HashMap<String, TensorData>>,
     ) -> Result<Vec<Buffer<T>>, InterpError> {
         let (index, f) = self.function(func)?;
         check_input_count(f, inputs.len())?;
@@ -331,7 +394,7 @@ impl<'m> Interpreter<'m> {
             check_input(f, i, f.ty(arg), b.elem(), b.len())?;
         }
         let data = inputs.iter().map(Data::from_buffer).collect();
-        let outputs = self.execute::<T>(index, data, observer)?;
+        let outputs = self.execute::<T>(index, data, observer, pending)?;
         Ok(outputs.into_iter().map(Data::into_buffer).collect())
     }
 
@@ -344,12 +407,14 @@ impl<'m> Interpreter<'m> {
             .ok_or_else(|| InterpError::UnknownFunction(name.to_string()))
     }
 
-    /// Runs function number `index` on checked inputs.
+    /// Runs function number `index` on checked inputs. `optim.` ops write into `pending`
+    /// (an error without it); `param` reads see data written there earlier in the run.
     fn execute<'a, T: ExecReal>(
         &'a self,
         index: usize,
         inputs: Vec<Data<'a, T>>,
         mut observer: Option<&mut Observer<'_, T>>,
+        mut pending: Option<&mut HashMap<String, TensorData>>,
     ) -> Result<Vec<Data<'a, T>>, InterpError> {
         let func = &self.module.functions[index];
         let plan = &self.plans[index];
@@ -379,14 +444,34 @@ impl<'m> Interpreter<'m> {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(fail)?;
                 let types: Vec<&TensorType> = op.operands.iter().map(|&v| func.ty(v)).collect();
-                let result_ty = match &op.op {
-                    Op::Custom(c) => return Err(fail(OpFailure::CustomOp(c.name.clone()))),
-                    _ => op.results.first().map(|&r| func.ty(r)).ok_or_else(|| {
-                        fail(OpFailure::Internal("the op has no result".to_string()))
-                    })?,
-                };
-                self.eval(&op.op, &Operands::new(&data, &types), result_ty)
-                    .map_err(fail)?
+                let operands = Operands::new(&data, &types);
+                if let Some(param) = op.op.updated_param() {
+                    let Some(pending) = pending.as_deref_mut() else {
+                        return Err(fail(OpFailure::ReadOnlyRun(param.to_string())));
+                    };
+                    self.update(&op.op, &operands, pending).map_err(fail)?;
+                    None
+                } else if let Some(d) = pending_read(&op.op, pending.as_deref()) {
+                    Some(Outcome::New(owned_data(d)))
+                } else {
+                    let result_ty = match &op.op {
+                        Op::Custom(c) => return Err(fail(OpFailure::CustomOp(c.name.clone()))),
+                        _ => op.results.first().map(|&r| func.ty(r)).ok_or_else(|| {
+                            fail(OpFailure::Internal("the op has no result".to_string()))
+                        })?,
+                    };
+                    Some(
+                        self.eval(&op.op, &operands, result_ty, plan.exclusive[pos])
+                            .map_err(fail)?,
+                    )
+                }
+            };
+            let Some(outcome) = outcome else {
+                // An update: no result to store.
+                for &v in &plan.after[pos] {
+                    slots[v] = None;
+                }
+                continue;
             };
             let result = match outcome {
                 Outcome::New(d) => d,
@@ -403,7 +488,11 @@ impl<'m> Interpreter<'m> {
                     .ok_or_else(|| fail(OpFailure::Internal(format!("operand {k} has no value"))))?
                 }
             };
-            let r = op.result();
+            let Some(&r) = op.results.first() else {
+                return Err(fail(OpFailure::Internal(
+                    "the op has no result".to_string(),
+                )));
+            };
             let ty = func.ty(r);
             if result.elem() != ty.elem || result.len() != ty.num_elements() {
                 return Err(fail(OpFailure::Internal(format!(
@@ -462,13 +551,35 @@ impl<'m> Interpreter<'m> {
         }
     }
 
+    /// Executes one `optim.` op, writing the new data into `pending`.
+    fn update<T: ExecReal>(
+        &self,
+        op: &Op,
+        x: &Operands<'_, '_, T>,
+        pending: &mut HashMap<String, TensorData>,
+    ) -> Result<(), OpFailure> {
+        let mut globals = optim::Globals {
+            module: self.module,
+            committed: &self.overrides,
+            pending,
+        };
+        match op {
+            Op::Sgd { .. } => optim::sgd(op, x, &mut globals),
+            _ => Err(OpFailure::Internal(format!(
+                "`{}` is not an update",
+                op.name()
+            ))),
+        }
+    }
+
     /// Computes one op. The `match` is exhaustive over the built-in ops: a new op without a
-    /// kernel does not compile.
+    /// kernel does not compile. `exclusive`: see [`FreePlan::exclusive`].
     fn eval<'a, T: ExecReal>(
         &'a self,
         op: &Op,
         x: &Operands<'_, 'a, T>,
         out: &TensorType,
+        exclusive: bool,
     ) -> Result<Outcome<'a, T>, OpFailure> {
         let rounding = self.options.rounding;
         let data = match op {
@@ -527,50 +638,149 @@ impl<'m> Interpreter<'m> {
                 dilations,
                 *groups,
                 (*act_min, *act_max),
-                rounding,
+                (rounding, exclusive),
             )?,
             Op::QLinear { act_min, act_max } => {
-                int8_ops::linear(x, out, (*act_min, *act_max), rounding)?
+                int8_ops::linear(x, out, (*act_min, *act_max), (rounding, exclusive))?
             }
-            Op::QAdd { act_min, act_max } => int8_ops::add(x, out, (*act_min, *act_max), rounding)?,
+            Op::QAdd { act_min, act_max } => {
+                int8_ops::add(x, out, (*act_min, *act_max), (rounding, exclusive))?
+            }
             Op::QAvgPool {
                 kernel,
                 strides,
                 pads,
                 act_min,
                 act_max,
-            } => int8_ops::avg_pool(x, out, kernel, strides, pads, (*act_min, *act_max))?,
-            Op::QGlobalAvgPool {} => int8_ops::global_avg_pool(x, out, rounding)?,
-            Op::ConvInputGrad { .. }
-            | Op::ConvWeightGrad { .. }
-            | Op::ConvBiasGrad {}
-            | Op::LinearInputGrad {}
-            | Op::LinearWeightGrad {}
-            | Op::LinearBiasGrad {}
-            | Op::MatMulLhsGrad {}
-            | Op::MatMulRhsGrad {}
-            | Op::AvgPoolGrad { .. }
-            | Op::GlobalAvgPoolGrad { .. }
-            | Op::MaxPoolGrad { .. }
-            | Op::Mask { .. }
-            | Op::ApplyMask {}
-            | Op::ReduceToShape { .. }
-            | Op::SoftmaxGrad { .. }
-            | Op::LogSoftmaxGrad { .. }
-            | Op::SoftmaxCrossEntropyGrad {}
-            | Op::MseLossGrad {}
-            | Op::PadGrad { .. }
-            | Op::Slice { .. }
-            | Op::Sgd { .. } => {
-                return Err(OpFailure::Unsupported(format!(
-                    "`{}` is not implemented by the interpreter yet",
-                    op.name()
-                )))
+            } => int8_ops::avg_pool(
+                x,
+                out,
+                kernel,
+                strides,
+                pads,
+                (*act_min, *act_max),
+                rounding,
+            )?,
+            Op::QGlobalAvgPool {} => int8_ops::global_avg_pool(x, out, (rounding, exclusive))?,
+            Op::ConvInputGrad {
+                strides,
+                pads,
+                dilations,
+                groups,
+                input_shape,
+            } => grad_ops::conv2d_input(x, strides, pads, dilations, *groups, input_shape)?,
+            Op::ConvWeightGrad {
+                strides,
+                pads,
+                dilations,
+                groups,
+                kernel: _,
+            } => grad_ops::conv2d_weight(x, out, strides, pads, dilations, *groups)?,
+            Op::ConvBiasGrad {} => grad_ops::conv2d_bias(x)?,
+            Op::LinearInputGrad {} => grad_ops::linear_input(x)?,
+            Op::LinearWeightGrad {} => grad_ops::linear_weight(x)?,
+            Op::LinearBiasGrad {} => grad_ops::linear_bias(x)?,
+            Op::MatMulLhsGrad {} => grad_ops::matmul_lhs(x, out)?,
+            Op::MatMulRhsGrad {} => grad_ops::matmul_rhs(x, out)?,
+            Op::AvgPoolGrad {
+                kernel,
+                strides,
+                pads,
+                count_include_pad,
+                input_shape,
+            } => grad_ops::avg_pool(x, kernel, strides, pads, *count_include_pad, input_shape)?,
+            Op::GlobalAvgPoolGrad { input_shape } => grad_ops::global_avg_pool(x, input_shape)?,
+            Op::MaxPoolGrad {
+                kernel,
+                strides,
+                pads,
+                dilations,
+            } => grad_ops::max_pool(x, kernel, strides, pads, dilations)?,
+            Op::Mask { min, max } => grad_ops::mask(x, *min, *max)?,
+            Op::ApplyMask {} => grad_ops::apply_mask(x)?,
+            Op::ReduceToShape { .. } => grad_ops::reduce_to_shape(x, out)?,
+            Op::SoftmaxGrad { axis } => grad_ops::softmax(x, *axis)?,
+            Op::LogSoftmaxGrad { axis } => grad_ops::log_softmax(x, *axis)?,
+            Op::SoftmaxCrossEntropyGrad {} => grad_ops::softmax_cross_entropy(x)?,
+            Op::MseLossGrad {} => grad_ops::mse_loss(x)?,
+            Op::PadGrad { pads } => grad_ops::pad(x, out, pads)?,
+            Op::Slice { axis, start, size } => grad_ops::slice(x, *axis, *start, *size)?,
+            Op::Sgd { .. } => {
+                return Err(OpFailure::Internal(
+                    "`optim.sgd` has no result; it runs as an update".to_string(),
+                ))
             }
             Op::Custom(c) => return Err(OpFailure::CustomOp(c.name.clone())),
         };
         Ok(Outcome::New(data))
     }
+}
+
+/// The data a `param` op reads if an `optim.` op updated it earlier in this run.
+fn pending_read<'p>(
+    op: &Op,
+    pending: Option<&'p HashMap<String, TensorData>>,
+) -> Option<&'p TensorData> {
+    match op {
+        Op::Param { global } => pending?.get(&global.0),
+        _ => None,
+    }
+}
+
+/// An owned copy of `data` in precision `T`.
+fn owned_data<T: ExecReal>(data: &TensorData) -> Data<'static, T> {
+    use std::borrow::Cow;
+    match data {
+        TensorData::F32(v) => Data::Real(Cow::Owned(T::vec_from_f32(v.clone()))),
+        TensorData::I8(v) => Data::I8(Cow::Owned(v.clone())),
+        TensorData::I32(v) => Data::I32(Cow::Owned(v.clone())),
+        TensorData::I64(v) => Data::I64(Cow::Owned(v.clone())),
+        TensorData::I1(v) => Data::I1(Cow::Owned(v.clone())),
+    }
+}
+
+/// Checks that `data` fits global `name` of `module` (element type and count).
+fn check_global_data(module: &Module, name: &str, data: &TensorData) -> Result<(), InterpError> {
+    let Some(global) = module.globals.get(name) else {
+        return Err(InterpError::InvalidGlobal {
+            name: name.to_string(),
+            message: "no such global in the module".to_string(),
+        });
+    };
+    if data.elem() != global.ty.elem || data.len() != global.ty.num_elements() {
+        return Err(InterpError::InvalidGlobal {
+            name: name.to_string(),
+            message: format!(
+                "{} {} elements given for {}, which needs {} {} elements",
+                data.len(),
+                data.elem(),
+                global.ty,
+                global.ty.num_elements(),
+                global.ty.elem
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Stores `data` (e.g. [`Interpreter::take_overrides`] after training) into the globals of
+/// `module` as [`GlobalData::Inline`]: the trained parameters and optimizer state become the
+/// module's data. Checks every entry first (the global exists, element type and count fit) and
+/// changes nothing if one does not.
+pub fn write_globals(
+    module: &mut Module,
+    data: impl IntoIterator<Item = (String, TensorData)>,
+) -> Result<(), InterpError> {
+    let data: Vec<(String, TensorData)> = data.into_iter().collect();
+    for (name, d) in &data {
+        check_global_data(module, name, d)?;
+    }
+    for (name, d) in data {
+        if let Some(global) = module.globals.get_mut(&name) {
+            global.data = GlobalData::Inline(d);
+        }
+    }
+    Ok(())
 }
 
 fn check_input_count(f: &Function, found: usize) -> Result<(), InterpError> {

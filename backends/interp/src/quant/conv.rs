@@ -1,7 +1,7 @@
 //! int8 convolution and fully connected layers (TFLite `ConvPerChannel` / `FullyConnected`
 //! reference semantics, NCHW layout).
 
-use super::requantizer::OutputStage;
+use super::requantizer::{OutputStage, Rounding};
 use crate::geometry::Conv2dShape;
 use crate::kernel_error::{check_len, KernelError};
 
@@ -42,9 +42,12 @@ fn weight_zero_point(
 /// * `bias`: optional `[c_out]` int32, in units of `s_x · s_W[o]`.
 /// * The sum of products is `i32` and wraps on overflow like the reference's (which cannot
 ///   overflow for int8 operands unless the reduction has more than about 2^15 terms). The bias is
-///   then added with saturation to the `i32` range ([`add_bias`]): the reference wraps there too,
+///   then added with saturation to the `i32` range (`add_bias`): the reference wraps there too,
 ///   but real models do overflow at that step (the paper's MCUNet has dead channels whose bias is
-///   `i32::MIN`), and saturating gives what the float graph computes.
+///   `i32::MIN`), and saturating gives what the float graph computes. With
+///   [`Rounding::OnnxRuntime`](super::Rounding::OnnxRuntime) it wraps, as onnxruntime's fused
+///   `QLinearConv` does (its int32 column sums and accumulators wrap; verified on those dead
+///   channels).
 /// * `out` requantizes per output channel (or per tensor) with its [`super::Rounding`], adds the
 ///   output zero point and clamps to the activation range.
 ///
@@ -92,6 +95,7 @@ pub fn conv2d_int8(
     let out_len = checked_product(&[shape.n, shape.c_out, oh, ow])?;
 
     let zx = i32::from(x_zero_point);
+    let bias_add = bias_adder(out);
     let mut y = Vec::with_capacity(out_len);
     // One output plane at a time, accumulated tap by tap over contiguous rows; integer sums wrap,
     // so the order does not change the result.
@@ -130,7 +134,7 @@ pub fn conv2d_int8(
             y.extend(
                 plane
                     .iter()
-                    .map(|&acc| out.finish(add_bias(acc, bias_o), o)),
+                    .map(|&acc| out.finish(bias_add(acc, bias_o), o)),
             );
         }
     }
@@ -177,6 +181,7 @@ pub fn fully_connected_int8(
     let zw = weight_zero_point(w_zero_points, m)?;
     out.check(m)?;
     let zx = i32::from(x_zero_point);
+    let bias_add = bias_adder(out);
     let mut y = Vec::with_capacity(checked_product(&[batch, m])?);
     for n in 0..batch {
         let row = &x[n * k..(n + 1) * k];
@@ -188,10 +193,52 @@ pub fn fully_connected_int8(
                 .fold(0_i32, |acc, (&xv, &wv)| {
                     acc.wrapping_add((i32::from(xv) - zx).wrapping_mul(i32::from(wv) - zw_o))
                 });
-            y.push(out.finish(add_bias(acc, bias.map_or(0, |b| b[o])), o));
+            y.push(out.finish(bias_add(acc, bias.map_or(0, |b| b[o])), o));
         }
     }
     Ok(y)
+}
+
+/// How the bias is added to the accumulator for `out`'s rounding mode: wrapping for
+/// [`Rounding::OnnxRuntime`] (onnxruntime's fused kernels), saturating ([`add_bias`]) otherwise.
+fn bias_adder(out: &OutputStage) -> fn(i32, i32) -> i32 {
+    if out.requantizer.rounding() == Rounding::OnnxRuntime {
+        i32::wrapping_add
+    } else {
+        add_bias
+    }
+}
+
+/// Adds the int32 bias to an accumulator, saturating to the `i32` range.
+///
+/// TFLite's reference kernels wrap here; the paper's models have dead output channels with
+/// weight scales near 1e-8 and bias `i32::MIN`, whose sum wraps to the opposite sign. Saturating
+/// reproduces what the QDQ float graph computes for them (onnxruntime's float `Conv`, and the
+/// paper's simulation), and equals wrapping whenever the sum fits. (onnxruntime's fused
+/// `QLinearConv` wraps; see [`Rounding::OnnxRuntime`].)
+pub fn add_bias(acc: i32, bias: i32) -> i32 {
+    acc.saturating_add(bias)
+}
+
+/// The output columns `ox` whose input column `ox · stride + offset − pad` lies inside `[0, width)`.
+fn valid_range(
+    out: usize,
+    stride: usize,
+    offset: usize,
+    pad: usize,
+    width: usize,
+) -> (usize, usize) {
+    let lo = if offset >= pad {
+        0
+    } else {
+        (pad - offset).div_ceil(stride)
+    };
+    let hi = if pad + width > offset {
+        (pad + width - offset).div_ceil(stride).min(out)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
 }
 
 #[cfg(test)]
@@ -462,7 +509,8 @@ mod tests {
                 let rounding = prop_oneof![
                     Just(Rounding::Double),
                     Just(Rounding::Single),
-                    Just(Rounding::FloatScale)
+                    Just(Rounding::FloatScale),
+                    Just(Rounding::OnnxRuntime)
                 ];
                 let scales = prop_oneof![
                     prop::collection::vec(1e-4_f64..0.2, 1),
@@ -512,7 +560,12 @@ mod tests {
             (n, k, m) in (1_usize..=3, 1_usize..=8, 1_usize..=4),
             seed in any::<u64>(),
             zx in any::<i8>(),
-            rounding in prop_oneof![Just(Rounding::Double), Just(Rounding::Single), Just(Rounding::FloatScale)],
+            rounding in prop_oneof![
+                Just(Rounding::Double),
+                Just(Rounding::Single),
+                Just(Rounding::FloatScale),
+                Just(Rounding::OnnxRuntime)
+            ],
         ) {
             // Deterministic pseudo-random operands from the seed.
             let mut s = seed | 1;
@@ -539,35 +592,4 @@ mod tests {
             prop_assert_eq!(fc, conv);
         }
     }
-}
-
-/// Adds the int32 bias to an accumulator, saturating to the `i32` range.
-///
-/// TFLite's reference kernels wrap here; the paper's models have dead output channels with
-/// weight scales near 1e-8 and bias `i32::MIN`, whose sum wraps to the opposite sign. Saturating
-/// reproduces what the QDQ float graph (and onnxruntime) computes for them, and equals wrapping
-/// whenever the sum fits.
-pub fn add_bias(acc: i32, bias: i32) -> i32 {
-    acc.saturating_add(bias)
-}
-
-/// The output columns `ox` whose input column `ox · stride + offset − pad` lies inside `[0, width)`.
-fn valid_range(
-    out: usize,
-    stride: usize,
-    offset: usize,
-    pad: usize,
-    width: usize,
-) -> (usize, usize) {
-    let lo = if offset >= pad {
-        0
-    } else {
-        (pad - offset).div_ceil(stride)
-    };
-    let hi = if pad + width > offset {
-        (pad + width - offset).div_ceil(stride).min(out)
-    } else {
-        0
-    };
-    (lo.min(hi), hi)
 }

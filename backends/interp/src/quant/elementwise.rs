@@ -4,6 +4,7 @@ use super::fixed_point::{
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_rounding,
     quantize_multiplier, quantize_multiplier_single_rounding,
 };
+use super::onnxruntime::add_qlinear;
 use super::quantize::QuantParams;
 use super::requantizer::{ActRange, Rounding};
 use crate::kernel_error::{check_len, KernelError};
@@ -30,6 +31,10 @@ pub const ADD_LEFT_SHIFT: i32 = 20;
 /// With [`Rounding::FloatScale`] it is the paper's simulation (`QuantizedElementwise` in
 /// tiny-training's `quantized_ops.py`): `(a − z_a)·s_a + (b − z_b)·s_b` in `f32`, divided by `s_y`
 /// in `f64`, rounded half to even, plus `z_y`, clamped.
+///
+/// With [`Rounding::OnnxRuntime`] it is onnxruntime's fused `QLinearAdd`
+/// ([`add_qlinear`]); an add that onnxruntime leaves in float is
+/// [`add_qdq_float`](super::onnxruntime::add_qdq_float).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AddInt8 {
     a: QuantParams,
@@ -65,10 +70,10 @@ impl AddInt8 {
         ];
         let quantize = match rounding {
             Rounding::Single => quantize_multiplier_single_rounding,
-            Rounding::Double | Rounding::FloatScale => quantize_multiplier,
+            Rounding::Double | Rounding::FloatScale | Rounding::OnnxRuntime => quantize_multiplier,
         };
         let q = reals.map(quantize);
-        if rounding != Rounding::FloatScale {
+        if matches!(rounding, Rounding::Double | Rounding::Single) {
             for (real, (_, shift)) in reals.iter().zip(&q) {
                 if !(*real > 0.0 && *real < 1.0 && *shift <= 0) {
                     return Err(KernelError::Invalid(format!(
@@ -105,6 +110,9 @@ impl AddInt8 {
         let da = i32::from(a) - i32::from(self.a.zero_point);
         let db = i32::from(b) - i32::from(self.b.zero_point);
         let raw = match self.rounding {
+            Rounding::OnnxRuntime => {
+                return add_qlinear(a, self.a, b, self.b, self.out, self.range);
+            }
             Rounding::FloatScale => {
                 let sum = da as f32 * self.a.scale + db as f32 * self.b.scale;
                 // `as` saturates; the clamp below brings it into int8.
@@ -253,7 +261,12 @@ mod tests {
             a in any::<i8>(), b in any::<i8>(),
             za in any::<i8>(), zb in any::<i8>(), zy in any::<i8>(),
             sa in 0.01_f32..1.0, sb in 0.01_f32..1.0, sy in 0.01_f32..1.0,
-            rounding in prop_oneof![Just(Rounding::Double), Just(Rounding::Single), Just(Rounding::FloatScale)],
+            rounding in prop_oneof![
+                Just(Rounding::Double),
+                Just(Rounding::Single),
+                Just(Rounding::FloatScale),
+                Just(Rounding::OnnxRuntime)
+            ],
         ) {
             let add = AddInt8::new(qp(sa, za), qp(sb, zb), qp(sy, zy), ActRange::FULL, rounding).unwrap();
             let got = i32::from(add.add_one(a, b));

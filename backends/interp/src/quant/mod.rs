@@ -21,6 +21,11 @@
 //!   with `CMSIS_NN_USE_SINGLE_ROUNDING`): one rounding of the 64-bit product, ties towards +∞.
 //! * [`Rounding::FloatScale`]: the paper's PyTorch simulation, `round_half_even(acc · s)` in
 //!   `f64` (see [`requantize_float_scale`] for the source it follows).
+//! * [`Rounding::OnnxRuntime`]: what onnxruntime's CPU provider computes for a QDQ graph:
+//!   `round_half_even(f32(acc) · f32 scale)` in its fused int8 kernels, and float arithmetic
+//!   between `DequantizeLinear` and `QuantizeLinear` for the ops it leaves unfused. Which ops are
+//!   fused depends on the graph (an op is fused when its activations and result each have one
+//!   consumer); the interpreter decides it, and the kernels are in [`onnxruntime`].
 //!
 //! Kernels and their references:
 //!
@@ -39,6 +44,7 @@
 //! instead of panicking.
 
 pub mod fixed_point;
+pub mod onnxruntime;
 
 mod conv;
 mod elementwise;

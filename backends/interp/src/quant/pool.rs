@@ -10,6 +10,7 @@ use super::fixed_point::{
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_rounding,
     quantize_multiplier, quantize_multiplier_single_rounding,
 };
+use super::onnxruntime::global_avg_pool_qlinear;
 use super::quantize::QuantParams;
 use super::requantizer::{ActRange, Rounding};
 use crate::geometry::Window2d;
@@ -144,7 +145,8 @@ fn global_geometry(len: usize, dims: [usize; 4]) -> Result<(usize, usize), Kerne
 /// The mean is taken over the raw int8 values. Rounding of the exact mean depends on `rounding`:
 /// * [`Rounding::Double`] / [`Rounding::Single`]: half away from zero, as TFLite's int8
 ///   `AveragePool` with a window covering the whole plane (the on-device semantics);
-/// * [`Rounding::FloatScale`]: half to even, which is what the paper's simulation
+/// * [`Rounding::FloatScale`] (and [`Rounding::OnnxRuntime`], whose requantizing pool is
+///   [`mean_int8`]): half to even, which is what the paper's simulation
 ///   (`x.mean([-1, -2]).round()` in tiny-training's `QuantizedAvgPool`) computes: the float32
 ///   sum of int8 values is exact below 2^24 elements, and for planes under 2^16 elements the
 ///   float32 division cannot create or destroy a tie, so this integer version agrees with it.
@@ -161,7 +163,7 @@ pub fn global_avg_pool_int8(
             let sum: i64 = plane.iter().map(|&v| i64::from(v)).sum();
             let mean = match rounding {
                 Rounding::Double | Rounding::Single => div_round_half_away(sum, count),
-                Rounding::FloatScale => div_round_half_even(sum, count),
+                Rounding::FloatScale | Rounding::OnnxRuntime => div_round_half_even(sum, count),
             };
             // The mean of int8 values is an int8 value.
             mean as i8
@@ -177,7 +179,8 @@ pub fn global_avg_pool_int8(
 ///
 /// [`Rounding::Single`] uses the single-rounding multiply; [`Rounding::FloatScale`] computes
 /// `round_half_even(Σ(x − z_in) · (s_in / s_out) / (H·W)) + z_out` in `f64` (no reference: an
-/// analogue of the paper's float-scale requantization). Output shape `[n, c]`. The `i32`
+/// analogue of the paper's float-scale requantization); [`Rounding::OnnxRuntime`] is onnxruntime's
+/// `QLinearGlobalAveragePool` ([`global_avg_pool_qlinear`]). Output shape `[n, c]`. The `i32`
 /// accumulator of the reference limits planes to 2^23 elements; larger ones are an error.
 pub fn mean_int8(
     x: &[i8],
@@ -197,8 +200,13 @@ pub fn mean_int8(
     let real = f64::from(input.scale) / f64::from(output.scale);
     let (multiplier, shift) = match rounding {
         Rounding::Single => quantize_multiplier_single_rounding(real),
-        Rounding::Double | Rounding::FloatScale => quantize_multiplier(real),
+        Rounding::Double | Rounding::FloatScale | Rounding::OnnxRuntime => {
+            quantize_multiplier(real)
+        }
     };
+    if rounding == Rounding::OnnxRuntime {
+        return global_avg_pool_qlinear(x, dims, input, output);
+    }
     let zi = i32::from(input.zero_point);
     let zo = i32::from(output.zero_point);
     Ok((0..planes)
@@ -217,7 +225,7 @@ pub fn mean_int8(
                     )),
                     count as i64,
                 ),
-                Rounding::FloatScale => {
+                Rounding::FloatScale | Rounding::OnnxRuntime => {
                     (f64::from(acc) * real / count as f64).round_ties_even() as i64
                 }
             };

@@ -5,6 +5,7 @@ use super::fixed_point::{
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_rounding,
     quantize_multiplier, quantize_multiplier_single_rounding, requantize_float_scale,
 };
+use super::onnxruntime::mlas_requantize;
 use crate::kernel_error::KernelError;
 
 /// How an `i32` accumulator is scaled by a real factor.
@@ -19,6 +20,12 @@ pub enum Rounding {
     Single,
     /// The paper's PyTorch simulation: `round_half_even(acc · scale)` in `f64`, no fixed point.
     FloatScale,
+    /// onnxruntime's CPU execution of a QDQ graph (x86-64 MLAS kernels, default graph
+    /// optimisation): an `f32` scale `(s_x · s_W[c]) / s_y` rounded once, then
+    /// `round_half_even(f32(acc) · scale)`, as `MlasRequantizeOutput` behind `QLinearConv`. The
+    /// other ops follow the kernel onnxruntime picks for them; see
+    /// [`onnxruntime`](super::onnxruntime) for the whole definition.
+    OnnxRuntime,
 }
 
 /// The requantization factors of a tensor: one per output channel, or a single per-tensor one.
@@ -55,7 +62,7 @@ impl Requantizer {
         }
         let quantize = match rounding {
             Rounding::Single => quantize_multiplier_single_rounding,
-            Rounding::Double | Rounding::FloatScale => quantize_multiplier,
+            Rounding::Double | Rounding::FloatScale | Rounding::OnnxRuntime => quantize_multiplier,
         };
         let (multipliers, shifts) = scales.iter().map(|&s| quantize(s)).unzip();
         Ok(Self {
@@ -72,7 +79,9 @@ impl Requantizer {
     }
 
     /// The requantizer of a convolution or linear layer, with effective scales computed as TFLite
-    /// does from `f32` tensor scales: `(s_x as f64) · (s_W[c] as f64) / (s_y as f64)`.
+    /// does from `f32` tensor scales: `(s_x as f64) · (s_W[c] as f64) / (s_y as f64)`; with
+    /// [`Rounding::OnnxRuntime`], as onnxruntime's `QLinearConv` does (`ComputeOutputScale`): in
+    /// `f32`, `(s_x · s_W[c]) / s_y`, each operation rounded to `f32`.
     pub fn from_tensor_scales(
         input_scale: f32,
         weight_scales: &[f32],
@@ -86,7 +95,10 @@ impl Requantizer {
         }
         let scales: Vec<f64> = weight_scales
             .iter()
-            .map(|&w| f64::from(input_scale) * f64::from(w) / f64::from(output_scale))
+            .map(|&w| match rounding {
+                Rounding::OnnxRuntime => f64::from(input_scale * w / output_scale),
+                _ => f64::from(input_scale) * f64::from(w) / f64::from(output_scale),
+            })
             .collect();
         Self::new(&scales, rounding)
     }
@@ -121,7 +133,8 @@ impl Requantizer {
         &self.shifts
     }
 
-    /// Scales accumulator `acc` of output channel `channel` (ignored when per-tensor).
+    /// Scales accumulator `acc` of output channel `channel` (ignored when per-tensor). With
+    /// [`Rounding::OnnxRuntime`] the factor is the channel's scale rounded to `f32`.
     ///
     /// Kernels check [`Self::check_channels`] first; a per-channel requantizer given an
     /// out-of-range channel uses its last channel rather than panicking.
@@ -137,6 +150,7 @@ impl Requantizer {
                 self.shifts[c],
             ),
             Rounding::FloatScale => requantize_float_scale(acc, self.scales[c]),
+            Rounding::OnnxRuntime => mlas_requantize(acc, self.scales[c] as f32),
         }
     }
 
