@@ -1,7 +1,7 @@
 //! The registry of passes by name, for textual pipelines.
 
 use crate::pass::Pass;
-use crate::passes::{Canonicalize, ConstantFold, Cse, Dce, Dequantize};
+use crate::passes::{Autodiff, Canonicalize, ConstantFold, Cse, Dce, Dequantize};
 use crate::pipeline::{parse_pipeline, PipelineParseError};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -67,11 +67,12 @@ impl PassRegistry {
         PassRegistry::default()
     }
 
-    /// A registry with the built-in passes: `canonicalize`, `constant-fold`, `cse`, `dce`,
-    /// `dequantize`.
+    /// A registry with the built-in passes: `autodiff`, `canonicalize`, `constant-fold`, `cse`,
+    /// `dce`, `dequantize`.
     pub fn with_builtin() -> PassRegistry {
         let mut r = PassRegistry::new();
-        r.register_default::<Canonicalize>()
+        r.register_default::<Autodiff>()
+            .and_then(|()| r.register_default::<Canonicalize>())
             .and_then(|()| r.register_default::<ConstantFold>())
             .and_then(|()| r.register_default::<Cse>())
             .and_then(|()| r.register_default::<Dce>())

@@ -69,12 +69,12 @@ fn unknown_pass_lists_the_known_ones() {
         PipelineParseError::UnknownPass {
             position: 5,
             name: "dead-code".into(),
-            known: "canonicalize, constant-fold, cse, dce, dequantize".into()
+            known: "autodiff, canonicalize, constant-fold, cse, dce, dequantize".into()
         }
     );
     assert_eq!(
         e.to_string(),
-        "pipeline, at character 5: unknown pass `dead-code` (known passes: canonicalize, constant-fold, cse, dce, dequantize)"
+        "pipeline, at character 5: unknown pass `dead-code` (known passes: autodiff, canonicalize, constant-fold, cse, dce, dequantize)"
     );
 }
 
@@ -248,9 +248,19 @@ fn users_register_their_passes() {
 fn listing() {
     let r = PassRegistry::with_builtin();
     let listed: Vec<&str> = r.list().map(|p| p.name).collect();
-    assert_eq!(listed, ["canonicalize", "constant-fold", "cse", "dce", "dequantize"]);
+    assert_eq!(
+        listed,
+        [
+            "autodiff",
+            "canonicalize",
+            "constant-fold",
+            "cse",
+            "dce",
+            "dequantize"
+        ]
+    );
     let text = r.to_string();
-    assert_eq!(text.lines().count(), 5);
+    assert_eq!(text.lines().count(), 6);
     assert!(
         text.lines().all(|l| l.starts_with("  ")),
         "indented listing:\n{text}"

@@ -2,18 +2,23 @@
 //!
 //! | name | pass | what it does |
 //! |------|------|--------------|
+//! | `autodiff` | [`Autodiff`] | builds `@train_step`: loss, gradients and updates ([`build_training_step`]) |
 //! | `canonicalize` | [`Canonicalize`] | local simplifications to a fixed point |
 //! | `constant-fold` | [`ConstantFold`] | evaluates ops over constants at compile time |
 //! | `cse` | [`Cse`] | merges identical pure ops |
 //! | `dce` | [`Dce`] | removes unused pure ops and unread constants |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
 
+mod autodiff;
 mod canonicalize;
 mod constant_fold;
 mod cse;
 mod dce;
 mod dequantize;
 
+pub use autodiff::{
+    build_training_step, Autodiff, AutodiffError, Loss, TrainConfig, TrainStats, UpdatePlacement,
+};
 pub use canonicalize::Canonicalize;
 pub use constant_fold::ConstantFold;
 pub use cse::Cse;
