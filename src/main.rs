@@ -26,6 +26,8 @@ enum Command {
     Inspect(InspectArgs),
     /// Measure top-1 accuracy of a model on an image split.
     Eval(EvalArgs),
+    /// Compile a training step for a model and train it on an image split (batch 1).
+    Train(Box<TrainArgs>),
     /// List the registered passes.
     Passes,
     /// List the built-in ops with their attributes.
@@ -93,13 +95,90 @@ struct EvalArgs {
     /// Evaluate only the first N images.
     #[arg(long)]
     limit: Option<usize>,
-    /// int8 requantization rounding: `double` (TFLite/CMSIS-NN), `single`, `float` (the paper's
-    /// simulation).
+    /// int8 requantization rounding: `double` (TFLite/CMSIS-NN, what runs on a microcontroller),
+    /// `single`, `float` (the paper's simulation) or `onnxruntime` (bit-exact with onnxruntime's
+    /// CPU kernels).
     #[arg(long, default_value = "double")]
     rounding: String,
     /// Write the logits as a float32 `.npy` array `[N, classes]`.
     #[arg(long = "dump-logits", value_name = "FILE.npy")]
     dump_logits: Option<PathBuf>,
+    /// Write the report as JSON.
+    #[arg(long = "report-json", value_name = "FILE")]
+    report_json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// The model: a `.onnx` or `.mir` file, or `zoo:NAME`.
+    model: String,
+    /// The dataset directory holding `<split>_images.npy` and `<split>_labels.npy`.
+    #[arg(long)]
+    data: PathBuf,
+    /// The training split.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Evaluate top-1 accuracy on this split after training.
+    #[arg(long = "eval-split")]
+    eval_split: Option<String>,
+    /// Passes over the (limited) training images.
+    #[arg(long, conflicts_with = "steps")]
+    epochs: Option<usize>,
+    /// Optimizer steps (one image each).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Base learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    lr: f32,
+    /// Learning-rate schedule: `constant` or `cosine[:WARMUP]`.
+    #[arg(long = "lr-schedule", default_value = "constant")]
+    lr_schedule: String,
+    /// Quantization-aware scaling of int8 gradients: `on` or `off`.
+    #[arg(long, default_value = "on")]
+    qas: String,
+    /// `int8` (the real quantized graph) or `fp32` (the dequantized float graph).
+    #[arg(long, default_value = "int8")]
+    precision: String,
+    /// `full`, `classifier`, `last:K` (weights and biases of the last K convs + classifier) or
+    /// `bias:K` (biases of the last K convs + classifier).
+    #[arg(long, default_value = "classifier")]
+    scheme: String,
+    /// Replace the classifier by a fresh one with N classes (seeded).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Seed of the fresh classifier and of stochastic rounding.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    /// L2 weight decay.
+    #[arg(long = "weight-decay", default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Apply the update every N steps (gradient accumulation).
+    #[arg(long, default_value_t = 1)]
+    accumulate: i64,
+    /// Round int8 updates stochastically (seeded) instead of to nearest.
+    #[arg(long = "stochastic-rounding")]
+    stochastic_rounding: bool,
+    /// Learning-rate multiplier of biases.
+    #[arg(long = "lr-scale-bias", default_value_t = 0.5)]
+    lr_scale_bias: f32,
+    /// Use only the first N training images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Evaluate only the first N images of the evaluation split.
+    #[arg(long = "eval-limit")]
+    eval_limit: Option<usize>,
+    /// Pixel normalisation `MEAN,STD`.
+    #[arg(long, default_value = "127.5,127.5")]
+    normalize: String,
+    /// int8 requantization rounding (see `mite eval --help`).
+    #[arg(long, default_value = "double")]
+    rounding: String,
+    /// Write the trained model as ONNX with the same tensor names (ONNX models only).
+    #[arg(long = "save-model", value_name = "OUT.onnx")]
+    save_model: Option<PathBuf>,
     /// Write the report as JSON.
     #[arg(long = "report-json", value_name = "FILE")]
     report_json: Option<PathBuf>,
@@ -112,6 +191,7 @@ fn main() -> ExitCode {
         Command::Opt(args) => run_opt(args),
         Command::Inspect(args) => run_inspect(args),
         Command::Eval(args) => run_eval(args),
+        Command::Train(args) => run_train(*args),
         Command::Passes => {
             print!("{}", PassRegistry::with_builtin());
             Ok(())
@@ -251,6 +331,129 @@ fn run_eval(args: EvalArgs) -> Result<(), String> {
             data: mite::data::NpyData::F32(logits.values),
         };
         array.write(path).map_err(|e| format!("error: {e}"))?;
+    }
+    if let Some(path) = &args.report_json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run_train(args: TrainArgs) -> Result<(), String> {
+    use mite::train::{schedule::Schedule, scheme::Scheme, Precision, TrainOptions};
+    use std::io::Write;
+    let normalization = mite::data::Normalization::parse(&args.normalize)
+        .map_err(|e| format!("error: --normalize: {e}"))?;
+    let precision = match args.precision.as_str() {
+        "int8" => Precision::Int8,
+        "fp32" => Precision::Fp32,
+        other => {
+            return Err(format!(
+                "error: --precision: expected int8 or fp32, found `{other}`"
+            ))
+        }
+    };
+    let qas = match args.qas.as_str() {
+        "on" => true,
+        "off" => false,
+        other => return Err(format!("error: --qas: expected on or off, found `{other}`")),
+    };
+    let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: {e}"))?;
+    let schedule = Schedule::parse(&args.lr_schedule).map_err(|e| format!("error: {e}"))?;
+    let rounding = parse_rounding(&args.rounding)?;
+    let mut model = mite::model::load_model(&args.model)?;
+    if args.save_model.is_some() && model.onnx.is_none() {
+        return Err(
+            "error: --save-model needs an ONNX model to write the trained weights into".into(),
+        );
+    }
+    if args.save_model.is_some() && (args.classes.is_some() || precision == Precision::Fp32) {
+        return Err(
+            "error: --save-model writes the weights back into the original ONNX tensors; it cannot \
+             yet express a replaced head (--classes) or a dequantized model (--precision fp32)"
+                .into(),
+        );
+    }
+    let train =
+        mite::data::Dataset::load(&args.data, &args.split).map_err(|e| format!("error: {e}"))?;
+    let eval = match &args.eval_split {
+        Some(split) => {
+            Some(mite::data::Dataset::load(&args.data, split).map_err(|e| format!("error: {e}"))?)
+        }
+        None => None,
+    };
+    let images = args.limit.map_or(train.len, |l| l.min(train.len));
+    let steps = match (args.steps, args.epochs) {
+        (Some(s), _) => s,
+        (None, Some(e)) => e * images,
+        (None, None) => images,
+    };
+    let config = mite::passes::passes::TrainConfig {
+        lr_scale_bias: args.lr_scale_bias,
+        momentum: args.momentum,
+        weight_decay: args.weight_decay,
+        qas,
+        stochastic: args.stochastic_rounding,
+        accumulate: args.accumulate,
+        ..Default::default()
+    };
+    let opts = TrainOptions {
+        steps,
+        lr: args.lr,
+        schedule,
+        scheme,
+        precision,
+        classes: args.classes,
+        seed: args.seed,
+        config,
+        normalization,
+        rounding,
+        train_limit: args.limit,
+    };
+    let start = std::time::Instant::now();
+    let mut recent = Vec::new();
+    let report = mite::train::train(
+        &mut model.module,
+        &opts,
+        &train,
+        eval.as_ref().map(|d| (d, args.eval_limit)),
+        |step, total, loss| {
+            recent.push(loss);
+            if recent.len() > 50 {
+                recent.remove(0);
+            }
+            if step % 10 == 0 || step == total {
+                let mean = recent.iter().sum::<f32>() / recent.len() as f32;
+                let rate = step as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                eprint!("\rstep {step}/{total}  loss {mean:.4} (last 50)  {rate:.1} steps/s   ");
+                let _ = std::io::stderr().flush();
+            }
+        },
+    )?;
+    eprintln!();
+    println!(
+        "{}: {} steps, train loss {:.4} -> {:.4}, {:.1} steps/s{}",
+        model.name,
+        report.steps,
+        report.initial_train_loss,
+        report.final_train_loss,
+        report.steps_per_second,
+        report
+            .eval
+            .as_ref()
+            .map(|e| format!(
+                ", eval top-1 {:.2} % ({} / {})",
+                100.0 * e.accuracy,
+                e.correct,
+                e.n
+            ))
+            .unwrap_or_default()
+    );
+    if let (Some(path), Some(onnx)) = (&args.save_model, &model.onnx) {
+        let trained =
+            mite::onnx::export_weights(onnx, &model.module).map_err(|e| format!("error: {e}"))?;
+        trained.save(path).map_err(|e| format!("error: {e}"))?;
     }
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
