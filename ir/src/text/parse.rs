@@ -1135,7 +1135,7 @@ module @"odd name" attributes {"a key" = "x\n\"y\"\\", b = -inf, c = [], d = @"s
         assert_eq!(err(""), "1:1: expected 'module', found end of input");
         assert_eq!(
             err("module @m {"),
-            "1:12: expected 'param', 'const', 'func' or '}' in the module body, found end of input"
+            "1:12: expected 'param', 'const', 'state', 'func' or '}' in the module body, found end of input"
         );
         assert_eq!(
             err("module @m {}\n}"),
