@@ -149,6 +149,9 @@ struct TrainArgs {
     /// Seed of the fresh classifier and of stochastic rounding.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Train the classifier in fp32 while the backbone stays int8 (the paper's fp32 head).
+    #[arg(long = "fp32-head")]
+    fp32_head: bool,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.0)]
     momentum: f32,
@@ -368,10 +371,13 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
             "error: --save-model needs an ONNX model to write the trained weights into".into(),
         );
     }
-    if args.save_model.is_some() && (args.classes.is_some() || precision == Precision::Fp32) {
+    if args.save_model.is_some()
+        && (args.classes.is_some() || args.fp32_head || precision == Precision::Fp32)
+    {
         return Err(
             "error: --save-model writes the weights back into the original ONNX tensors; it cannot \
-             yet express a replaced head (--classes) or a dequantized model (--precision fp32)"
+             yet express a replaced head (--classes, --fp32-head) or a dequantized model \
+             (--precision fp32)"
                 .into(),
         );
     }
@@ -405,6 +411,7 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
         scheme,
         precision,
         classes: args.classes,
+        fp32_head: args.fp32_head,
         seed: args.seed,
         config,
         normalization,

@@ -231,3 +231,136 @@ fn eval_rejects_bad_inputs_with_clear_messages() {
         text(&out.stderr)
     );
 }
+
+/// Writes a small random image split (`n` images 3×32×32, labels < 10) into `dir`.
+fn write_split(dir: &std::path::Path, split: &str, n: usize) {
+    use mite::data::{NpyArray, NpyData};
+    let pixels: Vec<u8> = (0..n * 3 * 32 * 32)
+        .map(|i| ((i * 7919) % 251) as u8)
+        .collect();
+    let images = NpyArray {
+        shape: vec![n, 3, 32, 32],
+        data: NpyData::U8(pixels),
+    };
+    images
+        .write(&dir.join(format!("{split}_images.npy")))
+        .unwrap();
+    let labels = NpyArray {
+        shape: vec![n],
+        data: NpyData::U8((0..n).map(|i| (i % 10) as u8).collect()),
+    };
+    labels
+        .write(&dir.join(format!("{split}_labels.npy")))
+        .unwrap();
+}
+
+#[test]
+fn train_runs_steps_and_writes_a_report() {
+    let dir = std::env::temp_dir().join(format!("mite-train-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_split(&dir, "train", 8);
+    write_split(&dir, "test", 4);
+    let report = dir.join("report.json");
+    for extra in [
+        &["--precision", "int8"][..],
+        &["--precision", "fp32"],
+        &["--fp32-head", "--qas", "off"],
+    ] {
+        let mut args = vec![
+            "train",
+            "zoo:tiny-int8-cnn",
+            "--data",
+            dir.to_str().unwrap(),
+            "--eval-split",
+            "test",
+            "--steps",
+            "12",
+            "--scheme",
+            "last:2",
+            "--lr",
+            "0.001",
+            "--report-json",
+            report.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = mite(&args);
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("steps/s"), "progress on stderr");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(json["steps"], 12);
+        assert_eq!(json["losses"].as_array().unwrap().len(), 12);
+        assert!(json["final_train_loss"].as_f64().unwrap().is_finite());
+        assert!(json["eval_accuracy"].as_f64().unwrap() >= 0.0);
+    }
+    let out = mite(&[
+        "train",
+        "zoo:tiny-int8-cnn",
+        "--data",
+        dir.to_str().unwrap(),
+        "--scheme",
+        "last:x",
+    ]);
+    assert!(
+        text(&out.stderr).contains("--scheme"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = mite(&[
+        "train",
+        "zoo:tiny-int8-cnn",
+        "--data",
+        dir.to_str().unwrap(),
+        "--save-model",
+        "x.onnx",
+    ]);
+    assert!(
+        text(&out.stderr).contains("--save-model needs an ONNX model"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn train_saves_the_trained_onnx_model() {
+    let Some(shared) = mite_test_support::shared_dir("train_save_model") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("mite-train-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("trained.onnx");
+    let model = shared.join("models/mcunet-5fps.onnx");
+    let out = mite(&[
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        shared.join("datasets/imagenette").to_str().unwrap(),
+        "--split",
+        "val",
+        "--steps",
+        "3",
+        "--scheme",
+        "classifier",
+        "--lr",
+        "0.001",
+        "--save-model",
+        saved.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = mite::onnx::load(&model).unwrap();
+    let after = mite::onnx::load(&saved).unwrap();
+    let changed: Vec<&String> = before
+        .graph
+        .initializers
+        .iter()
+        .filter(|(name, t)| after.graph.initializers[*name] != **t)
+        .map(|(name, _)| name)
+        .collect();
+    assert!(!changed.is_empty(), "training changed no initializer");
+    assert!(
+        changed.iter().all(|n| n.starts_with("classifier.")),
+        "only the classifier trained: {changed:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -163,3 +163,187 @@ mod tests {
         assert!(replace_classifier(&mut f32_model, 0, 1).is_err());
     }
 }
+
+/// Turns an int8 classifier into a float one (the paper's fp32 head, +2.3 % on average): its
+/// weight and bias become f32 parameters holding their real values, its input is dequantized,
+/// and it computes float logits directly (the `q.dequantize` that followed it goes away).
+///
+/// Requires the `classifier` to be a `q.conv2d` or `q.linear` whose only user is a
+/// `q.dequantize`; a float classifier is left as it is.
+pub fn float_classifier(module: &mut Module) -> Result<(), String> {
+    use mite_ir::analysis::UseMap;
+    use mite_ir::{Loc, Op, Symbol, ValueDef};
+    let Module {
+        globals, functions, ..
+    } = module;
+    let func = functions
+        .iter_mut()
+        .find(|f| f.name == "forward")
+        .ok_or("the model has no function @forward")?;
+    let Some(&id) = func
+        .layout()
+        .iter()
+        .find(|&&id| func.op(id).loc.name.as_deref() == Some("classifier"))
+    else {
+        return Err("the model has no op named `classifier`".into());
+    };
+    let data = func.op(id).clone();
+    let float_op = match &data.op {
+        Op::QConv2d {
+            strides,
+            pads,
+            dilations,
+            groups,
+            ..
+        } => Op::Conv2d {
+            strides: strides.clone(),
+            pads: pads.clone(),
+            dilations: dilations.clone(),
+            groups: *groups,
+        },
+        Op::QLinear { .. } => Op::Linear {},
+        Op::Conv2d { .. } | Op::Linear {} => return Ok(()),
+        other => {
+            return Err(format!(
+                "the classifier is `{}`, not a conv or linear layer",
+                other.name()
+            ))
+        }
+    };
+    let uses = UseMap::compute(func);
+    let users = uses.users(data.result());
+    let [deq] = users[..] else {
+        return Err("the int8 classifier's output must feed exactly one q.dequantize".into());
+    };
+    if !matches!(func.op(deq).op, Op::Dequantize {}) || uses.is_output(data.result()) {
+        return Err("the int8 classifier's output must feed exactly one q.dequantize".into());
+    }
+    // Parameters: real values in f32 (per-channel scales along the quantized axis).
+    let mut float_params = Vec::new();
+    let mut old_reads = Vec::new();
+    for &v in &data.operands[1..] {
+        let ValueDef::Result(read, _) = func.value(v).def else {
+            return Err("the classifier's weight and bias must be parameters".into());
+        };
+        if uses.num_uses(v) != 1 {
+            return Err("the classifier's parameters must not be used elsewhere".into());
+        }
+        old_reads.push(read);
+        let Some(name) = func.op(read).op.global().map(str::to_string) else {
+            return Err("the classifier's weight and bias must be parameters".into());
+        };
+        let g = globals
+            .get_mut(&name)
+            .ok_or("unknown classifier parameter")?;
+        if let (Some(q), GlobalData::Inline(d)) = (g.ty.quant.clone(), &g.data) {
+            let values = d.to_f64();
+            let (axis, dim) = match &q {
+                Quant::PerTensor { .. } => (0, 1),
+                Quant::PerChannel { axis, .. } => (*axis, g.ty.shape[*axis]),
+            };
+            let inner: usize = g.ty.shape[axis + 1..].iter().product();
+            let real = values
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| {
+                    let c = if dim == 1 { 0 } else { (i / inner) % dim };
+                    q.scale(c) * (x as f32 - q.zero_point(c) as f32)
+                })
+                .collect();
+            g.data = GlobalData::Inline(TensorData::F32(real));
+            g.ty = TensorType::f32(&g.ty.shape);
+        } else if g.ty.quant.is_some() {
+            return Err(format!(
+                "classifier parameter @{name} has no data to convert"
+            ));
+        }
+        float_params.push(name);
+    }
+    let pos = func.position(id).ok_or("classifier not linked")?;
+    let x = data.operands[0];
+    let x_ty = TensorType::f32(&func.ty(x).shape);
+    let xf_op = func.insert_op(pos, Op::Dequantize {}, &[x], vec![x_ty], Loc::default());
+    let mut operands = vec![func.op(xf_op).result()];
+    for (k, name) in float_params.iter().enumerate() {
+        let ty = globals[name].ty.clone();
+        let read = func.insert_op(
+            pos + 1 + k,
+            Op::Param {
+                global: Symbol(name.clone()),
+            },
+            &[],
+            vec![ty],
+            Loc::default(),
+        );
+        operands.push(func.op(read).result());
+    }
+    let out_ty = TensorType::f32(&func.ty(data.result()).shape);
+    let new = func.insert_op(
+        pos + 1 + float_params.len(),
+        float_op,
+        &operands,
+        vec![out_ty],
+        data.loc.clone(),
+    );
+    let logits = func.op(new).result();
+    let deq_result = func.op(deq).result();
+    func.replace_all_uses(deq_result, logits);
+    func.erase_op(deq);
+    func.erase_op(id);
+    for read in old_reads {
+        func.erase_op(read);
+    }
+    func.compact();
+    Ok(())
+}
+
+#[cfg(test)]
+mod float_head_tests {
+    use super::*;
+
+    #[test]
+    fn int8_head_becomes_float() {
+        let mut m = mite_zoo::tiny_int8_cnn();
+        float_classifier(&mut m).unwrap();
+        mite_ir::verify_module(&m).unwrap();
+        let f = m.function("forward").unwrap();
+        let head = f
+            .layout()
+            .iter()
+            .find(|&&id| f.op(id).loc.name.as_deref() == Some("classifier"))
+            .unwrap();
+        assert!(matches!(
+            f.op(*head).op,
+            mite_ir::Op::Conv2d { .. } | mite_ir::Op::Linear {}
+        ));
+        assert_eq!(f.ty(f.outputs()[0]).elem, ElemType::F32);
+        // The float head computes what the int8 head approximated: compare on a random input.
+        let int8 = mite_zoo::tiny_int8_cnn();
+        let x = mite_interp::Tensor::f32(
+            &[1, 3, 32, 32],
+            (0..3072)
+                .map(|i| ((i * 37) % 255) as f32 / 127.5 - 1.0)
+                .collect(),
+        )
+        .unwrap();
+        let a = mite_interp::Interpreter::new(&int8)
+            .unwrap()
+            .run("forward", &[x.clone()])
+            .unwrap()[0]
+            .to_real();
+        let b = mite_interp::Interpreter::new(&m)
+            .unwrap()
+            .run("forward", &[x])
+            .unwrap()[0]
+            .to_real();
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        let scale = a.iter().fold(0f32, |s, v| s.max(v.abs())).max(1e-3);
+        assert!(worst <= 0.05 * scale + 0.05, "int8 {a:?} vs float {b:?}");
+        // Idempotent on a float head.
+        float_classifier(&mut m).unwrap();
+    }
+}

@@ -45,6 +45,8 @@ pub struct TrainOptions {
     pub precision: Precision,
     /// Replace the classifier by a fresh one with this many classes.
     pub classes: Option<usize>,
+    /// Train the classifier in fp32 (the paper's fp32 head) while the backbone stays int8.
+    pub fp32_head: bool,
     /// Seed of the fresh classifier and of stochastic rounding.
     pub seed: u64,
     /// Autodiff and optimizer settings (loss, QAS, momentum, ...).
@@ -89,6 +91,9 @@ pub fn prepare(module: &mut Module, opts: &TrainOptions) -> Result<Vec<String>, 
     }
     if let Some(classes) = opts.classes {
         head::replace_classifier(module, classes, opts.seed).map_err(|e| format!("error: {e}"))?;
+    }
+    if opts.fp32_head {
+        head::float_classifier(module).map_err(|e| format!("error: --fp32-head: {e}"))?;
     }
     let trainable = scheme::apply(module, opts.scheme).map_err(|e| format!("error: {e}"))?;
     if trainable.is_empty() {
