@@ -328,7 +328,7 @@ mod float_head_tests {
         .unwrap();
         let a = mite_interp::Interpreter::new(&int8)
             .unwrap()
-            .run("forward", &[x.clone()])
+            .run("forward", std::slice::from_ref(&x))
             .unwrap()[0]
             .to_real();
         let b = mite_interp::Interpreter::new(&m)
