@@ -71,6 +71,33 @@ impl TensorData {
         h.finish()
     }
 
+    /// The real values `scale[c] · (q − zero_point[c])` of quantized data of type `ty` (`c`: the
+    /// index along the quantized axis), computed in `f32` as `q.dequantize` does; `None` when `ty`
+    /// has no quantization.
+    pub fn real_values(&self, ty: &crate::types::TensorType) -> Option<Vec<f32>> {
+        use crate::types::Quant;
+        let q = ty.quant.as_ref()?;
+        let (axis, dim) = match q {
+            Quant::PerTensor { .. } => (0, 1),
+            Quant::PerChannel { axis, .. } => (*axis, *ty.shape.get(*axis)?),
+        };
+        let inner: usize = ty.shape.get(axis + 1..).map_or(1, |s| s.iter().product());
+        Some(
+            self.to_f64()
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let c = if dim == 1 {
+                        0
+                    } else {
+                        (i / inner.max(1)) % dim
+                    };
+                    q.scale(c) * (v as f32 - q.zero_point(c) as f32)
+                })
+                .collect(),
+        )
+    }
+
     /// The elements widened to `f64` (for folding and diagnostics).
     pub fn to_f64(&self) -> Vec<f64> {
         match self {

@@ -235,27 +235,14 @@ pub fn float_classifier(module: &mut Module) -> Result<(), String> {
         let g = globals
             .get_mut(&name)
             .ok_or("unknown classifier parameter")?;
-        if let (Some(q), GlobalData::Inline(d)) = (g.ty.quant.clone(), &g.data) {
-            let values = d.to_f64();
-            let (axis, dim) = match &q {
-                Quant::PerTensor { .. } => (0, 1),
-                Quant::PerChannel { axis, .. } => (*axis, g.ty.shape[*axis]),
-            };
-            let inner: usize = g.ty.shape[axis + 1..].iter().product();
-            let real = values
-                .iter()
-                .enumerate()
-                .map(|(i, &x)| {
-                    let c = if dim == 1 { 0 } else { (i / inner) % dim };
-                    q.scale(c) * (x as f32 - q.zero_point(c) as f32)
-                })
-                .collect();
+        if g.ty.quant.is_some() {
+            let real = match &g.data {
+                GlobalData::Inline(d) => d.real_values(&g.ty),
+                _ => None,
+            }
+            .ok_or_else(|| format!("classifier parameter @{name} has no data to convert"))?;
             g.data = GlobalData::Inline(TensorData::F32(real));
             g.ty = TensorType::f32(&g.ty.shape);
-        } else if g.ty.quant.is_some() {
-            return Err(format!(
-                "classifier parameter @{name} has no data to convert"
-            ));
         }
         float_params.push(name);
     }

@@ -74,29 +74,12 @@ impl Pass for Dequantize {
     }
 }
 
-/// Real values of quantized data: `scale[c] · (q − zero_point[c])`, with `c` the index along the
-/// quantized axis.
+/// Real values of quantized integer data.
 fn dequantize_data(data: &TensorData, ty: &TensorType) -> Option<Vec<f32>> {
-    let q = ty.quant.as_ref()?;
-    let values: Vec<f64> = match data {
-        TensorData::I8(_) | TensorData::I32(_) => data.to_f64(),
-        _ => return None,
-    };
-    let (axis, dim) = match q {
-        Quant::PerTensor { .. } => (0, 1),
-        Quant::PerChannel { axis, .. } => (*axis, ty.shape[*axis]),
-    };
-    let inner: usize = ty.shape[axis + 1..].iter().product();
-    Some(
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| {
-                let c = if dim == 1 { 0 } else { (i / inner) % dim };
-                q.scale(c) * (v as f32 - q.zero_point(c) as f32)
-            })
-            .collect(),
-    )
+    match data {
+        TensorData::I8(_) | TensorData::I32(_) => data.real_values(ty),
+        _ => None,
+    }
 }
 
 /// The real interval an int8 output with quantization `q` and clamp `[lo, hi]` can hold.
