@@ -8,7 +8,8 @@
 //! - [`PassManager`]: runs a pipeline over a module with instrumentation (verification after each
 //!   pass, IR dumps before or after passes, stop-after, a `tracing` span per pass) and returns a
 //!   [`PipelineReport`];
-//! - [`passes`]: the built-in passes `canonicalize`, `constant-fold`, `cse` and `dce`.
+//! - [`passes`]: the built-in passes `autodiff` (the training step), `canonicalize`,
+//!   `constant-fold`, `cse`, `dce` and `dequantize` (int8 graph to float).
 //!
 //! ```
 //! use mite_ir::{Builder, Module, Op, TensorType};
