@@ -291,8 +291,9 @@ fn parse_rounding(text: &str) -> Result<mite::interp::quant::Rounding, String> {
         "double" => Ok(Rounding::Double),
         "single" => Ok(Rounding::Single),
         "float" => Ok(Rounding::FloatScale),
+        "onnxruntime" => Ok(Rounding::OnnxRuntime),
         other => Err(format!(
-            "error: --rounding: expected double, single or float, found `{other}`"
+            "error: --rounding: expected double, single, float or onnxruntime, found `{other}`"
         )),
     }
 }
@@ -371,13 +372,10 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
             "error: --save-model needs an ONNX model to write the trained weights into".into(),
         );
     }
-    if args.save_model.is_some()
-        && (args.classes.is_some() || args.fp32_head || precision == Precision::Fp32)
-    {
+    if args.save_model.is_some() && (args.fp32_head || precision == Precision::Fp32) {
         return Err(
             "error: --save-model writes the weights back into the original ONNX tensors; it cannot \
-             yet express a replaced head (--classes, --fp32-head) or a dequantized model \
-             (--precision fp32)"
+             yet express float layers in an int8 model (--fp32-head, --precision fp32)"
                 .into(),
         );
     }

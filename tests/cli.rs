@@ -364,3 +364,41 @@ fn train_saves_the_trained_onnx_model() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn train_with_a_new_head_saves_a_resized_onnx_model() {
+    let Some(shared) = mite_test_support::shared_dir("train_save_new_head") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("mite-train-head-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("trained10.onnx");
+    let out = mite(&[
+        "train",
+        shared.join("models/mcunet-5fps.onnx").to_str().unwrap(),
+        "--data",
+        shared.join("datasets/cifar10").to_str().unwrap(),
+        "--classes",
+        "10",
+        "--scheme",
+        "last:2",
+        "--steps",
+        "3",
+        "--lr",
+        "0.001",
+        "--save-model",
+        saved.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let model = mite::onnx::load(&saved).unwrap();
+    assert_eq!(
+        model.graph.initializers["classifier.weight"].dims(),
+        &[10, 160, 1, 1]
+    );
+    assert_eq!(model.graph.initializers["classifier.bias"].dims(), &[10]);
+    // The written model imports again, verifies, and computes 10 logits.
+    let back = mite::onnx::import_model(&model, &mite::onnx::ImportOptions::batch_one()).unwrap();
+    let f = back.function("forward").unwrap();
+    assert_eq!(f.ty(f.outputs()[0]).shape.as_slice(), &[1, 10]);
+    std::fs::remove_dir_all(&dir).ok();
+}
