@@ -183,7 +183,18 @@ fn momentum_and_accumulation_declare_state() {
     }
     assert!(!m.globals.contains_key("first_conv.weight.momentum"));
     let text = train_step(&m);
-    assert!(text.contains("param = @classifier.weight, lr_scale = 1.0, momentum = 0.9, weight_decay = 0.0001, qas = true, stochastic = true, seed = 7, accumulate = 4"), "{text}");
+    // Each parameter's stochastic-rounding seed is the option's seed plus its declaration index.
+    let weight_seed = 7 + m.globals.get_index_of("classifier.weight").unwrap();
+    let bias_seed = 7 + m.globals.get_index_of("classifier.bias").unwrap();
+    assert_ne!(weight_seed, bias_seed);
+    let expected = format!(
+        "param = @classifier.weight, lr_scale = 1.0, momentum = 0.9, weight_decay = 0.0001, qas = true, stochastic = true, seed = {weight_seed}, accumulate = 4"
+    );
+    assert!(text.contains(&expected), "{text}");
+    assert!(
+        text.contains(&format!("seed = {bias_seed}, accumulate = 4")),
+        "{text}"
+    );
 }
 
 #[test]

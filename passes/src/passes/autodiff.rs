@@ -68,7 +68,8 @@
 //! **Optimizer.** `optim.sgd {param, lr_scale, momentum, weight_decay, qas, stochastic, seed,
 //! accumulate}` with `lr_scale = lr-scale-bias` for biases (parameters read as operand 2 of
 //! `nn.conv2d`, `nn.linear`, `q.conv2d` or `q.linear`, directly or through `q.dequantize`) and 1
-//! otherwise; the other attributes come from the options.
+//! otherwise; the other attributes come from the options, except that with stochastic rounding
+//! each parameter's `seed` is the option's seed plus the parameter's declaration index.
 //!
 //! Options (pipeline text): `loss=cross-entropy|mse`, `lr-scale-bias=0.5`, `momentum=0`,
 //! `weight-decay=0`, `qas=true`, `stochastic=false`, `seed=0`, `accumulate=1`,
@@ -781,6 +782,14 @@ impl Backward {
         } else {
             1.0
         };
+        // Stochastic rounding draws from (seed, step, element): give each parameter its own seed
+        // (offset by its declaration index) so that the noise is not correlated across them.
+        let seed = if config.stochastic {
+            let index = b.module().globals.get_index_of(param).unwrap_or(0);
+            config.seed.wrapping_add(index as i64)
+        } else {
+            config.seed
+        };
         let op = Op::Sgd {
             param: Symbol(param.to_string()),
             lr_scale,
@@ -788,7 +797,7 @@ impl Backward {
             weight_decay: config.weight_decay,
             qas: config.qas,
             stochastic: config.stochastic,
-            seed: config.seed,
+            seed,
             accumulate: config.accumulate,
         };
         b.effect(op, &[grad, self.lr, self.step])
