@@ -76,6 +76,19 @@ impl Conv2dShape {
         self.c_out / self.groups
     }
 
+    /// The output spatial size of a consistent shape, or the error every int8 convolution kernel
+    /// reports for an inconsistent one.
+    pub fn checked_out_hw(&self) -> Result<[usize; 2], crate::kernel_error::KernelError> {
+        use crate::kernel_error::KernelError;
+        if !self.is_valid() {
+            return Err(KernelError::Invalid(format!(
+                "inconsistent conv2d shape {self:?}"
+            )));
+        }
+        self.out_hw()
+            .ok_or_else(|| KernelError::Invalid("conv2d window does not fit".into()))
+    }
+
     /// Whether the dimensions are consistent (groups divide channels, the window fits).
     pub fn is_valid(&self) -> bool {
         self.groups > 0

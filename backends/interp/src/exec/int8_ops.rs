@@ -275,6 +275,39 @@ fn bias_scales<T: ExecReal>(
     })
 }
 
+/// onnxruntime's float convolution of the dequantized operands of a `q.conv2d` / `q.linear`
+/// (operand 2, when present, is the `i32` bias), quantized to `out`.
+fn qdq_float_conv<T: ExecReal>(
+    x: &Operands<'_, '_, T>,
+    shape: &crate::geometry::Conv2dShape,
+    input: QuantParams,
+    w_scales: &[f32],
+    w_zero_points: &[i8],
+    out: &TensorType,
+    act: (i64, i64),
+) -> OpResult<T> {
+    let bias_scales = match x.i32_bias()? {
+        Some(_) => bias_scales(x, input, w_scales)?,
+        None => Vec::new(),
+    };
+    let bias = x.i32_bias()?.map(|values| FloatBias {
+        values,
+        scales: &bias_scales,
+    });
+    let y = ort::conv2d_qdq_float(
+        shape,
+        x.i8(0)?,
+        input,
+        x.i8(1)?,
+        w_scales,
+        w_zero_points,
+        bias,
+        per_tensor(out, "result")?,
+        act_range(act.0, act.1)?,
+    )?;
+    Ok(int8(y))
+}
+
 /// `q.conv2d`: int8 convolution with `i32` bias, requantized per output channel. With
 /// [`Rounding::OnnxRuntime`] and a non-exclusive data flow, onnxruntime's float convolution
 /// between `DequantizeLinear` and `QuantizeLinear` ([`ort::conv2d_qdq_float`]).
@@ -294,26 +327,7 @@ pub(crate) fn conv2d<T: ExecReal>(
     let input = per_tensor(x.ty(0)?, "operand 0")?;
     let (w_scales, w_zero_points) = weight_quant(x.ty(1)?)?;
     if onnxruntime_float(mode) {
-        let bias_scales = match x.i32_bias()? {
-            Some(_) => bias_scales(x, input, &w_scales)?,
-            None => Vec::new(),
-        };
-        let bias = x.i32_bias()?.map(|values| FloatBias {
-            values,
-            scales: &bias_scales,
-        });
-        let y = ort::conv2d_qdq_float(
-            &shape,
-            x.i8(0)?,
-            input,
-            x.i8(1)?,
-            &w_scales,
-            &w_zero_points,
-            bias,
-            per_tensor(out, "result")?,
-            act_range(act.0, act.1)?,
-        )?;
-        return Ok(int8(y));
+        return qdq_float_conv(x, &shape, input, &w_scales, &w_zero_points, out, act);
     }
     let (stage, _) = output_stage(input, &w_scales, out, act_range(act.0, act.1)?, rounding)?;
     let y = quant::conv2d_int8(
@@ -346,14 +360,6 @@ pub(crate) fn linear<T: ExecReal>(
     let (w_scales, w_zero_points) = weight_quant(x.ty(1)?)?;
     if onnxruntime_float(mode) {
         // A float Gemm of the dequantized operands: a 1×1 convolution over a 1×1 image.
-        let bias_scales = match x.i32_bias()? {
-            Some(_) => bias_scales(x, input, &w_scales)?,
-            None => Vec::new(),
-        };
-        let bias = x.i32_bias()?.map(|values| FloatBias {
-            values,
-            scales: &bias_scales,
-        });
         // (Approximate: onnxruntime's Gemm blocks K by its own N = out_features and adds the
         // bias first; the paper's networks have no q.linear.)
         let shape = crate::geometry::Conv2dShape {
@@ -369,18 +375,7 @@ pub(crate) fn linear<T: ExecReal>(
                 dilations: [1, 1],
             },
         };
-        let y = ort::conv2d_qdq_float(
-            &shape,
-            x.i8(0)?,
-            input,
-            x.i8(1)?,
-            &w_scales,
-            &w_zero_points,
-            bias,
-            per_tensor(out, "result")?,
-            act_range(act.0, act.1)?,
-        )?;
-        return Ok(int8(y));
+        return qdq_float_conv(x, &shape, input, &w_scales, &w_zero_points, out, act);
     }
     let (stage, _) = output_stage(input, &w_scales, out, act_range(act.0, act.1)?, rounding)?;
     let shape = quant::LinearShape {

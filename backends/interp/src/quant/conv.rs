@@ -61,14 +61,7 @@ pub fn conv2d_int8(
     bias: Option<&[i32]>,
     out: &OutputStage,
 ) -> Result<Vec<i8>, KernelError> {
-    if !shape.is_valid() {
-        return Err(KernelError::Invalid(format!(
-            "inconsistent conv2d shape {shape:?}"
-        )));
-    }
-    let [oh, ow] = shape
-        .out_hw()
-        .ok_or_else(|| KernelError::Invalid("conv2d window does not fit".into()))?;
+    let [oh, ow] = shape.checked_out_hw()?;
     let [h, wd] = shape.in_hw;
     let [kh, kw] = shape.window.kernel;
     let [sh, sw] = shape.window.strides;
