@@ -177,6 +177,19 @@ impl Function {
         &self.values[v].ty
     }
 
+    /// The op defining `v`, or `None` for an argument.
+    pub fn defining_op(&self, v: Value) -> Option<OpId> {
+        match self.values[v].def {
+            ValueDef::Result(op, _) => Some(op),
+            ValueDef::Arg(_) => None,
+        }
+    }
+
+    /// The global that `v` reads, when it is the result of a `param` or `const` op.
+    pub fn global_read(&self, v: Value) -> Option<&str> {
+        self.op(self.defining_op(v)?).op.global()
+    }
+
     /// Sets the type of value `v` (passes that retype values re-verify afterwards).
     pub fn set_ty(&mut self, v: Value, ty: TensorType) {
         self.values[v].ty = ty;

@@ -1,13 +1,10 @@
 //! Small helpers shared by the passes.
 
-use mite_ir::{Function, Op, OpId, Value, ValueDef};
+use mite_ir::{Function, Op, OpId, Value};
 
 /// The op defining `v`, if it is an op result (not an argument).
 pub(crate) fn defining_op(func: &Function, v: Value) -> Option<OpId> {
-    match func.value(v).def {
-        ValueDef::Result(op, _) => Some(op),
-        ValueDef::Arg(_) => None,
-    }
+    func.defining_op(v)
 }
 
 /// The op defining `v` with its op kind, if `v` is an op result.

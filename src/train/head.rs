@@ -2,25 +2,7 @@
 
 use mite_ir::infer::infer_result_types;
 use mite_ir::{ElemType, GlobalData, Module, Quant, TensorData, TensorType};
-
-/// A small deterministic generator (splitmix64), so a seed gives the same head everywhere.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[-bound, bound)`.
-    fn uniform(&mut self, bound: f32) -> f32 {
-        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        (2.0 * unit - 1.0) * bound
-    }
-}
+use mite_zoo::rng::SplitMix64;
 
 /// Replaces the weight and bias of the op named `classifier` in `forward` by fresh ones for
 /// `classes` outputs: weights uniform in `±1/√fan_in` (seeded), biases zero. int8 classifiers get
@@ -40,11 +22,7 @@ pub fn replace_classifier(module: &mut Module, classes: usize, seed: u64) -> Res
         .ok_or("the model has no op named `classifier` to replace")?;
     let data = func.op(id);
     let global_of = |k: usize| -> Option<String> {
-        let v = *data.operands.get(k)?;
-        match func.value(v).def {
-            mite_ir::ValueDef::Result(op, _) => func.op(op).op.global().map(str::to_string),
-            mite_ir::ValueDef::Arg(_) => None,
-        }
+        func.global_read(*data.operands.get(k)?).map(str::to_string)
     };
     let (Some(weight), bias) = (global_of(1), global_of(2)) else {
         return Err("the classifier's weight is not a parameter".into());
@@ -54,9 +32,11 @@ pub fn replace_classifier(module: &mut Module, classes: usize, seed: u64) -> Res
     let fan_in: usize = w_ty.shape[1..].iter().product();
     let mut shape = w_ty.shape.clone();
     shape[0] = classes;
-    let mut rng = SplitMix64(seed ^ 0x6d69_7465_6865_6164);
+    let mut rng = SplitMix64::new(seed ^ 0x6d69_7465_6865_6164);
     let bound = 1.0 / (fan_in as f32).sqrt();
-    let real: Vec<f32> = (0..classes * fan_in).map(|_| rng.uniform(bound)).collect();
+    let real: Vec<f32> = (0..classes * fan_in)
+        .map(|_| (2.0 * rng.next_f32() - 1.0) * bound)
+        .collect();
     let (w_new, w_scales) = match w_ty.elem {
         ElemType::F32 => (GlobalData::Inline(TensorData::F32(real)), None),
         ElemType::I8 => {
@@ -172,7 +152,7 @@ mod tests {
 /// `q.dequantize`; a float classifier is left as it is.
 pub fn float_classifier(module: &mut Module) -> Result<(), String> {
     use mite_ir::analysis::UseMap;
-    use mite_ir::{Loc, Op, Symbol, ValueDef};
+    use mite_ir::{Loc, Op, Symbol};
     let Module {
         globals, functions, ..
     } = module;
@@ -222,16 +202,15 @@ pub fn float_classifier(module: &mut Module) -> Result<(), String> {
     let mut float_params = Vec::new();
     let mut old_reads = Vec::new();
     for &v in &data.operands[1..] {
-        let ValueDef::Result(read, _) = func.value(v).def else {
+        let (Some(read), Some(name)) =
+            (func.defining_op(v), func.global_read(v).map(str::to_string))
+        else {
             return Err("the classifier's weight and bias must be parameters".into());
         };
         if uses.num_uses(v) != 1 {
             return Err("the classifier's parameters must not be used elsewhere".into());
         }
         old_reads.push(read);
-        let Some(name) = func.op(read).op.global().map(str::to_string) else {
-            return Err("the classifier's weight and bias must be parameters".into());
-        };
         let g = globals
             .get_mut(&name)
             .ok_or("unknown classifier parameter")?;

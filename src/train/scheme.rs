@@ -39,10 +39,7 @@ pub fn layers(module: &Module) -> Vec<(String, Option<String>, Option<String>)> 
     let Some(f) = module.function("forward") else {
         return Vec::new();
     };
-    let param_of = |v| match f.value(v).def {
-        mite_ir::ValueDef::Result(op, _) => f.op(op).op.global().map(str::to_string),
-        mite_ir::ValueDef::Arg(_) => None,
-    };
+    let param_of = |v| f.global_read(v).map(str::to_string);
     f.layout()
         .iter()
         .filter_map(|&id| {

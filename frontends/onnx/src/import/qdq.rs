@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 
 use indexmap::IndexMap;
 use mite_ir::infer::{check_type, infer_result_types};
-use mite_ir::{Effect, ElemType, Function, Op, OpId, Quant, TensorType, Value, ValueDef};
+use mite_ir::{Effect, ElemType, Function, Op, OpId, Quant, TensorType, Value};
 
 /// How many rewrites [`fuse_qdq`] made, per kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,10 +60,7 @@ pub fn fuse_qdq(func: &mut Function) -> FuseStats {
 
 /// The op defining `v`, if `v` is an op result.
 fn def_op(func: &Function, v: Value) -> Option<OpId> {
-    match func.value(v).def {
-        ValueDef::Result(op, _) if !func.op(op).is_erased() => Some(op),
-        _ => None,
-    }
+    func.defining_op(v).filter(|&op| !func.op(op).is_erased())
 }
 
 /// `x` when `v` is `q.dequantize(x)`.
