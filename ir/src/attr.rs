@@ -3,7 +3,10 @@
 use std::fmt;
 
 /// One attribute value.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Equality and hashing compare floats by their bits (so `0.0 != -0.0` and a NaN equals itself),
+/// which makes attributes usable as map keys.
+#[derive(Clone, Debug)]
 pub enum Attr {
     /// `true` or `false`.
     Bool(bool),
@@ -17,6 +20,34 @@ pub enum Attr {
     Str(String),
     /// A reference to a global, `@name`.
     Sym(String),
+}
+
+impl PartialEq for Attr {
+    fn eq(&self, other: &Attr) -> bool {
+        match (self, other) {
+            (Attr::Bool(a), Attr::Bool(b)) => a == b,
+            (Attr::Int(a), Attr::Int(b)) => a == b,
+            (Attr::F32(a), Attr::F32(b)) => a.to_bits() == b.to_bits(),
+            (Attr::Ints(a), Attr::Ints(b)) => a == b,
+            (Attr::Str(a), Attr::Str(b)) | (Attr::Sym(a), Attr::Sym(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Attr {}
+
+impl std::hash::Hash for Attr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Attr::Bool(b) => b.hash(state),
+            Attr::Int(i) => i.hash(state),
+            Attr::F32(x) => x.to_bits().hash(state),
+            Attr::Ints(v) => v.hash(state),
+            Attr::Str(s) | Attr::Sym(s) => s.hash(state),
+        }
+    }
 }
 
 impl Attr {

@@ -16,7 +16,53 @@
 //! the end; `act_min` / `act_max` of `q.` ops are the clamp of the int8 output (folded ReLU).
 
 use crate::attr::{Attr, AttrValue, Symbol};
+use std::hash::{Hash, Hasher};
 use thiserror::Error;
+
+/// The comparable form of an op field: floats by their bits (for `Op`'s `Eq` and `Hash`).
+trait FieldKey {
+    /// What is compared and hashed.
+    type Key<'a>: Eq + Hash
+    where
+        Self: 'a;
+    /// The key of this field.
+    fn key(&self) -> Self::Key<'_>;
+}
+
+impl FieldKey for f32 {
+    type Key<'a> = u32;
+    fn key(&self) -> u32 {
+        self.to_bits()
+    }
+}
+
+impl FieldKey for i64 {
+    type Key<'a> = i64;
+    fn key(&self) -> i64 {
+        *self
+    }
+}
+
+impl FieldKey for bool {
+    type Key<'a> = bool;
+    fn key(&self) -> bool {
+        *self
+    }
+}
+
+impl FieldKey for Vec<i64> {
+    type Key<'a> = &'a [i64];
+    fn key(&self) -> &[i64] {
+        self
+    }
+}
+
+impl FieldKey for Symbol {
+    type Key<'a> = &'a str;
+    fn key(&self) -> &str {
+        &self.0
+    }
+}
 
 /// How many operands an op takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +111,7 @@ pub enum Effect {
 /// A user-defined op outside the built-in dialects (the escape hatch).
 ///
 /// Its result types are taken as declared; it is treated as having unknown effects.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CustomOp {
     /// Full name with dialect prefix, e.g. `acme.fft`.
     pub name: String,
@@ -157,7 +203,10 @@ macro_rules! op_table {
         }
     )*) => {
         /// An operation of the closed op set (see the module documentation).
-        #[derive(Clone, Debug, PartialEq)]
+        ///
+        /// Equality and hashing compare float attributes by their bits, so ops can key maps
+        /// (CSE, e-graphs).
+        #[derive(Clone, Debug)]
         pub enum Op {
             $(
                 $(#[doc = $doc])+
@@ -165,6 +214,41 @@ macro_rules! op_table {
             )*
             /// A user-defined op (see [`CustomOp`]).
             Custom(CustomOp),
+        }
+
+        impl PartialEq for Op {
+            #[allow(clippy::unit_cmp, clippy::let_unit_value)]
+            fn eq(&self, other: &Op) -> bool {
+                match self {
+                    $(
+                        Op::$variant { $($field),* } => {
+                            let lhs = ($(FieldKey::key($field),)*);
+                            match other {
+                                Op::$variant { $($field),* } => lhs == ($(FieldKey::key($field),)*),
+                                _ => false,
+                            }
+                        }
+                    )*
+                    Op::Custom(a) => matches!(other, Op::Custom(b) if a == b),
+                }
+            }
+        }
+
+        impl Eq for Op {}
+
+        impl Hash for Op {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                std::mem::discriminant(self).hash(state);
+                match self {
+                    $(
+                        #[allow(unused_variables)]
+                        Op::$variant { $($field),* } => {
+                            $(FieldKey::key($field).hash(state);)*
+                        }
+                    )*
+                    Op::Custom(c) => c.hash(state),
+                }
+            }
         }
 
         /// The text names of all built-in ops, in table order.
@@ -658,6 +742,43 @@ mod tests {
             Op::from_parts("relu", vec![]),
             Err(OpError::UnknownOp(_))
         ));
+    }
+
+    fn hash_of(op: &Op) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        op.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn equality_and_hash_compare_floats_by_bits() {
+        let clip = |min: f32| Op::Clip { min, max: 6.0 };
+        assert_eq!(clip(0.0), clip(0.0));
+        assert_eq!(hash_of(&clip(0.0)), hash_of(&clip(0.0)));
+        assert_ne!(clip(0.0), clip(-0.0), "0.0 and -0.0 differ in their bits");
+        assert_eq!(clip(f32::NAN), clip(f32::NAN), "a NaN equals itself");
+        assert_eq!(hash_of(&clip(f32::NAN)), hash_of(&clip(f32::NAN)));
+        assert_ne!(Op::Relu {}, Op::GlobalAvgPool {});
+        let pool = |k: i64| Op::MaxPool {
+            kernel: vec![k, k],
+            strides: vec![1, 1],
+            pads: vec![0; 4],
+            dilations: vec![1, 1],
+        };
+        assert_eq!(pool(2), pool(2));
+        assert_ne!(pool(2), pool(3));
+        let custom = |x: f32| {
+            Op::Custom(CustomOp {
+                name: "acme.scale".into(),
+                attrs: vec![("by".into(), Attr::F32(x))],
+            })
+        };
+        assert_eq!(custom(f32::NAN), custom(f32::NAN));
+        assert_ne!(custom(0.0), custom(-0.0));
+        let set: std::collections::HashSet<Op> = [clip(0.0), clip(0.0), clip(-0.0), pool(2)]
+            .into_iter()
+            .collect();
+        assert_eq!(set.len(), 3);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `cse`: common-subexpression elimination.
 //!
-//! Merges ops that compute the same thing: the same op with the same attributes (floats compared
+//! Merges ops that compute the same thing: the same [`Op`] (its `Eq`/`Hash` compare floats
 //! bit for bit), the same operands and the same result types. Only [`Effect::Pure`] ops are
 //! merged, and `param` reads ([`Effect::ReadGlobal`]) only in functions without any
 //! [`Effect::Write`] op (a write could update the parameter between two reads). The first
@@ -12,7 +12,7 @@
 
 use crate::pass::{Pass, PassError};
 use crate::statistics::Statistics;
-use mite_ir::{Attr, Effect, Function, Module, Op, OpId, TensorType, Value};
+use mite_ir::{Effect, Function, Module, Op, OpId, TensorType, Value};
 use std::collections::{HashMap, HashSet};
 
 /// The `cse` pass (see the module documentation).
@@ -35,35 +35,11 @@ impl Pass for Cse {
     }
 }
 
-/// An attribute value that can be hashed: floats by their bits.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum AttrKey {
-    Bool(bool),
-    Int(i64),
-    F32Bits(u32),
-    Ints(Vec<i64>),
-    Str(String),
-    Sym(String),
-}
-
-impl From<Attr> for AttrKey {
-    fn from(a: Attr) -> AttrKey {
-        match a {
-            Attr::Bool(b) => AttrKey::Bool(b),
-            Attr::Int(i) => AttrKey::Int(i),
-            Attr::F32(x) => AttrKey::F32Bits(x.to_bits()),
-            Attr::Ints(v) => AttrKey::Ints(v),
-            Attr::Str(s) => AttrKey::Str(s),
-            Attr::Sym(s) => AttrKey::Sym(s),
-        }
-    }
-}
-
-/// What makes two ops interchangeable.
+/// What makes two ops interchangeable: the op itself (its `Eq`/`Hash` compare float attributes
+/// by their bits), its operands and its result types.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct OpKey {
-    name: String,
-    attrs: Vec<(String, AttrKey)>,
+    op: Op,
     operands: Vec<Value>,
     result_types: Vec<TensorType>,
 }
@@ -72,13 +48,7 @@ impl OpKey {
     fn new(func: &Function, id: OpId) -> OpKey {
         let data = func.op(id);
         OpKey {
-            name: data.op.name().to_string(),
-            attrs: data
-                .op
-                .attrs()
-                .into_iter()
-                .map(|(k, v)| (k, AttrKey::from(v)))
-                .collect(),
+            op: data.op.clone(),
             operands: data.operands.to_vec(),
             result_types: data.results.iter().map(|&r| func.ty(r).clone()).collect(),
         }
