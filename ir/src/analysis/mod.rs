@@ -1,4 +1,5 @@
-//! Analyses over a function: use lists and use counts (side tables keyed by value).
+//! Analyses over a function: use lists and use counts (side tables keyed by value), and the
+//! schedule and buffer liveness ([`liveness`]).
 //!
 //! Both are snapshots: they describe the function at the time they were computed and are not
 //! updated when the function changes (except through the explicit update methods of
@@ -22,6 +23,9 @@
 
 use crate::module::{Function, OpId, Value};
 use la_arena::ArenaMap;
+
+pub mod liveness;
+pub use liveness::{BufferLifetime, Liveness, Schedule, ScheduleError};
 
 /// One use of a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
