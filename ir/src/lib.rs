@@ -16,6 +16,7 @@ pub mod builder;
 pub mod cost;
 pub mod data;
 pub mod infer;
+pub mod memory;
 pub mod module;
 pub mod ops;
 pub mod text;
