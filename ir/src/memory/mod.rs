@@ -1,3 +1,8 @@
-//! Memory: the arena planner ([`plan`]) and the memory report of a training step ([`report`]).
+//! Memory: kernel scratch estimates ([`scratch`]), the arena planner ([`plan`]) and the memory
+//! report of a training step ([`report`]).
 
 pub mod plan;
+pub mod report;
+pub mod scratch;
+
+pub use report::{memory_report, ArenaBuffer, BufferKind, MemoryError, MemoryReport};

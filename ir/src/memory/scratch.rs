@@ -1,0 +1,86 @@
+//! Kernel scratch: the working memory an op's kernel needs besides its operands and results.
+//!
+//! A first per-op estimate, after the CMSIS-NN int8 kernels a Cortex-M build uses (a later phase
+//! takes the exact figure from each `mite-kernels` parameter struct):
+//! - `q.conv2d`, not depthwise: two im2col columns of `int16`,
+//!   `2 · (C_in / groups) · k_h · k_w · 2` bytes (a 1×1 convolution needs none: it reads its
+//!   input in place);
+//! - `q.conv2d`, depthwise (`groups = C_in`, one input channel per group): one window of `int16`
+//!   per channel, `C_in · k_h · k_w · 2` bytes;
+//! - every other op: 0 (the fp32 backward kernels loop directly over their operands).
+
+use crate::module::{Function, OpData};
+use crate::ops::Op;
+
+/// The scratch bytes of op `data` of `func` (see the module documentation).
+pub fn scratch_bytes(func: &Function, data: &OpData) -> u64 {
+    let Op::QConv2d { groups, .. } = &data.op else {
+        return 0;
+    };
+    let (Some(&x), Some(&w)) = (data.operands.first(), data.operands.get(1)) else {
+        return 0;
+    };
+    let (x, w) = (func.ty(x), func.ty(w));
+    if x.rank() != 4 || w.rank() != 4 {
+        return 0;
+    }
+    let (c_in, per_group, kh, kw) = (x.shape[1], w.shape[1], w.shape[2], w.shape[3]);
+    let bytes = if *groups > 1 && per_group == 1 {
+        c_in * kh * kw * 2
+    } else if kh * kw == 1 {
+        0
+    } else {
+        2 * per_group * kh * kw * 2
+    };
+    bytes as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Builder, ElemType, Module, Quant, TensorType};
+
+    fn qconv(groups: i64, k: usize, c_in: usize, c_out: usize) -> u64 {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let q = Quant::per_tensor(0.1, 0);
+        let x = b.arg(
+            "x",
+            TensorType::quantized(&[1, c_in, 8, 8], ElemType::I8, q.clone()),
+        );
+        let per_group = c_in / groups as usize;
+        let w = b
+            .param(
+                "w",
+                TensorType::quantized(
+                    &[c_out, per_group, k, k],
+                    ElemType::I8,
+                    Quant::per_channel(0, vec![0.1; c_out]),
+                ),
+                true,
+                None,
+            )
+            .unwrap();
+        let pad = (k as i64 - 1) / 2;
+        let op = Op::QConv2d {
+            strides: vec![1, 1],
+            pads: vec![pad; 4],
+            dilations: vec![1, 1],
+            groups,
+            act_min: -128,
+            act_max: 127,
+        };
+        let y = b.op_quant(op, &[x, w], q).unwrap();
+        b.ret(&[y]);
+        let f = &m.functions[0];
+        scratch_bytes(f, f.op(*f.layout().last().unwrap()))
+    }
+
+    #[test]
+    fn cmsis_style_estimates() {
+        assert_eq!(qconv(1, 3, 8, 16), 2 * 8 * 9 * 2);
+        assert_eq!(qconv(1, 1, 8, 16), 0);
+        assert_eq!(qconv(8, 3, 8, 8), 8 * 9 * 2);
+        assert_eq!(qconv(8, 5, 8, 8), 8 * 25 * 2);
+    }
+}
