@@ -133,6 +133,10 @@ pub fn write_f32(f: &mut impl fmt::Write, x: f32) -> fmt::Result {
 pub trait AttrValue: Sized {
     /// The generic form.
     fn to_attr(&self) -> Attr;
+    /// The generic form, or `None` for an absent optional attribute (which is not printed).
+    fn to_attr_opt(&self) -> Option<Attr> {
+        Some(self.to_attr())
+    }
     /// The typed form, or a description of what was expected.
     fn from_attr(attr: &Attr) -> Result<Self, &'static str>;
 }
@@ -198,6 +202,22 @@ impl AttrValue for Symbol {
             Attr::Sym(s) => Ok(Symbol(s.clone())),
             _ => Err("a symbol (@name)"),
         }
+    }
+}
+
+/// An optional symbol attribute (e.g. the optimizer state an update uses): absent attributes
+/// are not printed and parse back as `None`.
+impl AttrValue for Option<Symbol> {
+    /// The symbol; `None` gives the empty symbol (absent attributes are skipped through
+    /// [`AttrValue::to_attr_opt`] and never printed).
+    fn to_attr(&self) -> Attr {
+        Attr::Sym(self.as_ref().map_or_else(String::new, |s| s.0.clone()))
+    }
+    fn to_attr_opt(&self) -> Option<Attr> {
+        self.as_ref().map(Symbol::to_attr)
+    }
+    fn from_attr(attr: &Attr) -> Result<Self, &'static str> {
+        Symbol::from_attr(attr).map(Some)
     }
 }
 

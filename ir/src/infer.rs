@@ -645,6 +645,8 @@ pub fn infer_result_types(
             weight_decay,
             accumulate,
             lr_scale,
+            momentum_state,
+            accum_state,
             ..
         } => {
             let (grad, lr, step) = (operands[0], operands[1], operands[2]);
@@ -676,18 +678,31 @@ pub fn infer_result_types(
             if *accumulate < 1 {
                 bail!("accumulate must be ≥ 1, found {accumulate}");
             }
-            let mut needs = Vec::new();
-            if *momentum > 0.0 {
-                needs.push(format!("{}.momentum", param.0));
-            }
-            if *accumulate > 1 {
-                needs.push(format!("{}.grad_acc", param.0));
-            }
-            for name in needs {
-                let want = TensorType::f32(&p.ty.shape);
-                match globals.get(&name) {
-                    Some(g) if g.kind == crate::module::GlobalKind::State && g.ty == want => {}
-                    _ => bail!("needs state @{name} : {want} (declare it with `state`)"),
+            let want = TensorType::f32(&p.ty.shape);
+            let states = [
+                (
+                    "momentum_state",
+                    momentum_state,
+                    *momentum > 0.0,
+                    "momentum > 0",
+                ),
+                (
+                    "accum_state",
+                    accum_state,
+                    *accumulate > 1,
+                    "accumulate > 1",
+                ),
+            ];
+            for (attr, state, needed, why) in states {
+                match state {
+                    None if needed => bail!(
+                        "{why} needs `{attr} = @name`, a state : {want} (declare it with `state`)"
+                    ),
+                    None => {}
+                    Some(name) => match globals.get(&name.0) {
+                        Some(g) if g.kind == crate::module::GlobalKind::State && g.ty == want => {}
+                        _ => bail!("{attr} {name} must be a declared state : {want}"),
+                    },
                 }
             }
             return Ok(Some(vec![]));

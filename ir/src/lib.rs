@@ -29,7 +29,7 @@ pub use data::TensorData;
 pub use module::{
     Function, Global, GlobalData, GlobalKind, Loc, Module, OpData, OpId, Value, ValueDef,
 };
-pub use ops::{Arity, CustomOp, Effect, Op};
+pub use ops::{Arity, CustomOp, Effect, Effects, Op};
 pub use text::{print_module, PrintOptions};
 pub use types::{ElemType, Quant, Shape, TensorType};
 pub use verify::{verify_module, VerifyError, VerifyErrors};

@@ -57,6 +57,13 @@ impl FieldKey for Vec<i64> {
     }
 }
 
+impl FieldKey for Option<Symbol> {
+    type Key<'a> = Option<&'a str>;
+    fn key(&self) -> Option<&str> {
+        self.as_ref().map(|s| s.0.as_str())
+    }
+}
+
 impl FieldKey for Symbol {
     type Key<'a> = &'a str;
     fn key(&self) -> &str {
@@ -106,6 +113,29 @@ pub enum Effect {
     /// Writes module state or has effects the compiler does not know (custom ops): never removed
     /// or reordered across other effects.
     Write,
+}
+
+/// The module globals an op reads and writes (see [`Op::effects`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects<'a> {
+    /// Globals read, by name.
+    pub reads: Vec<&'a str>,
+    /// Globals written, by name.
+    pub writes: Vec<&'a str>,
+    /// The op's effects are not known (custom ops): it may read or write any global.
+    pub unknown: bool,
+}
+
+impl Effects<'_> {
+    /// Whether the op may write global `name`.
+    pub fn may_write(&self, name: &str) -> bool {
+        self.unknown || self.writes.contains(&name)
+    }
+
+    /// Whether the op may read global `name`.
+    pub fn may_read(&self, name: &str) -> bool {
+        self.unknown || self.reads.contains(&name)
+    }
 }
 
 /// A user-defined op outside the built-in dialects (the escape hatch).
@@ -285,7 +315,11 @@ macro_rules! op_table {
                     $(
                         #[allow(unused_variables)]
                         Op::$variant { $($field),* } => {
-                            vec![$((stringify!($field).to_string(), $field.to_attr())),*]
+                            let attrs = [$((stringify!($field), $field.to_attr_opt())),*];
+                            attrs
+                                .into_iter()
+                                .filter_map(|(k, v): (&str, Option<Attr>)| Some((k.to_string(), v?)))
+                                .collect()
                         }
                     )*
                     Op::Custom(c) => c.attrs.clone(),
@@ -631,12 +665,14 @@ op_table! {
     /// `(grad f32, lr scalar f32, step scalar i64) -> ()`.
     ///
     /// f32 parameters: `g += weight_decay · w`; with momentum `m = momentum · m + g` (state
-    /// `@<param>.momentum`) and `g = m`; `w −= lr · lr_scale · g`. int8 weights and int32 biases
+    /// `momentum_state`) and `g = m`; `w −= lr · lr_scale · g`. int8 weights and int32 biases
     /// (scale `s` per channel) are updated in their integer domain: the gradient w.r.t. the integer
     /// tensor is `s · g`; with `qas` (quantization-aware scaling) it is scaled by `s⁻²`, i.e.
     /// `g / s`; the result `q − lr · lr_scale · g̃` is rounded (to nearest, or stochastically with
     /// a generator seeded by `seed` and `step`) and saturated. With `accumulate = N > 1` the
-    /// gradient is summed into state `@<param>.grad_acc` and applied (averaged) every N-th step.
+    /// gradient is summed into state `accum_state` and applied (averaged) every N-th step.
+    ///
+    /// Effects: reads and writes `param` and the state it names.
     Sgd "optim.sgd" (Arity::Exact(3), Write) {
         /// The parameter updated.
         param: Symbol = None,
@@ -654,6 +690,11 @@ op_table! {
         seed: i64 = Some(0),
         /// Gradient accumulation: apply every `accumulate` steps.
         accumulate: i64 = Some(1),
+        /// The momentum buffer (f32, the parameter's shape; required when `momentum > 0`).
+        momentum_state: Option<Symbol> = Some(None),
+        /// The gradient accumulator (f32, the parameter's shape; required when
+        /// `accumulate > 1`).
+        accum_state: Option<Symbol> = Some(None),
     }
 }
 
@@ -692,6 +733,38 @@ impl Op {
         match self {
             Op::Sgd { param, .. } => Some(&param.0),
             _ => None,
+        }
+    }
+
+    /// The module globals (parameters, constants, state) the op reads and writes.
+    pub fn effects(&self) -> Effects<'_> {
+        match self {
+            Op::Param { global } | Op::Const { global } => Effects {
+                reads: vec![&global.0],
+                ..Effects::default()
+            },
+            Op::Sgd {
+                param,
+                momentum_state,
+                accum_state,
+                ..
+            } => {
+                let touched: Vec<&str> = std::iter::once(param)
+                    .chain(momentum_state)
+                    .chain(accum_state)
+                    .map(|s| s.0.as_str())
+                    .collect();
+                Effects {
+                    reads: touched.clone(),
+                    writes: touched,
+                    unknown: false,
+                }
+            }
+            Op::Custom(_) => Effects {
+                unknown: true,
+                ..Effects::default()
+            },
+            _ => Effects::default(),
         }
     }
 
@@ -779,6 +852,31 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn effects_name_the_globals() {
+        let sym = |s: &str| Symbol(s.into());
+        assert_eq!(Op::Param { global: sym("w") }.effects().reads, vec!["w"]);
+        assert_eq!(Op::Relu {}.effects(), Effects::default());
+        let sgd = Op::from_parts(
+            "optim.sgd",
+            vec![
+                ("param".into(), Attr::Sym("w".into())),
+                ("momentum".into(), Attr::F32(0.9)),
+                ("momentum_state".into(), Attr::Sym("w.m".into())),
+            ],
+        )
+        .unwrap();
+        let e = sgd.effects();
+        assert_eq!(e.writes, vec!["w", "w.m"]);
+        assert!(e.may_write("w.m") && e.may_read("w") && !e.may_write("v"));
+        // An absent optional attribute is not printed; a present one is.
+        let names: Vec<String> = sgd.attrs().into_iter().map(|(k, _)| k).collect();
+        assert!(names.contains(&"momentum_state".to_string()));
+        assert!(!names.contains(&"accum_state".to_string()));
+        let custom = Op::from_parts("acme.io", vec![]).unwrap();
+        assert!(custom.effects().unknown && custom.effects().may_write("anything"));
     }
 
     #[test]

@@ -24,13 +24,21 @@
 //!    quantization is a free choice ([`Op::result_quant_is_chosen`]), the declared result must
 //!    carry per-tensor quantization and match the inferred shape and element type.
 //! 10. `param` / `const` read an existing global of the matching kind, with its type; `optim.`
-//!     ops update an existing parameter with a gradient of its shape, and the optimizer state
-//!     they need (`state @<param>.momentum`, `@<param>.grad_acc`) is declared.
+//!     ops update an existing parameter with a gradient of its shape, and name the optimizer
+//!     state they need (`momentum_state = @..` with momentum, `accum_state = @..` with
+//!     accumulation), declared `state` of the parameter's shape in f32.
 //! 11. The int32 bias of `q.conv2d` / `q.linear`, when quantized, has scale `s_x · s_w[c]` per
 //!     output channel (relative tolerance 1e-4) and zero point 0.
 //!
 //! **Outputs**
 //! 12. Every output is a value of this function defined by an argument or a linked op.
+//!
+//! **Effects**
+//! 13. No value read from a parameter (a `param` result or a view of one) is used, as an operand
+//!     or an output, after an op that writes that parameter ([`Op::effects`]); see
+//!     `verify/param_reads.rs`.
+
+mod param_reads;
 
 use crate::infer::{check_type, infer_result_types};
 use crate::module::{Function, GlobalData, Module, OpData, OpId, Value, ValueDef};
@@ -115,6 +123,7 @@ pub fn verify_module(module: &Module) -> Result<(), VerifyErrors> {
             });
         }
         verify_function(module, func, &mut errors);
+        param_reads::check(func, &mut errors);
     }
     if errors.is_empty() {
         Ok(())

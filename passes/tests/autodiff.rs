@@ -195,6 +195,11 @@ fn momentum_and_accumulation_declare_state() {
         text.contains(&format!("seed = {bias_seed}, accumulate = 4")),
         "{text}"
     );
+    // Each update names its state.
+    assert!(
+        text.contains("accumulate = 4, momentum_state = @classifier.weight.momentum, accum_state = @classifier.weight.grad_acc}"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -18,6 +18,8 @@ fn sgd(param: &str) -> Op {
         stochastic: false,
         seed: 0,
         accumulate: 1,
+        momentum_state: None,
+        accum_state: None,
     }
 }
 
@@ -29,22 +31,27 @@ fn with(op: Op, f: impl FnOnce(&mut Op)) -> Op {
 
 /// A module with parameter `@w` of type `ty` holding `data` and a function
 /// `train(g, lr, step)` that applies `op` (an `optim.sgd` of `@w`). Declares the state `op` needs
-/// (without data).
+/// (without data) and names it in the op.
 fn train_module(ty: TensorType, data: TensorData, op: Op) -> Module {
     let mut m = Module::new("t");
+    let mut op = op;
     let shape = ty.shape.clone();
     assert!(m.add_param("w", ty, true, GlobalData::Inline(data)));
     if let Op::Sgd {
         momentum,
         accumulate,
+        momentum_state,
+        accum_state,
         ..
-    } = &op
+    } = &mut op
     {
         if *momentum > 0.0 {
             m.add_state("w.momentum", TensorType::f32(&shape), GlobalData::Absent);
+            *momentum_state = Some(Symbol("w.momentum".into()));
         }
         if *accumulate > 1 {
             m.add_state("w.grad_acc", TensorType::f32(&shape), GlobalData::Absent);
+            *accum_state = Some(Symbol("w.grad_acc".into()));
         }
     }
     let mut b = Builder::new(&mut m, "train");

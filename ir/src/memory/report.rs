@@ -408,6 +408,8 @@ mod tests {
             stochastic: false,
             seed: 0,
             accumulate: 1,
+            momentum_state: None,
+            accum_state: None,
         };
         b.op_typed(sgd, &[dw, lr, step], vec![]).unwrap(); // step 10
         b.ret(&[loss]);

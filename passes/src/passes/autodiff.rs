@@ -22,7 +22,8 @@
 //!    does; the backward ops that read the parameter all come before its update either way.
 //!
 //! `forward` is left unchanged. Optimizer state (`state @<param>.momentum` with `momentum > 0`,
-//! `@<param>.grad_acc` with `accumulate > 1`) is declared zero-initialised.
+//! `@<param>.grad_acc` with `accumulate > 1`) is declared zero-initialised and named by each
+//! update's `momentum_state` / `accum_state` attribute.
 //!
 //! **The gradient path.** The trainable set is the parameters declared
 //! `GlobalKind::Param { trainable: true }` (set the flags for schemes such as "last K layers"
@@ -704,6 +705,12 @@ fn emit(
     Ok(stats)
 }
 
+/// The name of optimizer state `kind` of `param` (`@<param>.<kind>`), declared by
+/// [`declare_state`] and named by the update's `momentum_state` / `accum_state`.
+fn state_symbol(param: &str, kind: &str) -> Symbol {
+    Symbol(format!("{param}.{kind}"))
+}
+
 /// Declares the optimizer state of the updated parameters.
 fn declare_state(
     module: &mut Module,
@@ -720,7 +727,7 @@ fn declare_state(
     for param in &analysis.updated {
         let shape = module.globals[param].ty.shape.clone();
         for suffix in &suffixes {
-            let name = format!("{param}.{suffix}");
+            let name = state_symbol(param, suffix).0;
             let ty = TensorType::f32(&shape);
             let data = GlobalData::Inline(TensorData::zeros(ElemType::F32, ty.num_elements()));
             if !module.add_state(name.clone(), ty, data) {
@@ -799,6 +806,8 @@ impl Backward {
             stochastic: config.stochastic,
             seed,
             accumulate: config.accumulate,
+            momentum_state: (config.momentum > 0.0).then(|| state_symbol(param, "momentum")),
+            accum_state: (config.accumulate > 1).then(|| state_symbol(param, "grad_acc")),
         };
         b.effect(op, &[grad, self.lr, self.step])
             .map_err(AutodiffError::Build)?;

@@ -2,8 +2,9 @@
 //!
 //! Merges ops that compute the same thing: the same [`Op`] (its `Eq`/`Hash` compare floats
 //! bit for bit), the same operands and the same result types. Only [`Effect::Pure`] ops are
-//! merged, and `param` reads ([`Effect::ReadGlobal`]) only in functions without any
-//! [`Effect::Write`] op (a write could update the parameter between two reads). The first
+//! merged, and `param` reads ([`Effect::ReadGlobal`]) only of parameters that no op of the
+//! function may write ([`Op::effects`]: an update of that parameter, or a custom op with unknown
+//! effects), since a write could update the parameter between two reads. The first
 //! occurrence in program order is kept; later ones are replaced by it (also in function outputs)
 //! and erased. One forward sweep suffices: operands are rewritten before ops are compared, so
 //! chains of duplicates merge in one run.
@@ -57,13 +58,21 @@ impl OpKey {
 
 /// Merges the duplicate ops of `func`; returns how many were erased.
 fn merge_duplicates(func: &mut Function) -> usize {
-    let has_writes = func
-        .layout()
-        .iter()
-        .any(|&id| func.op(id).op.effect() == Effect::Write);
+    // Globals some op of the function may write (`None`: an op with unknown effects).
+    let mut written: Option<HashSet<String>> = Some(HashSet::new());
+    for &id in func.layout() {
+        let effects = func.op(id).op.effects();
+        match (&mut written, effects.unknown) {
+            (_, true) => written = None,
+            (Some(w), false) => w.extend(effects.writes.iter().map(|g| g.to_string())),
+            (None, false) => {}
+        }
+    }
     let mergeable = |op: &Op| match op.effect() {
         Effect::Pure => true,
-        Effect::ReadGlobal => !has_writes,
+        Effect::ReadGlobal => written
+            .as_ref()
+            .is_some_and(|w| op.effects().reads.iter().all(|g| !w.contains(*g))),
         Effect::Write => false,
     };
     let mut replacement: HashMap<Value, Value> = HashMap::new();
@@ -214,6 +223,42 @@ mod tests {
             op_names(&m),
             ["param", "const", "acme.update", "param", "nn.add", "nn.add"]
         );
+        assert_idempotent(&mut Cse, &m);
+    }
+
+    #[test]
+    fn reads_of_parameters_nothing_updates_merge_beside_an_update() {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let g = b.arg("g", TensorType::f32(&[2]));
+        let lr = b.arg("lr", TensorType::f32(&[]));
+        let step = b.arg("step", TensorType::new(&[], mite_ir::ElemType::I64));
+        let data = || Some(TensorData::F32(vec![1.0, 2.0]));
+        let w1 = b.param("w", TensorType::f32(&[2]), true, data()).unwrap();
+        let v1 = b.param("v", TensorType::f32(&[2]), true, data()).unwrap();
+        let sgd = Op::Sgd {
+            param: mite_ir::Symbol("w".into()),
+            lr_scale: 1.0,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            qas: false,
+            stochastic: false,
+            seed: 0,
+            accumulate: 1,
+            momentum_state: None,
+            accum_state: None,
+        };
+        b.effect(sgd, &[g, lr, step]).unwrap();
+        let read = |name: &str| Op::Param {
+            global: mite_ir::Symbol(name.into()),
+        };
+        let w2 = b.op(read("w"), &[]).unwrap();
+        let v2 = b.op(read("v"), &[]).unwrap();
+        let _ = w1; // returning w1 would read @w after its update (a verifier error)
+        b.ret(&[v1, w2, v2]);
+        let stats = run_ok(&mut Cse, &mut m);
+        assert_eq!(stats.get("ops-merged"), 1, "only the read of @v");
+        assert_eq!(op_names(&m), ["param", "param", "optim.sgd", "param"]);
         assert_idempotent(&mut Cse, &m);
     }
 

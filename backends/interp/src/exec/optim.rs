@@ -1,18 +1,18 @@
 //! The optimizer (`optim.`) ops: in-place parameter updates.
 //!
 //! # `optim.sgd(grad, lr, step)` with attributes `param`, `lr_scale`, `momentum`,
-//! `weight_decay`, `qas`, `stochastic`, `seed`, `accumulate`
+//! `weight_decay`, `qas`, `stochastic`, `seed`, `accumulate`, `momentum_state`, `accum_state`
 //!
 //! All optimizer arithmetic is in `f32` (the gradient is rounded to `f32` first in the `f64`
 //! mode), like the generated code; only the final integer rounding is done in `f64`. Let `g` be
 //! the gradient, `η = lr · lr_scale` (one `f32` product), and `i` the row-major element index.
 //!
-//! 1. **Accumulation** (`accumulate = N > 1`): `acc += g` (state `@<param>.grad_acc`, real
+//! 1. **Accumulation** (`accumulate = N > 1`): `acc += g` (the state named by `accum_state`, real
 //!    units). If `(step + 1) mod N ≠ 0` (Euclidean remainder) the op stops here and the
 //!    parameter is unchanged. Otherwise `g = acc / N` and `acc` is reset to zeros.
 //! 2. **f32 parameters** `w`:
 //!    - weight decay: `g = g + weight_decay · w` (skipped when `weight_decay = 0`);
-//!    - momentum (`momentum > 0`, state `@<param>.momentum`): `m = momentum · m + g`, `g = m`;
+//!    - momentum (`momentum > 0`, the state named by `momentum_state`): `m = momentum · m + g`, `g = m`;
 //!    - `w = w − η · g`.
 //! 3. **Quantized `i8` / `i32` parameters** `q` with scale `s` and zero point `z` of the
 //!    element's channel (per tensor, or per channel along the type's `Quant::PerChannel` axis):
@@ -44,7 +44,7 @@
 
 use std::collections::HashMap;
 
-use mite_ir::{GlobalData, Module, Op, Quant, TensorData, TensorType};
+use mite_ir::{GlobalData, Module, Op, Quant, Symbol, TensorData, TensorType};
 
 use crate::kernel_error::KernelError;
 
@@ -230,6 +230,8 @@ pub(crate) fn sgd<T: ExecReal>(
         stochastic,
         seed,
         accumulate,
+        momentum_state,
+        accum_state,
     } = op
     else {
         return Err(OpFailure::Internal(format!(
@@ -256,7 +258,7 @@ pub(crate) fn sgd<T: ExecReal>(
     let step = step_operand(x, 2)?;
 
     if *accumulate > 1 {
-        let acc_name = format!("{name}.grad_acc");
+        let acc_name = state_name(accum_state.as_ref(), "accum_state", name)?;
         let mut acc = globals.state(&acc_name, len)?;
         for (a, &gi) in acc.iter_mut().zip(&g) {
             *a += gi;
@@ -273,9 +275,9 @@ pub(crate) fn sgd<T: ExecReal>(
             .insert(acc_name, TensorData::F32(vec![0.0; len]));
     }
 
-    let momentum_name = format!("{name}.momentum");
     let mut m = if *momentum > 0.0 {
-        Some(globals.state(&momentum_name, len)?)
+        let momentum_name = state_name(momentum_state.as_ref(), "momentum_state", name)?;
+        Some((globals.state(&momentum_name, len)?, momentum_name))
     } else {
         None
     };
@@ -300,11 +302,11 @@ pub(crate) fn sgd<T: ExecReal>(
         )));
     }
     let updated = match current {
-        TensorData::F32(w) => TensorData::F32(update_f32(w, &g, m.as_deref_mut(), &rule)),
+        TensorData::F32(w) => TensorData::F32(update_f32(w, &g, m_slice(&mut m), &rule)),
         TensorData::I8(q) => {
             let cq = ChannelQuant::new(ty, name)?;
             let q64 = q.iter().map(|&v| i64::from(v));
-            let new = update_int(q64, &g, m.as_deref_mut(), &rule, &cq, name, (-128, 127))?;
+            let new = update_int(q64, &g, m_slice(&mut m), &rule, &cq, name, (-128, 127))?;
             // In range after saturation.
             TensorData::I8(new.into_iter().map(|v| v as i8).collect())
         }
@@ -312,7 +314,7 @@ pub(crate) fn sgd<T: ExecReal>(
             let cq = ChannelQuant::new(ty, name)?;
             let q64 = q.iter().map(|&v| i64::from(v));
             let range = (i64::from(i32::MIN), i64::from(i32::MAX));
-            let new = update_int(q64, &g, m.as_deref_mut(), &rule, &cq, name, range)?;
+            let new = update_int(q64, &g, m_slice(&mut m), &rule, &cq, name, range)?;
             TensorData::I32(new.into_iter().map(|v| v as i32).collect())
         }
         other => {
@@ -323,10 +325,22 @@ pub(crate) fn sgd<T: ExecReal>(
         }
     };
     globals.pending.insert(name.to_string(), updated);
-    if let Some(m) = m {
+    if let Some((m, momentum_name)) = m {
         globals.pending.insert(momentum_name, TensorData::F32(m));
     }
     Ok(())
+}
+
+/// The state an update names in attribute `attr` (the verifier makes sure it is there).
+fn state_name(state: Option<&Symbol>, attr: &str, param: &str) -> Result<String, OpFailure> {
+    state
+        .map(|s| s.0.clone())
+        .ok_or_else(|| OpFailure::Internal(format!("the update of @{param} has no {attr}")))
+}
+
+/// The momentum buffer, if the update has one.
+fn m_slice(m: &mut Option<(Vec<f32>, String)>) -> Option<&mut [f32]> {
+    m.as_mut().map(|(v, _)| v.as_mut_slice())
 }
 
 /// The f32 rule: weight decay, momentum, `w − η · g`.
