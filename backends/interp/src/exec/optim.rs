@@ -258,7 +258,7 @@ pub(crate) fn sgd<T: ExecReal>(
     let step = step_operand(x, 2)?;
 
     if *accumulate > 1 {
-        let acc_name = state_name(accum_state.as_ref(), "accum_state", name)?;
+        let acc_name = state_name(accum_state.as_ref(), "accum_state", name, true)?;
         let mut acc = globals.state(&acc_name, len)?;
         for (a, &gi) in acc.iter_mut().zip(&g) {
             *a += gi;
@@ -275,9 +275,14 @@ pub(crate) fn sgd<T: ExecReal>(
             .insert(acc_name, TensorData::F32(vec![0.0; len]));
     }
 
+    let momentum_name = state_name(
+        momentum_state.as_ref(),
+        "momentum_state",
+        name,
+        *momentum > 0.0,
+    )?;
     let mut m = if *momentum > 0.0 {
-        let momentum_name = state_name(momentum_state.as_ref(), "momentum_state", name)?;
-        Some((globals.state(&momentum_name, len)?, momentum_name))
+        Some(globals.state(&momentum_name, len)?)
     } else {
         None
     };
@@ -302,11 +307,11 @@ pub(crate) fn sgd<T: ExecReal>(
         )));
     }
     let updated = match current {
-        TensorData::F32(w) => TensorData::F32(update_f32(w, &g, m_slice(&mut m), &rule)),
+        TensorData::F32(w) => TensorData::F32(update_f32(w, &g, m.as_deref_mut(), &rule)),
         TensorData::I8(q) => {
             let cq = ChannelQuant::new(ty, name)?;
             let q64 = q.iter().map(|&v| i64::from(v));
-            let new = update_int(q64, &g, m_slice(&mut m), &rule, &cq, name, (-128, 127))?;
+            let new = update_int(q64, &g, m.as_deref_mut(), &rule, &cq, name, (-128, 127))?;
             // In range after saturation.
             TensorData::I8(new.into_iter().map(|v| v as i8).collect())
         }
@@ -314,7 +319,7 @@ pub(crate) fn sgd<T: ExecReal>(
             let cq = ChannelQuant::new(ty, name)?;
             let q64 = q.iter().map(|&v| i64::from(v));
             let range = (i64::from(i32::MIN), i64::from(i32::MAX));
-            let new = update_int(q64, &g, m_slice(&mut m), &rule, &cq, name, range)?;
+            let new = update_int(q64, &g, m.as_deref_mut(), &rule, &cq, name, range)?;
             TensorData::I32(new.into_iter().map(|v| v as i32).collect())
         }
         other => {
@@ -325,22 +330,26 @@ pub(crate) fn sgd<T: ExecReal>(
         }
     };
     globals.pending.insert(name.to_string(), updated);
-    if let Some((m, momentum_name)) = m {
+    if let Some(m) = m {
         globals.pending.insert(momentum_name, TensorData::F32(m));
     }
     Ok(())
 }
 
-/// The state an update names in attribute `attr` (the verifier makes sure it is there).
-fn state_name(state: Option<&Symbol>, attr: &str, param: &str) -> Result<String, OpFailure> {
-    state
-        .map(|s| s.0.clone())
-        .ok_or_else(|| OpFailure::Internal(format!("the update of @{param} has no {attr}")))
-}
-
-/// The momentum buffer, if the update has one.
-fn m_slice(m: &mut Option<(Vec<f32>, String)>) -> Option<&mut [f32]> {
-    m.as_mut().map(|(v, _)| v.as_mut_slice())
+/// The state an update names in attribute `attr` (empty when the update does not use it).
+fn state_name(
+    state: Option<&Symbol>,
+    attr: &str,
+    param: &str,
+    used: bool,
+) -> Result<String, OpFailure> {
+    match state {
+        Some(s) => Ok(s.0.clone()),
+        None if used => Err(OpFailure::Internal(format!(
+            "the update of @{param} has no {attr}"
+        ))),
+        None => Ok(String::new()),
+    }
 }
 
 /// The f32 rule: weight decay, momentum, `w − η · g`.
