@@ -45,8 +45,8 @@ impl fmt::Display for KernelError {
             Self::Scratch { needed, found } => {
                 write!(f, "scratch: needs {needed} elements, found {found}")
             }
-            Self::Geometry(why) => write!(f, "inconsistent geometry: {why}"),
-            Self::Param(why) => write!(f, "invalid parameter: {why}"),
+            Self::Geometry(why) => write!(f, "{why}"),
+            Self::Param(why) => write!(f, "{why}"),
             Self::EmptyWindow => write!(f, "a pooling window lies entirely in the padding"),
             Self::NanUpdate { index } => write!(f, "the update of element {index} is NaN"),
         }

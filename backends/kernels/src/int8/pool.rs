@@ -177,3 +177,26 @@ pub fn mean_int8(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_helpers() {
+        assert_eq!(div_round_half_away(3, 2), 2);
+        assert_eq!(div_round_half_away(-3, 2), -2);
+        assert_eq!(div_round_half_away(5, 4), 1);
+        assert_eq!(div_round_half_away(-5, 4), -1);
+        assert_eq!(div_round_half_away(0, 4), 0);
+        assert_eq!(div_round_half_away(4, 3), 1);
+        assert_eq!(div_round_half_away(5, 3), 2);
+        assert_eq!(div_round_half_even(3, 2), 2);
+        assert_eq!(div_round_half_even(5, 2), 2);
+        assert_eq!(div_round_half_even(-3, 2), -2);
+        assert_eq!(div_round_half_even(-5, 2), -2);
+        assert_eq!(div_round_half_even(-1, 2), 0);
+        assert_eq!(div_round_half_even(7, 4), 2);
+        assert_eq!(div_round_half_even(-7, 4), -2);
+    }
+}
