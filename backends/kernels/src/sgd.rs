@@ -292,4 +292,102 @@ mod tests {
         let u = stochastic_u(1, 0, 3);
         assert_eq!(r.apply(2.5, 3), if u >= 0.5 { 3.0 } else { 2.0 });
     }
+
+    #[test]
+    fn stochastic_u_is_in_the_unit_interval() {
+        for i in 0..1000 {
+            let u = stochastic_u(7, 3, i);
+            assert!((0.0..1.0).contains(&u));
+            assert_eq!(u, f64::from(u as f32));
+        }
+        assert_ne!(stochastic_u(7, 3, 0), stochastic_u(7, 4, 0));
+        assert_ne!(stochastic_u(7, 3, 0), stochastic_u(8, 3, 0));
+    }
+
+    #[test]
+    fn half_even() {
+        let r = UpdateRounding::HalfEven;
+        assert_eq!(r.apply(2.5, 0), 2.0);
+        assert_eq!(r.apply(-0.5, 0), 0.0);
+        assert_eq!(r.apply(3.5, 0), 4.0);
+    }
+
+    extern crate std;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// The interpreter's integer rule before it moved here, with `std`'s rounding: the oracle of
+    /// the kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn legacy_update(
+        q: i64,
+        gi: f32,
+        i: usize,
+        m: Option<&mut f32>,
+        p: &SgdParams,
+        s: f32,
+        z: i32,
+        (lo, hi): (i64, i64),
+    ) -> Option<i64> {
+        let mut gi = gi;
+        if p.weight_decay != 0.0 {
+            gi += p.weight_decay * (s * (q - i64::from(z)) as f32);
+        }
+        let mut gt = if p.qas { gi / s } else { s * gi };
+        if let Some(m) = m {
+            *m = p.momentum * *m + gt;
+            gt = *m;
+        }
+        let delta = p.eta * gt;
+        let v = q as f64 - f64::from(delta);
+        let v = match p.rounding {
+            UpdateRounding::HalfEven => v.round_ties_even(),
+            UpdateRounding::Stochastic { seed, step } => {
+                (v + stochastic_u(seed, step, i as u64)).floor()
+            }
+        };
+        (!v.is_nan()).then(|| v.clamp(lo as f64, hi as f64) as i64)
+    }
+
+    proptest! {
+        #[test]
+        fn int_updates_match_the_legacy_rule(
+            q8 in proptest::collection::vec(any::<i8>(), 1..24),
+            q32 in proptest::collection::vec(any::<i32>(), 1..24),
+            g in proptest::collection::vec(-1e4_f32..1e4, 24),
+            m0 in proptest::collection::vec(-10_f32..10.0, 24),
+            scales in proptest::collection::vec(1e-6_f32..2.0, 1..4),
+            (eta, momentum, weight_decay) in (0.0_f32..0.5, prop_oneof![Just(0.0_f32), 0.0_f32..0.99], prop_oneof![Just(0.0_f32), 0.0_f32..0.1]),
+            qas in any::<bool>(),
+            stochastic in proptest::option::of((any::<i64>(), any::<i64>())),
+        ) {
+            let zps: Vec<i32> = scales.iter().enumerate().map(|(c, _)| c as i32 - 1).collect();
+            let inner = 2;
+            let cq = ChannelQuant::new(&scales, &zps, inner).unwrap();
+            let rounding = stochastic.map_or(UpdateRounding::HalfEven, |(seed, step)| UpdateRounding::Stochastic { seed, step });
+            let p = SgdParams { eta, momentum, weight_decay, qas, rounding };
+            let chan = |i: usize| (i / inner) % scales.len();
+            // int8
+            let mut q = q8.clone();
+            let mut m = m0[..q.len()].to_vec();
+            let mom = (momentum > 0.0).then_some(&mut m[..]);
+            sgd_i8(&mut q, &g[..q8.len()], mom, &cq, &p).unwrap();
+            let mut mm = m0[..q8.len()].to_vec();
+            for (i, &qi) in q8.iter().enumerate() {
+                let mi = (momentum > 0.0).then_some(&mut mm[i]);
+                let want = legacy_update(i64::from(qi), g[i], i, mi, &p, scales[chan(i)], zps[chan(i)], (-128, 127)).unwrap();
+                prop_assert_eq!(i64::from(q[i]), want);
+            }
+            if momentum > 0.0 {
+                prop_assert_eq!(m, mm);
+            }
+            // int32
+            let mut q = q32.clone();
+            sgd_i32(&mut q, &g[..q32.len()], None, &cq, &SgdParams { momentum: 0.0, ..p }).unwrap();
+            for (i, &qi) in q32.iter().enumerate() {
+                let want = legacy_update(i64::from(qi), g[i], i, None, &SgdParams { momentum: 0.0, ..p }, scales[chan(i)], zps[chan(i)], (i64::from(i32::MIN), i64::from(i32::MAX))).unwrap();
+                prop_assert_eq!(i64::from(q[i]), want);
+            }
+        }
+    }
 }
