@@ -3,42 +3,7 @@
 //! All tensors are dense, row-major, in NCHW layout (batch, channels, height, width). Padding
 //! follows ONNX order: `[top, left, bottom, right]`.
 
-/// The spatial parameters of a 2-D convolution or pooling window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Window2d {
-    /// Window height and width (`kh`, `kw`).
-    pub kernel: [usize; 2],
-    /// Vertical and horizontal stride.
-    pub strides: [usize; 2],
-    /// Padding `[top, left, bottom, right]`.
-    pub pads: [usize; 4],
-    /// Vertical and horizontal dilation.
-    pub dilations: [usize; 2],
-}
-
-impl Window2d {
-    /// Output spatial size `[oh, ow]` for an input of spatial size `[h, w]`, or `None` when the
-    /// window does not fit (or a stride or dilation is zero).
-    pub fn output_size(&self, input: [usize; 2]) -> Option<[usize; 2]> {
-        let mut out = [0; 2];
-        for d in 0..2 {
-            if self.strides[d] == 0 || self.dilations[d] == 0 || self.kernel[d] == 0 {
-                return None;
-            }
-            let padded = input[d]
-                .checked_add(self.pads[d])?
-                .checked_add(self.pads[d + 2])?;
-            let span = self.dilations[d]
-                .checked_mul(self.kernel[d] - 1)?
-                .checked_add(1)?;
-            if padded < span {
-                return None;
-            }
-            out[d] = (padded - span) / self.strides[d] + 1;
-        }
-        Some(out)
-    }
-}
+pub use mite_kernels::geometry::Window2d;
 
 /// Dimensions of a grouped 2-D convolution over a batch-`n` NCHW input.
 ///
@@ -87,6 +52,20 @@ impl Conv2dShape {
         }
         self.out_hw()
             .ok_or_else(|| KernelError::Invalid("conv2d window does not fit".into()))
+    }
+
+    /// The checked kernel geometry of this shape.
+    pub fn geometry(
+        &self,
+    ) -> Result<mite_kernels::Conv2dGeometry, crate::kernel_error::KernelError> {
+        Ok(mite_kernels::Conv2dGeometry::new(
+            self.n,
+            self.c_in,
+            self.in_hw,
+            self.c_out,
+            self.groups,
+            self.window,
+        )?)
     }
 
     /// Whether the dimensions are consistent (groups divide channels, the window fits).

@@ -18,6 +18,9 @@ pub enum KernelError {
     /// Shapes or parameters are inconsistent (the message says how).
     #[error("{0}")]
     Invalid(String),
+    /// A `mite-kernels` kernel rejected its arguments.
+    #[error("{0}")]
+    Kernel(#[from] mite_kernels::KernelError),
 }
 
 /// Checks that buffer `what` has `expected` elements.

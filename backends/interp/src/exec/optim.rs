@@ -46,6 +46,8 @@ use std::collections::HashMap;
 
 use mite_ir::{GlobalData, Module, Op, Quant, Symbol, TensorData, TensorType};
 
+use mite_kernels::sgd::{self, SgdParams, UpdateRounding};
+
 use crate::kernel_error::KernelError;
 
 use super::error::OpFailure;
@@ -97,42 +99,7 @@ impl Globals<'_> {
     }
 }
 
-/// `splitmix64`: one step of the generator of the same name (Steele, Lea, Flood 2014).
-pub(crate) fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The uniform `u ∈ [0, 1)` of stochastic rounding for element `index` at `step`: the top 24
-/// bits of `splitmix64(splitmix64(splitmix64(seed) ^ step) ^ index)`, times `2⁻²⁴` (exact in
-/// `f32`).
-pub fn stochastic_u(seed: i64, step: i64, index: u64) -> f64 {
-    let h = splitmix64(splitmix64(splitmix64(seed as u64) ^ step as u64) ^ index);
-    (h >> 40) as f64 / f64::from(1u32 << 24)
-}
-
-/// How the integer update is rounded.
-#[derive(Clone, Copy)]
-enum Round {
-    /// To nearest, ties to even.
-    HalfEven,
-    /// `⌊v + u⌋` with `u` from [`stochastic_u`].
-    Stochastic { seed: i64, step: i64 },
-}
-
-impl Round {
-    /// `v` rounded to an integer-valued `f64` (element `index`).
-    fn apply(self, v: f64, index: usize) -> f64 {
-        match self {
-            Round::HalfEven => v.round_ties_even(),
-            Round::Stochastic { seed, step } => {
-                (v + stochastic_u(seed, step, index as u64)).floor()
-            }
-        }
-    }
-}
+pub use mite_kernels::sgd::stochastic_u;
 
 /// The `f32` scalar operand `i` (the learning rate), rounded to `f32`.
 fn scalar<T: ExecReal>(x: &Operands<'_, '_, T>, i: usize) -> Result<f32, OpFailure> {
@@ -196,22 +163,13 @@ impl<'t> ChannelQuant<'t> {
         Ok(ChannelQuant { quant, per_channel })
     }
 
-    /// `(scale, zero point)` of element `i`.
-    fn of(&self, i: usize) -> (f32, i32) {
-        let c = self
-            .per_channel
-            .map_or(0, |(inner, channels)| (i / inner.max(1)) % channels.max(1));
-        (self.quant.scale(c), self.quant.zero_point(c))
+    /// The per-channel scale and zero point tables and the channel stride, for the kernel.
+    fn tables(&self) -> (Vec<f32>, Vec<i32>, usize) {
+        let (inner, channels) = self.per_channel.unwrap_or((1, 1));
+        let scales = (0..channels).map(|c| self.quant.scale(c)).collect();
+        let zero_points = (0..channels).map(|c| self.quant.zero_point(c)).collect();
+        (scales, zero_points, inner)
     }
-}
-
-/// The attributes of `optim.sgd` the update uses.
-struct Rule {
-    eta: f32,
-    momentum: f32,
-    weight_decay: f32,
-    qas: bool,
-    round: Round,
 }
 
 /// `optim.sgd`: updates the parameter (and its state) in `globals.pending`; see the module
@@ -258,21 +216,19 @@ pub(crate) fn sgd<T: ExecReal>(
     let step = step_operand(x, 2)?;
 
     if *accumulate > 1 {
+        let every = u32::try_from(*accumulate).map_err(|_| {
+            OpFailure::Unsupported(format!("@{name}: accumulation over {accumulate} steps"))
+        })?;
         let acc_name = state_name(accum_state.as_ref(), "accum_state", name, true)?;
         let mut acc = globals.state(&acc_name, len)?;
-        for (a, &gi) in acc.iter_mut().zip(&g) {
-            *a += gi;
-        }
-        let n = i128::from(*accumulate);
-        if (i128::from(step) + 1).rem_euclid(n) != 0 {
-            globals.pending.insert(acc_name, TensorData::F32(acc));
+        let mut mean = vec![0.0; len];
+        let ready =
+            sgd::accumulate(&g, &mut acc, &mut mean, step, every).map_err(KernelError::from)?;
+        globals.pending.insert(acc_name, TensorData::F32(acc));
+        if !ready {
             return Ok(());
         }
-        let nf = *accumulate as f32;
-        g = acc.iter().map(|&a| a / nf).collect();
-        globals
-            .pending
-            .insert(acc_name, TensorData::F32(vec![0.0; len]));
+        g = mean;
     }
 
     let momentum_name = state_name(
@@ -286,15 +242,15 @@ pub(crate) fn sgd<T: ExecReal>(
     } else {
         None
     };
-    let rule = Rule {
+    let rule = SgdParams {
         eta: lr * lr_scale,
         momentum: *momentum,
         weight_decay: *weight_decay,
         qas: *qas,
-        round: if *stochastic {
-            Round::Stochastic { seed: *seed, step }
+        rounding: if *stochastic {
+            UpdateRounding::Stochastic { seed: *seed, step }
         } else {
-            Round::HalfEven
+            UpdateRounding::HalfEven
         },
     };
     let current = globals
@@ -306,21 +262,20 @@ pub(crate) fn sgd<T: ExecReal>(
             current.len()
         )));
     }
-    let updated = match current {
-        TensorData::F32(w) => TensorData::F32(update_f32(w, &g, m.as_deref_mut(), &rule)),
+    let mut updated = current.clone();
+    let result = match &mut updated {
+        TensorData::F32(w) => sgd::sgd_f32(w, &g, m.as_deref_mut(), &rule),
         TensorData::I8(q) => {
-            let cq = ChannelQuant::new(ty, name)?;
-            let q64 = q.iter().map(|&v| i64::from(v));
-            let new = update_int(q64, &g, m.as_deref_mut(), &rule, &cq, name, (-128, 127))?;
-            // In range after saturation.
-            TensorData::I8(new.into_iter().map(|v| v as i8).collect())
+            let (scales, zero_points, inner) = ChannelQuant::new(ty, name)?.tables();
+            let cq =
+                sgd::ChannelQuant::new(&scales, &zero_points, inner).map_err(KernelError::from)?;
+            sgd::sgd_i8(q, &g, m.as_deref_mut(), &cq, &rule)
         }
         TensorData::I32(q) => {
-            let cq = ChannelQuant::new(ty, name)?;
-            let q64 = q.iter().map(|&v| i64::from(v));
-            let range = (i64::from(i32::MIN), i64::from(i32::MAX));
-            let new = update_int(q64, &g, m.as_deref_mut(), &rule, &cq, name, range)?;
-            TensorData::I32(new.into_iter().map(|v| v as i32).collect())
+            let (scales, zero_points, inner) = ChannelQuant::new(ty, name)?.tables();
+            let cq =
+                sgd::ChannelQuant::new(&scales, &zero_points, inner).map_err(KernelError::from)?;
+            sgd::sgd_i32(q, &g, m.as_deref_mut(), &cq, &rule)
         }
         other => {
             return Err(OpFailure::Unsupported(format!(
@@ -329,6 +284,13 @@ pub(crate) fn sgd<T: ExecReal>(
             )))
         }
     };
+    result.map_err(|e| match e {
+        mite_kernels::KernelError::NanUpdate { index } => KernelError::Invalid(format!(
+            "@{name}: the update of element {index} is NaN (gradient {})",
+            g[index]
+        )),
+        e => e.into(),
+    })?;
     globals.pending.insert(name.to_string(), updated);
     if let Some(m) = m {
         globals.pending.insert(momentum_name, TensorData::F32(m));
@@ -349,94 +311,5 @@ fn state_name(
             "the update of @{param} has no {attr}"
         ))),
         None => Ok(String::new()),
-    }
-}
-
-/// The f32 rule: weight decay, momentum, `w − η · g`.
-fn update_f32(w: &[f32], g: &[f32], mut m: Option<&mut [f32]>, rule: &Rule) -> Vec<f32> {
-    w.iter()
-        .zip(g)
-        .enumerate()
-        .map(|(i, (&wi, &gi))| {
-            let mut gi = gi;
-            if rule.weight_decay != 0.0 {
-                gi += rule.weight_decay * wi;
-            }
-            if let Some(m) = m.as_deref_mut() {
-                m[i] = rule.momentum * m[i] + gi;
-                gi = m[i];
-            }
-            wi - rule.eta * gi
-        })
-        .collect()
-}
-
-/// The integer rule: real-unit weight decay, scaling (with or without QAS), momentum, rounding
-/// and saturation to `range`. Returns the new values, in `range`.
-fn update_int(
-    q: impl Iterator<Item = i64>,
-    g: &[f32],
-    mut m: Option<&mut [f32]>,
-    rule: &Rule,
-    cq: &ChannelQuant<'_>,
-    param: &str,
-    (lo, hi): (i64, i64),
-) -> Result<Vec<i64>, OpFailure> {
-    q.zip(g)
-        .enumerate()
-        .map(|(i, (qi, &gi))| {
-            let (s, z) = cq.of(i);
-            let mut gi = gi;
-            if rule.weight_decay != 0.0 {
-                gi += rule.weight_decay * (s * (qi - i64::from(z)) as f32);
-            }
-            let mut gt = if rule.qas { gi / s } else { s * gi };
-            if let Some(m) = m.as_deref_mut() {
-                m[i] = rule.momentum * m[i] + gt;
-                gt = m[i];
-            }
-            let delta = rule.eta * gt;
-            let v = rule.round.apply(qi as f64 - f64::from(delta), i);
-            if v.is_nan() {
-                return Err(OpFailure::Kernel(KernelError::Invalid(format!(
-                    "@{param}: the update of element {i} is NaN (gradient {gi})"
-                ))));
-            }
-            // Integer-valued and clamped to `range`, so the cast is exact.
-            Ok(v.clamp(lo as f64, hi as f64) as i64)
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splitmix64_reference_values() {
-        // The first outputs of the reference generator seeded with 0 (state advanced by the
-        // golden gamma each call).
-        assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(splitmix64(0x9E37_79B9_7F4A_7C15), 0x6E78_9E6A_A1B9_65F4);
-    }
-
-    #[test]
-    fn stochastic_u_is_in_the_unit_interval() {
-        for i in 0..1000 {
-            let u = stochastic_u(7, 3, i);
-            assert!((0.0..1.0).contains(&u));
-            assert_eq!(u, f64::from(u as f32));
-        }
-        assert_ne!(stochastic_u(7, 3, 0), stochastic_u(7, 4, 0));
-        assert_ne!(stochastic_u(7, 3, 0), stochastic_u(8, 3, 0));
-    }
-
-    #[test]
-    fn half_even_and_floor() {
-        assert_eq!(Round::HalfEven.apply(2.5, 0), 2.0);
-        assert_eq!(Round::HalfEven.apply(-0.5, 0), 0.0);
-        assert_eq!(Round::HalfEven.apply(3.5, 0), 4.0);
-        let r = Round::Stochastic { seed: 1, step: 0 };
-        assert_eq!(r.apply(4.0, 5), 4.0);
     }
 }

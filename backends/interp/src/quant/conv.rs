@@ -1,33 +1,16 @@
 //! int8 convolution and fully connected layers (TFLite `ConvPerChannel` / `FullyConnected`
-//! reference semantics, NCHW layout).
+//! reference semantics, NCHW layout): allocating wrappers of the `mite-kernels` kernels.
 
-use super::requantizer::{OutputStage, Rounding};
+use mite_kernels::int8 as k;
+use mite_kernels::LinearGeometry;
+
+use super::requantizer::OutputStage;
 use crate::geometry::Conv2dShape;
-use crate::kernel_error::{check_len, KernelError};
+use crate::kernel_error::KernelError;
 
 /// Multiplies dimensions, failing instead of overflowing.
 pub(crate) fn checked_product(dims: &[usize]) -> Result<usize, KernelError> {
-    dims.iter()
-        .try_fold(1_usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| KernelError::Invalid(format!("tensor size {dims:?} overflows usize")))
-}
-
-/// Checks a per-channel (or per-tensor, or absent) weight zero point list and returns a lookup.
-fn weight_zero_point(
-    zero_points: &[i8],
-    channels: usize,
-) -> Result<impl Fn(usize) -> i32 + '_, KernelError> {
-    if !(zero_points.is_empty() || zero_points.len() == 1 || zero_points.len() == channels) {
-        return Err(KernelError::Invalid(format!(
-            "{} weight zero points, expected 0, 1 or {channels}",
-            zero_points.len()
-        )));
-    }
-    Ok(move |c: usize| match zero_points.len() {
-        0 => 0,
-        1 => i32::from(zero_points[0]),
-        _ => i32::from(zero_points[c]),
-    })
+    Ok(mite_kernels::error::checked_product(dims)?)
 }
 
 /// int8 2-D convolution (grouped, dilated, strided, padded), as TFLite's reference
@@ -61,76 +44,12 @@ pub fn conv2d_int8(
     bias: Option<&[i32]>,
     out: &OutputStage,
 ) -> Result<Vec<i8>, KernelError> {
-    let [oh, ow] = shape.checked_out_hw()?;
-    let [h, wd] = shape.in_hw;
-    let [kh, kw] = shape.window.kernel;
-    let [sh, sw] = shape.window.strides;
-    let [dh, dw] = shape.window.dilations;
-    let [pad_top, pad_left, _, _] = shape.window.pads;
-    let cin_g = shape.c_in_per_group();
-    let cout_g = shape.c_out_per_group();
-
-    check_len(
-        "x",
-        checked_product(&[shape.n, shape.c_in, h, wd])?,
-        x.len(),
-    )?;
-    check_len(
-        "w",
-        checked_product(&[shape.c_out, cin_g, kh, kw])?,
-        w.len(),
-    )?;
-    if let Some(b) = bias {
-        check_len("bias", shape.c_out, b.len())?;
-    }
-    let zw = weight_zero_point(w_zero_points, shape.c_out)?;
-    out.check(shape.c_out)?;
-    let out_len = checked_product(&[shape.n, shape.c_out, oh, ow])?;
-
-    let zx = i32::from(x_zero_point);
-    let bias_add = bias_adder(out);
-    let mut y = Vec::with_capacity(out_len);
-    // One output plane at a time, accumulated tap by tap over contiguous rows; integer sums wrap,
-    // so the order does not change the result.
-    let mut plane = vec![0_i32; oh * ow];
-    for b in 0..shape.n {
-        for o in 0..shape.c_out {
-            let group = o / cout_g;
-            let zw_o = zw(o);
-            plane.fill(0);
-            for ci in 0..cin_g {
-                let c = group * cin_g + ci;
-                let x_plane = &x[(b * shape.c_in + c) * h * wd..(b * shape.c_in + c + 1) * h * wd];
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        let wv = i32::from(w[((o * cin_g + ci) * kh + ky) * kw + kx]) - zw_o;
-                        if wv == 0 {
-                            continue;
-                        }
-                        let (ox_lo, ox_hi) = valid_range(ow, sw, kx * dw, pad_left, wd);
-                        for oy in 0..oh {
-                            let py = oy * sh + ky * dh;
-                            if py < pad_top || py - pad_top >= h {
-                                continue;
-                            }
-                            let x_row = &x_plane[(py - pad_top) * wd..(py - pad_top + 1) * wd];
-                            let out_row = &mut plane[oy * ow..(oy + 1) * ow];
-                            for ox in ox_lo..ox_hi {
-                                let xv = i32::from(x_row[ox * sw + kx * dw - pad_left]);
-                                out_row[ox] = out_row[ox].wrapping_add((xv - zx).wrapping_mul(wv));
-                            }
-                        }
-                    }
-                }
-            }
-            let bias_o = bias.map_or(0, |bias| bias[o]);
-            y.extend(
-                plane
-                    .iter()
-                    .map(|&acc| out.finish(bias_add(acc, bias_o), o)),
-            );
-        }
-    }
+    shape.checked_out_hw()?;
+    let geometry = shape.geometry()?;
+    let params = k::Conv2dInt8Params::new(geometry, x_zero_point, w_zero_points, out.as_kernel())?;
+    let mut y = vec![0; geometry.output_len()];
+    let mut scratch = vec![0; k::conv2d_int8_scratch_len(&params)];
+    k::conv2d_int8(x, w, bias, &mut y, &mut scratch, &params)?;
     Ok(y)
 }
 
@@ -161,77 +80,11 @@ pub fn fully_connected_int8(
     bias: Option<&[i32]>,
     out: &OutputStage,
 ) -> Result<Vec<i8>, KernelError> {
-    let LinearShape {
-        batch,
-        in_features: k,
-        out_features: m,
-    } = shape;
-    check_len("x", checked_product(&[batch, k])?, x.len())?;
-    check_len("w", checked_product(&[m, k])?, w.len())?;
-    if let Some(b) = bias {
-        check_len("bias", m, b.len())?;
-    }
-    let zw = weight_zero_point(w_zero_points, m)?;
-    out.check(m)?;
-    let zx = i32::from(x_zero_point);
-    let bias_add = bias_adder(out);
-    let mut y = Vec::with_capacity(checked_product(&[batch, m])?);
-    for n in 0..batch {
-        let row = &x[n * k..(n + 1) * k];
-        for o in 0..m {
-            let zw_o = zw(o);
-            let acc = row
-                .iter()
-                .zip(&w[o * k..(o + 1) * k])
-                .fold(0_i32, |acc, (&xv, &wv)| {
-                    acc.wrapping_add((i32::from(xv) - zx).wrapping_mul(i32::from(wv) - zw_o))
-                });
-            y.push(out.finish(bias_add(acc, bias.map_or(0, |b| b[o])), o));
-        }
-    }
+    let geometry = LinearGeometry::new(shape.batch, shape.in_features, shape.out_features)?;
+    let params = k::LinearInt8Params::new(geometry, x_zero_point, w_zero_points, out.as_kernel())?;
+    let mut y = vec![0; shape.batch * shape.out_features];
+    k::linear_int8(x, w, bias, &mut y, &params)?;
     Ok(y)
-}
-
-/// How the bias is added to the accumulator for `out`'s rounding mode: wrapping for
-/// [`Rounding::OnnxRuntime`] (onnxruntime's fused kernels), saturating ([`add_bias`]) otherwise.
-fn bias_adder(out: &OutputStage) -> fn(i32, i32) -> i32 {
-    if out.requantizer.rounding() == Rounding::OnnxRuntime {
-        i32::wrapping_add
-    } else {
-        add_bias
-    }
-}
-
-/// Adds the int32 bias to an accumulator, saturating to the `i32` range.
-///
-/// TFLite's reference kernels wrap here; the paper's models have dead output channels with
-/// weight scales near 1e-8 and bias `i32::MIN`, whose sum wraps to the opposite sign. Saturating
-/// reproduces what the QDQ float graph computes for them (onnxruntime's float `Conv`, and the
-/// paper's simulation), and equals wrapping whenever the sum fits. (onnxruntime's fused
-/// `QLinearConv` wraps; see [`Rounding::OnnxRuntime`].)
-pub fn add_bias(acc: i32, bias: i32) -> i32 {
-    acc.saturating_add(bias)
-}
-
-/// The output columns `ox` whose input column `ox · stride + offset − pad` lies inside `[0, width)`.
-fn valid_range(
-    out: usize,
-    stride: usize,
-    offset: usize,
-    pad: usize,
-    width: usize,
-) -> (usize, usize) {
-    let lo = if offset >= pad {
-        0
-    } else {
-        (pad - offset).div_ceil(stride)
-    };
-    let hi = if pad + width > offset {
-        (pad + width - offset).div_ceil(stride).min(out)
-    } else {
-        0
-    };
-    (lo.min(hi), hi)
 }
 
 #[cfg(test)]
@@ -583,6 +436,181 @@ mod tests {
             };
             let conv = conv2d_int8(&shape, &x, zx, &w, &[], Some(&bias), &out).unwrap();
             prop_assert_eq!(fc, conv);
+        }
+    }
+
+    // The implementation before the kernels moved to `mite-kernels`, kept as a differential
+    // oracle for the new kernel.
+    mod legacy {
+        use super::super::checked_product;
+        use crate::geometry::Conv2dShape;
+        use crate::kernel_error::{check_len, KernelError};
+        use crate::quant::requantizer::{OutputStage, Rounding};
+
+        /// Checks a per-channel (or per-tensor, or absent) weight zero point list and returns a lookup.
+        fn weight_zero_point(
+            zero_points: &[i8],
+            channels: usize,
+        ) -> Result<impl Fn(usize) -> i32 + '_, KernelError> {
+            if !(zero_points.is_empty() || zero_points.len() == 1 || zero_points.len() == channels)
+            {
+                return Err(KernelError::Invalid(format!(
+                    "{} weight zero points, expected 0, 1 or {channels}",
+                    zero_points.len()
+                )));
+            }
+            Ok(move |c: usize| match zero_points.len() {
+                0 => 0,
+                1 => i32::from(zero_points[0]),
+                _ => i32::from(zero_points[c]),
+            })
+        }
+
+        pub(super) fn legacy_conv2d_int8(
+            shape: &Conv2dShape,
+            x: &[i8],
+            x_zero_point: i8,
+            w: &[i8],
+            w_zero_points: &[i8],
+            bias: Option<&[i32]>,
+            out: &OutputStage,
+        ) -> Result<Vec<i8>, KernelError> {
+            let [oh, ow] = shape.checked_out_hw()?;
+            let [h, wd] = shape.in_hw;
+            let [kh, kw] = shape.window.kernel;
+            let [sh, sw] = shape.window.strides;
+            let [dh, dw] = shape.window.dilations;
+            let [pad_top, pad_left, _, _] = shape.window.pads;
+            let cin_g = shape.c_in_per_group();
+            let cout_g = shape.c_out_per_group();
+
+            check_len(
+                "x",
+                checked_product(&[shape.n, shape.c_in, h, wd])?,
+                x.len(),
+            )?;
+            check_len(
+                "w",
+                checked_product(&[shape.c_out, cin_g, kh, kw])?,
+                w.len(),
+            )?;
+            if let Some(b) = bias {
+                check_len("bias", shape.c_out, b.len())?;
+            }
+            let zw = weight_zero_point(w_zero_points, shape.c_out)?;
+            out.check(shape.c_out)?;
+            let out_len = checked_product(&[shape.n, shape.c_out, oh, ow])?;
+
+            let zx = i32::from(x_zero_point);
+            let bias_add = bias_adder(out);
+            let mut y = Vec::with_capacity(out_len);
+            // One output plane at a time, accumulated tap by tap over contiguous rows; integer sums wrap,
+            // so the order does not change the result.
+            let mut plane = vec![0_i32; oh * ow];
+            for b in 0..shape.n {
+                for o in 0..shape.c_out {
+                    let group = o / cout_g;
+                    let zw_o = zw(o);
+                    plane.fill(0);
+                    for ci in 0..cin_g {
+                        let c = group * cin_g + ci;
+                        let x_plane =
+                            &x[(b * shape.c_in + c) * h * wd..(b * shape.c_in + c + 1) * h * wd];
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let wv =
+                                    i32::from(w[((o * cin_g + ci) * kh + ky) * kw + kx]) - zw_o;
+                                if wv == 0 {
+                                    continue;
+                                }
+                                let (ox_lo, ox_hi) = valid_range(ow, sw, kx * dw, pad_left, wd);
+                                for oy in 0..oh {
+                                    let py = oy * sh + ky * dh;
+                                    if py < pad_top || py - pad_top >= h {
+                                        continue;
+                                    }
+                                    let x_row =
+                                        &x_plane[(py - pad_top) * wd..(py - pad_top + 1) * wd];
+                                    let out_row = &mut plane[oy * ow..(oy + 1) * ow];
+                                    for ox in ox_lo..ox_hi {
+                                        let xv = i32::from(x_row[ox * sw + kx * dw - pad_left]);
+                                        out_row[ox] =
+                                            out_row[ox].wrapping_add((xv - zx).wrapping_mul(wv));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let bias_o = bias.map_or(0, |bias| bias[o]);
+                    y.extend(
+                        plane
+                            .iter()
+                            .map(|&acc| out.finish(bias_add(acc, bias_o), o)),
+                    );
+                }
+            }
+            Ok(y)
+        }
+
+        /// How the bias is added to the accumulator for `out`'s rounding mode: wrapping for
+        /// [`Rounding::OnnxRuntime`] (onnxruntime's fused kernels), saturating ([`add_bias`]) otherwise.
+        fn bias_adder(out: &OutputStage) -> fn(i32, i32) -> i32 {
+            if out.requantizer.rounding() == Rounding::OnnxRuntime {
+                i32::wrapping_add
+            } else {
+                add_bias
+            }
+        }
+
+        /// Adds the int32 bias to an accumulator, saturating to the `i32` range.
+        ///
+        /// TFLite's reference kernels wrap here; the paper's models have dead output channels with
+        /// weight scales near 1e-8 and bias `i32::MIN`, whose sum wraps to the opposite sign. Saturating
+        /// reproduces what the QDQ float graph computes for them (onnxruntime's float `Conv`, and the
+        /// paper's simulation), and equals wrapping whenever the sum fits. (onnxruntime's fused
+        /// `QLinearConv` wraps; see [`Rounding::OnnxRuntime`].)
+        pub fn add_bias(acc: i32, bias: i32) -> i32 {
+            acc.saturating_add(bias)
+        }
+
+        /// The output columns `ox` whose input column `ox · stride + offset − pad` lies inside `[0, width)`.
+        fn valid_range(
+            out: usize,
+            stride: usize,
+            offset: usize,
+            pad: usize,
+            width: usize,
+        ) -> (usize, usize) {
+            let lo = if offset >= pad {
+                0
+            } else {
+                (pad - offset).div_ceil(stride)
+            };
+            let hi = if pad + width > offset {
+                (pad + width - offset).div_ceil(stride).min(out)
+            } else {
+                0
+            };
+            (lo.min(hi), hi)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn conv_matches_legacy_implementation(
+            (shape, x, zx, w, zw, bias, out) in conv_case(),
+            extreme_bias in any::<bool>(),
+        ) {
+            // Biases near the i32 limits exercise the saturating and wrapping bias additions.
+            let bias = bias.map(|b| {
+                b.iter()
+                    .map(|&v| if extreme_bias { v.signum().wrapping_mul(i32::MAX - 3).wrapping_add(v) } else { v })
+                    .collect::<Vec<_>>()
+            });
+            let new = conv2d_int8(&shape, &x, zx, &w, &zw, bias.as_deref(), &out).unwrap();
+            let old = legacy::legacy_conv2d_int8(&shape, &x, zx, &w, &zw, bias.as_deref(), &out)
+                .unwrap();
+            prop_assert_eq!(new, old);
         }
     }
 }

@@ -1,17 +1,14 @@
-//! int8 element-wise addition (residual connections).
+//! int8 element-wise addition (residual connections): the `mite-kernels` add, plus
+//! onnxruntime's fused `QLinearAdd` for [`Rounding::OnnxRuntime`].
 
-use super::fixed_point::{
-    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_rounding,
-    quantize_multiplier, quantize_multiplier_single_rounding,
-};
+use mite_kernels::int8::AddParams;
+
 use super::onnxruntime::add_qlinear;
 use super::quantize::QuantParams;
 use super::requantizer::{ActRange, Rounding};
 use crate::kernel_error::{check_len, KernelError};
 
-/// The left shift TFLite applies to int8 add inputs before rescaling them (`1 << 20`), which
-/// keeps 20 fractional bits through the two input rescalings.
-pub const ADD_LEFT_SHIFT: i32 = 20;
+pub use mite_kernels::int8::ADD_LEFT_SHIFT;
 
 /// A prepared int8 addition `y = a + b` of two tensors with different quantizations.
 ///
@@ -41,7 +38,8 @@ pub struct AddInt8 {
     b: QuantParams,
     out: QuantParams,
     range: ActRange,
-    rounding: Rounding,
+    /// The kernel's parameters; `None` with [`Rounding::OnnxRuntime`].
+    kernel: Option<AddParams>,
     input_multipliers: [(i32, i32); 2],
     output_multiplier: (i32, i32),
 }
@@ -57,41 +55,22 @@ impl AddInt8 {
         range: ActRange,
         rounding: Rounding,
     ) -> Result<Self, KernelError> {
-        a.check()?;
-        b.check()?;
-        out.check()?;
-        range.check()?;
-        // As TFLite: the doubling is done in f32 (exact), the divisions in f64.
-        let twice_max = f64::from(2.0 * a.scale.max(b.scale));
-        let reals = [
-            f64::from(a.scale) / twice_max,
-            f64::from(b.scale) / twice_max,
-            twice_max / (f64::from(1_u32 << ADD_LEFT_SHIFT) * f64::from(out.scale)),
-        ];
-        let quantize = match rounding {
-            Rounding::Single => quantize_multiplier_single_rounding,
-            Rounding::Double | Rounding::FloatScale | Rounding::OnnxRuntime => quantize_multiplier,
+        let (kernel, input_multipliers, output_multiplier) = if rounding == Rounding::OnnxRuntime {
+            // The multipliers are unused by onnxruntime's add; kept for inspection.
+            let p = AddParams::new(a, b, out, range, Rounding::FloatScale)?;
+            (None, p.input_multipliers, p.output_multiplier)
+        } else {
+            let p = AddParams::new(a, b, out, range, rounding)?;
+            (Some(p), p.input_multipliers, p.output_multiplier)
         };
-        let q = reals.map(quantize);
-        if matches!(rounding, Rounding::Double | Rounding::Single) {
-            for (real, (_, shift)) in reals.iter().zip(&q) {
-                if !(*real > 0.0 && *real < 1.0 && *shift <= 0) {
-                    return Err(KernelError::Invalid(format!(
-                        "add rescale factor {real} is not in (0, 1): output scale {} too small \
-                         for input scales {} and {}",
-                        out.scale, a.scale, b.scale
-                    )));
-                }
-            }
-        }
         Ok(Self {
             a,
             b,
             out,
             range,
-            rounding,
-            input_multipliers: [q[0], q[1]],
-            output_multiplier: q[2],
+            kernel,
+            input_multipliers,
+            output_multiplier,
         })
     }
 
@@ -107,39 +86,25 @@ impl AddInt8 {
 
     /// Adds one pair of elements.
     pub fn add_one(&self, a: i8, b: i8) -> i8 {
-        let da = i32::from(a) - i32::from(self.a.zero_point);
-        let db = i32::from(b) - i32::from(self.b.zero_point);
-        let raw = match self.rounding {
-            Rounding::OnnxRuntime => {
-                return add_qlinear(a, self.a, b, self.b, self.out, self.range);
-            }
-            Rounding::FloatScale => {
-                let sum = da as f32 * self.a.scale + db as f32 * self.b.scale;
-                // `as` saturates; the clamp below brings it into int8.
-                (f64::from(sum) / f64::from(self.out.scale)).round_ties_even() as i32
-            }
-            Rounding::Double | Rounding::Single => {
-                let mul = if self.rounding == Rounding::Double {
-                    multiply_by_quantized_multiplier
-                } else {
-                    multiply_by_quantized_multiplier_single_rounding
-                };
-                // |da|, |db| <= 255, so the shifted values stay below 2^28.
-                let [(ma, sa), (mb, sb)] = self.input_multipliers;
-                let scaled_a = mul(da << ADD_LEFT_SHIFT, ma, sa);
-                let scaled_b = mul(db << ADD_LEFT_SHIFT, mb, sb);
-                let (mo, so) = self.output_multiplier;
-                mul(scaled_a + scaled_b, mo, so)
-            }
-        };
-        self.range
-            .clamp(raw.saturating_add(i32::from(self.out.zero_point)))
+        match &self.kernel {
+            Some(p) => p.add_one(a, b),
+            None => add_qlinear(a, self.a, b, self.b, self.out, self.range),
+        }
     }
 
     /// Adds two tensors of the same length element by element (no broadcasting).
     pub fn apply(&self, a: &[i8], b: &[i8]) -> Result<Vec<i8>, KernelError> {
         check_len("b", a.len(), b.len())?;
-        Ok(a.iter().zip(b).map(|(&x, &y)| self.add_one(x, y)).collect())
+        let mut y = vec![0; a.len()];
+        match &self.kernel {
+            Some(p) => mite_kernels::int8::add_int8(a, b, &mut y, p)?,
+            None => {
+                for ((yv, &x), &z) in y.iter_mut().zip(a).zip(b) {
+                    *yv = self.add_one(x, z);
+                }
+            }
+        }
+        Ok(y)
     }
 }
 

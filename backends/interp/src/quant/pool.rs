@@ -1,41 +1,19 @@
 //! int8 pooling: average, max, global average (paper) and mean with requantization (TFLite).
+//! Average, global average and mean run the `mite-kernels` kernels; max pooling is here.
 //!
 //! Which global pooling to use: the paper's graphs (and tiny-training's `QuantizedAvgPool`) keep
 //! the input quantization on the output — use [`global_avg_pool_int8`]. When the output tensor
 //! has its own scale or zero point (a TFLite `MEAN` over H×W, or an imported graph that
 //! requantizes), use [`mean_int8`].
 
+use mite_kernels::int8 as k;
+
 use super::conv::checked_product;
-use super::fixed_point::{
-    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_rounding,
-    quantize_multiplier, quantize_multiplier_single_rounding,
-};
 use super::onnxruntime::global_avg_pool_qlinear;
 use super::quantize::QuantParams;
 use super::requantizer::{ActRange, Rounding};
 use crate::geometry::Window2d;
 use crate::kernel_error::{check_len, KernelError};
-
-/// `sum / count` rounded to nearest, ties away from zero, as TFLite writes it:
-/// `sum > 0 ? (sum + count/2) / count : (sum − count/2) / count` with truncating division.
-fn div_round_half_away(sum: i64, count: i64) -> i64 {
-    if sum > 0 {
-        (sum + count / 2) / count
-    } else {
-        (sum - count / 2) / count
-    }
-}
-
-/// `sum / count` rounded to nearest, ties to even (what `torch.round` does to the exact mean).
-fn div_round_half_even(sum: i64, count: i64) -> i64 {
-    let q = sum.div_euclid(count);
-    let r = sum.rem_euclid(count);
-    match (2 * r).cmp(&count) {
-        std::cmp::Ordering::Less => q,
-        std::cmp::Ordering::Greater => q + 1,
-        std::cmp::Ordering::Equal => q + (q & 1),
-    }
-}
 
 /// Validated NCHW pooling geometry: `(n·c, h, w, oh, ow)`.
 fn pool_geometry(
@@ -98,17 +76,10 @@ pub fn avg_pool_int8(
     window: &Window2d,
     range: ActRange,
 ) -> Result<Vec<i8>, KernelError> {
-    range.check()?;
-    pool_windows(x, dims, window, |values| {
-        let (sum, count) = values.fold((0_i64, 0_i64), |(s, c), v| (s + i64::from(v), c + 1));
-        if count == 0 {
-            return Err(KernelError::Invalid(
-                "average pool window lies entirely in the padding".into(),
-            ));
-        }
-        // |mean| <= 128, so the cast to i32 is exact.
-        Ok(range.clamp(div_round_half_away(sum, count) as i32))
-    })
+    let (planes, _, _, oh, ow) = pool_geometry(x.len(), dims, window)?;
+    let mut y = vec![0; planes * oh * ow];
+    k::avg_pool_int8(x, dims, window, range, &mut y)?;
+    Ok(y)
 }
 
 /// int8 max pooling on NCHW `x` of shape `dims`: the maximum of the valid window elements
@@ -155,20 +126,10 @@ pub fn global_avg_pool_int8(
     dims: [usize; 4],
     rounding: Rounding,
 ) -> Result<Vec<i8>, KernelError> {
-    let (planes, count) = global_geometry(x.len(), dims)?;
-    let count = count as i64;
-    Ok((0..planes)
-        .map(|p| {
-            let plane = &x[p * count as usize..(p + 1) * count as usize];
-            let sum: i64 = plane.iter().map(|&v| i64::from(v)).sum();
-            let mean = match rounding {
-                Rounding::Double | Rounding::Single => div_round_half_away(sum, count),
-                Rounding::FloatScale | Rounding::OnnxRuntime => div_round_half_even(sum, count),
-            };
-            // The mean of int8 values is an int8 value.
-            mean as i8
-        })
-        .collect())
+    let (planes, _) = global_geometry(x.len(), dims)?;
+    let mut y = vec![0; planes];
+    k::global_avg_pool_int8(x, dims, rounding, &mut y)?;
+    Ok(y)
 }
 
 /// Mean over H×W with requantization to a different output quantization, as TFLite's reference
@@ -197,42 +158,17 @@ pub fn mean_int8(
             "mean over {count} elements overflows the int32 accumulator"
         )));
     }
-    let real = f64::from(input.scale) / f64::from(output.scale);
-    let (multiplier, shift) = match rounding {
-        Rounding::Single => quantize_multiplier_single_rounding(real),
-        Rounding::Double | Rounding::FloatScale | Rounding::OnnxRuntime => {
-            quantize_multiplier(real)
-        }
-    };
     if rounding == Rounding::OnnxRuntime {
         return global_avg_pool_qlinear(x, dims, input, output);
     }
-    let zi = i32::from(input.zero_point);
-    let zo = i32::from(output.zero_point);
-    Ok((0..planes)
-        .map(|p| {
-            let plane = &x[p * count..(p + 1) * count];
-            // |x − z_in| <= 255 and count <= 2^23: no overflow.
-            let acc: i32 = plane.iter().map(|&v| i32::from(v) - zi).sum();
-            let mean = match rounding {
-                Rounding::Double => div_round_half_away(
-                    i64::from(multiply_by_quantized_multiplier(acc, multiplier, shift)),
-                    count as i64,
-                ),
-                Rounding::Single => div_round_half_away(
-                    i64::from(multiply_by_quantized_multiplier_single_rounding(
-                        acc, multiplier, shift,
-                    )),
-                    count as i64,
-                ),
-                Rounding::FloatScale | Rounding::OnnxRuntime => {
-                    (f64::from(acc) * real / count as f64).round_ties_even() as i64
-                }
-            };
-            mean.saturating_add(i64::from(zo))
-                .clamp(i64::from(i8::MIN), i64::from(i8::MAX)) as i8
-        })
-        .collect())
+    let mut y = vec![0; planes];
+    k::mean_int8(
+        x,
+        dims,
+        &mut y,
+        &k::MeanParams::new(input, output, rounding)?,
+    )?;
+    Ok(y)
 }
 
 #[cfg(test)]
@@ -247,24 +183,6 @@ mod tests {
             pads,
             dilations: [1, 1],
         }
-    }
-
-    #[test]
-    fn rounding_helpers() {
-        assert_eq!(div_round_half_away(3, 2), 2);
-        assert_eq!(div_round_half_away(-3, 2), -2);
-        assert_eq!(div_round_half_away(5, 4), 1);
-        assert_eq!(div_round_half_away(-5, 4), -1);
-        assert_eq!(div_round_half_away(0, 4), 0);
-        assert_eq!(div_round_half_away(4, 3), 1);
-        assert_eq!(div_round_half_away(5, 3), 2);
-        assert_eq!(div_round_half_even(3, 2), 2);
-        assert_eq!(div_round_half_even(5, 2), 2);
-        assert_eq!(div_round_half_even(-3, 2), -2);
-        assert_eq!(div_round_half_even(-5, 2), -2);
-        assert_eq!(div_round_half_even(-1, 2), 0);
-        assert_eq!(div_round_half_even(7, 4), 2);
-        assert_eq!(div_round_half_even(-7, 4), -2);
     }
 
     #[test]

@@ -1,63 +1,35 @@
-//! Float ↔ int8 conversion as ONNX `QuantizeLinear` / `DequantizeLinear`.
+//! Float ↔ int8 conversion as ONNX `QuantizeLinear` / `DequantizeLinear`: allocating wrappers
+//! of the `mite-kernels` kernels.
+
+use mite_kernels::int8::{self as k, PerAxis};
 
 use crate::kernel_error::{check_len, KernelError};
 
-/// The affine quantization of an int8 tensor: `real = scale · (q − zero_point)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct QuantParams {
-    /// Real value of one quantization step; finite and positive.
-    pub scale: f32,
-    /// The int8 value that represents real 0.
-    pub zero_point: i8,
-}
-
-impl QuantParams {
-    /// Checks that the scale is finite and positive.
-    pub fn check(&self) -> Result<(), KernelError> {
-        check_scale(self.scale)
-    }
-}
+pub use mite_kernels::requant::QuantParams;
 
 /// Checks that a quantization scale is finite and positive.
 pub(crate) fn check_scale(scale: f32) -> Result<(), KernelError> {
-    if scale.is_finite() && scale > 0.0 {
-        Ok(())
-    } else {
-        Err(KernelError::Invalid(format!(
-            "quantization scale {scale} must be finite and positive"
-        )))
-    }
-}
-
-/// One element of `QuantizeLinear`: `saturate(round_half_even(x / scale) + zero_point)`.
-///
-/// The division is done in `f32`, as the ONNX reference does. NaN maps to the zero point;
-/// infinities saturate.
-fn quantize_one(x: f32, scale: f32, zero_point: i8) -> i8 {
-    if x.is_nan() {
-        return zero_point;
-    }
-    let q = f64::from((x / scale).round_ties_even()) + f64::from(zero_point);
-    // Exact in range after the clamp.
-    q.clamp(f64::from(i8::MIN), f64::from(i8::MAX)) as i8
+    Ok(mite_kernels::requant::check_scale(scale)?)
 }
 
 /// ONNX `QuantizeLinear` to int8 with a per-tensor scale and zero point: round half to even,
 /// then saturate to `[-128, 127]`.
 pub fn quantize(x: &[f32], scale: f32, zero_point: i8) -> Result<Vec<i8>, KernelError> {
-    check_scale(scale)?;
-    Ok(x.iter()
-        .map(|&v| quantize_one(v, scale, zero_point))
-        .collect())
+    let q = QuantParams { scale, zero_point };
+    q.check()?;
+    let mut y = vec![0; x.len()];
+    k::quantize(x, &mut y, &PerAxis::per_tensor(&q)?)?;
+    Ok(y)
 }
 
 /// ONNX `DequantizeLinear` from int8 with a per-tensor scale and zero point:
 /// `(x − zero_point) · scale` in `f32`.
 pub fn dequantize(x: &[i8], scale: f32, zero_point: i8) -> Result<Vec<f32>, KernelError> {
-    check_scale(scale)?;
-    Ok(x.iter()
-        .map(|&q| f32::from(i16::from(q) - i16::from(zero_point)) * scale)
-        .collect())
+    let q = QuantParams { scale, zero_point };
+    q.check()?;
+    let mut y = vec![0.0; x.len()];
+    k::dequantize(x, &mut y, &PerAxis::per_tensor(&q)?)?;
+    Ok(y)
 }
 
 /// Validates a per-axis layout and returns `(axis length, elements after the axis)`.
@@ -99,14 +71,13 @@ pub fn quantize_per_axis(
     scales: &[f32],
     zero_points: &[i8],
 ) -> Result<Vec<i8>, KernelError> {
-    let (channels, inner) = per_axis_layout(x.len(), shape, axis, scales, zero_points)?;
-    Ok(x.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let c = (i / inner.max(1)) % channels.max(1);
-            quantize_one(v, scales[c], zero_points.get(c).copied().unwrap_or(0))
-        })
-        .collect())
+    let (_, inner) = per_axis_layout(x.len(), shape, axis, scales, zero_points)?;
+    if x.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut y = vec![0; x.len()];
+    k::quantize(x, &mut y, &PerAxis::new(scales, zero_points, inner)?)?;
+    Ok(y)
 }
 
 /// ONNX `DequantizeLinear` with per-axis scales and zero points along `axis` of `shape`
@@ -118,15 +89,13 @@ pub fn dequantize_per_axis(
     scales: &[f32],
     zero_points: &[i8],
 ) -> Result<Vec<f32>, KernelError> {
-    let (channels, inner) = per_axis_layout(x.len(), shape, axis, scales, zero_points)?;
-    Ok(x.iter()
-        .enumerate()
-        .map(|(i, &q)| {
-            let c = (i / inner.max(1)) % channels.max(1);
-            let z = zero_points.get(c).copied().unwrap_or(0);
-            f32::from(i16::from(q) - i16::from(z)) * scales[c]
-        })
-        .collect())
+    let (_, inner) = per_axis_layout(x.len(), shape, axis, scales, zero_points)?;
+    if x.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut y = vec![0.0; x.len()];
+    k::dequantize(x, &mut y, &PerAxis::new(scales, zero_points, inner)?)?;
+    Ok(y)
 }
 
 #[cfg(test)]

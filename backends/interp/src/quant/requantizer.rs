@@ -1,39 +1,17 @@
-//! Requantization of `i32` accumulators to the output scale: rounding modes, per-channel
-//! multipliers, and the output stage (zero point and activation clamp).
+//! Requantization of `i32` accumulators to the output scale: the owning tables of a
+//! [`mite_kernels::Requant`] (per-channel multipliers computed once per op) and the owning output
+//! stage. The arithmetic is `mite-kernels`'.
 
-use super::fixed_point::{
-    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_single_rounding,
-    quantize_multiplier, quantize_multiplier_single_rounding, requantize_float_scale,
-};
-use super::onnxruntime::mlas_requantize;
 use crate::kernel_error::KernelError;
 
-/// How an `i32` accumulator is scaled by a real factor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Rounding {
-    /// TFLite's default / CMSIS-NN `arm_nn_requantize`: Q31 multiplier and shift, gemmlowp
-    /// `SaturatingRoundingDoublingHighMul` then `RoundingDivideByPOT` (two roundings).
-    #[default]
-    Double,
-    /// TFLite built with `TFLITE_SINGLE_ROUNDING`: one rounding (ties towards +∞) of the 64-bit
-    /// product.
-    Single,
-    /// The paper's PyTorch simulation: `round_half_even(acc · scale)` in `f64`, no fixed point.
-    FloatScale,
-    /// onnxruntime's CPU execution of a QDQ graph (x86-64 MLAS kernels, default graph
-    /// optimisation): an `f32` scale `(s_x · s_W[c]) / s_y` rounded once, then
-    /// `round_half_even(f32(acc) · scale)`, as `MlasRequantizeOutput` behind `QLinearConv`. The
-    /// other ops follow the kernel onnxruntime picks for them; see
-    /// [`onnxruntime`](super::onnxruntime) for the whole definition.
-    OnnxRuntime,
-}
+pub use mite_kernels::requant::{ActRange, Rounding};
 
 /// The requantization factors of a tensor: one per output channel, or a single per-tensor one.
 ///
 /// Built from real scales (`s_x · s_W[c] / s_y` for a convolution); holds both the real scales
-/// (used by [`Rounding::FloatScale`]) and the Q31 multipliers and shifts derived from them for the
-/// chosen rounding (TFLite's `QuantizeMultiplier`, with the single-rounding shift saturation for
-/// [`Rounding::Single`]).
+/// (used by [`Rounding::FloatScale`] and [`Rounding::OnnxRuntime`]) and the Q31 multipliers and
+/// shifts derived from them for the chosen rounding (TFLite's `QuantizeMultiplier`, with the
+/// single-rounding shift saturation for [`Rounding::Single`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Requantizer {
     rounding: Rounding,
@@ -46,25 +24,14 @@ impl Requantizer {
     /// Builds a requantizer from real scales: one scale makes it per-tensor, several make it
     /// per-channel. Scales must be finite and non-negative (a zero scale maps everything to 0).
     pub fn new(scales: &[f64], rounding: Rounding) -> Result<Self, KernelError> {
-        if scales.is_empty() {
-            return Err(KernelError::Invalid(
-                "requantizer needs at least one scale".into(),
-            ));
-        }
-        if let Some((c, s)) = scales
-            .iter()
-            .enumerate()
-            .find(|(_, s)| !s.is_finite() || **s < 0.0)
-        {
-            return Err(KernelError::Invalid(format!(
-                "requantization scale {s} of channel {c} is not finite and non-negative"
-            )));
-        }
-        let quantize = match rounding {
-            Rounding::Single => quantize_multiplier_single_rounding,
-            Rounding::Double | Rounding::FloatScale | Rounding::OnnxRuntime => quantize_multiplier,
-        };
-        let (multipliers, shifts) = scales.iter().map(|&s| quantize(s)).unzip();
+        let mut multipliers = vec![0; scales.len()];
+        let mut shifts = vec![0; scales.len()];
+        mite_kernels::requant::quantize_multipliers(
+            scales,
+            rounding,
+            &mut multipliers,
+            &mut shifts,
+        )?;
         Ok(Self {
             rounding,
             scales: scales.to_vec(),
@@ -88,19 +55,22 @@ impl Requantizer {
         output_scale: f32,
         rounding: Rounding,
     ) -> Result<Self, KernelError> {
-        if !(output_scale.is_finite() && output_scale > 0.0) {
-            return Err(KernelError::Invalid(format!(
-                "output scale {output_scale} must be finite and positive"
-            )));
-        }
-        let scales: Vec<f64> = weight_scales
-            .iter()
-            .map(|&w| match rounding {
-                Rounding::OnnxRuntime => f64::from(input_scale * w / output_scale),
-                _ => f64::from(input_scale) * f64::from(w) / f64::from(output_scale),
-            })
-            .collect();
+        let mut scales = vec![0.0; weight_scales.len()];
+        mite_kernels::requant::effective_scales(
+            input_scale,
+            weight_scales,
+            output_scale,
+            rounding,
+            &mut scales,
+        )?;
         Self::new(&scales, rounding)
+    }
+
+    /// The kernels' view of these tables.
+    pub fn as_kernel(&self) -> mite_kernels::Requant<'_> {
+        // The tables have one (non-zero) length by construction.
+        mite_kernels::Requant::new(self.rounding, &self.scales, &self.multipliers, &self.shifts)
+            .expect("requantizer tables are consistent")
     }
 
     /// The rounding mode.
@@ -134,77 +104,15 @@ impl Requantizer {
     }
 
     /// Scales accumulator `acc` of output channel `channel` (ignored when per-tensor). With
-    /// [`Rounding::OnnxRuntime`] the factor is the channel's scale rounded to `f32`.
-    ///
-    /// Kernels check [`Self::check_channels`] first; a per-channel requantizer given an
-    /// out-of-range channel uses its last channel rather than panicking.
+    /// [`Rounding::OnnxRuntime`] the factor is the channel's scale rounded to `f32`. A
+    /// per-channel requantizer given an out-of-range channel uses its last channel.
     pub fn apply(&self, acc: i32, channel: usize) -> i32 {
-        let c = channel.min(self.scales.len() - 1);
-        match self.rounding {
-            Rounding::Double => {
-                multiply_by_quantized_multiplier(acc, self.multipliers[c], self.shifts[c])
-            }
-            Rounding::Single => multiply_by_quantized_multiplier_single_rounding(
-                acc,
-                self.multipliers[c],
-                self.shifts[c],
-            ),
-            Rounding::FloatScale => requantize_float_scale(acc, self.scales[c]),
-            Rounding::OnnxRuntime => mlas_requantize(acc, self.scales[c] as f32),
-        }
+        self.as_kernel().apply(acc, channel)
     }
 
     /// Checks that this requantizer is per-tensor or has exactly `channels` channels.
     pub fn check_channels(&self, channels: usize) -> Result<(), KernelError> {
-        if self.is_per_tensor() || self.channels() == channels {
-            Ok(())
-        } else {
-            Err(KernelError::Invalid(format!(
-                "requantizer has {} channels, expected 1 or {channels}",
-                self.channels()
-            )))
-        }
-    }
-}
-
-/// An inclusive clamp range for int8 outputs (fused ReLU / ReLU6 become a narrower range).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ActRange {
-    /// Smallest output value.
-    pub min: i8,
-    /// Largest output value.
-    pub max: i8,
-}
-
-impl ActRange {
-    /// The whole int8 range `[-128, 127]` (no activation).
-    pub const FULL: Self = Self {
-        min: i8::MIN,
-        max: i8::MAX,
-    };
-
-    /// Checks that `min <= max`.
-    pub fn check(&self) -> Result<(), KernelError> {
-        if self.min <= self.max {
-            Ok(())
-        } else {
-            Err(KernelError::Invalid(format!(
-                "activation range [{}, {}] is empty",
-                self.min, self.max
-            )))
-        }
-    }
-
-    /// Clamps an `i32` into the range.
-    pub fn clamp(&self, v: i32) -> i8 {
-        // Within [min, max] ⊂ i8 after the clamp, so the cast is exact.
-        v.clamp(i32::from(self.min), i32::from(self.max)) as i8
-    }
-}
-
-impl Default for ActRange {
-    fn default() -> Self {
-        Self::FULL
+        Ok(self.as_kernel().check_channels(channels)?)
     }
 }
 
@@ -221,20 +129,24 @@ pub struct OutputStage {
 }
 
 impl OutputStage {
-    /// `clamp(requantize(acc) + zero_point)` for output channel `channel`.
-    ///
-    /// The zero point is added with saturation (the reference adds in `i32`, which cannot
-    /// overflow for the requantized values that matter, and clamps to int8 afterwards).
+    /// The kernels' view of this stage.
+    pub fn as_kernel(&self) -> mite_kernels::OutputStage<'_> {
+        mite_kernels::OutputStage {
+            requant: self.requantizer.as_kernel(),
+            zero_point: self.zero_point,
+            range: self.range,
+        }
+    }
+
+    /// `clamp(requantize(acc) + zero_point)` for output channel `channel` (the zero point is
+    /// added with saturation).
     pub fn finish(&self, acc: i32, channel: usize) -> i8 {
-        let v = self.requantizer.apply(acc, channel);
-        self.range
-            .clamp(v.saturating_add(i32::from(self.zero_point)))
+        self.as_kernel().finish(acc, channel)
     }
 
     /// Checks the clamp range and the number of requantizer channels.
     pub fn check(&self, channels: usize) -> Result<(), KernelError> {
-        self.range.check()?;
-        self.requantizer.check_channels(channels)
+        Ok(self.as_kernel().check(channels)?)
     }
 }
 
