@@ -139,8 +139,9 @@ struct TrainArgs {
     /// `int8` (the real quantized graph) or `fp32` (the dequantized float graph).
     #[arg(long, default_value = "int8")]
     precision: String,
-    /// `full`, `classifier`, `last:K` (weights and biases of the last K convs + classifier) or
-    /// `bias:K` (biases of the last K convs + classifier).
+    /// `full`, `classifier`, `last:K` (weights and biases of the last K convs + classifier),
+    /// `bias:K` (biases of the last K convs + classifier), `paper:BUDGET` (the paper's sparse
+    /// scheme for the model, e.g. `paper:49kb`) or a scheme file `FILE.toml`.
     #[arg(long, default_value = "classifier")]
     scheme: String,
     /// Replace the classifier by a fresh one with N classes (seeded).
@@ -363,7 +364,7 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
         "off" => false,
         other => return Err(format!("error: --qas: expected on or off, found `{other}`")),
     };
-    let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: {e}"))?;
+    let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: --scheme: {e}"))?;
     let schedule = Schedule::parse(&args.lr_schedule).map_err(|e| format!("error: {e}"))?;
     let rounding = parse_rounding(&args.rounding)?;
     let mut model = mite::model::load_model(&args.model)?;

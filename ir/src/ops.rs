@@ -570,6 +570,11 @@ op_table! {
         seed: i64 = Some(0),
         /// Gradient accumulation: apply every `accumulate` steps.
         accumulate: i64 = Some(1),
+        /// Sparse tensor update: the gradient covers only the channels `[slice_start, slice_start
+        /// + n)` of this axis of the parameter (`n` the gradient's size along it).
+        slice_axis: i64 = Some(0),
+        /// The first channel the gradient covers along `slice_axis`.
+        slice_start: i64 = Some(0),
     }
 }
 

@@ -8,7 +8,7 @@
 
 pub mod head;
 pub mod schedule;
-pub mod scheme;
+pub use mite_passes::scheme;
 
 use crate::eval::{evaluate, image_input, EvalReport};
 use mite_data::{Dataset, Normalization};
@@ -18,7 +18,7 @@ use mite_ir::{ElemType, Module, TensorData, TensorType};
 use mite_passes::passes::{build_training_step, Dequantize, TrainConfig};
 use mite_passes::{Pass, Statistics};
 use schedule::Schedule;
-use scheme::Scheme;
+use scheme::{Scheme, TrainedTensor};
 use serde::Serialize;
 
 /// Numeric precision of training.
@@ -83,7 +83,7 @@ pub struct TrainReport {
 }
 
 /// Prepares `module` for training: precision, head, scheme; returns the trainable parameters.
-pub fn prepare(module: &mut Module, opts: &TrainOptions) -> Result<Vec<String>, String> {
+pub fn prepare(module: &mut Module, opts: &TrainOptions) -> Result<Vec<TrainedTensor>, String> {
     if opts.precision == Precision::Fp32 {
         Dequantize
             .run(module, &mut Statistics::new())
@@ -95,7 +95,10 @@ pub fn prepare(module: &mut Module, opts: &TrainOptions) -> Result<Vec<String>, 
     if opts.fp32_head {
         head::float_classifier(module).map_err(|e| format!("error: --fp32-head: {e}"))?;
     }
-    let trainable = scheme::apply(module, opts.scheme).map_err(|e| format!("error: {e}"))?;
+    let trainable = opts
+        .scheme
+        .apply(module)
+        .map_err(|e| format!("error: --scheme: {e}"))?;
     if trainable.is_empty() {
         return Err("error: the scheme selects no parameter to train".into());
     }
@@ -210,7 +213,7 @@ pub fn train(
         } else {
             0.0
         },
-        trainable,
+        trainable: trainable.iter().map(ToString::to_string).collect(),
         training_ir: format!("{stats:?}"),
     })
 }
