@@ -676,7 +676,10 @@ pub fn infer_result_types(
                 );
             };
             let mut want = p.ty.shape.clone();
-            if let Some(&n) = grad.shape.get(axis) {
+            if let Some(&n) = grad.shape.get(axis).filter(|_| grad.rank() == want.len()) {
+                if start + n > want[axis] && (start, axis) == (0, 0) {
+                    expect_shape(grad, &p.ty.shape, 0)?;
+                }
                 if start + n > want[axis] {
                     bail!(
                         "the gradient covers channels {start}:{} of axis {axis}, outside {param} : {}",
