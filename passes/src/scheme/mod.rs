@@ -20,13 +20,12 @@ pub mod layers;
 pub mod memory;
 pub mod paper;
 
-use layers::{Layer, Role};
 use mite_ir::{GlobalKind, Module, Trainable};
 use std::fmt;
 use thiserror::Error;
 
 pub use file::SchemeFile;
-pub use layers::layers;
+pub use layers::{layers, Layer, Role};
 pub use memory::analytic_extra_bits;
 pub use paper::{PaperModel, PAPER_MODELS};
 
