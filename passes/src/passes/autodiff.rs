@@ -897,19 +897,49 @@ fn count(
     forward_ops: usize,
     adjoints: usize,
 ) -> TrainStats {
-    let layout = func.layout();
-    let mut stats = TrainStats {
+    let s = saved(func, forward_end, &[input]);
+    TrainStats {
         forward_ops,
         adjoints,
+        mask_ops: s.mask_ops,
+        backward_ops: s.backward_ops,
+        optimizer_ops: s.optimizer_ops,
+        masks_saved: s.masks,
+        mask_bytes: s.mask_bytes,
+        activations_saved: s.activations,
+        activation_bytes: s.activation_bytes,
         ..TrainStats::default()
-    };
-    let mut forward_values: HashSet<Value> = HashSet::from([input]);
+    }
+}
+
+/// What the backward section of a training step (ops from `forward_end` on) reads of its
+/// forward section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Saved {
+    /// `grad.mask` ops in the forward section.
+    pub mask_ops: usize,
+    /// Non-update ops of the backward section.
+    pub backward_ops: usize,
+    /// `optim.` ops.
+    pub optimizer_ops: usize,
+    /// Masks read by the backward section, and their bytes.
+    pub masks: usize,
+    pub mask_bytes: usize,
+    /// Other forward values (activations, `inputs`) read by it, and their bytes.
+    pub activations: usize,
+    pub activation_bytes: usize,
+}
+
+pub(crate) fn saved(func: &Function, forward_end: usize, inputs: &[Value]) -> Saved {
+    let layout = func.layout();
+    let mut out = Saved::default();
+    let mut forward_values: HashSet<Value> = inputs.iter().copied().collect();
     let mut masks: HashSet<Value> = HashSet::new();
     for &id in &layout[..forward_end] {
         let data = func.op(id);
         match data.op {
             Op::Mask { .. } => {
-                stats.mask_ops += 1;
+                out.mask_ops += 1;
                 masks.extend(data.results.iter().copied());
             }
             Op::Param { .. } | Op::Const { .. } => {}
@@ -920,10 +950,10 @@ fn count(
     let mut saved: HashSet<Value> = HashSet::new();
     for &id in &layout[forward_end..] {
         let data = func.op(id);
-        if matches!(data.op, Op::Sgd { .. }) {
-            stats.optimizer_ops += 1;
+        if data.op.updated_param().is_some() {
+            out.optimizer_ops += 1;
         } else {
-            stats.backward_ops += 1;
+            out.backward_ops += 1;
         }
         for &v in &data.operands {
             if masks.contains(&v) {
@@ -933,11 +963,11 @@ fn count(
             }
         }
     }
-    stats.masks_saved = saved_masks.len();
-    stats.mask_bytes = saved_masks.iter().map(|&v| func.ty(v).size_bytes()).sum();
-    stats.activations_saved = saved.len();
-    stats.activation_bytes = saved.iter().map(|&v| func.ty(v).size_bytes()).sum();
-    stats
+    out.masks = saved_masks.len();
+    out.mask_bytes = saved_masks.iter().map(|&v| func.ty(v).size_bytes()).sum();
+    out.activations = saved.len();
+    out.activation_bytes = saved.iter().map(|&v| func.ty(v).size_bytes()).sum();
+    out
 }
 
 /// The `autodiff` pass: [`build_training_step`] with options from the pipeline text.
