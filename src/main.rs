@@ -28,6 +28,8 @@ enum Command {
     Eval(EvalArgs),
     /// Compile a training step for a model and train it on an image split (batch 1).
     Train(Box<TrainArgs>),
+    /// Apply a sparse-update scheme, build the training step and report it.
+    Compile(CompileArgs),
     /// List the registered passes.
     Passes,
     /// List the built-in ops with their attributes.
@@ -188,6 +190,28 @@ struct TrainArgs {
     report_json: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct CompileArgs {
+    /// `.onnx`, `.mir` or `zoo:NAME`.
+    model: String,
+    /// The trainable tensors (see `mite train --help`).
+    #[arg(long, default_value = "classifier")]
+    scheme: String,
+    /// What to write: `none` (only the report) or `mir` (the IR with the training step, on
+    /// stdout).
+    #[arg(long, default_value = "none")]
+    emit: String,
+    /// Replace the classifier by a fresh one with N classes (seeded).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Seed of the fresh classifier.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the report as JSON.
+    #[arg(long = "report-json", value_name = "FILE")]
+    report_json: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
@@ -196,6 +220,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => run_inspect(args),
         Command::Eval(args) => run_eval(args),
         Command::Train(args) => run_train(*args),
+        Command::Compile(args) => run_compile(args),
         Command::Passes => {
             print!("{}", PassRegistry::with_builtin());
             Ok(())
@@ -282,6 +307,44 @@ fn run_inspect(args: InspectArgs) -> Result<(), String> {
         );
     } else {
         print!("{report}");
+    }
+    Ok(())
+}
+
+fn run_compile(args: CompileArgs) -> Result<(), String> {
+    use mite::compile::{compile, CompileOptions};
+    use mite::train::scheme::Scheme;
+    if !matches!(args.emit.as_str(), "none" | "mir") {
+        return Err(format!(
+            "error: --emit: expected none or mir (code generation arrives with a later phase), found `{}`",
+            args.emit
+        ));
+    }
+    let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: --scheme: {e}"))?;
+    let mut model = mite::model::load_model(&args.model)?;
+    let opts = CompileOptions {
+        scheme,
+        classes: args.classes,
+        seed: args.seed,
+        config: Default::default(),
+    };
+    let report = compile(&model.name, &mut model.module, &opts)?;
+    if args.emit == "mir" {
+        print!("{}", model.module);
+    }
+    eprintln!(
+        "{}: scheme {} trains {} tensors, analytic extra memory {:.1} KB; training step: {} backward ops, {} updates",
+        report.model,
+        report.scheme.name,
+        report.scheme.trainable.len(),
+        report.scheme.analytic_extra_bytes as f64 / 1024.0,
+        report.training_step.backward_ops,
+        report.training_step.optimizer_ops
+    );
+    if let Some(path) = &args.report_json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }
