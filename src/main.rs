@@ -129,9 +129,15 @@ struct TrainArgs {
     /// Optimizer steps (one image each).
     #[arg(long)]
     steps: Option<usize>,
-    /// Base learning rate.
-    #[arg(long, default_value_t = 0.01)]
-    lr: f32,
+    /// Learning rate of every trained tensor, biases included [default: the recipe's, 0.01
+    /// for `plain`].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Named preset of learning rates: `plain` (lr 0.01 for every tensor) or `paper` (the
+    /// paper's on-device recipe: lr 0.0008 for weights, biases at half of it); explicit
+    /// `--lr` / `--lr-scale-bias` override it.
+    #[arg(long, default_value = "plain")]
+    recipe: String,
     /// Learning-rate schedule: `constant` or `cosine[:WARMUP]`.
     #[arg(long = "lr-schedule", default_value = "constant")]
     lr_schedule: String,
@@ -167,9 +173,9 @@ struct TrainArgs {
     /// Round int8 updates stochastically (seeded) instead of to nearest.
     #[arg(long = "stochastic-rounding")]
     stochastic_rounding: bool,
-    /// Learning-rate multiplier of biases.
-    #[arg(long = "lr-scale-bias", default_value_t = 0.5)]
-    lr_scale_bias: f32,
+    /// Learning-rate multiplier of biases [default: the recipe's, 1 for `plain`].
+    #[arg(long = "lr-scale-bias")]
+    lr_scale_bias: Option<f32>,
     /// Use only the first N training images.
     #[arg(long)]
     limit: Option<usize>,
@@ -457,8 +463,10 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
         (None, Some(e)) => e * images,
         (None, None) => images,
     };
+    let recipe =
+        mite::train::Recipe::parse(&args.recipe).map_err(|e| format!("error: --recipe: {e}"))?;
     let config = mite::passes::passes::TrainConfig {
-        lr_scale_bias: args.lr_scale_bias,
+        lr_scale_bias: args.lr_scale_bias.unwrap_or(recipe.lr_scale_bias()),
         momentum: args.momentum,
         weight_decay: args.weight_decay,
         qas,
@@ -468,7 +476,7 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
     };
     let opts = TrainOptions {
         steps,
-        lr: args.lr,
+        lr: args.lr.unwrap_or(recipe.lr()),
         schedule,
         scheme,
         precision,

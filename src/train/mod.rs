@@ -21,6 +21,43 @@ use schedule::Schedule;
 use scheme::{Scheme, TrainedTensor};
 use serde::Serialize;
 
+/// A named preset of learning rates (`--recipe`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recipe {
+    /// Every trained tensor at the same rate, 0.01 (what PyTorch users expect of `--lr`).
+    Plain,
+    /// The paper's on-device recipe (NOTES §2): SGD without momentum, weights at 0.0008 and
+    /// biases at half of it (0.0004), QAS on.
+    Paper,
+}
+
+impl Recipe {
+    /// Parses `plain` or `paper`.
+    pub fn parse(text: &str) -> Result<Recipe, String> {
+        match text {
+            "plain" => Ok(Recipe::Plain),
+            "paper" => Ok(Recipe::Paper),
+            _ => Err(format!("expected plain or paper, found `{text}`")),
+        }
+    }
+
+    /// The learning rate of weights.
+    pub fn lr(self) -> f32 {
+        match self {
+            Recipe::Plain => 0.01,
+            Recipe::Paper => 0.0008,
+        }
+    }
+
+    /// The multiplier of biases' learning rate.
+    pub fn lr_scale_bias(self) -> f32 {
+        match self {
+            Recipe::Plain => 1.0,
+            Recipe::Paper => 0.5,
+        }
+    }
+}
+
 /// Numeric precision of training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
