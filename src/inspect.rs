@@ -63,9 +63,7 @@ pub fn inspect(model: &str, module: &Module, func: &str) -> Result<Inspection, S
         num_ops: f.num_ops(),
         ops,
         param_tensors: params.clone().count(),
-        trainable_param_tensors: params
-            .filter(|g| matches!(g.kind, GlobalKind::Param { trainable: true }))
-            .count(),
+        trainable_param_tensors: params.filter(|g| g.kind.is_trainable()).count(),
         param_elements: cost.total_params,
         param_bytes: cost.param_bytes,
         macs: cost.total_macs,

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compile;
 pub mod driver;
 pub mod eval;
 pub mod inspect;

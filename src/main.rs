@@ -28,6 +28,8 @@ enum Command {
     Eval(EvalArgs),
     /// Compile a training step for a model and train it on an image split (batch 1).
     Train(Box<TrainArgs>),
+    /// Apply a sparse-update scheme, build the training step and report it.
+    Compile(CompileArgs),
     /// List the registered passes.
     Passes,
     /// List the built-in ops with their attributes.
@@ -127,9 +129,15 @@ struct TrainArgs {
     /// Optimizer steps (one image each).
     #[arg(long)]
     steps: Option<usize>,
-    /// Base learning rate.
-    #[arg(long, default_value_t = 0.01)]
-    lr: f32,
+    /// Learning rate of every trained tensor, biases included [default: the recipe's, 0.01
+    /// for `plain`].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Named preset of learning rates: `plain` (lr 0.01 for every tensor) or `paper` (the
+    /// paper's on-device recipe: lr 0.0008 for weights, biases at half of it); explicit
+    /// `--lr` / `--lr-scale-bias` override it.
+    #[arg(long, default_value = "plain")]
+    recipe: String,
     /// Learning-rate schedule: `constant` or `cosine[:WARMUP]`.
     #[arg(long = "lr-schedule", default_value = "constant")]
     lr_schedule: String,
@@ -139,8 +147,9 @@ struct TrainArgs {
     /// `int8` (the real quantized graph) or `fp32` (the dequantized float graph).
     #[arg(long, default_value = "int8")]
     precision: String,
-    /// `full`, `classifier`, `last:K` (weights and biases of the last K convs + classifier) or
-    /// `bias:K` (biases of the last K convs + classifier).
+    /// `full`, `classifier`, `last:K` (weights and biases of the last K convs + classifier),
+    /// `bias:K` (biases of the last K convs + classifier), `paper:BUDGET` (the paper's sparse
+    /// scheme for the model, e.g. `paper:49kb`) or a scheme file `FILE.toml`.
     #[arg(long, default_value = "classifier")]
     scheme: String,
     /// Replace the classifier by a fresh one with N classes (seeded).
@@ -164,9 +173,9 @@ struct TrainArgs {
     /// Round int8 updates stochastically (seeded) instead of to nearest.
     #[arg(long = "stochastic-rounding")]
     stochastic_rounding: bool,
-    /// Learning-rate multiplier of biases.
-    #[arg(long = "lr-scale-bias", default_value_t = 0.5)]
-    lr_scale_bias: f32,
+    /// Learning-rate multiplier of biases [default: the recipe's, 1 for `plain`].
+    #[arg(long = "lr-scale-bias")]
+    lr_scale_bias: Option<f32>,
     /// Use only the first N training images.
     #[arg(long)]
     limit: Option<usize>,
@@ -187,6 +196,28 @@ struct TrainArgs {
     report_json: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct CompileArgs {
+    /// `.onnx`, `.mir` or `zoo:NAME`.
+    model: String,
+    /// The trainable tensors (see `mite train --help`).
+    #[arg(long, default_value = "classifier")]
+    scheme: String,
+    /// What to write: `none` (only the report) or `mir` (the IR with the training step, on
+    /// stdout).
+    #[arg(long, default_value = "none")]
+    emit: String,
+    /// Replace the classifier by a fresh one with N classes (seeded).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Seed of the fresh classifier.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the report as JSON.
+    #[arg(long = "report-json", value_name = "FILE")]
+    report_json: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
@@ -195,6 +226,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => run_inspect(args),
         Command::Eval(args) => run_eval(args),
         Command::Train(args) => run_train(*args),
+        Command::Compile(args) => run_compile(args),
         Command::Passes => {
             print!("{}", PassRegistry::with_builtin());
             Ok(())
@@ -285,6 +317,44 @@ fn run_inspect(args: InspectArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn run_compile(args: CompileArgs) -> Result<(), String> {
+    use mite::compile::{compile, CompileOptions};
+    use mite::train::scheme::Scheme;
+    if !matches!(args.emit.as_str(), "none" | "mir") {
+        return Err(format!(
+            "error: --emit: expected none or mir (code generation arrives with a later phase), found `{}`",
+            args.emit
+        ));
+    }
+    let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: --scheme: {e}"))?;
+    let mut model = mite::model::load_model(&args.model)?;
+    let opts = CompileOptions {
+        scheme,
+        classes: args.classes,
+        seed: args.seed,
+        config: Default::default(),
+    };
+    let report = compile(&model.name, &mut model.module, &opts)?;
+    if args.emit == "mir" {
+        print!("{}", model.module);
+    }
+    eprintln!(
+        "{}: scheme {} trains {} tensors, analytic extra memory {:.1} KB; training step: {} backward ops, {} updates",
+        report.model,
+        report.scheme.name,
+        report.scheme.trainable.len(),
+        report.scheme.analytic_extra_bytes as f64 / 1024.0,
+        report.training_step.backward_ops,
+        report.training_step.optimizer_ops
+    );
+    if let Some(path) = &args.report_json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn parse_rounding(text: &str) -> Result<mite::interp::quant::Rounding, String> {
     use mite::interp::quant::Rounding;
     match text {
@@ -363,7 +433,7 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
         "off" => false,
         other => return Err(format!("error: --qas: expected on or off, found `{other}`")),
     };
-    let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: {e}"))?;
+    let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: --scheme: {e}"))?;
     let schedule = Schedule::parse(&args.lr_schedule).map_err(|e| format!("error: {e}"))?;
     let rounding = parse_rounding(&args.rounding)?;
     let mut model = mite::model::load_model(&args.model)?;
@@ -393,8 +463,10 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
         (None, Some(e)) => e * images,
         (None, None) => images,
     };
+    let recipe =
+        mite::train::Recipe::parse(&args.recipe).map_err(|e| format!("error: --recipe: {e}"))?;
     let config = mite::passes::passes::TrainConfig {
-        lr_scale_bias: args.lr_scale_bias,
+        lr_scale_bias: args.lr_scale_bias.unwrap_or(recipe.lr_scale_bias()),
         momentum: args.momentum,
         weight_decay: args.weight_decay,
         qas,
@@ -404,7 +476,7 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
     };
     let opts = TrainOptions {
         steps,
-        lr: args.lr,
+        lr: args.lr.unwrap_or(recipe.lr()),
         schedule,
         scheme,
         precision,

@@ -15,7 +15,7 @@ mite=target/release/mite
 run() { # name precision qas lr
     "$mite" train "$shared/models/mcunet-5fps.onnx" --data "$shared/datasets/cifar10" \
         --split train --limit 1000 --epochs 1 --eval-split test --eval-limit 1000 \
-        --classes 10 --scheme last:6 --precision "$2" --qas "$3" --lr "$4" --seed 0 \
+        --classes 10 --scheme last:6 --precision "$2" --qas "$3" --lr "$4" --lr-scale-bias 0.5 --seed 0 \
         --report-json "$out/$1.json" > "$out/$1.txt" 2> "$out/$1.log" || echo "FAILED $1 (see $out/$1.log)"
 }
 jobs=(

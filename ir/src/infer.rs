@@ -647,6 +647,8 @@ pub fn infer_result_types(
             lr_scale,
             momentum_state,
             accum_state,
+            slice_axis,
+            slice_start,
             ..
         } => {
             let (grad, lr, step) = (operands[0], operands[1], operands[2]);
@@ -665,7 +667,31 @@ pub fn infer_result_types(
                 );
             }
             expect_real(grad, 0)?;
-            expect_shape(grad, &p.ty.shape, 0)?;
+            let axis = usize::try_from(*slice_axis)
+                .ok()
+                .filter(|&a| a < p.ty.rank());
+            let start = usize::try_from(*slice_start).ok();
+            let (Some(axis), Some(start)) = (axis, start) else {
+                bail!(
+                    "slice_axis {slice_axis} / slice_start {slice_start} do not fit {param} : {}",
+                    p.ty
+                );
+            };
+            let mut want = p.ty.shape.clone();
+            if let Some(&n) = grad.shape.get(axis).filter(|_| grad.rank() == want.len()) {
+                if start + n > want[axis] && (start, axis) == (0, 0) {
+                    expect_shape(grad, &p.ty.shape, 0)?;
+                }
+                if start + n > want[axis] {
+                    bail!(
+                        "the gradient covers channels {start}:{} of axis {axis}, outside {param} : {}",
+                        start + n,
+                        p.ty
+                    );
+                }
+                want[axis] = n;
+            }
+            expect_shape(grad, &want, 0)?;
             expect_real(lr, 1)?;
             expect_shape(lr, &[], 1)?;
             expect_elem(step, ElemType::I64, 2)?;

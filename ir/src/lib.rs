@@ -27,7 +27,7 @@ pub use attr::{Attr, Symbol};
 pub use builder::{BuildError, Builder};
 pub use data::TensorData;
 pub use module::{
-    Function, Global, GlobalData, GlobalKind, Loc, Module, OpData, OpId, Value, ValueDef,
+    Function, Global, GlobalData, GlobalKind, Loc, Module, OpData, OpId, Trainable, Value, ValueDef,
 };
 pub use ops::{Arity, CustomOp, Effect, Effects, Op};
 pub use text::{print_module, PrintOptions};

@@ -389,19 +389,61 @@ impl Function {
     }
 }
 
+/// Which elements of a parameter a training step may update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trainable {
+    /// None: the parameter is frozen (printed `frozen`).
+    None,
+    /// Every element (printed `trainable`).
+    All,
+    /// Only the channels `[start, start + len)` along `axis` (sparse tensor update; printed
+    /// `trainable<axis=A, S:E>` with `E = S + len`).
+    Channels {
+        /// The sliced axis of the parameter.
+        axis: usize,
+        /// The first trained channel.
+        start: usize,
+        /// How many channels train.
+        len: usize,
+    },
+}
+
+impl Trainable {
+    /// `All` for true, `None` for false.
+    pub fn from_bool(on: bool) -> Trainable {
+        if on {
+            Trainable::All
+        } else {
+            Trainable::None
+        }
+    }
+
+    /// Whether any element trains.
+    pub fn any(self) -> bool {
+        self != Trainable::None
+    }
+}
+
 /// Whether a global is a parameter or a constant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GlobalKind {
     /// A parameter of the network; `trainable` ones may be updated by a training step.
     Param {
-        /// Whether training may update it.
-        trainable: bool,
+        /// Which of its elements training may update.
+        trainable: Trainable,
     },
     /// A constant.
     Const,
     /// Mutable state that is not a parameter: optimizer buffers (momentum, gradient
     /// accumulation), updated in place by `optim.` ops.
     State,
+}
+
+impl GlobalKind {
+    /// Whether this is a parameter of which at least one element trains.
+    pub fn is_trainable(self) -> bool {
+        matches!(self, GlobalKind::Param { trainable } if trainable.any())
+    }
 }
 
 /// The data of a global, kept in the module's side table.
@@ -475,7 +517,9 @@ impl Module {
             name.into(),
             Global {
                 ty,
-                kind: GlobalKind::Param { trainable },
+                kind: GlobalKind::Param {
+                    trainable: Trainable::from_bool(trainable),
+                },
                 data,
                 line_col: None,
             },

@@ -695,6 +695,11 @@ op_table! {
         /// The gradient accumulator (f32, the parameter's shape; required when
         /// `accumulate > 1`).
         accum_state: Option<Symbol> = Some(None),
+        /// Sparse tensor update: the gradient covers only the channels `[slice_start, slice_start
+        /// + n)` of this axis of the parameter (`n` the gradient's size along it).
+        slice_axis: i64 = Some(0),
+        /// The first channel the gradient covers along `slice_axis`.
+        slice_start: i64 = Some(0),
     }
 }
 

@@ -41,7 +41,9 @@
 mod param_reads;
 
 use crate::infer::{check_type, infer_result_types};
-use crate::module::{Function, GlobalData, Module, OpData, OpId, Value, ValueDef};
+use crate::module::{
+    Function, GlobalData, GlobalKind, Module, OpData, OpId, Trainable, Value, ValueDef,
+};
 use crate::ops::Op;
 use crate::types::{Quant, TensorType};
 use std::collections::HashSet;
@@ -99,6 +101,19 @@ pub fn verify_module(module: &Module) -> Result<(), VerifyErrors> {
         };
         if let Err(e) = check_type(&g.ty) {
             push(e.0);
+        }
+        if let GlobalKind::Param {
+            trainable: Trainable::Channels { axis, start, len },
+        } = g.kind
+        {
+            match g.ty.shape.get(axis) {
+                Some(&n) if len > 0 && start + len <= n => {}
+                _ => push(format!(
+                    "trainable channels {start}:{} along axis {axis} are not inside {}",
+                    start + len,
+                    g.ty
+                )),
+            }
         }
         if let GlobalData::Inline(d) = &g.data {
             if d.elem() != g.ty.elem || d.len() != g.ty.num_elements() {

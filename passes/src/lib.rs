@@ -38,6 +38,7 @@ pub mod passes;
 mod pipeline;
 mod registry;
 mod rewrite;
+pub mod scheme;
 mod statistics;
 #[cfg(test)]
 mod testutil;

@@ -1,7 +1,9 @@
 //! The registry of passes by name, for textual pipelines.
 
 use crate::pass::Pass;
-use crate::passes::{Autodiff, Canonicalize, ConstantFold, Cse, Dce, Dequantize};
+use crate::passes::{
+    Autodiff, Canonicalize, ConstantFold, Cse, Dce, DeadGradientElimination, Dequantize,
+};
 use crate::pipeline::{parse_pipeline, PipelineParseError};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -76,6 +78,7 @@ impl PassRegistry {
             .and_then(|()| r.register_default::<ConstantFold>())
             .and_then(|()| r.register_default::<Cse>())
             .and_then(|()| r.register_default::<Dce>())
+            .and_then(|()| r.register_default::<DeadGradientElimination>())
             .and_then(|()| r.register_default::<Dequantize>())
             .expect("built-in pass names are valid and distinct");
         r

@@ -24,7 +24,7 @@ fn train_step(m: &Module) -> String {
 fn train_only(m: &mut Module, keep: impl Fn(&str) -> bool) {
     for (name, g) in m.globals.iter_mut() {
         if let GlobalKind::Param { trainable } = &mut g.kind {
-            *trainable = keep(name);
+            *trainable = mite_ir::Trainable::from_bool(keep(name));
         }
     }
 }

@@ -8,7 +8,7 @@
 
 pub mod head;
 pub mod schedule;
-pub mod scheme;
+pub use mite_passes::scheme;
 
 use crate::eval::{evaluate, image_input, EvalReport};
 use mite_data::{Dataset, Normalization};
@@ -18,8 +18,45 @@ use mite_ir::{ElemType, Module, TensorData, TensorType};
 use mite_passes::passes::{build_training_step, Dequantize, TrainConfig};
 use mite_passes::{Pass, Statistics};
 use schedule::Schedule;
-use scheme::Scheme;
+use scheme::{Scheme, TrainedTensor};
 use serde::Serialize;
+
+/// A named preset of learning rates (`--recipe`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recipe {
+    /// Every trained tensor at the same rate, 0.01 (what PyTorch users expect of `--lr`).
+    Plain,
+    /// The paper's on-device recipe (NOTES §2): SGD without momentum, weights at 0.0008 and
+    /// biases at half of it (0.0004), QAS on.
+    Paper,
+}
+
+impl Recipe {
+    /// Parses `plain` or `paper`.
+    pub fn parse(text: &str) -> Result<Recipe, String> {
+        match text {
+            "plain" => Ok(Recipe::Plain),
+            "paper" => Ok(Recipe::Paper),
+            _ => Err(format!("expected plain or paper, found `{text}`")),
+        }
+    }
+
+    /// The learning rate of weights.
+    pub fn lr(self) -> f32 {
+        match self {
+            Recipe::Plain => 0.01,
+            Recipe::Paper => 0.0008,
+        }
+    }
+
+    /// The multiplier of biases' learning rate.
+    pub fn lr_scale_bias(self) -> f32 {
+        match self {
+            Recipe::Plain => 1.0,
+            Recipe::Paper => 0.5,
+        }
+    }
+}
 
 /// Numeric precision of training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +120,7 @@ pub struct TrainReport {
 }
 
 /// Prepares `module` for training: precision, head, scheme; returns the trainable parameters.
-pub fn prepare(module: &mut Module, opts: &TrainOptions) -> Result<Vec<String>, String> {
+pub fn prepare(module: &mut Module, opts: &TrainOptions) -> Result<Vec<TrainedTensor>, String> {
     if opts.precision == Precision::Fp32 {
         Dequantize
             .run(module, &mut Statistics::new())
@@ -95,7 +132,10 @@ pub fn prepare(module: &mut Module, opts: &TrainOptions) -> Result<Vec<String>, 
     if opts.fp32_head {
         head::float_classifier(module).map_err(|e| format!("error: --fp32-head: {e}"))?;
     }
-    let trainable = scheme::apply(module, opts.scheme).map_err(|e| format!("error: {e}"))?;
+    let trainable = opts
+        .scheme
+        .apply(module)
+        .map_err(|e| format!("error: --scheme: {e}"))?;
     if trainable.is_empty() {
         return Err("error: the scheme selects no parameter to train".into());
     }
@@ -210,7 +250,7 @@ pub fn train(
         } else {
             0.0
         },
-        trainable,
+        trainable: trainable.iter().map(ToString::to_string).collect(),
         training_ir: format!("{stats:?}"),
     })
 }

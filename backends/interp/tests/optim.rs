@@ -20,6 +20,8 @@ fn sgd(param: &str) -> Op {
         accumulate: 1,
         momentum_state: None,
         accum_state: None,
+        slice_axis: 0,
+        slice_start: 0,
     }
 }
 
@@ -541,4 +543,82 @@ fn training_in_f64_mode() {
         interp.global_data("w"),
         Some(&TensorData::F32(vec![0.75, 2.5]))
     );
+}
+
+/// A gradient covering channels 1..3 of axis 1 updates those elements only, momentum included.
+#[test]
+fn a_channel_slice_updates_only_its_elements() {
+    let mut m = Module::new("t");
+    let ty = TensorType::f32(&[2, 4]);
+    let w0: Vec<f32> = (0..8).map(|i| i as f32).collect();
+    assert!(m.add_param(
+        "w",
+        ty,
+        true,
+        GlobalData::Inline(TensorData::F32(w0.clone()))
+    ));
+    m.add_state("w.momentum", TensorType::f32(&[2, 4]), GlobalData::Absent);
+    let op = with(sgd("w"), |op| {
+        if let Op::Sgd {
+            slice_axis,
+            slice_start,
+            momentum,
+            ..
+        } = op
+        {
+            *slice_axis = 1;
+            *slice_start = 1;
+            *momentum = 0.5;
+        }
+    });
+    let mut b = Builder::new(&mut m, "train");
+    let g = b.arg("g", TensorType::f32(&[2, 2]));
+    let lr = b.arg("lr", TensorType::f32(&[]));
+    let step = b.arg("step", TensorType::new(&[], ElemType::I64));
+    b.effect(op, &[g, lr, step]).unwrap();
+    b.ret(&[]);
+    mite_ir::verify_module(&m).unwrap();
+    let mut interp = Interpreter::new(&m).unwrap();
+    let inputs = shaped_inputs(&[2, 2], &[1.0, 2.0, 3.0, 4.0], 1.0, 0);
+    interp.run_mut("train", &inputs).unwrap();
+    interp.run_mut("train", &inputs).unwrap();
+    let updated = interp.take_overrides();
+    // m = g, then m = 0.5 m + g = 1.5 g: w = w0 − 2.5 g inside the slice.
+    let want = [
+        0.0,
+        1.0 - 2.5,
+        2.0 - 5.0,
+        3.0,
+        4.0,
+        5.0 - 7.5,
+        6.0 - 10.0,
+        7.0,
+    ];
+    assert_eq!(updated["w"], TensorData::F32(want.to_vec()));
+    let m_want = [0.0, 1.5, 3.0, 0.0, 0.0, 4.5, 6.0, 0.0];
+    assert_eq!(updated["w.momentum"], TensorData::F32(m_want.to_vec()));
+}
+
+/// A gradient slice outside the parameter is refused by the type rules.
+#[test]
+fn a_channel_slice_outside_the_parameter_does_not_verify() {
+    let mut m = Module::new("t");
+    assert!(m.add_param("w", TensorType::f32(&[2, 4]), true, GlobalData::Absent));
+    let op = with(sgd("w"), |op| {
+        if let Op::Sgd {
+            slice_axis,
+            slice_start,
+            ..
+        } = op
+        {
+            *slice_axis = 1;
+            *slice_start = 3;
+        }
+    });
+    let mut b = Builder::new(&mut m, "train");
+    let g = b.arg("g", TensorType::f32(&[2, 2]));
+    let lr = b.arg("lr", TensorType::f32(&[]));
+    let step = b.arg("step", TensorType::new(&[], ElemType::I64));
+    let err = b.effect(op, &[g, lr, step]).unwrap_err().to_string();
+    assert!(err.contains("channels 3:5 of axis 1"), "{err}");
 }

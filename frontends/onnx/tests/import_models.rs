@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use mite_ir::{GlobalKind, Module};
+use mite_ir::Module;
 use mite_onnx::import::{import_model, ImportOptions};
 use mite_onnx::OnnxModel;
 
@@ -46,7 +46,7 @@ fn check(test: &str, name: &str, convs: usize, adds: usize) {
     let mut params: Vec<&str> = module
         .globals
         .iter()
-        .filter(|(_, g)| matches!(g.kind, GlobalKind::Param { trainable: true }))
+        .filter(|(_, g)| g.kind.is_trainable())
         .map(|(n, _)| n.as_str())
         .collect();
     params.sort_unstable();

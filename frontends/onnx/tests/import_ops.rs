@@ -110,7 +110,9 @@ fn conv_auto_pad_becomes_explicit_pads() {
     // The weight is a trainable parameter of the initializer's name.
     assert!(matches!(
         m.globals["w"].kind,
-        GlobalKind::Param { trainable: true }
+        GlobalKind::Param {
+            trainable: mite_ir::Trainable::All
+        }
     ));
 }
 

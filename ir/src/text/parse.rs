@@ -12,7 +12,7 @@
 use super::lexer::{Lexer, Token, TokenKind};
 use crate::attr::Attr;
 use crate::data::TensorData;
-use crate::module::{Function, Global, GlobalData, GlobalKind, Loc, Module, Value};
+use crate::module::{Function, Global, GlobalData, GlobalKind, Loc, Module, Trainable, Value};
 use crate::ops::Op;
 use crate::types::{ElemType, Quant, Shape, TensorType};
 use std::collections::HashMap;
@@ -241,7 +241,43 @@ impl<'a> Parser<'a> {
         Ok(module)
     }
 
-    /// Parses `@name : T [trainable|frozen] [= data]` after `param`, `const` or `state`.
+    /// Parses the optional `<axis=A, S:E>` after `trainable`.
+    fn channel_slice(&mut self) -> Result<Trainable, ParseError> {
+        if !self.eat(&TokenKind::Lt)? {
+            return Ok(Trainable::All);
+        }
+        self.expect_ident(
+            "axis",
+            "'axis' in the channel slice `trainable<axis=A, S:E>`",
+        )?;
+        self.expect(&TokenKind::Equals, "'=' after 'axis'")?;
+        let what = "an integer in the channel slice `trainable<axis=A, S:E>`";
+        let tok = self.next()?;
+        let axis: usize = self.int_value(&tok, what)?;
+        self.expect(&TokenKind::Comma, "',' after the axis")?;
+        let tok = self.next()?;
+        let start: usize = self.int_value(&tok, what)?;
+        self.expect(
+            &TokenKind::Colon,
+            "':' between the first and the end channel",
+        )?;
+        let end_tok = self.next()?;
+        let end: usize = self.int_value(&end_tok, what)?;
+        self.expect(&TokenKind::Gt, "'>' closing the channel slice")?;
+        if end <= start {
+            return Err(error(
+                &end_tok,
+                format!("empty channel slice {start}:{end}"),
+            ));
+        }
+        Ok(Trainable::Channels {
+            axis,
+            start,
+            len: end - start,
+        })
+    }
+
+    /// Parses `@name : T [trainable[<axis=A, S:E>]|frozen] [= data]` after `param`, `const` or `state`.
     fn global(&mut self, module: &mut Module, keyword: &Token<'a>) -> Result<(), ParseError> {
         let (name, name_tok) =
             self.expect_symbol(&format!("a name (@name) after '{}'", keyword.text))?;
@@ -251,8 +287,12 @@ impl<'a> Parser<'a> {
             "param" => {
                 let tok = self.next()?;
                 match tok.kind {
-                    TokenKind::Ident("trainable") => GlobalKind::Param { trainable: true },
-                    TokenKind::Ident("frozen") => GlobalKind::Param { trainable: false },
+                    TokenKind::Ident("trainable") => GlobalKind::Param {
+                        trainable: self.channel_slice()?,
+                    },
+                    TokenKind::Ident("frozen") => GlobalKind::Param {
+                        trainable: Trainable::None,
+                    },
                     _ => return Err(expected("'trainable' or 'frozen' after the type", &tok)),
                 }
             }

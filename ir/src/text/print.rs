@@ -8,7 +8,7 @@
 use super::lexer::is_bare_ident;
 use crate::attr::{write_f32, write_quoted, write_symbol};
 use crate::data::TensorData;
-use crate::module::{Function, GlobalData, GlobalKind, Module, OpData, Value};
+use crate::module::{Function, GlobalData, GlobalKind, Module, OpData, Trainable, Value};
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write};
 
@@ -90,7 +90,13 @@ fn write_module(out: &mut String, m: &Module, opts: &PrintOptions) -> fmt::Resul
         write_symbol(out, name)?;
         write!(out, " : {}", g.ty)?;
         if let GlobalKind::Param { trainable } = g.kind {
-            out.push_str(if trainable { " trainable" } else { " frozen" });
+            match trainable {
+                Trainable::None => out.push_str(" frozen"),
+                Trainable::All => out.push_str(" trainable"),
+                Trainable::Channels { axis, start, len } => {
+                    write!(out, " trainable<axis={axis}, {start}:{}>", start + len)?
+                }
+            }
         }
         match &g.data {
             GlobalData::Absent => {}

@@ -26,8 +26,16 @@
 //! update's `momentum_state` / `accum_state` attribute.
 //!
 //! **The gradient path.** The trainable set is the parameters declared
-//! `GlobalKind::Param { trainable: true }` (set the flags for schemes such as "last K layers"
-//! before running). Only values on a path from a trainable parameter to the loss get a gradient
+//! declared trainable (`GlobalKind::Param { trainable }` other than `Trainable::None`; set them
+//! for schemes such as "last K layers" before running, e.g. with `mite_passes::scheme`).
+//!
+//! **Sub-operator slicing.** A convolution weight declared `Trainable::Channels` gets the
+//! gradient of those channels only: for input channels (axis 1 of a dense conv) or the channels
+//! of a depthwise conv (axis 0), the forward section saves `grad.slice` of the input (named
+//! `<layer>.saved_input`) instead of the whole input, and `grad.conv2d_weight` reads it (and
+//! the sliced output gradient, with `groups` = the slice length, for depthwise); for output
+//! channels (axis 0 of a dense conv) the output gradient is sliced. `optim.sgd` then updates
+//! that slice (`slice_axis`, `slice_start`). Only values on a path from a trainable parameter to the loss get a gradient
 //! (an *adjoint*): values forward-reachable from a trainable `param` read and backward-reachable
 //! from the logits. Ops off that path get no backward code, and an op's rule only computes the
 //! operand gradients that are on the path (no `grad.conv2d_input` below the first trained layer,
@@ -87,13 +95,13 @@ use crate::statistics::Statistics;
 use mite_ir::verify::verify_module;
 use mite_ir::{
     BuildError, Builder, ElemType, Function, GlobalData, GlobalKind, Module, Op, OpId, Symbol,
-    TensorData, TensorType, Value, ValueDef, VerifyErrors,
+    TensorData, TensorType, Trainable, Value, ValueDef, VerifyErrors,
 };
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use thiserror::Error;
-use vjp::{saved_mask, Emitter, Forward, MaskOf};
+use vjp::{saved_mask, ChannelSlice, Emitter, Forward, MaskOf};
 
 /// The loss a training step minimises.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -363,6 +371,8 @@ struct Analysis {
     without_gradient: Vec<String>,
     /// Parameters read as biases.
     biases: HashSet<String>,
+    /// Parameters of which only a channel slice trains.
+    slices: HashMap<String, ChannelSlice>,
 }
 
 fn analyse(module: &Module, forward: &Function) -> Result<Analysis, AutodiffError> {
@@ -389,8 +399,18 @@ fn analyse(module: &Module, forward: &Function) -> Result<Analysis, AutodiffErro
     let trainable: Vec<String> = module
         .globals
         .iter()
-        .filter(|(_, g)| g.kind == GlobalKind::Param { trainable: true })
+        .filter(|(_, g)| g.kind.is_trainable())
         .map(|(name, _)| name.clone())
+        .collect();
+    let slices: HashMap<String, ChannelSlice> = module
+        .globals
+        .iter()
+        .filter_map(|(name, g)| match g.kind {
+            GlobalKind::Param {
+                trainable: Trainable::Channels { axis, start, len },
+            } => Some((name.clone(), ChannelSlice { axis, start, len })),
+            _ => None,
+        })
         .collect();
     if trainable.is_empty() {
         return Err(AutodiffError::NoTrainableParams);
@@ -447,6 +467,7 @@ fn analyse(module: &Module, forward: &Function) -> Result<Analysis, AutodiffErro
         updated,
         without_gradient,
         biases,
+        slices,
     })
 }
 
@@ -463,11 +484,53 @@ fn read_param(func: &Function, v: Value) -> Option<&str> {
     }
 }
 
+/// The trained channel slice of the weight of forward op `data`, when its weight is on the
+/// gradient path and only a slice trains, and whether the op's input is sliced for it (input
+/// channels of a convolution, channels of a depthwise one) or not (output channels).
+fn weight_slice(
+    forward: &Function,
+    data: &mite_ir::OpData,
+    analysis: &Analysis,
+    location: &str,
+) -> Result<Option<(ChannelSlice, bool)>, AutodiffError> {
+    let Some(&w) = data.operands.get(1) else {
+        return Ok(None);
+    };
+    let slice = match read_param(forward, w).and_then(|p| analysis.slices.get(p)) {
+        Some(&slice) if analysis.on_path.contains(&w) => slice,
+        _ => return Ok(None),
+    };
+    let unsupported = |reason: String| AutodiffError::NotDifferentiable {
+        location: location.to_string(),
+        reason,
+    };
+    let groups = match &data.op {
+        Op::Conv2d { groups, .. } | Op::QConv2d { groups, .. } => *groups,
+        _ => {
+            return Err(unsupported(format!(
+                "its weight trains only channels {}:{} but channel slices are supported for convolution weights only",
+                slice.start,
+                slice.start + slice.len
+            )))
+        }
+    };
+    let weight_in = forward.ty(w).shape.get(1).copied().unwrap_or(0);
+    match (groups, slice.axis) {
+        (1, 0) => Ok(Some((slice, false))),
+        (1, 1) => Ok(Some((slice, true))),
+        (g, 0) if g > 1 && weight_in == 1 => Ok(Some((slice, true))),
+        (g, axis) => Err(unsupported(format!(
+            "a channel slice along weight axis {axis} of a convolution with {g} groups is not supported (slice axis 0 or 1 of a dense convolution, axis 0 of a depthwise one)"
+        ))),
+    }
+}
+
 /// An op of the forward section to differentiate.
 struct Step {
     id: OpId,
     location: String,
     mask: Option<Value>,
+    weight_slice: Option<(ChannelSlice, Option<Value>)>,
 }
 
 fn internal(message: impl Into<String>) -> AutodiffError {
@@ -570,10 +633,25 @@ fn emit(
             .as_ref()
             .map(|n| format!(" \"{n}\""))
             .unwrap_or_default();
+        let location = format!("@{} op #{index} {}{loc}", forward.name, data.op.name());
+        let weight_slice = match weight_slice(forward, data, analysis, &location)? {
+            Some((slice, true)) => {
+                if let Some(name) = &data.loc.name {
+                    b.named(format!("{name}.saved_input"));
+                }
+                let saved = b
+                    .op(slice.op(1), &[operands[0]])
+                    .map_err(AutodiffError::Build)?;
+                Some((slice, Some(saved)))
+            }
+            Some((slice, false)) => Some((slice, None)),
+            None => None,
+        };
         steps.push(Step {
             id: new_id,
-            location: format!("@{} op #{index} {}{loc}", forward.name, data.op.name()),
+            location,
             mask,
+            weight_slice,
         });
     }
 
@@ -588,6 +666,7 @@ fn emit(
         id: last_op(&b)?,
         location: format!("the loss of @{}", config.train_step),
         mask: None,
+        weight_slice: None,
     });
     let forward_end = b.func().num_ops();
 
@@ -650,6 +729,7 @@ fn emit(
             result,
             needs: &needs,
             mask: s.mask,
+            weight_slice: s.weight_slice,
             location: s.location.clone(),
         };
         let mut e = Emitter {
@@ -797,7 +877,10 @@ impl Backward {
         } else {
             config.seed
         };
+        let slice = analysis.slices.get(param);
         let op = Op::Sgd {
+            slice_axis: slice.map_or(0, |s| s.axis as i64),
+            slice_start: slice.map_or(0, |s| s.start as i64),
             param: Symbol(param.to_string()),
             lr_scale,
             momentum: config.momentum,
@@ -823,19 +906,49 @@ fn count(
     forward_ops: usize,
     adjoints: usize,
 ) -> TrainStats {
-    let layout = func.layout();
-    let mut stats = TrainStats {
+    let s = saved(func, forward_end, &[input]);
+    TrainStats {
         forward_ops,
         adjoints,
+        mask_ops: s.mask_ops,
+        backward_ops: s.backward_ops,
+        optimizer_ops: s.optimizer_ops,
+        masks_saved: s.masks,
+        mask_bytes: s.mask_bytes,
+        activations_saved: s.activations,
+        activation_bytes: s.activation_bytes,
         ..TrainStats::default()
-    };
-    let mut forward_values: HashSet<Value> = HashSet::from([input]);
+    }
+}
+
+/// What the backward section of a training step (ops from `forward_end` on) reads of its
+/// forward section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Saved {
+    /// `grad.mask` ops in the forward section.
+    pub mask_ops: usize,
+    /// Non-update ops of the backward section.
+    pub backward_ops: usize,
+    /// `optim.` ops.
+    pub optimizer_ops: usize,
+    /// Masks read by the backward section, and their bytes.
+    pub masks: usize,
+    pub mask_bytes: usize,
+    /// Other forward values (activations, `inputs`) read by it, and their bytes.
+    pub activations: usize,
+    pub activation_bytes: usize,
+}
+
+pub(crate) fn saved(func: &Function, forward_end: usize, inputs: &[Value]) -> Saved {
+    let layout = func.layout();
+    let mut out = Saved::default();
+    let mut forward_values: HashSet<Value> = inputs.iter().copied().collect();
     let mut masks: HashSet<Value> = HashSet::new();
     for &id in &layout[..forward_end] {
         let data = func.op(id);
         match data.op {
             Op::Mask { .. } => {
-                stats.mask_ops += 1;
+                out.mask_ops += 1;
                 masks.extend(data.results.iter().copied());
             }
             Op::Param { .. } | Op::Const { .. } => {}
@@ -846,10 +959,10 @@ fn count(
     let mut saved: HashSet<Value> = HashSet::new();
     for &id in &layout[forward_end..] {
         let data = func.op(id);
-        if matches!(data.op, Op::Sgd { .. }) {
-            stats.optimizer_ops += 1;
+        if data.op.updated_param().is_some() {
+            out.optimizer_ops += 1;
         } else {
-            stats.backward_ops += 1;
+            out.backward_ops += 1;
         }
         for &v in &data.operands {
             if masks.contains(&v) {
@@ -859,11 +972,11 @@ fn count(
             }
         }
     }
-    stats.masks_saved = saved_masks.len();
-    stats.mask_bytes = saved_masks.iter().map(|&v| func.ty(v).size_bytes()).sum();
-    stats.activations_saved = saved.len();
-    stats.activation_bytes = saved.iter().map(|&v| func.ty(v).size_bytes()).sum();
-    stats
+    out.masks = saved_masks.len();
+    out.mask_bytes = saved_masks.iter().map(|&v| func.ty(v).size_bytes()).sum();
+    out.activations = saved.len();
+    out.activation_bytes = saved.iter().map(|&v| func.ty(v).size_bytes()).sum();
+    out
 }
 
 /// The `autodiff` pass: [`build_training_step`] with options from the pipeline text.

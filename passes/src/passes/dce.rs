@@ -55,7 +55,7 @@ fn removable(op: &Op) -> bool {
 }
 
 /// Removes the dead ops of `func`; returns how many.
-fn remove_dead_ops(func: &mut Function) -> usize {
+pub(crate) fn remove_dead_ops(func: &mut Function) -> usize {
     let mut counts = UseCounts::compute(func);
     let mut dead: HashSet<OpId> = HashSet::new();
     // Uses come after definitions, so one backward sweep sees every op after all its users.

@@ -7,6 +7,7 @@
 //! | `constant-fold` | [`ConstantFold`] | evaluates ops over constants at compile time |
 //! | `cse` | [`Cse`] | merges identical pure ops |
 //! | `dce` | [`Dce`] | removes unused pure ops and unread constants |
+//! | `dge` | [`DeadGradientElimination`] | drops updates of frozen parameters and the gradients, masks and saved activations only they needed |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
 
 mod autodiff;
@@ -15,6 +16,7 @@ mod constant_fold;
 mod cse;
 mod dce;
 mod dequantize;
+mod dge;
 
 pub use autodiff::{
     build_training_step, Autodiff, AutodiffError, Loss, TrainConfig, TrainStats, UpdatePlacement,
@@ -24,3 +26,4 @@ pub use constant_fold::ConstantFold;
 pub use cse::Cse;
 pub use dce::Dce;
 pub use dequantize::Dequantize;
+pub use dge::DeadGradientElimination;

@@ -1,7 +1,8 @@
 //! The optimizer (`optim.`) ops: in-place parameter updates.
 //!
 //! # `optim.sgd(grad, lr, step)` with attributes `param`, `lr_scale`, `momentum`,
-//! `weight_decay`, `qas`, `stochastic`, `seed`, `accumulate`, `momentum_state`, `accum_state`
+//! `weight_decay`, `qas`, `stochastic`, `seed`, `accumulate`, `momentum_state`, `accum_state`,
+//! `slice_axis`, `slice_start`
 //!
 //! All optimizer arithmetic is in `f32` (the gradient is rounded to `f32` first in the `f64`
 //! mode), like the generated code; only the final integer rounding is done in `f64`. Let `g` be
@@ -30,6 +31,10 @@
 //!    - saturation to `[−128, 127]` (`i8`) or the `i32` range (infinities saturate); a NaN
 //!      update is an error naming the parameter (an integer cannot hold it). NaN in an `f32`
 //!      parameter update propagates, as in IEEE arithmetic.
+//!
+//! With a gradient covering only the channels `[slice_start, slice_start + n)` of axis
+//! `slice_axis` (sparse tensor update), the rules apply to those elements of the parameter and
+//! of its state; every other element is left unchanged.
 //!
 //! State globals start from their declared data, or zeros when declared without data
 //! ([`GlobalData::Absent`]); data elided when printing is an error. The parameter itself must
@@ -190,6 +195,8 @@ pub(crate) fn sgd<T: ExecReal>(
         accumulate,
         momentum_state,
         accum_state,
+        slice_axis,
+        slice_start,
     } = op
     else {
         return Err(OpFailure::Internal(format!(
@@ -205,7 +212,11 @@ pub(crate) fn sgd<T: ExecReal>(
         .ok_or_else(|| OpFailure::Internal(format!("unknown parameter @{name}")))?
         .ty;
     let len = ty.num_elements();
+    let slice = channel_slice(&ty.shape, x.shape(0)?, *slice_axis, *slice_start, name)?;
     let mut g: Vec<f32> = T::cow_to_f32(x.real(0)?).into_owned();
+    if let Some(inside) = &slice {
+        g = scatter(&g, inside, len);
+    }
     if g.len() != len {
         return Err(OpFailure::Internal(format!(
             "gradient of {} elements for @{name} : {ty}",
@@ -262,6 +273,7 @@ pub(crate) fn sgd<T: ExecReal>(
             current.len()
         )));
     }
+    let before_m = m.clone();
     let mut updated = current.clone();
     let result = match &mut updated {
         TensorData::F32(w) => sgd::sgd_f32(w, &g, m.as_deref_mut(), &rule),
@@ -291,6 +303,12 @@ pub(crate) fn sgd<T: ExecReal>(
         )),
         e => e.into(),
     })?;
+    if let Some(inside) = &slice {
+        keep_outside(&mut updated, current, inside);
+        if let (Some(m), Some(old)) = (m.as_mut(), &before_m) {
+            restore(m, old, inside);
+        }
+    }
     globals.pending.insert(name.to_string(), updated);
     if let Some(m) = m {
         globals.pending.insert(momentum_name, TensorData::F32(m));
@@ -311,5 +329,72 @@ fn state_name(
             "the update of @{param} has no {attr}"
         ))),
         None => Ok(String::new()),
+    }
+}
+
+/// For a gradient covering only a channel slice of the parameter (`optim.sgd`'s `slice_axis` /
+/// `slice_start`): which parameter elements it covers (`None` when it covers the whole tensor).
+fn channel_slice(
+    param: &[usize],
+    grad: &[usize],
+    axis: i64,
+    start: i64,
+    name: &str,
+) -> Result<Option<Vec<bool>>, OpFailure> {
+    if grad == param && start == 0 {
+        return Ok(None);
+    }
+    let bad = || {
+        OpFailure::Internal(format!(
+            "gradient {grad:?} is not a channel slice of @{name} {param:?}"
+        ))
+    };
+    let axis = usize::try_from(axis).map_err(|_| bad())?;
+    let start = usize::try_from(start).map_err(|_| bad())?;
+    if grad.len() != param.len() || axis >= param.len() || start + grad[axis] > param[axis] {
+        return Err(bad());
+    }
+    let inner: usize = param[axis + 1..].iter().product();
+    let channels = param[axis];
+    let len: usize = param.iter().product();
+    Ok(Some(
+        (0..len)
+            .map(|i| {
+                let c = (i / inner.max(1)) % channels.max(1);
+                (start..start + grad[axis]).contains(&c)
+            })
+            .collect(),
+    ))
+}
+
+/// The full-size gradient: `g`'s elements at the covered positions (in order), zeros elsewhere.
+fn scatter(g: &[f32], inside: &[bool], len: usize) -> Vec<f32> {
+    let mut it = g.iter();
+    (0..len)
+        .map(|i| {
+            if inside[i] {
+                it.next().copied().unwrap_or(0.0)
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Puts back the elements outside the slice: a sliced update changes nothing else.
+fn restore<T: Copy>(new: &mut [T], old: &[T], inside: &[bool]) {
+    for ((n, &o), &keep_new) in new.iter_mut().zip(old).zip(inside) {
+        if !keep_new {
+            *n = o;
+        }
+    }
+}
+
+fn keep_outside(updated: &mut TensorData, current: &TensorData, inside: &[bool]) {
+    match (updated, current) {
+        (TensorData::F32(n), TensorData::F32(o)) => restore(n, o, inside),
+        (TensorData::I8(n), TensorData::I8(o)) => restore(n, o, inside),
+        (TensorData::I32(n), TensorData::I32(o)) => restore(n, o, inside),
+        _ => {}
     }
 }

@@ -180,6 +180,9 @@ pub(super) struct Forward<'a> {
     pub needs: &'a [bool],
     /// The mask saved in the forward pass ([`saved_mask`]), if the op saves one.
     pub mask: Option<Value>,
+    /// Sparse tensor update of a convolution's weight: the trained channel slice and the input
+    /// channels saved for it in the forward pass (`None` when the input is not sliced).
+    pub weight_slice: Option<(ChannelSlice, Option<Value>)>,
     /// Where the op is, for errors: `op #3 nn.conv2d "conv"`.
     pub location: String,
 }
@@ -449,6 +452,28 @@ pub(super) fn vjp(
 }
 
 /// Forward attributes of a convolution: strides, pads, dilations, groups.
+/// The trained channels `[start, start + len)` along `axis` of a weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ChannelSlice {
+    /// The weight's axis (0: output channels, 1: input channels).
+    pub axis: usize,
+    /// First channel.
+    pub start: usize,
+    /// Number of channels.
+    pub len: usize,
+}
+
+impl ChannelSlice {
+    /// `grad.slice` of these channels along `axis` of an activation (NCHW: 1).
+    pub fn op(self, axis: i64) -> Op {
+        Op::Slice {
+            axis,
+            start: self.start as i64,
+            size: self.len as i64,
+        }
+    }
+}
+
 type ConvAttrs<'a> = (&'a Vec<i64>, &'a Vec<i64>, &'a Vec<i64>, i64);
 
 /// Gradients of a (float or int8) convolution from the gradient `dz` of its real-valued,
@@ -474,6 +499,19 @@ fn conv(
     }
     if fwd.need(1) {
         let kernel = e.shape(w)[2..].to_vec();
+        let (x, dz, groups) = match fwd.weight_slice {
+            None => (x, dz, groups),
+            Some((slice, saved)) => {
+                let x = saved.unwrap_or(x);
+                let depthwise = groups > 1;
+                let dz = if slice.axis == 0 {
+                    e.op(slice.op(1), &[dz])?
+                } else {
+                    dz
+                };
+                (x, dz, if depthwise { slice.len as i64 } else { groups })
+            }
+        };
         let x = e.real(x)?;
         let op = Op::ConvWeightGrad {
             strides: strides.clone(),

@@ -1,0 +1,159 @@
+//! Sparse update on the paper's three models: every built-in paper scheme compiles to a training
+//! step holding weight-gradient and update ops exactly for the scheme's trainable tensors, on the
+//! zoo builders and (when `../shared` is present) on the imported ONNX models.
+
+use mite::ir::{Function, Module, Op, Trainable};
+use mite::onnx::{import_file, ImportOptions};
+use mite::passes::passes::{build_training_step, TrainConfig};
+use mite::passes::scheme::{layers, Role, Scheme, TrainedTensor, PAPER_MODELS};
+use mite::zoo::{BuildOptions, ZooModel};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The parameter each `optim.sgd` updates, with its gradient's shape.
+fn updates(f: &Function) -> BTreeMap<String, Vec<usize>> {
+    f.layout()
+        .iter()
+        .filter_map(|&id| {
+            let data = f.op(id);
+            let param = data.op.updated_param()?;
+            Some((param.to_string(), f.ty(data.operands[0]).shape.to_vec()))
+        })
+        .collect()
+}
+
+fn count(f: &Function, pred: impl Fn(&Op) -> bool) -> usize {
+    f.layout().iter().filter(|&&id| pred(&f.op(id).op)).count()
+}
+
+/// Builds the training step of `scheme` and checks it against the scheme's trained tensors.
+fn check_scheme(module: &Module, scheme: &Scheme, what: &str) {
+    let mut m = module.clone();
+    let all_layers = layers(&m);
+    let trained = scheme.apply(&mut m).unwrap();
+    build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    let f = m.function("train_step").unwrap();
+    let got = updates(f);
+    let want: BTreeSet<String> = trained.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(
+        got.keys().cloned().collect::<BTreeSet<_>>(),
+        want,
+        "{what}: updated parameters"
+    );
+    // One weight-gradient op per trained weight, none for a frozen one.
+    let weights: Vec<&TrainedTensor> = trained
+        .iter()
+        .filter(|t| {
+            all_layers
+                .iter()
+                .any(|l| l.weight.as_ref() == Some(&t.name))
+        })
+        .collect();
+    let weight_grads = count(f, |op| {
+        matches!(op, Op::ConvWeightGrad { .. } | Op::LinearWeightGrad {})
+    });
+    assert_eq!(weight_grads, weights.len(), "{what}: weight-gradient ops");
+    // A sliced weight's gradient covers exactly its slice.
+    let globals = &m.globals;
+    for t in &trained {
+        let mut shape = globals[&t.name].ty.shape.to_vec();
+        if let Trainable::Channels { axis, len, .. } = t.trainable {
+            shape[axis] = len;
+        }
+        assert_eq!(got[&t.name], shape, "{what}: gradient of {t}");
+    }
+    // No backward op below the earliest layer that trains.
+    let lowest = all_layers
+        .iter()
+        .position(|l| {
+            [&l.weight, &l.bias]
+                .iter()
+                .any(|p| p.as_ref().is_some_and(|p| want.contains(p)))
+        })
+        .unwrap();
+    for l in &all_layers[..lowest] {
+        let grad_loc = format!("{}.grad", l.name);
+        let n = f
+            .layout()
+            .iter()
+            .filter(|&&id| f.op(id).loc.name.as_deref() == Some(grad_loc.as_str()))
+            .count();
+        assert_eq!(n, 0, "{what}: {} is below every trained layer", l.name);
+    }
+}
+
+fn zoo_model(name: &str) -> ZooModel {
+    ZooModel::ALL
+        .into_iter()
+        .find(|m| m.onnx_file_name().trim_end_matches(".onnx") == name)
+        .unwrap()
+}
+
+fn check_model(module: &Module, model: &str, source: &str) {
+    let paper = PAPER_MODELS.iter().find(|m| m.name == model).unwrap();
+    let l = layers(module);
+    assert_eq!(
+        l.iter()
+            .filter(|l| matches!(l.role, Role::Backbone(_)))
+            .count(),
+        paper.backbone_convs
+    );
+    for s in paper.schemes() {
+        check_scheme(
+            module,
+            &Scheme::Sparse(s.clone()),
+            &format!("{source} {model} {}", s.name),
+        );
+    }
+    for s in ["classifier", "bias:12", "last:12"] {
+        check_scheme(
+            module,
+            &Scheme::parse(s).unwrap(),
+            &format!("{source} {model} {s}"),
+        );
+    }
+}
+
+#[test]
+fn paper_schemes_on_the_zoo_models() {
+    for model in PAPER_MODELS {
+        let m = zoo_model(model.name).build(&BuildOptions::default());
+        check_model(&m, model.name, "zoo");
+    }
+}
+
+#[test]
+fn paper_schemes_on_the_shared_onnx_models() {
+    for model in PAPER_MODELS {
+        let zoo = zoo_model(model.name);
+        let Some(path) = mite_test_support::shared_file(
+            "paper_schemes_on_the_shared_onnx_models",
+            &format!("models/{}", zoo.onnx_file_name()),
+        ) else {
+            return;
+        };
+        let m = import_file(&path, &ImportOptions::batch_one()).unwrap();
+        check_model(&m, model.name, "onnx");
+    }
+}
+
+/// The backward graph MbV2-w0.35 `paper:49kb` compiles to: masks and sliced saved inputs in the
+/// forward section, then the backward and update ops (the forward ops themselves are omitted).
+#[test]
+fn mbv2_paper_49kb_backward_graph_snapshot() {
+    let mut m = ZooModel::Mbv2W035.build(&BuildOptions::default());
+    Scheme::parse("paper:49kb").unwrap().apply(&mut m).unwrap();
+    let stats = build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    let text = mite::ir::text::print_function(
+        m.function("train_step").unwrap(),
+        &mite::ir::PrintOptions::default(),
+    );
+    let backward: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ["grad.", "optim.", "loss", "saved_input", "return"]
+                .iter()
+                .any(|k| l.contains(k))
+        })
+        .collect();
+    insta::assert_snapshot!(format!("{stats:#?}\n{}", backward.join("\n")));
+}

@@ -1,0 +1,107 @@
+//! `mite compile` with sparse-update schemes, and the errors of bad schemes, as a process.
+
+use std::process::{Command, Output};
+
+fn mite(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mite"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the mite binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Fails with exit code 1 and a message containing `want` (and no panic).
+fn fails_with(args: &[&str], want: &str) {
+    let out = mite(args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.contains(want), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn compile_reports_the_scheme_as_json() {
+    let dir = std::env::temp_dir().join(format!("mite-sparse-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.json");
+    let out = mite(&[
+        "compile",
+        "zoo:mbv2-w0.35",
+        "--scheme",
+        "paper:99kb",
+        "--emit",
+        "none",
+        "--report-json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let scheme = &json["scheme"];
+    assert_eq!(scheme["name"], "paper:99kb");
+    let bytes = scheme["analytic_extra_bytes"].as_u64().unwrap() as f64;
+    assert!((bytes / 1024.0 - 99.0).abs() < 0.03 * 99.0, "{bytes}");
+    let trainable: Vec<&str> = scheme["trainable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    // Conv 42 (blocks.14.pointwise1) at 1/8 of its 56 input channels.
+    assert!(
+        trainable.contains(&"blocks.14.pointwise1.weight[:, 0:7]"),
+        "{trainable:?}"
+    );
+    assert!(trainable.contains(&"classifier.weight"));
+    assert_eq!(
+        json["training_step"]["optimizer_ops"].as_u64().unwrap() as usize,
+        trainable.len()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_schemes_are_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("mite-sparse-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let malformed = dir.join("malformed.toml");
+    std::fs::write(
+        &malformed,
+        "bias = 3\n[[weight]]\nlayer = 1\nratio = \"1/3\"\n",
+    )
+    .unwrap();
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, "bias = [\n").unwrap();
+    let compile = |scheme: &str, want: &str| {
+        fails_with(
+            &[
+                "compile",
+                "zoo:mcunet-5fps",
+                "--scheme",
+                scheme,
+                "--emit",
+                "none",
+            ],
+            want,
+        )
+    };
+    compile("half", "unknown scheme `half`");
+    compile("paper:50kb", "no 50kb scheme for mcunet-5fps");
+    compile("last:100", "the model has 42 backbone convs, not 100");
+    compile(malformed.to_str().unwrap(), "ratio `1/3` is not one of");
+    compile(broken.to_str().unwrap(), "line 1");
+    compile("missing.toml", "scheme file missing.toml");
+    fails_with(
+        &["compile", "zoo:tiny-int8-cnn", "--scheme", "paper:49kb"],
+        "this model has 9 backbone convs",
+    );
+    fails_with(
+        &["compile", "zoo:mcunet-5fps", "--emit", "c"],
+        "--emit: expected none or mir",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
