@@ -8,6 +8,7 @@
 //! | `cse` | [`Cse`] | merges identical pure ops |
 //! | `dce` | [`Dce`] | removes unused pure ops and unread constants |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
+//! | (`quantize`) | [`Quantize`] | float graph + calibration ranges → the real int8 graph (not in the registry: needs ranges) |
 
 mod autodiff;
 mod canonicalize;
@@ -15,6 +16,7 @@ mod constant_fold;
 mod cse;
 mod dce;
 mod dequantize;
+mod quantize;
 
 pub use autodiff::{
     build_training_step, Autodiff, AutodiffError, Loss, TrainConfig, TrainStats, UpdatePlacement,
@@ -24,3 +26,4 @@ pub use constant_fold::ConstantFold;
 pub use cse::Cse;
 pub use dce::Dce;
 pub use dequantize::Dequantize;
+pub use quantize::{quantize_weight_per_channel, Calibration, Quantize, Range};
