@@ -124,6 +124,10 @@ struct CalibrateArgs {
     /// Resize calibration images of another size to the model's input.
     #[arg(long)]
     resize: bool,
+    /// 7-bit weights (onnxruntime's `reduce_range`): needed for onnxruntime to compute exactly
+    /// on x86 CPUs without VNNI, whose `u8 × s8` kernels saturate 16-bit pair sums.
+    #[arg(long = "reduce-range")]
+    reduce_range: bool,
 }
 
 impl CalibrateArgs {
@@ -141,6 +145,7 @@ impl CalibrateArgs {
                 limit: self.calibrate_limit,
                 normalization,
                 resize: self.resize,
+                reduce_range: self.reduce_range,
             },
         })
     }

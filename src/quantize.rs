@@ -53,6 +53,8 @@ pub struct CalibrateOptions {
     pub normalization: Normalization,
     /// Resize images of another size to the model's input (bilinear) instead of refusing them.
     pub resize: bool,
+    /// 7-bit weights (onnxruntime's `reduce_range`, see [`Quantize::weight_max`]).
+    pub reduce_range: bool,
 }
 
 /// Per-value running statistics.
@@ -196,10 +198,11 @@ pub fn calibrate(
 }
 
 /// Quantizes `forward` of the float `module` in place with `calibration`, verifies the result
-/// and returns the pass statistics.
+/// and returns the pass statistics; `reduce_range` asks for 7-bit weights.
 pub fn quantize_module(
     module: &mut Module,
     calibration: Calibration,
+    reduce_range: bool,
 ) -> Result<Statistics, String> {
     let float_params = module
         .globals
@@ -215,8 +218,11 @@ pub fn quantize_module(
         );
     }
     let mut stats = Statistics::new();
-    Quantize::new(calibration)
-        .run(module, &mut stats)
+    let mut pass = Quantize::new(calibration);
+    if reduce_range {
+        pass.weight_max = 63;
+    }
+    pass.run(module, &mut stats)
         .map_err(|e| format!("error: {e}"))?;
     verify_module(module).map_err(|e| format!("error: the quantized model: {e}"))?;
     Ok(stats)
@@ -255,5 +261,5 @@ pub fn calibrate_and_quantize(
         }
     })?;
     eprintln!();
-    quantize_module(module, calibration)
+    quantize_module(module, calibration, source.options.reduce_range)
 }

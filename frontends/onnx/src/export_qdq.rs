@@ -8,7 +8,7 @@
 //! | `q.conv2d`, `q.linear` | `DequantizeLinear` of the int8 weight (per output channel, axis 0) and int32 bias, `Conv` / `Gemm` (`transB = 1`), then `QuantizeLinear` |
 //! | `q.add`, `q.avg_pool`, `q.global_avg_pool` | `Add`, `AveragePool`, `GlobalAveragePool` of the dequantized inputs, then `QuantizeLinear` |
 //! | `q.dequantize` | `DequantizeLinear` |
-//! | `nn.flatten`, `nn.reshape`, `nn.max_pool` of int8 values | the same operator on the int8 tensor |
+//! | `nn.flatten`, `nn.reshape`, `nn.max_pool` of int8 values | `DequantizeLinear`, the operator, `QuantizeLinear` with the same parameters |
 //! | `nn.conv2d`, `nn.linear`, `nn.add`, `nn.mul`, `nn.relu`, `nn.clip`, `nn.global_avg_pool`, `nn.avg_pool`, `nn.max_pool`, `nn.flatten`, `nn.reshape`, `nn.softmax` | `Conv`, `Gemm`, `Add`, `Mul`, `Relu`, `Clip`, `GlobalAveragePool`, `AveragePool`, `MaxPool`, `Flatten`, `Reshape`, `Softmax` |
 //!
 //! A clamp of an int8 op narrower than the int8 range of its output (`act_min` / `act_max`, a
@@ -368,10 +368,13 @@ impl<'m> Writer<'m> {
                     self.requantize(y, &rty, (-128, 127), &label)?
                 }
                 Op::Flatten { .. } | Op::Reshape { .. } | Op::MaxPool { .. } if int8_in => {
-                    let x = self.names[&ops[0]].clone();
+                    // On the dequantized values, then quantized again with the same parameters
+                    // (exact): each quantized tensor stays a `Q → DQ` pair, the form
+                    // onnxruntime's QDQ fusions and mite's importer expect.
+                    let x = self.float_name(ops[0])?;
                     let y = format!("{label}.out");
                     self.layout_node(&data.op, x, &y, &label)?;
-                    y
+                    self.requantize(y, &rty, (-128, 127), &label)?
                 }
                 Op::Conv2d {
                     strides,

@@ -70,6 +70,9 @@ pub struct Quantize {
     pub function: String,
     /// Ranges of the values of that function.
     pub calibration: Calibration,
+    /// The largest int8 weight magnitude: 127, or 63 for onnxruntime's `reduce_range` (7-bit
+    /// weights, which x86 CPUs without VNNI need: their `u8 × s8` pair sums saturate at 16 bits).
+    pub weight_max: i8,
 }
 
 impl Quantize {
@@ -78,6 +81,7 @@ impl Quantize {
         Quantize {
             function: "forward".to_string(),
             calibration,
+            weight_max: 127,
         }
     }
 }
@@ -113,7 +117,7 @@ impl Pass for Quantize {
                 )
             })?;
         let old = module.functions.remove(index);
-        let result = Rewriter::new(module, &old, &self.calibration).run();
+        let result = Rewriter::new(module, &old, &self.calibration, self.weight_max).run();
         match result {
             Ok((new, counts)) => {
                 module.functions.insert(index, new);
@@ -134,25 +138,35 @@ impl Pass for Quantize {
 }
 
 /// Symmetric per-row int8 quantization of `w` (rows of `fan_in` elements): values and scales.
-pub fn quantize_weight_per_channel(w: &[f32], rows: usize) -> (Vec<i8>, Vec<f32>) {
+/// Row `c`'s scale is `max|w[c]| / qmax`, but at least `min_scales[c]` when given.
+pub fn quantize_weight_per_channel(
+    w: &[f32],
+    rows: usize,
+    min_scales: Option<&[f32]>,
+    qmax: i8,
+) -> (Vec<i8>, Vec<f32>) {
+    let qmax = f32::from(qmax.max(1));
     let fan_in = w.len() / rows.max(1);
     let mut scales = Vec::with_capacity(rows);
     let mut q = Vec::with_capacity(w.len());
-    for row in w.chunks(fan_in.max(1)) {
+    for (c, row) in w.chunks(fan_in.max(1)).enumerate() {
         let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let s = if max > 0.0 && max.is_finite() {
-            max / 127.0
-        } else {
-            1.0
-        };
+        let floor = min_scales.and_then(|m| m.get(c)).copied().unwrap_or(0.0);
+        let mut s = (max / qmax).max(floor);
+        if !(s > 0.0 && s.is_finite()) {
+            s = 1.0;
+        }
         scales.push(s);
         q.extend(
             row.iter()
-                .map(|v| (v / s).round_ties_even().clamp(-127.0, 127.0) as i8),
+                .map(|v| (v / s).round_ties_even().clamp(-qmax, qmax) as i8),
         );
     }
     (q, scales)
 }
+
+/// The largest magnitude of a quantized bias: `2^24`, leaving the accumulator room.
+const MAX_BIAS: f32 = (1u32 << 24) as f32;
 
 /// What an old value became in the new function.
 #[derive(Clone, Copy)]
@@ -175,10 +189,16 @@ struct Rewriter<'a> {
     consumed: HashSet<usize>,
     converted: HashSet<String>,
     counts: Counts,
+    weight_max: i8,
 }
 
 impl<'a> Rewriter<'a> {
-    fn new(module: &'a mut Module, old: &'a Function, cal: &'a Calibration) -> Self {
+    fn new(
+        module: &'a mut Module,
+        old: &'a Function,
+        cal: &'a Calibration,
+        weight_max: i8,
+    ) -> Self {
         let mut uses: HashMap<Value, Vec<usize>> = HashMap::new();
         for (pos, &id) in old.layout().iter().enumerate() {
             for &v in &old.op(id).operands {
@@ -202,6 +222,7 @@ impl<'a> Rewriter<'a> {
             consumed: HashSet::new(),
             converted: HashSet::new(),
             counts: Counts::default(),
+            weight_max,
         }
     }
 
@@ -578,28 +599,6 @@ impl<'a> Rewriter<'a> {
         let loc = data.loc.clone();
         let xq = self.as_int8(x, &loc)?;
         let s_x = self.out.ty(xq).quant.as_ref().map_or(1.0, |q| q.scale(0));
-        // Weight: per output channel symmetric.
-        let w_scales = if self.converted.contains(&w_name) {
-            let ty = &self.module.globals[&w_name].ty;
-            (0..co)
-                .map(|c| ty.quant.as_ref().map_or(1.0, |q| q.scale(c)))
-                .collect()
-        } else {
-            let real = self.float_global(&w_name, "weight", &label)?;
-            let (q, scales) = quantize_weight_per_channel(&real, co);
-            let g = self.module.globals.get_mut(&w_name).expect("weight global");
-            g.ty = TensorType::quantized(
-                &g.ty.shape,
-                ElemType::I8,
-                Quant::per_channel(0, scales.clone()),
-            );
-            g.data = GlobalData::Inline(TensorData::I8(q));
-            self.converted.insert(w_name.clone());
-            self.counts.params += 1;
-            scales
-        };
-        // Bias: int32 with scale s_x · s_W[c]; a zero bias when there is none.
-        let bias_scales: Vec<f32> = w_scales.iter().map(|s| s * s_x).collect();
         let b_name = match &bias_global {
             Some(name) => name.clone(),
             None => self.fresh_bias_name(&w_name),
@@ -623,6 +622,34 @@ impl<'a> Rewriter<'a> {
             }
             None => vec![0.0; co],
         };
+        // Weight: per output channel symmetric; a channel whose bias would not fit the int32
+        // range at scale `s_x · s_W[c]` (a nearly dead channel) gets a larger weight scale.
+        let w_scales = if self.converted.contains(&w_name) {
+            let ty = &self.module.globals[&w_name].ty;
+            (0..co)
+                .map(|c| ty.quant.as_ref().map_or(1.0, |q| q.scale(c)))
+                .collect()
+        } else {
+            let real = self.float_global(&w_name, "weight", &label)?;
+            let floors: Vec<f32> = real_bias
+                .iter()
+                .map(|b| b.abs() / (s_x * MAX_BIAS))
+                .collect();
+            let (q, scales) =
+                quantize_weight_per_channel(&real, co, Some(&floors), self.weight_max);
+            let g = self.module.globals.get_mut(&w_name).expect("weight global");
+            g.ty = TensorType::quantized(
+                &g.ty.shape,
+                ElemType::I8,
+                Quant::per_channel(0, scales.clone()),
+            );
+            g.data = GlobalData::Inline(TensorData::I8(q));
+            self.converted.insert(w_name.clone());
+            self.counts.params += 1;
+            scales
+        };
+        // Bias: int32 with scale s_x · s_W[c]; a zero bias when there is none.
+        let bias_scales: Vec<f32> = w_scales.iter().map(|s| s * s_x).collect();
         let qb: Vec<i32> = real_bias
             .iter()
             .zip(&bias_scales)
