@@ -802,3 +802,230 @@ impl<'a> Rewriter<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mite_ir::{verify_module, Builder};
+
+    /// `x [1,1,2,2] → conv 1×1 (2 channels, bias) → relu → add(·, ·) → flatten`, with ranges.
+    fn float_model() -> (Module, Calibration, [Value; 5]) {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "forward");
+        let x = b.arg("x", TensorType::f32(&[1, 1, 2, 2]));
+        let w = b
+            .param(
+                "conv.weight",
+                TensorType::f32(&[2, 1, 1, 1]),
+                true,
+                Some(TensorData::F32(vec![0.5, -2.0])),
+            )
+            .unwrap();
+        let bias = b
+            .param(
+                "conv.bias",
+                TensorType::f32(&[2]),
+                true,
+                Some(TensorData::F32(vec![0.25, 0.0])),
+            )
+            .unwrap();
+        let conv = Op::Conv2d {
+            strides: vec![1, 1],
+            pads: vec![0; 4],
+            dilations: vec![1, 1],
+            groups: 1,
+        };
+        let y = b.op(conv, &[x, w, bias]).unwrap();
+        let r = b.op(Op::Relu {}, &[y]).unwrap();
+        let s = b.op(Op::Add {}, &[r, r]).unwrap();
+        let f = b.op(Op::Flatten { axis: 1 }, &[s]).unwrap();
+        b.ret(&[f]);
+        let mut cal = Calibration::default();
+        cal.ranges.insert(
+            x,
+            Range {
+                min: -1.0,
+                max: 1.0,
+            },
+        );
+        cal.ranges.insert(
+            y,
+            Range {
+                min: -2.0,
+                max: 0.75,
+            },
+        );
+        cal.ranges.insert(
+            r,
+            Range {
+                min: 0.0,
+                max: 0.75,
+            },
+        );
+        cal.ranges.insert(s, Range { min: 0.0, max: 1.5 });
+        (m, cal, [x, y, r, s, f])
+    }
+
+    #[test]
+    fn range_quantization_contains_zero() {
+        let q = Range {
+            min: 0.0,
+            max: 2.55,
+        }
+        .quant();
+        assert_eq!((q.scale(0), q.zero_point(0)), (0.01, -128));
+        let q = Range { min: 0.5, max: 1.0 }.quant();
+        assert_eq!(q.zero_point(0), -128, "widened to contain 0");
+        let q = Range {
+            min: -1.0,
+            max: 1.0,
+        }
+        .quant();
+        assert!((q.scale(0) - 2.0 / 255.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn weights_are_symmetric_per_channel_with_a_bias_floor() {
+        let (q, s) = quantize_weight_per_channel(&[1.0, -0.5, 0.0, 0.0], 2, None, 127);
+        assert_eq!(q, [127, -64, 0, 0]);
+        assert_eq!(s, [1.0 / 127.0, 1.0]);
+        let (q, s) = quantize_weight_per_channel(&[1.0, -0.5], 1, Some(&[0.1]), 63);
+        assert_eq!((q, s), (vec![10, -5], vec![0.1]));
+    }
+
+    #[test]
+    fn conv_relu_add_become_int8_ops() {
+        let (mut m, cal, _) = float_model();
+        let mut stats = Statistics::new();
+        assert!(Quantize::new(cal).run(&mut m, &mut stats).unwrap());
+        verify_module(&m).unwrap();
+        let f = &m.functions[0];
+        let names: Vec<&str> = f.layout().iter().map(|&id| f.op(id).op.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "q.quantize",
+                "param",
+                "param",
+                "q.conv2d",
+                "q.add",
+                "nn.flatten",
+                "q.dequantize"
+            ]
+        );
+        // Weight: per channel, s = max|w| / 127.
+        let w = &m.globals["conv.weight"];
+        assert_eq!(
+            m.data("conv.weight"),
+            Some(&TensorData::I8(vec![127, -127]))
+        );
+        assert_eq!(w.ty.quant.as_ref().unwrap().scale(1), 2.0 / 127.0);
+        // Bias: int32 at s_x · s_w[c].
+        let s_x = 2.0f32 / 255.0;
+        let b = &m.globals["conv.bias"];
+        let bs = b.ty.quant.as_ref().unwrap().scale(0);
+        assert!((bs - s_x * 0.5 / 127.0).abs() < 1e-12);
+        let TensorData::I32(bq) = m.data("conv.bias").unwrap() else {
+            panic!("int32 bias")
+        };
+        assert_eq!(bq[0], (0.25 / bs as f64).round() as i32);
+        // The ReLU folded: the conv's output range is the ReLU's, zero point −128.
+        let conv = f.op(f.layout()[3]);
+        let out = f.ty(conv.result()).quant.clone().unwrap();
+        assert_eq!(out.zero_point(0), -128);
+        assert!(matches!(
+            conv.op,
+            Op::QConv2d {
+                act_min: -128,
+                act_max: 127,
+                ..
+            }
+        ));
+        assert_eq!(stats.get("ops-quantized"), 2);
+        assert_eq!(stats.get("params-quantized"), 2);
+        assert_eq!(stats.get("activations-folded"), 1);
+        assert_eq!(stats.get("float-ops-kept"), 0);
+    }
+
+    #[test]
+    fn relu6_clip_becomes_the_clamp() {
+        let (mut m, mut cal, [_, y, r, ..]) = float_model();
+        let f = m.function_mut("forward").unwrap();
+        let relu = f.defining_op(r).unwrap();
+        f.op_mut(relu).op = Op::Clip { min: 0.0, max: 0.5 };
+        cal.ranges.insert(
+            y,
+            Range {
+                min: -2.0,
+                max: 0.75,
+            },
+        );
+        Quantize::new(cal)
+            .run(&mut m, &mut Statistics::new())
+            .unwrap();
+        let f = &m.functions[0];
+        let conv = f.op(f.layout()[3]);
+        // Range [0, 0.75]: scale 0.75/255; 0.5 → round(170) − 128 = 42.
+        assert!(
+            matches!(
+                conv.op,
+                Op::QConv2d {
+                    act_min: -128,
+                    act_max: 42,
+                    ..
+                }
+            ),
+            "{:?}",
+            conv.op
+        );
+    }
+
+    #[test]
+    fn a_missing_range_names_the_op() {
+        let (mut m, mut cal, [_, _, r, _, _]) = float_model();
+        cal.ranges.remove(&r);
+        let e = Quantize::new(cal)
+            .run(&mut m, &mut Statistics::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no calibration range for the result of nn.relu"),
+            "{e}"
+        );
+        // The function is left as it was.
+        assert_eq!(m.functions[0].layout().len(), 6);
+    }
+
+    #[test]
+    fn an_add_without_a_range_stays_float() {
+        let (mut m, mut cal, [_, _, _, s, _]) = float_model();
+        cal.ranges.remove(&s);
+        let mut stats = Statistics::new();
+        Quantize::new(cal).run(&mut m, &mut stats).unwrap();
+        verify_module(&m).unwrap();
+        assert_eq!(stats.get("float-ops-kept"), 2, "nn.add and nn.flatten");
+    }
+
+    #[test]
+    fn an_unknown_op_stays_float_between_dequantize_and_quantize() {
+        let (mut m, cal, [.., f_out]) = float_model();
+        let f = m.function_mut("forward").unwrap();
+        let ty = f.ty(f_out).clone();
+        let id = f.append_op(Op::Softmax { axis: -1 }, &[f_out], vec![ty], Loc::default());
+        let sm = f.op(id).result();
+        f.set_outputs(vec![sm]);
+        let mut stats = Statistics::new();
+        Quantize::new(cal).run(&mut m, &mut stats).unwrap();
+        verify_module(&m).unwrap();
+        assert_eq!(stats.get("float-ops-kept"), 1);
+        let f = &m.functions[0];
+        let last: Vec<&str> = f
+            .layout()
+            .iter()
+            .rev()
+            .take(2)
+            .map(|&id| f.op(id).op.name())
+            .collect();
+        assert_eq!(last, ["nn.softmax", "q.dequantize"]);
+    }
+}
