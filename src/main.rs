@@ -30,6 +30,8 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Apply a sparse-update scheme, build the training step and report it.
     Compile(CompileArgs),
+    /// Quantize a float model with calibration into an int8 QDQ ONNX model.
+    Quantize(QuantizeArgs),
     /// List the registered passes.
     Passes,
     /// List the built-in ops with their attributes.
@@ -108,6 +110,67 @@ struct EvalArgs {
     /// Write the report as JSON.
     #[arg(long = "report-json", value_name = "FILE")]
     report_json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CalibrateArgs {
+    /// The split of the calibration directory.
+    #[arg(long = "calibrate-split", default_value = "train")]
+    calibrate_split: String,
+    /// Calibrate on the first N images only.
+    #[arg(long = "calibrate-limit")]
+    calibrate_limit: Option<usize>,
+    /// Range statistic: `minmax` or `percentile:P` (e.g. `percentile:99.99`).
+    #[arg(long = "calibrate-method", default_value = "minmax")]
+    calibrate_method: String,
+    /// Resize calibration images of another size to the model's input.
+    #[arg(long)]
+    resize: bool,
+    /// 7-bit weights (onnxruntime's `reduce_range`): needed for onnxruntime to compute exactly
+    /// on x86 CPUs without VNNI, whose `u8 × s8` kernels saturate 16-bit pair sums.
+    #[arg(long = "reduce-range")]
+    reduce_range: bool,
+}
+
+impl CalibrateArgs {
+    fn source(
+        &self,
+        dir: PathBuf,
+        normalization: mite::data::Normalization,
+    ) -> Result<mite::quantize::CalibrationSource, String> {
+        use mite::quantize::{CalibrateOptions, CalibrationSource, Method};
+        Ok(CalibrationSource {
+            dir,
+            split: self.calibrate_split.clone(),
+            options: CalibrateOptions {
+                method: Method::parse(&self.calibrate_method).map_err(|e| format!("error: {e}"))?,
+                limit: self.calibrate_limit,
+                normalization,
+                resize: self.resize,
+                reduce_range: self.reduce_range,
+            },
+        })
+    }
+}
+
+#[derive(Args)]
+struct QuantizeArgs {
+    /// The float model (`.onnx`, `.mir` or `zoo:NAME`).
+    model: String,
+    /// The calibration dataset directory (`<split>_images.npy`, `<split>_labels.npy`).
+    #[arg(long)]
+    calibrate: PathBuf,
+    #[command(flatten)]
+    calibration: CalibrateArgs,
+    /// Pixel normalisation `MEAN,STD` of the model's input.
+    #[arg(long, default_value = "127.5,127.5")]
+    normalize: String,
+    /// The output QDQ ONNX file.
+    #[arg(short = 'o', long = "output", value_name = "OUT.onnx")]
+    output: PathBuf,
+    /// Print the pass statistics on stderr.
+    #[arg(long)]
+    stats: bool,
 }
 
 #[derive(Args)]
@@ -194,6 +257,11 @@ struct TrainArgs {
     /// Write the report as JSON.
     #[arg(long = "report-json", value_name = "FILE")]
     report_json: Option<PathBuf>,
+    /// Quantize a float model first, calibrating on this dataset directory.
+    #[arg(long, value_name = "DIR")]
+    calibrate: Option<PathBuf>,
+    #[command(flatten)]
+    calibration: CalibrateArgs,
 }
 
 #[derive(Args)]
@@ -227,6 +295,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => run_eval(args),
         Command::Train(args) => run_train(*args),
         Command::Compile(args) => run_compile(args),
+        Command::Quantize(args) => run_quantize(args),
         Command::Passes => {
             print!("{}", PassRegistry::with_builtin());
             Ok(())
@@ -437,7 +506,14 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
     let schedule = Schedule::parse(&args.lr_schedule).map_err(|e| format!("error: {e}"))?;
     let rounding = parse_rounding(&args.rounding)?;
     let mut model = mite::model::load_model(&args.model)?;
-    if args.save_model.is_some() && model.onnx.is_none() {
+    if let Some(dir) = &args.calibrate {
+        let source = args.calibration.source(dir.clone(), normalization)?;
+        mite::quantize::calibrate_and_quantize(&mut model.module, &source)?;
+        // The trained weights are written as a new QDQ model, not into the float original.
+        model.onnx = None;
+    }
+    let save_qdq = args.calibrate.is_some();
+    if args.save_model.is_some() && model.onnx.is_none() && !save_qdq {
         return Err(
             "error: --save-model needs an ONNX model to write the trained weights into".into(),
         );
@@ -527,6 +603,11 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
             ))
             .unwrap_or_default()
     );
+    if let (Some(path), true) = (&args.save_model, save_qdq) {
+        let written = mite::onnx::write_qdq(&model.module, "forward")
+            .map_err(|e| format!("error: writing {}: {e}", path.display()))?;
+        written.save(path).map_err(|e| format!("error: {e}"))?;
+    }
     if let (Some(path), Some(onnx)) = (&args.save_model, &model.onnx) {
         let trained =
             mite::onnx::export_weights(onnx, &model.module).map_err(|e| format!("error: {e}"))?;
@@ -537,5 +618,33 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
         std::fs::write(path, json + "\n")
             .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
     }
+    Ok(())
+}
+
+fn run_quantize(args: QuantizeArgs) -> Result<(), String> {
+    let normalization = mite::data::Normalization::parse(&args.normalize)
+        .map_err(|e| format!("error: --normalize: {e}"))?;
+    let source = args
+        .calibration
+        .source(args.calibrate.clone(), normalization)?;
+    let mut model = mite::model::load_model(&args.model)?;
+    let stats = mite::quantize::calibrate_and_quantize(&mut model.module, &source)?;
+    if args.stats {
+        for (name, n) in stats.iter() {
+            eprintln!("quantize.{name} = {n}");
+        }
+    }
+    let written = mite::onnx::write_qdq(&model.module, "forward")
+        .map_err(|e| format!("error: writing {}: {e}", args.output.display()))?;
+    written
+        .save(&args.output)
+        .map_err(|e| format!("error: {e}"))?;
+    println!(
+        "{}: quantized ({} ops, {} parameters) -> {}",
+        model.name,
+        stats.get("ops-quantized"),
+        stats.get("params-quantized"),
+        args.output.display()
+    );
     Ok(())
 }

@@ -26,6 +26,7 @@ mod decode;
 mod encode;
 mod error;
 pub mod export;
+pub mod export_qdq;
 pub mod import;
 mod model;
 mod proto;
@@ -37,6 +38,7 @@ use prost::Message;
 
 pub use error::{ErrorKind, OnnxError};
 pub use export::{export_weights, ExportError};
+pub use export_qdq::{write_qdq, WriteError};
 pub use import::{
     import_bytes, import_file, import_model, ImportError, ImportErrorKind, ImportOptions,
 };

@@ -9,6 +9,7 @@
 //! | `dce` | [`Dce`] | removes unused pure ops and unread constants |
 //! | `dge` | [`DeadGradientElimination`] | drops updates of frozen parameters and the gradients, masks and saved activations only they needed |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
+//! | (`quantize`) | [`Quantize`] | float graph + calibration ranges → the real int8 graph (not in the registry: needs ranges) |
 
 mod autodiff;
 mod canonicalize;
@@ -17,6 +18,7 @@ mod cse;
 mod dce;
 mod dequantize;
 mod dge;
+mod quantize;
 
 pub use autodiff::{
     build_training_step, Autodiff, AutodiffError, Loss, TrainConfig, TrainStats, UpdatePlacement,
@@ -27,3 +29,4 @@ pub use cse::Cse;
 pub use dce::Dce;
 pub use dequantize::Dequantize;
 pub use dge::DeadGradientElimination;
+pub use quantize::{quantize_weight_per_channel, Calibration, Quantize, Range};

@@ -14,6 +14,7 @@
 //! | `MaxPool` | `nn.max_pool` | `auto_pad`, `dilations`, `kernel_shape`, `pads`, `strides`; `ceil_mode = 1`, `storage_order = 1` and the indices output are refused |
 //! | `GlobalAveragePool` | `nn.global_avg_pool` | rank 4 |
 //! | `Concat`, `Flatten`, `Transpose` | `nn.concat`, `nn.flatten`, `nn.transpose` | `Transpose` without `perm` reverses the dimensions |
+//! | `ReduceMean` | `nn.global_avg_pool` (+ `nn.reshape` when `keepdims = 0`) | over axes H, W of a rank-4 tensor only; `axes` attribute below opset 18, constant input from 18 |
 //! | `Reshape` | `nn.reshape` | constant shape (input, or attribute below opset 5); `0` copies, `-1` is inferred, `allowzero` |
 //! | `Pad` | `nn.pad` | `constant` mode; pads and value as attributes below opset 11, constant inputs from 11; the `axes` input is refused |
 //! | `Softmax`, `LogSoftmax` | `nn.softmax`, `nn.log_softmax` | below opset 13 the input is coerced to 2-D at `axis` (through `nn.reshape` when needed) |
@@ -63,6 +64,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "QLinearConv",
     "QLinearMatMul",
     "QuantizeLinear",
+    "ReduceMean",
     "Relu",
     "Reshape",
     "Softmax",
@@ -650,6 +652,7 @@ impl<'g, 'm> Converter<'g, 'm> {
                 self.define(cx, 0, y)
             }
             "Reshape" => self.reshape(cx),
+            "ReduceMean" => self.reduce_mean(cx),
             "Transpose" => {
                 cx.check_attrs(&["perm"])?;
                 let x = self.value(cx.input(0)?)?;
@@ -1180,6 +1183,42 @@ impl<'g, 'm> Converter<'g, 'm> {
             }
         };
         let y = self.op(cx, op, &[x])?;
+        self.define(cx, 0, y)
+    }
+
+    /// `ReduceMean` over the spatial axes of a rank-4 tensor: `nn.global_avg_pool`, then
+    /// `nn.reshape` to `[N, C]` when `keepdims = 0`. Axes are an attribute below opset 18 and a
+    /// constant input from 18.
+    fn reduce_mean(&mut self, cx: &NodeCx) -> R<()> {
+        let axes = if self.opset < 18 {
+            cx.check_attrs(&["axes", "keepdims"])?;
+            cx.ints("axes")?
+        } else {
+            cx.check_attrs(&["keepdims", "noop_with_empty_axes"])?;
+            self.const_ints(cx, 1, "axes")?
+        };
+        let keepdims = cx.int("keepdims", 1)? != 0;
+        let x = self.value(cx.input(0)?)?;
+        let x_ty = self.ty(x);
+        let mut axes: Vec<i64> = axes
+            .unwrap_or_default()
+            .iter()
+            .map(|&a| if a < 0 { a + x_ty.rank() as i64 } else { a })
+            .collect();
+        axes.sort_unstable();
+        if x_ty.rank() != 4 || axes != [2, 3] {
+            return Err(cx.err(format!(
+                "only the mean over H and W (axes [2, 3]) of a rank-4 tensor is supported, found \
+                 axes {axes:?} of {x_ty}"
+            )));
+        }
+        let (n, c) = (x_ty.shape[0] as i64, x_ty.shape[1] as i64);
+        let y = self.op(cx, Op::GlobalAvgPool {}, &[x])?;
+        let y = if keepdims {
+            y
+        } else {
+            self.op(cx, Op::Reshape { shape: vec![n, c] }, &[y])?
+        };
         self.define(cx, 0, y)
     }
 

@@ -20,6 +20,8 @@
 //!    - `Q_o(nn.add(DQ(a), DQ(b)))` → `q.add(a, b)` when `a`, `b` and the sum have one shape;
 //!    - `Q_o(nn.avg_pool(DQ(x)))` → `q.avg_pool(x)` when padding is not counted (or absent);
 //!    - `Q_o(nn.global_avg_pool(DQ(x)))` → `q.global_avg_pool(x)` (no activation);
+//!    - `Q_o(L(DQ(x)))` → `L(x)` for `L` = `nn.flatten`, `nn.reshape`, `nn.max_pool` when `o`
+//!      is `x`'s quantization (the float layout op and the quantize change nothing);
 //!    - an `nn.relu` or `nn.clip` between the float op and `Q_o` folds into `act_min` /
 //!      `act_max`: `Q_o(relu(y))` clamps below at `o`'s zero point, `Q_o(clip(y, lo, hi))`
 //!      clamps to `[Q_o(lo), Q_o(hi)]` (quantization is monotonic, so this is exact).
@@ -246,6 +248,10 @@ fn fused_op(func: &Function, f: OpId, act: (i64, i64)) -> Option<(Op, Vec<Value>
         Op::GlobalAvgPool {} if act == (-128, 127) => {
             Some((Op::QGlobalAvgPool {}, vec![dq_activation(func, ops[0])?]))
         }
+        // Layout ops keep the quantization: fused only when the quantize restores it exactly.
+        Op::Flatten { .. } | Op::Reshape { .. } | Op::MaxPool { .. } if act == (-128, 127) => {
+            Some((data.op.clone(), vec![dq_activation(func, ops[0])?]))
+        }
         _ => None,
     }
 }
@@ -296,6 +302,13 @@ pub fn fuse_quantized_ops(func: &mut Function) -> usize {
             continue;
         };
         if ty.shape != q_ty.shape || ty.elem != q_ty.elem {
+            continue;
+        }
+        let layout = matches!(
+            op,
+            Op::Flatten { .. } | Op::Reshape { .. } | Op::MaxPool { .. }
+        );
+        if layout && ty.quant != q_ty.quant {
             continue;
         }
         let Some(pos) = func.position(id) else {
