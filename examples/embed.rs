@@ -6,13 +6,13 @@
 
 use mite::ir::memory::memory_report;
 use mite::passes::passes::{build_training_step, TrainConfig};
-use mite::train::scheme::{apply, Scheme};
+use mite::passes::scheme::Scheme;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scheme_text = std::env::args().nth(1).unwrap_or_else(|| "last:6".into());
     let scheme = Scheme::parse(&scheme_text)?;
     let mut module = mite::zoo::mcunet_5fps();
-    apply(&mut module, scheme)?;
+    scheme.apply(&mut module)?;
     build_training_step(&mut module, &TrainConfig::default())?;
     let report = memory_report(&module, "train_step")?;
     println!("MCUNet-5FPS, scheme {scheme_text}");

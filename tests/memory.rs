@@ -5,7 +5,7 @@ use mite::ir::memory::plan::{check_plan, Plan, Request};
 use mite::ir::memory::{memory_report, BufferKind, MemoryReport};
 use mite::ir::Module;
 use mite::passes::passes::{build_training_step, TrainConfig, UpdatePlacement};
-use mite::train::scheme::{apply, Scheme};
+use mite::passes::scheme::Scheme;
 use mite::zoo::ZooModel;
 
 fn train_step(mut m: Module, config: &TrainConfig) -> Module {
@@ -95,7 +95,7 @@ fn tiny_cnn_classifier_only_keeps_the_backbone_in_flash() {
         "train_step",
     )
     .unwrap();
-    apply(&mut m, Scheme::Classifier).unwrap();
+    Scheme::Classifier.apply(&mut m).unwrap();
     let head = memory_report(&train_step(m, &TrainConfig::default()), "train_step").unwrap();
     assert_plan_valid(&full);
     assert_plan_valid(&head);
@@ -144,7 +144,7 @@ fn paper_models_full_and_last_12() {
             let mut peaks = Vec::new();
             for updates in [UpdatePlacement::End, UpdatePlacement::AsSoonAsReady] {
                 let mut m = model.build(&Default::default());
-                apply(&mut m, scheme).unwrap();
+                scheme.apply(&mut m).unwrap();
                 let config = TrainConfig {
                     updates,
                     ..TrainConfig::default()

@@ -410,6 +410,8 @@ mod tests {
             accumulate: 1,
             momentum_state: None,
             accum_state: None,
+            slice_axis: 0,
+            slice_start: 0,
         };
         b.op_typed(sgd, &[dw, lr, step], vec![]).unwrap(); // step 10
         b.ret(&[loss]);

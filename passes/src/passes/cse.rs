@@ -247,6 +247,8 @@ mod tests {
             accumulate: 1,
             momentum_state: None,
             accum_state: None,
+            slice_axis: 0,
+            slice_start: 0,
         };
         b.effect(sgd, &[g, lr, step]).unwrap();
         let read = |name: &str| Op::Param {

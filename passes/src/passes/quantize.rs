@@ -28,7 +28,7 @@ use crate::statistics::Statistics;
 use mite_ir::attr::Symbol;
 use mite_ir::{
     ElemType, Function, GlobalData, GlobalKind, Loc, Module, Op, Quant, TensorData, TensorType,
-    Value, ValueDef,
+    Trainable, Value, ValueDef,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -660,10 +660,11 @@ impl<'a> Rewriter<'a> {
             })
             .collect();
         let b_ty = TensorType::quantized(&[co], ElemType::I32, Quant::per_channel(0, bias_scales));
-        let trainable = matches!(
-            self.module.globals[&w_name].kind,
-            GlobalKind::Param { trainable: true }
-        );
+        // The bias trains whenever any part of its weight does (the paper's rule).
+        let trainable = match self.module.globals[&w_name].kind {
+            GlobalKind::Param { trainable } => Trainable::from_bool(trainable.any()),
+            _ => Trainable::None,
+        };
         match self.module.globals.get_mut(&b_name) {
             Some(g) => {
                 g.ty = b_ty.clone();
@@ -674,7 +675,7 @@ impl<'a> Rewriter<'a> {
                 self.module.add_param(
                     &b_name,
                     b_ty.clone(),
-                    trainable,
+                    trainable.any(),
                     GlobalData::Inline(TensorData::I32(qb)),
                 );
             }
