@@ -23,20 +23,21 @@
 //! - *Output bytes* ([`OpCost::output_bytes`]): the sum of [`TensorType::size_bytes`] over the
 //!   op's results.
 //!
-//! **Inference peak-memory estimate** ([`CostReport::peak_activation_bytes`]): walk the ops in
-//! program order. Activations are the function arguments and the results of every op except
-//! `param` and `const` (parameters and constants live in flash and are excluded). An argument is
-//! live from the start; a result is live from its op. A value stays live up to and including its
-//! last use as an operand; function outputs stay live to the end. The memory *at* an op is the sum
-//! of the bytes of every activation live while it runs: its operands, its results and everything
-//! still needed later. The estimate is the maximum of that over the ops and over the start (the
-//! arguments alone). It assumes no result shares storage with an operand (no in-place ops), no
-//! alignment padding and no scratch buffers (im2col and the like).
+//! **Inference peak-memory estimate** ([`CostReport::peak_activation_bytes`]): the lower bound
+//! of [`Liveness`] over program order. Activations are the buffers of the function arguments and
+//! of the results of every op except `param` and `const` (parameters and constants live in flash
+//! and are excluded); `nn.reshape` / `nn.flatten` results alias their operand and elementwise ops
+//! may overwrite an operand that dies at them (see [`crate::analysis::liveness`]). Arguments are
+//! live from the first op; a value stays live up to and including its last use; function outputs
+//! stay live to the end. The memory *at* an op is the sum of the bytes of every buffer live while
+//! it runs: its operands, its results and everything still needed later. It assumes no alignment
+//! padding and no scratch buffers (im2col and the like; [`crate::memory`] accounts for both).
 
+use crate::analysis::{Liveness, Schedule};
 use crate::module::{Function, OpData, OpId, Value, ValueDef};
 use crate::ops::Op;
 use crate::types::TensorType;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 /// The cost of one op of a function.
@@ -55,7 +56,7 @@ pub struct OpCost {
     /// Bytes of the op's results.
     pub output_bytes: u64,
     /// Bytes of all live activations while the op runs (see the module documentation); 0 for
-    /// `param` and `const`, whose results are not activations.
+    /// `param` and `const`, which compute nothing.
     pub live_bytes: u64,
 }
 
@@ -76,8 +77,8 @@ pub struct CostReport {
     pub input_bytes: u64,
     /// The inference peak-memory estimate: the largest sum of live activation bytes.
     pub peak_activation_bytes: u64,
-    /// Program-order index of the first op at which the peak is reached (`None`: at the start,
-    /// when the arguments alone are the peak).
+    /// Program-order index of the first op at which the peak is reached (`None`: the function
+    /// has no ops).
     pub peak_op: Option<usize>,
 }
 
@@ -131,7 +132,7 @@ impl fmt::Display for CostReport {
             self.peak_activation_bytes,
             match self.peak_op {
                 Some(i) => format!(" (at op #{i})"),
-                None => " (at the start)".to_string(),
+                None => String::new(),
             }
         )
     }
@@ -218,36 +219,11 @@ fn is_global_read(op: &Op) -> bool {
 /// Computes the [`CostReport`] of `func` from its types and attributes.
 pub fn function_cost(func: &Function) -> CostReport {
     let layout = func.layout();
-    let end = layout.len();
-
-    // Last use of every value (an index into the layout; `end` for function outputs).
-    let mut last_use: HashMap<Value, usize> = HashMap::new();
-    for (i, &id) in layout.iter().enumerate() {
-        for &v in &func.op(id).operands {
-            last_use.insert(v, i);
-        }
-    }
-    for &v in func.outputs() {
-        last_use.insert(v, end);
-    }
-
+    let live = Liveness::compute(func, &Schedule::program_order(func));
     let bytes = |v: Value| to_u64(func.ty(v).size_bytes());
-
-    // Arguments are live from the start.
     let input_bytes: u64 = func.args().iter().map(|&a| bytes(a)).sum();
-    let mut live = input_bytes;
-    let mut peak = live;
-    let mut peak_op = None;
-    // Values that die at each position, registered when they become live.
-    let mut dies_at: HashMap<usize, Vec<Value>> = HashMap::new();
-    for &a in func.args() {
-        match last_use.get(&a) {
-            Some(&i) => dies_at.entry(i).or_default().push(a),
-            None => live -= bytes(a),
-        }
-    }
 
-    let mut ops = Vec::with_capacity(end);
+    let mut ops = Vec::with_capacity(layout.len());
     let mut globals_seen: HashSet<&str> = HashSet::new();
     let (mut total_params, mut param_bytes, mut total_macs) = (0u64, 0u64, 0u64);
     for (i, &id) in layout.iter().enumerate() {
@@ -268,7 +244,6 @@ pub fn function_cost(func: &Function) -> CostReport {
             .map(|&p| to_u64(func.ty(func.op(p).result()).num_elements()))
             .sum();
 
-        let mut live_bytes = 0;
         if let Op::Param { global } = &data.op {
             if globals_seen.insert(global.0.as_str()) {
                 let ty = func.ty(data.result());
@@ -276,25 +251,11 @@ pub fn function_cost(func: &Function) -> CostReport {
                 param_bytes += to_u64(ty.size_bytes());
             }
         }
-        if !is_global_read(&data.op) {
-            live += output_bytes;
-            live_bytes = live;
-            if live > peak {
-                peak = live;
-                peak_op = Some(i);
-            }
-            for &r in &data.results {
-                match last_use.get(&r) {
-                    Some(&j) => dies_at.entry(j).or_default().push(r),
-                    // An unused result is freed as soon as the op finishes.
-                    None => live -= bytes(r),
-                }
-            }
-        }
-        if let Some(dead) = dies_at.remove(&i) {
-            live -= dead.iter().map(|&v| bytes(v)).sum::<u64>();
-        }
-
+        let live_bytes = if is_global_read(&data.op) {
+            0
+        } else {
+            live.live_bytes_at(i)
+        };
         ops.push(OpCost {
             index: i,
             op: data.op.name().to_string(),
@@ -313,8 +274,8 @@ pub fn function_cost(func: &Function) -> CostReport {
         total_params,
         param_bytes,
         input_bytes,
-        peak_activation_bytes: peak,
-        peak_op,
+        peak_activation_bytes: live.lower_bound(),
+        peak_op: (!layout.is_empty()).then(|| live.peak_step()),
     }
 }
 
@@ -376,11 +337,12 @@ mod tests {
 
         // Activation bytes: x 1024, y1 1536, y2 384, y3 384, y4 384.
         // conv: x + y1 = 2560 (x dies); dw: y1 + y2 = 1920 (y1 dies);
-        // relu: y2 + y3 = 768; add: y2 + y3 + y4 = 1152.
+        // relu: y2 + y3 = 768 (y2 is used again: not in place); add: y2 + y3 = 768, y4
+        // overwrites y3 in place (both operands die there).
         assert_eq!(r.input_bytes, 1024);
         assert_eq!(row("conv").live_bytes, 2560);
         assert_eq!(row("dw").live_bytes, 1920);
-        assert_eq!(row("add").live_bytes, 1152);
+        assert_eq!(row("add").live_bytes, 768);
         assert_eq!(r.peak_activation_bytes, 2560);
         assert_eq!(r.peak_op, Some(2));
     }
@@ -466,17 +428,17 @@ mod tests {
         let x = b.arg("x", TensorType::f32(&[10]));
         let unused = b.arg("unused", TensorType::f32(&[100]));
         let _ = unused;
-        let a = b.op(Op::Relu {}, &[x]).unwrap(); // x 40 + a 40 = 80 (x still used below)
+        // An unused argument is live at the first op only.
+        let a = b.op(Op::Relu {}, &[x]).unwrap(); // x 40 + unused 400 + a 40 = 480
         let _dead = b.op(Op::Relu {}, &[a]).unwrap(); // x + a + dead = 120, dead freed
-        let c = b.op(Op::Add {}, &[x, x]).unwrap(); // x + a + c = 120, x dies
+        let c = b.op(Op::Add {}, &[x, x]).unwrap(); // x + a + c = 120 (x is an argument)
         b.ret(&[a, c]);
         let r = function_cost(&m.functions[0]);
-        // At the start: x 40 + unused 400.
         assert_eq!(r.input_bytes, 440);
-        assert_eq!(r.peak_activation_bytes, 440);
-        assert_eq!(r.peak_op, None);
+        assert_eq!(r.peak_activation_bytes, 480);
+        assert_eq!(r.peak_op, Some(0));
         let live: Vec<u64> = r.ops.iter().map(|c| c.live_bytes).collect();
-        assert_eq!(live, vec![80, 120, 120]);
+        assert_eq!(live, vec![480, 120, 120]);
     }
 
     #[test]

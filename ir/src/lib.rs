@@ -6,7 +6,9 @@
 //! - [`builder`]: building functions with type inference ([`Builder`]);
 //! - [`infer`]: type and shape inference for every op;
 //! - [`text`]: printer and parser;
-//! - [`verify`]: the verifier.
+//! - [`verify`]: the verifier;
+//! - [`analysis`]: uses, the schedule and buffer liveness;
+//! - [`memory`]: the arena planner and the memory report of a training step.
 
 #![forbid(unsafe_code)]
 

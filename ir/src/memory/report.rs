@@ -6,11 +6,11 @@
 //!   element type they are kept in, 1-bit masks packed 8 to a byte, gradients) and one scratch
 //!   buffer per op that needs one ([`scratch_bytes`], live only at its op), placed by
 //!   [`plan_greedy`]; [`MemoryReport::lower_bound_bytes`] is the most bytes live at one step;
-//! - *parameters* ([`MemoryReport::params_bytes`]): each global the function updates (an
-//!   `optim.` op writes it), at its own type: int8 weights 1 byte, int32 biases 4 bytes, f32 4
+//! - *parameters* ([`MemoryReport::params_bytes`]): each parameter the function updates (an op
+//!   writes it, by [`crate::Op::effects`]), at its own type: int8 weights 1 byte, int32 biases 4 bytes, f32 4
 //!   bytes per element — the SRAM copy training writes into;
-//! - *state* ([`MemoryReport::state_bytes`]): the module's state globals (momentum, gradient
-//!   accumulators).
+//! - *state* ([`MemoryReport::state_bytes`]): the state globals the function's ops write
+//!   (momentum, gradient accumulators).
 //!
 //! **Flash** ([`MemoryReport::flash_bytes`]): the parameters the function reads but does not
 //! update and the constants it reads.
@@ -263,24 +263,21 @@ pub fn memory_report(module: &Module, name: &str) -> Result<MemoryReport, Memory
     let sum_of =
         |k: BufferKind| -> u64 { buffers.iter().filter(|b| b.kind == k).map(|b| b.size).sum() };
 
-    let updated: BTreeSet<&str> = func
-        .layout()
-        .iter()
-        .filter_map(|&id| func.op(id).op.updated_param())
-        .collect();
-    let read: BTreeSet<&str> = func
-        .layout()
-        .iter()
-        .filter_map(|&id| func.op(id).op.global())
-        .collect();
+    // From the ops' effects: globals written (parameters and state) and read.
+    let (mut written, mut read): (BTreeSet<&str>, BTreeSet<&str>) = Default::default();
+    for &id in func.layout() {
+        let effects = func.op(id).op.effects();
+        written.extend(effects.writes);
+        read.extend(effects.reads);
+    }
     let (mut params_bytes, mut state_bytes, mut flash_bytes) = (0u64, 0u64, 0u64);
     let mut updated_params = Vec::new();
     for (g_name, g) in &module.globals {
         let bytes = g.ty.size_bytes() as u64;
-        if updated.contains(g_name.as_str()) {
+        if written.contains(g_name.as_str()) && matches!(g.kind, GlobalKind::Param { .. }) {
             params_bytes += bytes;
             updated_params.push(g_name.clone());
-        } else if g.kind == GlobalKind::State {
+        } else if g.kind == GlobalKind::State && written.contains(g_name.as_str()) {
             state_bytes += bytes;
         } else if read.contains(g_name.as_str()) {
             flash_bytes += bytes;

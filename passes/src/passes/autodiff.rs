@@ -92,6 +92,7 @@ mod vjp;
 
 use crate::pass::{Pass, PassError};
 use crate::statistics::Statistics;
+use mite_ir::analysis::{Liveness, Schedule};
 use mite_ir::verify::verify_module;
 use mite_ir::{
     BuildError, Builder, ElemType, Function, GlobalData, GlobalKind, Module, Op, OpId, Symbol,
@@ -250,8 +251,9 @@ pub struct TrainStats {
     pub masks_saved: usize,
     /// Their size in bytes (1 bit per element, rounded up per mask).
     pub mask_bytes: usize,
-    /// Forward values other than masks and global reads (activations, the input, the logits)
-    /// that the backward pass reads, so they stay live across the loss.
+    /// Forward buffers other than masks and global reads (activations, the input, the logits)
+    /// that the backward pass reads, so they stay live across the loss (a view shares its
+    /// source's buffer: [`mite_ir::analysis::Liveness`]).
     pub activations_saved: usize,
     /// Their size in bytes.
     pub activation_bytes: usize,
@@ -942,40 +944,40 @@ pub(crate) struct Saved {
 pub(crate) fn saved(func: &Function, forward_end: usize, inputs: &[Value]) -> Saved {
     let layout = func.layout();
     let mut out = Saved::default();
-    let mut forward_values: HashSet<Value> = inputs.iter().copied().collect();
-    let mut masks: HashSet<Value> = HashSet::new();
     for &id in &layout[..forward_end] {
-        let data = func.op(id);
-        match data.op {
-            Op::Mask { .. } => {
-                out.mask_ops += 1;
-                masks.extend(data.results.iter().copied());
-            }
-            Op::Param { .. } | Op::Const { .. } => {}
-            _ => forward_values.extend(data.results.iter().copied()),
+        if matches!(func.op(id).op, Op::Mask { .. }) {
+            out.mask_ops += 1;
         }
     }
-    let mut saved_masks: HashSet<Value> = HashSet::new();
-    let mut saved: HashSet<Value> = HashSet::new();
     for &id in &layout[forward_end..] {
-        let data = func.op(id);
-        if data.op.updated_param().is_some() {
+        if func.op(id).op.updated_param().is_some() {
             out.optimizer_ops += 1;
         } else {
             out.backward_ops += 1;
         }
-        for &v in &data.operands {
-            if masks.contains(&v) {
-                saved_masks.insert(v);
-            } else if forward_values.contains(&v) {
-                saved.insert(v);
-            }
+    }
+    // Saved: the buffers (one liveness for all memory figures: views alias their source) defined
+    // in the forward section that the backward pass still reads; of the arguments only `inputs`,
+    // and not the outputs (the loss).
+    let live = Liveness::compute(func, &Schedule::program_order(func));
+    for buffer in live.buffers() {
+        let is_arg = matches!(func.value(buffer.value).def, ValueDef::Arg(_));
+        if buffer.first >= forward_end
+            || buffer.last < forward_end
+            || (is_arg && !inputs.contains(&buffer.value))
+            || func.outputs().contains(&buffer.value)
+        {
+            continue;
+        }
+        let bytes = usize::try_from(buffer.size).unwrap_or(usize::MAX);
+        if func.ty(buffer.value).elem == ElemType::I1 {
+            out.masks += 1;
+            out.mask_bytes += bytes;
+        } else {
+            out.activations += 1;
+            out.activation_bytes += bytes;
         }
     }
-    out.masks = saved_masks.len();
-    out.mask_bytes = saved_masks.iter().map(|&v| func.ty(v).size_bytes()).sum();
-    out.activations = saved.len();
-    out.activation_bytes = saved.iter().map(|&v| func.ty(v).size_bytes()).sum();
     out
 }
 

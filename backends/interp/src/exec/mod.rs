@@ -57,7 +57,8 @@
 //! - Float ops run in a precision `T` ([`ExecReal`]): `f32` by [`Interpreter::run`], `f64` by
 //!   [`Interpreter::run_f64`] (for finite-difference gradient checks), through the same dispatch
 //!   code. Integer values are the same in both.
-//! - Values are freed after their last use; parameters, constants, inputs and the results of
+//! - Values are freed after their last use ([`mite_ir::analysis::Liveness`]); parameters,
+//!   constants, inputs and the results of
 //!   `nn.reshape` / `nn.flatten` of them are borrowed, not copied.
 //!
 //! Errors ([`InterpError`]) name the function, the op's position, name and location name, and
@@ -74,6 +75,7 @@ mod value;
 
 use std::collections::HashMap;
 
+use mite_ir::analysis::{Liveness, Schedule};
 use mite_ir::{
     verify_module, Function, GlobalData, GlobalKind, Module, Op, OpData, TensorData, TensorType,
 };
@@ -151,32 +153,17 @@ struct FreePlan {
 
 impl FreePlan {
     fn new(func: &Function) -> FreePlan {
-        const KEEP: usize = usize::MAX;
-        let mut last_use: Vec<Option<usize>> = vec![None; func.value_capacity()];
-        for (pos, &id) in func.layout().iter().enumerate() {
-            for &v in &func.op(id).operands {
-                last_use[value_index(v)] = Some(pos);
-            }
-        }
-        for &v in func.outputs() {
-            last_use[value_index(v)] = Some(KEEP);
-        }
-        let mut after = vec![Vec::new(); func.num_ops()];
-        for (pos, &id) in func.layout().iter().enumerate() {
-            for &r in &func.op(id).results {
-                // A result nobody uses is freed right after it is computed.
-                if last_use[value_index(r)].is_none() {
-                    after[pos].push(value_index(r));
-                }
-            }
-        }
-        for (v, last) in last_use.iter().enumerate() {
-            if let Some(pos) = *last {
-                if pos != KEEP {
-                    after[pos].push(v);
-                }
-            }
-        }
+        // One liveness for the interpreter, the cost model and the planner: a value is freed
+        // after its last use; outputs never; a result nobody uses right after its op.
+        let live = Liveness::compute(func, &Schedule::program_order(func));
+        let after = (0..func.num_ops())
+            .map(|pos| {
+                live.dies_after(pos)
+                    .iter()
+                    .map(|&v| value_index(v))
+                    .collect()
+            })
+            .collect();
         FreePlan {
             after,
             exclusive: int8_ops::exclusive_data_flow(func),
