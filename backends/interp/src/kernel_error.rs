@@ -20,7 +20,25 @@ pub enum KernelError {
     Invalid(String),
     /// A `mite-kernels` kernel rejected its arguments.
     #[error("{0}")]
-    Kernel(#[from] mite_kernels::KernelError),
+    Kernel(mite_kernels::KernelError),
+}
+
+impl From<mite_kernels::KernelError> for KernelError {
+    /// Length mismatches keep their own variant; every other kernel error is wrapped.
+    fn from(e: mite_kernels::KernelError) -> Self {
+        match e {
+            mite_kernels::KernelError::Length {
+                what,
+                expected,
+                found,
+            } => Self::Length {
+                what,
+                expected,
+                found,
+            },
+            e => Self::Kernel(e),
+        }
+    }
 }
 
 /// Checks that buffer `what` has `expected` elements.

@@ -1,122 +1,16 @@
-//! Grouped 2-D convolution (including depthwise) and its gradients.
+//! Grouped 2-D convolution (including depthwise) and its gradients: allocating wrappers of the
+//! `mite-kernels` float kernels.
 //!
 //! Layouts: input `[n, c_in, h, w]`, weight `[c_out, c_in / groups, kh, kw]`, bias `[c_out]`,
 //! output `[n, c_out, oh, ow]`, all row-major. Padding is implicit zeros.
-//!
-//! All four kernels share one loop nest: for every (batch, output channel, input channel of its
-//! group, kernel tap) the range of output rows and columns that read a real (non-padding) input
-//! element is computed once, and the innermost loop runs over a contiguous output row. This keeps
-//! index arithmetic out of the inner loop and lets stride-1 rows vectorise.
+
+use mite_kernels::float as k;
 
 use crate::geometry::Conv2dShape;
-use crate::kernel_error::{check_len, KernelError};
+use crate::kernel_error::KernelError;
 
 use super::real::Real;
-use super::shape::{filled, numel};
-use super::window::{window_axes, WindowAxis};
-
-/// Validated sizes of a convolution.
-struct ConvDims {
-    n: usize,
-    c_in: usize,
-    c_out: usize,
-    cin_g: usize,
-    cout_g: usize,
-    groups: usize,
-    axes: [WindowAxis; 2],
-    input_len: usize,
-    weight_len: usize,
-    output_len: usize,
-}
-
-impl ConvDims {
-    fn new(shape: &Conv2dShape) -> Result<Self, KernelError> {
-        let groups = shape.groups;
-        if groups == 0 || shape.c_in % groups != 0 || shape.c_out % groups != 0 {
-            return Err(KernelError::Invalid(format!(
-                "conv2d: groups {groups} must be positive and divide c_in {} and c_out {}",
-                shape.c_in, shape.c_out
-            )));
-        }
-        let axes = window_axes(&shape.window, shape.in_hw)?;
-        let [kh, kw] = shape.window.kernel;
-        let cin_g = shape.c_in / groups;
-        Ok(ConvDims {
-            n: shape.n,
-            c_in: shape.c_in,
-            c_out: shape.c_out,
-            cin_g,
-            cout_g: shape.c_out / groups,
-            groups,
-            axes,
-            input_len: numel(&[shape.n, shape.c_in, shape.in_hw[0], shape.in_hw[1]])?,
-            weight_len: numel(&[shape.c_out, cin_g, kh, kw])?,
-            output_len: numel(&[shape.n, shape.c_out, axes[0].out_len, axes[1].out_len])?,
-        })
-    }
-
-    fn in_plane(&self) -> usize {
-        self.axes[0].in_len * self.axes[1].in_len
-    }
-
-    fn out_plane(&self) -> usize {
-        self.axes[0].out_len * self.axes[1].out_len
-    }
-
-    fn taps(&self) -> usize {
-        self.axes[0].kernel * self.axes[1].kernel
-    }
-
-    /// Calls `f(batch, out_channel, in_channel, weight_index)` for every (batch, output channel,
-    /// input channel) triple that connects an input element to an output element. Nothing is
-    /// called when the input or the output is empty, so the loop count is bounded by buffers the
-    /// caller has already checked or allocated.
-    fn for_each_channel_pair(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
-        if self.input_len == 0 || self.output_len == 0 {
-            return;
-        }
-        for b in 0..self.n {
-            for g in 0..self.groups {
-                for oc in g * self.cout_g..(g + 1) * self.cout_g {
-                    for icg in 0..self.cin_g {
-                        let ic = g * self.cin_g + icg;
-                        let w_base = (oc * self.cin_g + icg) * self.taps();
-                        f(b, oc, ic, w_base);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Calls `row(oy, iy, ox_range, ix_start, kernel_tap)` for every kernel tap and every output row
-/// where the tap reads real input, with `ix_start` the input column read at `ox_range.start`
-/// (consecutive outputs read columns `stride_w` apart).
-fn for_each_tap_row(
-    axes: &[WindowAxis; 2],
-    mut row: impl FnMut(usize, usize, std::ops::Range<usize>, usize, usize),
-) {
-    let [ay, ax] = axes;
-    for ki in 0..ay.kernel {
-        let oys = ay.valid_outputs(ki);
-        for kj in 0..ax.kernel {
-            let oxs = ax.valid_outputs(kj);
-            if oxs.is_empty() {
-                continue;
-            }
-            let ix0 = ax.input_index(oxs.start, kj);
-            for oy in oys.clone() {
-                row(
-                    oy,
-                    ay.input_index(oy, ki),
-                    oxs.clone(),
-                    ix0,
-                    ki * ax.kernel + kj,
-                );
-            }
-        }
-    }
-}
+use super::shape::filled;
 
 /// Forward convolution: `y = conv(x, w) + b`.
 ///
@@ -129,46 +23,9 @@ pub fn conv2d<T: Real>(
     weight: &[T],
     bias: Option<&[T]>,
 ) -> Result<Vec<T>, KernelError> {
-    let dims = ConvDims::new(shape)?;
-    check_len("conv2d input", dims.input_len, input.len())?;
-    check_len("conv2d weight", dims.weight_len, weight.len())?;
-    if let Some(bias) = bias {
-        check_len("conv2d bias", dims.c_out, bias.len())?;
-    }
-    let mut out = filled(dims.output_len, T::zero())?;
-    let (in_plane, out_plane) = (dims.in_plane(), dims.out_plane());
-    let (w_in, ow, sw) = (
-        dims.axes[1].in_len,
-        dims.axes[1].out_len,
-        dims.axes[1].stride,
-    );
-    if out_plane == 0 {
-        return Ok(out);
-    }
-    if let Some(bias) = bias {
-        for (plane, &b) in out.chunks_exact_mut(out_plane).zip(bias.iter().cycle()) {
-            plane.fill(b);
-        }
-    }
-    dims.for_each_channel_pair(|b, oc, ic, w_base| {
-        let x = &input[(b * dims.c_in + ic) * in_plane..][..in_plane];
-        let y = &mut out[(b * dims.c_out + oc) * out_plane..][..out_plane];
-        let w = &weight[w_base..w_base + dims.taps()];
-        for_each_tap_row(&dims.axes, |oy, iy, oxs, ix0, tap| {
-            let wv = w[tap];
-            let y_row = &mut y[oy * ow..(oy + 1) * ow][oxs];
-            let x_row = &x[iy * w_in..(iy + 1) * w_in];
-            if sw == 1 {
-                for (yv, &xv) in y_row.iter_mut().zip(&x_row[ix0..]) {
-                    *yv += wv * xv;
-                }
-            } else {
-                for (yv, &xv) in y_row.iter_mut().zip(x_row[ix0..].iter().step_by(sw)) {
-                    *yv += wv * xv;
-                }
-            }
-        });
-    });
+    let g = shape.geometry()?;
+    let mut out = filled(g.output_len(), T::zero())?;
+    k::conv2d(input, weight, bias, &mut out, &g)?;
     Ok(out)
 }
 
@@ -181,39 +38,10 @@ pub fn conv2d_backward_input<T: Real>(
     grad_output: &[T],
     weight: &[T],
 ) -> Result<Vec<T>, KernelError> {
-    let dims = ConvDims::new(shape)?;
-    check_len("conv2d grad_output", dims.output_len, grad_output.len())?;
-    check_len("conv2d weight", dims.weight_len, weight.len())?;
-    let mut grad_in = filled(dims.input_len, T::zero())?;
-    let (in_plane, out_plane) = (dims.in_plane(), dims.out_plane());
-    let (w_in, ow, sw) = (
-        dims.axes[1].in_len,
-        dims.axes[1].out_len,
-        dims.axes[1].stride,
-    );
-    if out_plane == 0 || in_plane == 0 {
-        return Ok(grad_in);
-    }
-    dims.for_each_channel_pair(|b, oc, ic, w_base| {
-        let dy = &grad_output[(b * dims.c_out + oc) * out_plane..][..out_plane];
-        let dx = &mut grad_in[(b * dims.c_in + ic) * in_plane..][..in_plane];
-        let w = &weight[w_base..w_base + dims.taps()];
-        for_each_tap_row(&dims.axes, |oy, iy, oxs, ix0, tap| {
-            let wv = w[tap];
-            let dy_row = &dy[oy * ow..(oy + 1) * ow][oxs];
-            let dx_row = &mut dx[iy * w_in..(iy + 1) * w_in];
-            if sw == 1 {
-                for (dxv, &dyv) in dx_row[ix0..].iter_mut().zip(dy_row) {
-                    *dxv += wv * dyv;
-                }
-            } else {
-                for (dxv, &dyv) in dx_row[ix0..].iter_mut().step_by(sw).zip(dy_row) {
-                    *dxv += wv * dyv;
-                }
-            }
-        });
-    });
-    Ok(grad_in)
+    let g = shape.geometry()?;
+    let mut out = filled(g.input_len(), T::zero())?;
+    k::conv2d_backward_input(grad_output, weight, &mut out, &g)?;
+    Ok(out)
 }
 
 /// Gradient of [`conv2d`] with respect to its weight.
@@ -225,40 +53,10 @@ pub fn conv2d_backward_weight<T: Real>(
     input: &[T],
     grad_output: &[T],
 ) -> Result<Vec<T>, KernelError> {
-    let dims = ConvDims::new(shape)?;
-    check_len("conv2d input", dims.input_len, input.len())?;
-    check_len("conv2d grad_output", dims.output_len, grad_output.len())?;
-    let mut grad_w = filled(dims.weight_len, T::zero())?;
-    let (in_plane, out_plane) = (dims.in_plane(), dims.out_plane());
-    let (w_in, ow, sw) = (
-        dims.axes[1].in_len,
-        dims.axes[1].out_len,
-        dims.axes[1].stride,
-    );
-    if out_plane == 0 || in_plane == 0 {
-        return Ok(grad_w);
-    }
-    dims.for_each_channel_pair(|b, oc, ic, w_base| {
-        let x = &input[(b * dims.c_in + ic) * in_plane..][..in_plane];
-        let dy = &grad_output[(b * dims.c_out + oc) * out_plane..][..out_plane];
-        let dw = &mut grad_w[w_base..w_base + dims.taps()];
-        for_each_tap_row(&dims.axes, |oy, iy, oxs, ix0, tap| {
-            let dy_row = &dy[oy * ow..(oy + 1) * ow][oxs];
-            let x_row = &x[iy * w_in..(iy + 1) * w_in];
-            let mut acc = T::zero();
-            if sw == 1 {
-                for (&dyv, &xv) in dy_row.iter().zip(&x_row[ix0..]) {
-                    acc += dyv * xv;
-                }
-            } else {
-                for (&dyv, &xv) in dy_row.iter().zip(x_row[ix0..].iter().step_by(sw)) {
-                    acc += dyv * xv;
-                }
-            }
-            dw[tap] += acc;
-        });
-    });
-    Ok(grad_w)
+    let g = shape.geometry()?;
+    let mut out = filled(g.weight_len(), T::zero())?;
+    k::conv2d_backward_weight(input, grad_output, &mut out, &g)?;
+    Ok(out)
 }
 
 /// Gradient of [`conv2d`] with respect to its bias: `grad_output` (`[n, c_out, oh, ow]`) summed
@@ -267,17 +65,10 @@ pub fn conv2d_backward_bias<T: Real>(
     shape: &Conv2dShape,
     grad_output: &[T],
 ) -> Result<Vec<T>, KernelError> {
-    let dims = ConvDims::new(shape)?;
-    check_len("conv2d grad_output", dims.output_len, grad_output.len())?;
-    let mut grad_b = filled(dims.c_out, T::zero())?;
-    let out_plane = dims.out_plane();
-    if out_plane == 0 {
-        return Ok(grad_b);
-    }
-    for (i, plane) in grad_output.chunks_exact(out_plane).enumerate() {
-        grad_b[i % dims.c_out] += plane.iter().copied().sum::<T>();
-    }
-    Ok(grad_b)
+    let g = shape.geometry()?;
+    let mut out = filled(g.c_out(), T::zero())?;
+    k::conv2d_backward_bias(grad_output, &mut out, &g)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -600,5 +391,298 @@ mod tests {
         );
         assert_eq!(act.len(), 112 * 4 * 4);
         assert!(elapsed.as_secs_f64() < 1.0);
+    }
+
+    /// The float convolution kernels before they moved to `mite-kernels`, kept as a
+    /// differential oracle (the new kernels must give the same bits).
+    #[allow(dead_code)]
+    mod legacy {
+        use crate::geometry::Conv2dShape;
+        use crate::kernel_error::{check_len, KernelError};
+        use crate::kernels::real::Real;
+        use crate::kernels::shape::{filled, numel};
+        use crate::kernels::window::{window_axes, WindowAxis};
+
+        /// Validated sizes of a convolution.
+        struct ConvDims {
+            n: usize,
+            c_in: usize,
+            c_out: usize,
+            cin_g: usize,
+            cout_g: usize,
+            groups: usize,
+            axes: [WindowAxis; 2],
+            input_len: usize,
+            weight_len: usize,
+            output_len: usize,
+        }
+
+        impl ConvDims {
+            fn new(shape: &Conv2dShape) -> Result<Self, KernelError> {
+                let groups = shape.groups;
+                if groups == 0 || shape.c_in % groups != 0 || shape.c_out % groups != 0 {
+                    return Err(KernelError::Invalid(format!(
+                        "conv2d: groups {groups} must be positive and divide c_in {} and c_out {}",
+                        shape.c_in, shape.c_out
+                    )));
+                }
+                let axes = window_axes(&shape.window, shape.in_hw)?;
+                let [kh, kw] = shape.window.kernel;
+                let cin_g = shape.c_in / groups;
+                Ok(ConvDims {
+                    n: shape.n,
+                    c_in: shape.c_in,
+                    c_out: shape.c_out,
+                    cin_g,
+                    cout_g: shape.c_out / groups,
+                    groups,
+                    axes,
+                    input_len: numel(&[shape.n, shape.c_in, shape.in_hw[0], shape.in_hw[1]])?,
+                    weight_len: numel(&[shape.c_out, cin_g, kh, kw])?,
+                    output_len: numel(&[shape.n, shape.c_out, axes[0].out_len, axes[1].out_len])?,
+                })
+            }
+
+            fn in_plane(&self) -> usize {
+                self.axes[0].in_len * self.axes[1].in_len
+            }
+
+            fn out_plane(&self) -> usize {
+                self.axes[0].out_len * self.axes[1].out_len
+            }
+
+            fn taps(&self) -> usize {
+                self.axes[0].kernel * self.axes[1].kernel
+            }
+
+            /// Calls `f(batch, out_channel, in_channel, weight_index)` for every (batch, output channel,
+            /// input channel) triple that connects an input element to an output element. Nothing is
+            /// called when the input or the output is empty, so the loop count is bounded by buffers the
+            /// caller has already checked or allocated.
+            fn for_each_channel_pair(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
+                if self.input_len == 0 || self.output_len == 0 {
+                    return;
+                }
+                for b in 0..self.n {
+                    for g in 0..self.groups {
+                        for oc in g * self.cout_g..(g + 1) * self.cout_g {
+                            for icg in 0..self.cin_g {
+                                let ic = g * self.cin_g + icg;
+                                let w_base = (oc * self.cin_g + icg) * self.taps();
+                                f(b, oc, ic, w_base);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Calls `row(oy, iy, ox_range, ix_start, kernel_tap)` for every kernel tap and every output row
+        /// where the tap reads real input, with `ix_start` the input column read at `ox_range.start`
+        /// (consecutive outputs read columns `stride_w` apart).
+        fn for_each_tap_row(
+            axes: &[WindowAxis; 2],
+            mut row: impl FnMut(usize, usize, core::ops::Range<usize>, usize, usize),
+        ) {
+            let [ay, ax] = axes;
+            for ki in 0..ay.kernel {
+                let oys = ay.valid_outputs(ki);
+                for kj in 0..ax.kernel {
+                    let oxs = ax.valid_outputs(kj);
+                    if oxs.is_empty() {
+                        continue;
+                    }
+                    let ix0 = ax.input_index(oxs.start, kj);
+                    for oy in oys.clone() {
+                        row(
+                            oy,
+                            ay.input_index(oy, ki),
+                            oxs.clone(),
+                            ix0,
+                            ki * ax.kernel + kj,
+                        );
+                    }
+                }
+            }
+        }
+
+        /// Forward convolution: `y = conv(x, w) + b`.
+        ///
+        /// `input` is `[n, c_in, h, w]`, `weight` `[c_out, c_in / groups, kh, kw]`, `bias` (optional)
+        /// `[c_out]`; the result is `[n, c_out, oh, ow]` with `[oh, ow] = shape.out_hw()`. Accumulates in
+        /// `T`, starting from the bias.
+        pub(super) fn conv2d<T: Real>(
+            shape: &Conv2dShape,
+            input: &[T],
+            weight: &[T],
+            bias: Option<&[T]>,
+        ) -> Result<Vec<T>, KernelError> {
+            let dims = ConvDims::new(shape)?;
+            check_len("conv2d input", dims.input_len, input.len())?;
+            check_len("conv2d weight", dims.weight_len, weight.len())?;
+            if let Some(bias) = bias {
+                check_len("conv2d bias", dims.c_out, bias.len())?;
+            }
+            let mut out = filled(dims.output_len, T::zero())?;
+            let (in_plane, out_plane) = (dims.in_plane(), dims.out_plane());
+            let (w_in, ow, sw) = (
+                dims.axes[1].in_len,
+                dims.axes[1].out_len,
+                dims.axes[1].stride,
+            );
+            if out_plane == 0 {
+                return Ok(out);
+            }
+            if let Some(bias) = bias {
+                for (plane, &b) in out.chunks_exact_mut(out_plane).zip(bias.iter().cycle()) {
+                    plane.fill(b);
+                }
+            }
+            dims.for_each_channel_pair(|b, oc, ic, w_base| {
+                let x = &input[(b * dims.c_in + ic) * in_plane..][..in_plane];
+                let y = &mut out[(b * dims.c_out + oc) * out_plane..][..out_plane];
+                let w = &weight[w_base..w_base + dims.taps()];
+                for_each_tap_row(&dims.axes, |oy, iy, oxs, ix0, tap| {
+                    let wv = w[tap];
+                    let y_row = &mut y[oy * ow..(oy + 1) * ow][oxs];
+                    let x_row = &x[iy * w_in..(iy + 1) * w_in];
+                    if sw == 1 {
+                        for (yv, &xv) in y_row.iter_mut().zip(&x_row[ix0..]) {
+                            *yv += wv * xv;
+                        }
+                    } else {
+                        for (yv, &xv) in y_row.iter_mut().zip(x_row[ix0..].iter().step_by(sw)) {
+                            *yv += wv * xv;
+                        }
+                    }
+                });
+            });
+            Ok(out)
+        }
+
+        /// Gradient of [`conv2d`] with respect to its input (a transposed convolution).
+        ///
+        /// `grad_output` is `[n, c_out, oh, ow]`, `weight` `[c_out, c_in / groups, kh, kw]`; the result is
+        /// `[n, c_in, h, w]`. Input positions no window reaches get a zero gradient.
+        pub(super) fn conv2d_backward_input<T: Real>(
+            shape: &Conv2dShape,
+            grad_output: &[T],
+            weight: &[T],
+        ) -> Result<Vec<T>, KernelError> {
+            let dims = ConvDims::new(shape)?;
+            check_len("conv2d grad_output", dims.output_len, grad_output.len())?;
+            check_len("conv2d weight", dims.weight_len, weight.len())?;
+            let mut grad_in = filled(dims.input_len, T::zero())?;
+            let (in_plane, out_plane) = (dims.in_plane(), dims.out_plane());
+            let (w_in, ow, sw) = (
+                dims.axes[1].in_len,
+                dims.axes[1].out_len,
+                dims.axes[1].stride,
+            );
+            if out_plane == 0 || in_plane == 0 {
+                return Ok(grad_in);
+            }
+            dims.for_each_channel_pair(|b, oc, ic, w_base| {
+                let dy = &grad_output[(b * dims.c_out + oc) * out_plane..][..out_plane];
+                let dx = &mut grad_in[(b * dims.c_in + ic) * in_plane..][..in_plane];
+                let w = &weight[w_base..w_base + dims.taps()];
+                for_each_tap_row(&dims.axes, |oy, iy, oxs, ix0, tap| {
+                    let wv = w[tap];
+                    let dy_row = &dy[oy * ow..(oy + 1) * ow][oxs];
+                    let dx_row = &mut dx[iy * w_in..(iy + 1) * w_in];
+                    if sw == 1 {
+                        for (dxv, &dyv) in dx_row[ix0..].iter_mut().zip(dy_row) {
+                            *dxv += wv * dyv;
+                        }
+                    } else {
+                        for (dxv, &dyv) in dx_row[ix0..].iter_mut().step_by(sw).zip(dy_row) {
+                            *dxv += wv * dyv;
+                        }
+                    }
+                });
+            });
+            Ok(grad_in)
+        }
+
+        /// Gradient of [`conv2d`] with respect to its weight.
+        ///
+        /// `input` is `[n, c_in, h, w]`, `grad_output` `[n, c_out, oh, ow]`; the result is
+        /// `[c_out, c_in / groups, kh, kw]`, summed over the batch.
+        pub(super) fn conv2d_backward_weight<T: Real>(
+            shape: &Conv2dShape,
+            input: &[T],
+            grad_output: &[T],
+        ) -> Result<Vec<T>, KernelError> {
+            let dims = ConvDims::new(shape)?;
+            check_len("conv2d input", dims.input_len, input.len())?;
+            check_len("conv2d grad_output", dims.output_len, grad_output.len())?;
+            let mut grad_w = filled(dims.weight_len, T::zero())?;
+            let (in_plane, out_plane) = (dims.in_plane(), dims.out_plane());
+            let (w_in, ow, sw) = (
+                dims.axes[1].in_len,
+                dims.axes[1].out_len,
+                dims.axes[1].stride,
+            );
+            if out_plane == 0 || in_plane == 0 {
+                return Ok(grad_w);
+            }
+            dims.for_each_channel_pair(|b, oc, ic, w_base| {
+                let x = &input[(b * dims.c_in + ic) * in_plane..][..in_plane];
+                let dy = &grad_output[(b * dims.c_out + oc) * out_plane..][..out_plane];
+                let dw = &mut grad_w[w_base..w_base + dims.taps()];
+                for_each_tap_row(&dims.axes, |oy, iy, oxs, ix0, tap| {
+                    let dy_row = &dy[oy * ow..(oy + 1) * ow][oxs];
+                    let x_row = &x[iy * w_in..(iy + 1) * w_in];
+                    let mut acc = T::zero();
+                    if sw == 1 {
+                        for (&dyv, &xv) in dy_row.iter().zip(&x_row[ix0..]) {
+                            acc += dyv * xv;
+                        }
+                    } else {
+                        for (&dyv, &xv) in dy_row.iter().zip(x_row[ix0..].iter().step_by(sw)) {
+                            acc += dyv * xv;
+                        }
+                    }
+                    dw[tap] += acc;
+                });
+            });
+            Ok(grad_w)
+        }
+
+        /// Gradient of [`conv2d`] with respect to its bias: `grad_output` (`[n, c_out, oh, ow]`) summed
+        /// over batch and space, giving `[c_out]`.
+        pub(super) fn conv2d_backward_bias<T: Real>(
+            shape: &Conv2dShape,
+            grad_output: &[T],
+        ) -> Result<Vec<T>, KernelError> {
+            let dims = ConvDims::new(shape)?;
+            check_len("conv2d grad_output", dims.output_len, grad_output.len())?;
+            let mut grad_b = filled(dims.c_out, T::zero())?;
+            let out_plane = dims.out_plane();
+            if out_plane == 0 {
+                return Ok(grad_b);
+            }
+            for (i, plane) in grad_output.chunks_exact(out_plane).enumerate() {
+                grad_b[i % dims.c_out] += plane.iter().copied().sum::<T>();
+            }
+            Ok(grad_b)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_the_legacy_kernels_bit_for_bit(s in conv_shape(), seed in any::<u64>()) {
+            let (xl, wl, yl) = lens(&s);
+            let mut rng = Rng::new(seed);
+            let x: Vec<f32> = (0..xl).map(|_| rng.uniform() as f32).collect();
+            let w: Vec<f32> = (0..wl).map(|_| rng.uniform() as f32).collect();
+            let b: Vec<f32> = (0..s.c_out).map(|_| rng.uniform() as f32).collect();
+            let dy: Vec<f32> = (0..yl).map(|_| rng.uniform() as f32).collect();
+            let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            prop_assert_eq!(bits(conv2d(&s, &x, &w, Some(&b)).unwrap()), bits(legacy::conv2d(&s, &x, &w, Some(&b)).unwrap()));
+            prop_assert_eq!(bits(conv2d_backward_input(&s, &dy, &w).unwrap()), bits(legacy::conv2d_backward_input(&s, &dy, &w).unwrap()));
+            prop_assert_eq!(bits(conv2d_backward_weight(&s, &x, &dy).unwrap()), bits(legacy::conv2d_backward_weight(&s, &x, &dy).unwrap()));
+            prop_assert_eq!(bits(conv2d_backward_bias(&s, &dy).unwrap()), bits(legacy::conv2d_backward_bias(&s, &dy).unwrap()));
+        }
     }
 }

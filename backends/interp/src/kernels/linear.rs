@@ -17,6 +17,15 @@ pub struct LinearShape {
 }
 
 impl LinearShape {
+    /// The checked kernel geometry.
+    fn geometry(&self) -> Result<mite_kernels::LinearGeometry, KernelError> {
+        Ok(mite_kernels::LinearGeometry::new(
+            self.batch,
+            self.in_features,
+            self.out_features,
+        )?)
+    }
+
     fn lens(&self) -> Result<[usize; 3], KernelError> {
         Ok([
             numel(&[self.batch, self.in_features])?,
@@ -49,24 +58,9 @@ pub fn linear<T: Real>(
     weight: &[T],
     bias: Option<&[T]>,
 ) -> Result<Vec<T>, KernelError> {
-    let [x_len, w_len, y_len] = shape.lens()?;
-    check_len("linear input", x_len, x.len())?;
-    check_len("linear weight", w_len, weight.len())?;
-    if let Some(bias) = bias {
-        check_len("linear bias", shape.out_features, bias.len())?;
-    }
+    let [_, _, y_len] = shape.lens()?;
     let mut y = filled(y_len, T::zero())?;
-    let (k, m) = (shape.in_features, shape.out_features);
-    if m == 0 {
-        return Ok(y);
-    }
-    for (n, y_row) in y.chunks_exact_mut(m).enumerate() {
-        let x_row = &x[n * k..(n + 1) * k];
-        for (j, yv) in y_row.iter_mut().enumerate() {
-            let b = bias.map_or(T::zero(), |b| b[j]);
-            *yv = b + dot(x_row, &weight[j * k..(j + 1) * k]);
-        }
-    }
+    mite_kernels::float::linear(x, weight, bias, &mut y, &shape.geometry()?)?;
     Ok(y)
 }
 
@@ -77,19 +71,9 @@ pub fn linear_backward_input<T: Real>(
     grad_output: &[T],
     weight: &[T],
 ) -> Result<Vec<T>, KernelError> {
-    let [x_len, w_len, y_len] = shape.lens()?;
-    check_len("linear grad_output", y_len, grad_output.len())?;
-    check_len("linear weight", w_len, weight.len())?;
+    let [x_len, _, _] = shape.lens()?;
     let mut dx = filled(x_len, T::zero())?;
-    let (k, m) = (shape.in_features, shape.out_features);
-    if k == 0 || m == 0 {
-        return Ok(dx);
-    }
-    for (dx_row, dy_row) in dx.chunks_exact_mut(k).zip(grad_output.chunks_exact(m)) {
-        for (&dyv, w_row) in dy_row.iter().zip(weight.chunks_exact(k)) {
-            axpy(dx_row, dyv, w_row);
-        }
-    }
+    mite_kernels::float::linear_backward_input(grad_output, weight, &mut dx, &shape.geometry()?)?;
     Ok(dx)
 }
 
@@ -100,19 +84,9 @@ pub fn linear_backward_weight<T: Real>(
     x: &[T],
     grad_output: &[T],
 ) -> Result<Vec<T>, KernelError> {
-    let [x_len, w_len, y_len] = shape.lens()?;
-    check_len("linear input", x_len, x.len())?;
-    check_len("linear grad_output", y_len, grad_output.len())?;
+    let [_, w_len, _] = shape.lens()?;
     let mut dw = filled(w_len, T::zero())?;
-    let (k, m) = (shape.in_features, shape.out_features);
-    if k == 0 || m == 0 {
-        return Ok(dw);
-    }
-    for (x_row, dy_row) in x.chunks_exact(k).zip(grad_output.chunks_exact(m)) {
-        for (dw_row, &dyv) in dw.chunks_exact_mut(k).zip(dy_row) {
-            axpy(dw_row, dyv, x_row);
-        }
-    }
+    mite_kernels::float::linear_backward_weight(x, grad_output, &mut dw, &shape.geometry()?)?;
     Ok(dw)
 }
 
@@ -121,17 +95,9 @@ pub fn linear_backward_bias<T: Real>(
     shape: &LinearShape,
     grad_output: &[T],
 ) -> Result<Vec<T>, KernelError> {
-    let [_, _, y_len] = shape.lens()?;
-    check_len("linear grad_output", y_len, grad_output.len())?;
+    shape.lens()?;
     let mut db = filled(shape.out_features, T::zero())?;
-    if shape.out_features == 0 {
-        return Ok(db);
-    }
-    for row in grad_output.chunks_exact(shape.out_features) {
-        for (d, &g) in db.iter_mut().zip(row) {
-            *d += g;
-        }
-    }
+    mite_kernels::float::linear_backward_bias(grad_output, &mut db, &shape.geometry()?)?;
     Ok(db)
 }
 

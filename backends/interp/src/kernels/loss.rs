@@ -7,7 +7,6 @@ use crate::kernel_error::{check_len, KernelError};
 
 use super::real::Real;
 use super::shape::{filled, numel};
-use super::softmax::log_softmax;
 
 /// Checks logits `[n, c]` and labels `[n]` and returns the labels as indices.
 fn check_labels<T>(
@@ -48,14 +47,11 @@ pub fn softmax_cross_entropy<T: Real>(
     n: usize,
     c: usize,
 ) -> Result<T, KernelError> {
-    let labels = check_labels(logits, labels, n, c)?;
-    let logp = log_softmax(logits, &[n, c], 1)?;
-    let total: T = labels
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| -logp[i * c + l])
-        .sum();
-    Ok(total / T::from_usize(n))
+    check_labels(logits, labels, n, c)?;
+    let mut row = filled(c, T::zero())?;
+    Ok(mite_kernels::float::softmax_cross_entropy::<T, RealMath>(
+        logits, labels, &mut row, n, c,
+    )?)
 }
 
 /// Gradient of [`softmax_cross_entropy`] with respect to the logits:
@@ -67,19 +63,24 @@ pub fn softmax_cross_entropy_backward<T: Real>(
     c: usize,
     grad_loss: T,
 ) -> Result<Vec<T>, KernelError> {
-    let labels = check_labels(logits, labels, n, c)?;
-    let mut grad = log_softmax(logits, &[n, c], 1)?;
-    let scale = grad_loss / T::from_usize(n);
-    for v in &mut grad {
-        *v = v.exp();
-    }
-    for (i, &l) in labels.iter().enumerate() {
-        grad[i * c + l] -= T::one();
-    }
-    for v in &mut grad {
-        *v *= scale;
-    }
+    check_labels(logits, labels, n, c)?;
+    let mut grad = filled(logits.len(), T::zero())?;
+    mite_kernels::float::softmax_cross_entropy_backward::<T, RealMath>(
+        logits, labels, grad_loss, &mut grad, n, c,
+    )?;
     Ok(grad)
+}
+
+/// The host's `exp` and `ln` (those of [`Real`]) for the kernels.
+struct RealMath;
+
+impl<T: Real> mite_kernels::float::Math<T> for RealMath {
+    fn exp(x: T) -> T {
+        x.exp()
+    }
+    fn ln(x: T) -> T {
+        x.ln()
+    }
 }
 
 fn check_mse<T>(a: &[T], b: &[T], shape: &[usize]) -> Result<usize, KernelError> {

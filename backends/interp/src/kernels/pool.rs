@@ -148,27 +148,14 @@ pub fn avg_pool_backward<T: Real>(
     count_include_pad: bool,
 ) -> Result<Vec<T>, KernelError> {
     let dims = PoolDims::new("avg_pool", input_shape, window)?;
-    check_len("avg_pool grad_output", dims.output_len, grad_output.len())?;
     let mut grad_in = filled(dims.input_len, T::zero())?;
-    if dims.planes == 0 {
-        return Ok(grad_in);
-    }
-    let taps = dims.taps(count_include_pad)?;
-    let (in_plane, [oh, ow]) = (dims.in_plane(), dims.out_hw());
-    for (dx, dy) in grad_in
-        .chunks_exact_mut(in_plane.max(1))
-        .zip(grad_output.chunks_exact(dims.out_plane().max(1)))
-    {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let div = T::from_usize(dims.divisor(&taps, oy, ox, count_include_pad));
-                let g = dy[oy * ow + ox] / div;
-                for i in dims.window(&taps, oy, ox) {
-                    dx[i] += g;
-                }
-            }
-        }
-    }
+    mite_kernels::float::avg_pool_backward(
+        grad_output,
+        input_shape,
+        window,
+        count_include_pad,
+        &mut grad_in,
+    )?;
     Ok(grad_in)
 }
 
@@ -277,13 +264,9 @@ pub fn global_avg_pool_backward<T: Real>(
     grad_output: &[T],
     input_shape: [usize; 4],
 ) -> Result<Vec<T>, KernelError> {
-    let (planes, plane, len) = global_dims(input_shape)?;
-    check_len("global_avg_pool grad_output", planes, grad_output.len())?;
-    let div = T::from_usize(plane);
+    let (_, _, len) = global_dims(input_shape)?;
     let mut grad_in = filled(len, T::zero())?;
-    for (dx, &g) in grad_in.chunks_exact_mut(plane).zip(grad_output) {
-        dx.fill(g / div);
-    }
+    mite_kernels::float::global_avg_pool_backward(grad_output, input_shape, &mut grad_in)?;
     Ok(grad_in)
 }
 

@@ -9,7 +9,8 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 ///
 /// Kernels accumulate in `T` itself: an `f32` kernel sums in `f32`, like the generated C code.
 pub trait Real:
-    Copy
+    mite_kernels::float::Scalar
+    + Copy
     + Debug
     + Display
     + Default

@@ -1,70 +1,9 @@
 //! Checked window arithmetic shared by convolution and pooling.
 
-use std::ops::Range;
-
 use crate::geometry::Window2d;
 use crate::kernel_error::KernelError;
 
-/// One spatial axis of a sliding window, validated so that no index computation overflows.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct WindowAxis {
-    /// Input extent.
-    pub in_len: usize,
-    /// Output extent.
-    pub out_len: usize,
-    /// Number of taps.
-    pub kernel: usize,
-    /// Stride.
-    pub stride: usize,
-    /// Dilation.
-    pub dilation: usize,
-    /// Padding before the first input element.
-    pub pad_begin: usize,
-}
-
-impl WindowAxis {
-    /// Outputs `o` for which tap `k` reads a real input element (not padding), i.e.
-    /// `0 <= o * stride + k * dilation - pad_begin < in_len`.
-    pub fn valid_outputs(&self, k: usize) -> Range<usize> {
-        let offset = k * self.dilation;
-        let lo = if offset >= self.pad_begin {
-            0
-        } else {
-            (self.pad_begin - offset).div_ceil(self.stride)
-        };
-        let limit = self.in_len + self.pad_begin;
-        let hi = if offset >= limit {
-            0
-        } else {
-            (limit - offset).div_ceil(self.stride).min(self.out_len)
-        };
-        lo.min(hi)..hi
-    }
-
-    /// The input index read by tap `k` at output `o`; only meaningful when `o` is in
-    /// [`valid_outputs`](Self::valid_outputs)`(k)`.
-    pub fn input_index(&self, o: usize, k: usize) -> usize {
-        o * self.stride + k * self.dilation - self.pad_begin
-    }
-
-    /// Taps `k` of output `o` that read a real input element, i.e.
-    /// `0 <= o * stride + k * dilation - pad_begin < in_len`.
-    pub fn valid_taps(&self, o: usize) -> Range<usize> {
-        let base = o * self.stride;
-        let lo = if base >= self.pad_begin {
-            0
-        } else {
-            (self.pad_begin - base).div_ceil(self.dilation)
-        };
-        let limit = self.in_len + self.pad_begin;
-        let hi = if base >= limit {
-            0
-        } else {
-            (limit - base).div_ceil(self.dilation).min(self.kernel)
-        };
-        lo.min(hi)..hi
-    }
-}
+pub(crate) use mite_kernels::geometry::WindowAxis;
 
 /// Validates `window` against an input of spatial size `in_hw` and returns its two axes
 /// (height, width). Every quantity the kernels compute from them fits in `usize`.

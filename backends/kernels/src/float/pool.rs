@@ -7,8 +7,8 @@ use super::Scalar;
 
 /// Gradient of average pooling: each output gradient, divided by its divisor (the window area
 /// with `count_include_pad`, else the number of real input elements), is spread over the real
-/// input elements of its window. `dy` `[n, c, oh, ow]` → `out` `[n, c, h, w]`. A window that
-/// reads only padding is an error.
+/// input elements of its window. `dy` `[n, c, oh, ow]` → `out` `[n, c, h, w]`. Without
+/// `count_include_pad`, a window that reads only padding is an error.
 pub fn avg_pool_backward<T: Scalar>(
     dy: &[T],
     input_dims: [usize; 4],
@@ -33,8 +33,9 @@ pub fn avg_pool_backward<T: Scalar>(
     if n * c == 0 {
         return Ok(());
     }
-    if (0..oh).any(|o| ay.valid_taps(o).is_empty()) || (0..ow).any(|o| ax.valid_taps(o).is_empty())
-    {
+    let empty = (0..oh).any(|o| ay.valid_taps(o).is_empty())
+        || (0..ow).any(|o| ax.valid_taps(o).is_empty());
+    if empty && !count_include_pad {
         return Err(KernelError::EmptyWindow);
     }
     let area = window.kernel[0] * window.kernel[1];
