@@ -17,6 +17,7 @@ pub mod driver;
 pub mod eval;
 pub mod inspect;
 pub mod model;
+pub mod search;
 pub mod train;
 
 pub use mite_data as data;
