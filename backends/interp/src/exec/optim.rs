@@ -402,39 +402,6 @@ fn update_int(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splitmix64_reference_values() {
-        // The first outputs of the reference generator seeded with 0 (state advanced by the
-        // golden gamma each call).
-        assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(splitmix64(0x9E37_79B9_7F4A_7C15), 0x6E78_9E6A_A1B9_65F4);
-    }
-
-    #[test]
-    fn stochastic_u_is_in_the_unit_interval() {
-        for i in 0..1000 {
-            let u = stochastic_u(7, 3, i);
-            assert!((0.0..1.0).contains(&u));
-            assert_eq!(u, f64::from(u as f32));
-        }
-        assert_ne!(stochastic_u(7, 3, 0), stochastic_u(7, 4, 0));
-        assert_ne!(stochastic_u(7, 3, 0), stochastic_u(8, 3, 0));
-    }
-
-    #[test]
-    fn half_even_and_floor() {
-        assert_eq!(Round::HalfEven.apply(2.5, 0), 2.0);
-        assert_eq!(Round::HalfEven.apply(-0.5, 0), 0.0);
-        assert_eq!(Round::HalfEven.apply(3.5, 0), 4.0);
-        let r = Round::Stochastic { seed: 1, step: 0 };
-        assert_eq!(r.apply(4.0, 5), 4.0);
-    }
-}
-
 /// For a gradient covering only a channel slice of the parameter (`optim.sgd`'s `slice_axis` /
 /// `slice_start`): which parameter elements it covers (`None` when it covers the whole tensor).
 fn channel_slice(
@@ -499,5 +466,38 @@ fn keep_outside(updated: &mut TensorData, current: &TensorData, inside: &[bool])
         (TensorData::I8(n), TensorData::I8(o)) => restore(n, o, inside),
         (TensorData::I32(n), TensorData::I32(o)) => restore(n, o, inside),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix64_reference_values() {
+        // The first outputs of the reference generator seeded with 0 (state advanced by the
+        // golden gamma each call).
+        assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(splitmix64(0x9E37_79B9_7F4A_7C15), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn stochastic_u_is_in_the_unit_interval() {
+        for i in 0..1000 {
+            let u = stochastic_u(7, 3, i);
+            assert!((0.0..1.0).contains(&u));
+            assert_eq!(u, f64::from(u as f32));
+        }
+        assert_ne!(stochastic_u(7, 3, 0), stochastic_u(7, 4, 0));
+        assert_ne!(stochastic_u(7, 3, 0), stochastic_u(8, 3, 0));
+    }
+
+    #[test]
+    fn half_even_and_floor() {
+        assert_eq!(Round::HalfEven.apply(2.5, 0), 2.0);
+        assert_eq!(Round::HalfEven.apply(-0.5, 0), 0.0);
+        assert_eq!(Round::HalfEven.apply(3.5, 0), 4.0);
+        let r = Round::Stochastic { seed: 1, step: 0 };
+        assert_eq!(r.apply(4.0, 5), 4.0);
     }
 }
