@@ -215,6 +215,10 @@ struct CompileArgs {
     /// Seed of the fresh classifier.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Channels a partial-channel layer trains: `first` (the first ⌈r·C⌉, as the released
+    /// compiler) or `magnitude` (the largest, made contiguous by a compile-time permutation).
+    #[arg(long, default_value = "first")]
+    channels: String,
     /// Write the report as JSON.
     #[arg(long = "report-json", value_name = "FILE")]
     report_json: Option<PathBuf>,
@@ -394,6 +398,15 @@ fn run_compile(args: CompileArgs) -> Result<(), String> {
         classes: args.classes,
         seed: args.seed,
         config: Default::default(),
+        magnitude: match args.channels.as_str() {
+            "first" => false,
+            "magnitude" => true,
+            other => {
+                return Err(format!(
+                    "error: --channels: expected first or magnitude, found `{other}`"
+                ))
+            }
+        },
     };
     let report = compile(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {
