@@ -3,6 +3,7 @@
 //! struct of sections so that they add their own.
 
 use crate::train::head;
+use crate::train::scheme::permute::permute_by_magnitude;
 use crate::train::scheme::{analytic_extra_bits, layers, Scheme};
 use mite_ir::Module;
 use mite_passes::passes::{build_training_step, TrainConfig, TrainStats};
@@ -19,6 +20,9 @@ pub struct CompileOptions {
     pub seed: u64,
     /// Autodiff and optimizer settings.
     pub config: TrainConfig,
+    /// Train the largest-magnitude channels of partial-channel layers (permuting channels at
+    /// compile time) instead of the first ones.
+    pub magnitude: bool,
 }
 
 /// The scheme section of the report.
@@ -87,6 +91,13 @@ pub fn compile(
         head::replace_classifier(module, classes, opts.seed).map_err(|e| format!("error: {e}"))?;
     }
     let all_layers = layers(module);
+    if opts.magnitude {
+        let wanted = opts
+            .scheme
+            .resolve(&all_layers)
+            .map_err(|e| format!("error: --scheme: {e}"))?;
+        permute_by_magnitude(module, &wanted).map_err(|e| format!("error: --channels: {e}"))?;
+    }
     let trained = opts
         .scheme
         .apply(module)
@@ -119,6 +130,7 @@ mod tests {
             classes: None,
             seed: 0,
             config: TrainConfig::default(),
+            magnitude: false,
         };
         let r = compile("mcunet", &mut m, &opts).unwrap();
         assert_eq!(r.scheme.name, "paper:49kb");

@@ -18,6 +18,7 @@ pub mod eval;
 pub mod inspect;
 pub mod model;
 pub mod quantize;
+pub mod search;
 pub mod train;
 
 pub use mite_data as data;

@@ -32,6 +32,8 @@ enum Command {
     Compile(CompileArgs),
     /// Quantize a float model with calibration into an int8 QDQ ONNX model.
     Quantize(QuantizeArgs),
+    /// Contribution analysis and evolutionary search for a sparse-update scheme under a budget.
+    Search(Box<SearchArgs>),
     /// List the registered passes.
     Passes,
     /// List the built-in ops with their attributes.
@@ -281,9 +283,71 @@ struct CompileArgs {
     /// Seed of the fresh classifier.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Channels a partial-channel layer trains: `first` (the first ⌈r·C⌉, as the released
+    /// compiler) or `magnitude` (the largest, made contiguous by a compile-time permutation).
+    #[arg(long, default_value = "first")]
+    channels: String,
     /// Write the report as JSON.
     #[arg(long = "report-json", value_name = "FILE")]
     report_json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// `.onnx`, `.mir` or `zoo:NAME`.
+    model: String,
+    /// Dataset directory (`<split>_images.npy`, `<split>_labels.npy`).
+    #[arg(long)]
+    data: PathBuf,
+    /// Memory budget (analytic extra memory): `100K`, `100KB`, or bytes.
+    #[arg(long)]
+    budget: String,
+    /// Results file of the contribution analysis (JSON lines; resumed if present).
+    #[arg(long, default_value = "contributions.jsonl")]
+    contributions: PathBuf,
+    /// Replace the classifier by a fresh one with N classes (seeded).
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Training split.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Evaluation split.
+    #[arg(long = "eval-split", default_value = "test")]
+    eval_split: String,
+    /// Training steps per candidate (one image each).
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    /// Use only the first N training images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Evaluate only the first N images.
+    #[arg(long = "eval-limit")]
+    eval_limit: Option<usize>,
+    /// Learning rate of every trained tensor.
+    #[arg(long, default_value_t = 0.001)]
+    lr: f32,
+    /// Candidate bias counts, comma-separated [default: 4, 8, 16, 24, 32].
+    #[arg(long = "bias-candidates")]
+    bias_candidates: Option<String>,
+    /// Candidate weight layers (backbone conv indices), comma-separated [default: the
+    /// first pointwise conv of each block in the last half of the backbone].
+    #[arg(long)]
+    layers: Option<String>,
+    /// Candidate ratios, comma-separated [default: 1/8,1/4,1/2,1].
+    #[arg(long, default_value = "1/8,1/4,1/2,1")]
+    ratios: String,
+    /// Parallel fine-tuning jobs [default: available cores].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Seed of the fresh classifier and of the searches.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fitness evaluations of each search.
+    #[arg(long, default_value_t = 2000)]
+    evaluations: usize,
+    /// Write the scheme found as a scheme file (for `mite train --scheme FILE`).
+    #[arg(long = "write-scheme", value_name = "OUT.toml")]
+    write_scheme: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -296,6 +360,7 @@ fn main() -> ExitCode {
         Command::Train(args) => run_train(*args),
         Command::Compile(args) => run_compile(args),
         Command::Quantize(args) => run_quantize(args),
+        Command::Search(args) => run_search(*args),
         Command::Passes => {
             print!("{}", PassRegistry::with_builtin());
             Ok(())
@@ -402,6 +467,15 @@ fn run_compile(args: CompileArgs) -> Result<(), String> {
         classes: args.classes,
         seed: args.seed,
         config: Default::default(),
+        magnitude: match args.channels.as_str() {
+            "first" => false,
+            "magnitude" => true,
+            other => {
+                return Err(format!(
+                    "error: --channels: expected first or magnitude, found `{other}`"
+                ))
+            }
+        },
     };
     let report = compile(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {
@@ -419,6 +493,217 @@ fn run_compile(args: CompileArgs) -> Result<(), String> {
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
         std::fs::write(path, json + "\n")
+            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run_search(args: SearchArgs) -> Result<(), String> {
+    use mite::search::contrib::{accuracies, analyse, Candidate};
+    use mite::search::evolve::{Contributions, SearchSpace};
+    use mite::train::scheme::{layers, Ratio, Role, Scheme};
+    use mite::train::{schedule::Schedule, Precision, TrainOptions};
+    let budget =
+        mite::search::parse_budget(&args.budget).map_err(|e| format!("error: --budget: {e}"))?;
+    let list = |text: &str, what: &str| -> Result<Vec<usize>, String> {
+        text.split(',')
+            .map(|t| {
+                t.trim().parse().map_err(|_| {
+                    format!("error: {what}: expected numbers separated by commas, found `{t}`")
+                })
+            })
+            .collect()
+    };
+    let ratios: Vec<Ratio> = args
+        .ratios
+        .split(',')
+        .map(|t| Ratio::parse(t).map_err(|e| format!("error: --ratios: {e}")))
+        .collect::<Result<_, _>>()?;
+    let model = mite::model::load_model(&args.model)?;
+    let all = layers(&model.module);
+    let convs = all
+        .iter()
+        .filter(|l| matches!(l.role, Role::Backbone(_)))
+        .count();
+    let bias_candidates = match &args.bias_candidates {
+        Some(t) => list(t, "--bias-candidates")?,
+        None => [4, 8, 16, 24, 32]
+            .into_iter()
+            .filter(|&k| k <= convs)
+            .collect(),
+    };
+    let weight_layers = match &args.layers {
+        Some(t) => list(t, "--layers")?,
+        None => (convs / 2..convs).filter(|i| i % 3 == 0).collect(),
+    };
+    for &i in &weight_layers {
+        if i >= convs {
+            return Err(format!(
+                "error: --layers: index {i} is out of range (the model has {convs} backbone convs)"
+            ));
+        }
+    }
+    if let Some(&k) = bias_candidates.iter().find(|&&k| k > convs) {
+        return Err(format!(
+            "error: --bias-candidates: {k} is more than the model's {convs} backbone convs"
+        ));
+    }
+    let mut candidates = vec![Candidate::Baseline];
+    candidates.extend(bias_candidates.iter().map(|&k| Candidate::Bias(k)));
+    for &index in &weight_layers {
+        candidates.extend(
+            ratios
+                .iter()
+                .map(|&ratio| Candidate::Weight { index, ratio }),
+        );
+    }
+    let train_data =
+        mite::data::Dataset::load(&args.data, &args.split).map_err(|e| format!("error: {e}"))?;
+    let eval_data = mite::data::Dataset::load(&args.data, &args.eval_split)
+        .map_err(|e| format!("error: {e}"))?;
+    let opts = TrainOptions {
+        steps: args.steps,
+        lr: args.lr,
+        schedule: Schedule::parse("constant").map_err(|e| format!("error: {e}"))?,
+        scheme: Scheme::Classifier,
+        precision: Precision::Int8,
+        classes: args.classes,
+        fp32_head: false,
+        seed: args.seed,
+        config: mite::passes::passes::TrainConfig {
+            lr_scale_bias: 1.0,
+            ..Default::default()
+        },
+        normalization: mite::data::Normalization::parse("127.5,127.5")
+            .map_err(|e| format!("error: {e}"))?,
+        rounding: mite::interp::quant::Rounding::Double,
+        train_limit: args.limit,
+    };
+    let settings = format!(
+        "model={} data={} split={} eval={}:{:?} steps={} limit={:?} lr={} classes={:?} seed={}",
+        model.name,
+        args.data.display(),
+        args.split,
+        args.eval_split,
+        args.eval_limit,
+        args.steps,
+        args.limit,
+        args.lr,
+        args.classes,
+        args.seed
+    );
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let records = analyse(
+        &model.module,
+        &candidates,
+        &opts,
+        &train_data,
+        (&eval_data, args.eval_limit),
+        &args.contributions,
+        &settings,
+        jobs,
+        |done, total, key| {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            eprint!(
+                "\rcontributions [{}{}] {done}/{total} {key:<20}",
+                "#".repeat(filled),
+                ".".repeat(width - filled)
+            );
+        },
+    )?;
+    eprintln!();
+    let acc = accuracies(&records);
+    let baseline = acc.get("classifier").copied().unwrap_or(0.0);
+    let contributions = Contributions {
+        bias: bias_candidates
+            .iter()
+            .map(|&k| (k, acc[&Candidate::Bias(k).key()] - baseline))
+            .collect(),
+        weights: weight_layers
+            .iter()
+            .map(|&index| {
+                let r = ratios
+                    .iter()
+                    .map(|&ratio| {
+                        (
+                            ratio,
+                            acc[&Candidate::Weight { index, ratio }.key()] - baseline,
+                        )
+                    })
+                    .collect();
+                (index, r)
+            })
+            .collect(),
+    };
+    println!("classifier-only accuracy {:.2} %", 100.0 * baseline);
+    println!("contributions (Δ top-1 over classifier-only, percentage points):");
+    for (k, d) in &contributions.bias {
+        println!("  bias:{k:<3} {:+.2}", 100.0 * d);
+    }
+    for (i, r) in &contributions.weights {
+        let cells: Vec<String> = r
+            .iter()
+            .map(|(r, d)| format!("{r}: {:+.2}", 100.0 * d))
+            .collect();
+        println!("  weight {i:<3} {}", cells.join("  "));
+    }
+    let mut space = SearchSpace::new(&all, contributions);
+    let minimum = space.minimum_bytes()?;
+    if minimum > budget {
+        return Err(format!(
+            "error: --budget: no scheme fits {budget} bytes; the smallest (classifier only) needs {minimum} bytes"
+        ));
+    }
+    let start = std::time::Instant::now();
+    let evo = space.evolutionary_search(budget, args.evaluations, args.seed)?;
+    let evo_time = start.elapsed();
+    let rnd = space.random_search(budget, args.evaluations, args.seed)?;
+    let (Some(evo), Some(rnd)) = (evo, rnd) else {
+        return Err(format!(
+            "error: --budget: no scheme within {budget} bytes was found"
+        ));
+    };
+    let show = |f: &mite::search::evolve::Found| {
+        let w: Vec<String> = f
+            .scheme
+            .weights
+            .iter()
+            .map(|w| format!("{}×{}", w.layer, w.ratio))
+            .collect();
+        format!(
+            "score {:+.2} pp, {:.1} KB, n_bias {}, weights [{}]",
+            100.0 * f.score,
+            f.bytes as f64 / 1024.0,
+            f.scheme.n_bias,
+            w.join(", ")
+        )
+    };
+    println!(
+        "evolutionary search ({} evaluations, {:.2} s): {}",
+        evo.evaluations,
+        evo_time.as_secs_f64(),
+        show(&evo)
+    );
+    println!(
+        "random search ({} evaluations): {}",
+        rnd.evaluations,
+        show(&rnd)
+    );
+    if let Some(path) = &args.write_scheme {
+        let mut toml = format!(
+            "name = \"search-{}\"\nbias = {}\n",
+            args.budget, evo.scheme.n_bias
+        );
+        for w in &evo.scheme.weights {
+            toml += &format!(
+                "\n[[weight]]\nlayer = {}\nratio = \"{}\"\n",
+                w.layer, w.ratio
+            );
+        }
+        std::fs::write(path, toml)
             .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
     }
     Ok(())

@@ -157,3 +157,79 @@ fn mbv2_paper_49kb_backward_graph_snapshot() {
         .collect();
     insta::assert_snapshot!(format!("{stats:#?}\n{}", backward.join("\n")));
 }
+
+/// Magnitude selection: permuting MbV2's expanded channels so that the sliced layers of
+/// `paper:49kb` it supports (conv 41, a second pointwise conv at 1/4, and conv 49, a depthwise
+/// conv at 1/8) train their largest-magnitude channels leaves the logits of real images
+/// bit-identical; a first pointwise conv (its input is the residual stream) is refused by name.
+#[test]
+fn magnitude_permutation_keeps_the_logits_on_real_images() {
+    use mite::passes::scheme::permute::permute_by_magnitude;
+    let test = "magnitude_permutation_keeps_the_logits_on_real_images";
+    let (Some(model), Some(data)) = (
+        mite_test_support::shared_file(test, "models/mbv2-w0.35.onnx"),
+        mite_test_support::shared_dir(test),
+    ) else {
+        return;
+    };
+    let m = import_file(&model, &ImportOptions::batch_one()).unwrap();
+    let trained = Scheme::parse("paper:49kb")
+        .unwrap()
+        .resolve(&layers(&m))
+        .unwrap();
+    let supported: Vec<TrainedTensor> = trained
+        .iter()
+        .filter(|t| {
+            matches!(t.trainable, Trainable::Channels { .. })
+                && (t.name.contains("pointwise2") || t.name.contains("depthwise"))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(supported.len(), 2, "{supported:?}");
+    let mut permuted = m.clone();
+    assert_eq!(permute_by_magnitude(&mut permuted, &supported).unwrap(), 2);
+    mite::ir::verify_module(&permuted).unwrap();
+    assert_ne!(
+        permuted.globals["blocks.13.depthwise.weight"].data,
+        m.globals["blocks.13.depthwise.weight"].data,
+        "the permutation changed nothing"
+    );
+    // The slice of conv 41 (blocks.13.pointwise2, input channels) now holds its largest columns.
+    let g = &permuted.globals["blocks.13.pointwise2.weight"];
+    let mite::ir::GlobalData::Inline(d) = &g.data else {
+        panic!("no data")
+    };
+    let real = d.real_values(&g.ty).unwrap();
+    let (co, ci) = (g.ty.shape[0], g.ty.shape[1]);
+    let norm = |c: usize| (0..co).map(|o| real[o * ci + c].powi(2)).sum::<f32>();
+    let norms: Vec<f32> = (0..ci).map(norm).collect();
+    assert!(norms.windows(2).all(|w| w[0] >= w[1]), "{norms:?}");
+
+    let images = mite::data::Dataset::load(&data.join("datasets/imagenette"), "val").unwrap();
+    let logits = |m: &Module| {
+        mite::eval::evaluate(
+            m,
+            "forward",
+            &images,
+            mite::data::Normalization::parse("127.5,127.5").unwrap(),
+            Some(20),
+            mite::interp::quant::Rounding::Double,
+            |_, _| {},
+        )
+        .unwrap()
+        .1
+        .values
+    };
+    assert_eq!(logits(&m), logits(&permuted));
+
+    let pw1: Vec<TrainedTensor> = trained
+        .iter()
+        .filter(|t| t.name == "blocks.14.pointwise1.weight")
+        .cloned()
+        .collect();
+    let err = permute_by_magnitude(&mut m.clone(), &pw1)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("blocks.14.pointwise1.weight"), "{err}");
+    assert!(err.contains("residual stream"), "{err}");
+}

@@ -9,7 +9,10 @@
 //!   pass, IR dumps before or after passes, stop-after, a `tracing` span per pass) and returns a
 //!   [`PipelineReport`];
 //! - [`passes`]: the built-in passes `autodiff` (the training step), `canonicalize`,
-//!   `constant-fold`, `cse`, `dce` and `dequantize` (int8 graph to float).
+//!   `constant-fold`, `cse`, `dce`, `dge` (dead-gradient elimination) and `dequantize` (int8
+//!   graph to float);
+//! - [`scheme`]: sparse-update schemes (which tensors and channels train), the paper's shipped
+//!   schemes, scheme files, the analytic extra memory and magnitude channel permutation.
 //!
 //! ```
 //! use mite_ir::{Builder, Module, Op, TensorType};

@@ -69,12 +69,12 @@ fn unknown_pass_lists_the_known_ones() {
         PipelineParseError::UnknownPass {
             position: 5,
             name: "dead-code".into(),
-            known: "autodiff, canonicalize, constant-fold, cse, dce, dequantize".into()
+            known: "autodiff, canonicalize, constant-fold, cse, dce, dge, dequantize".into()
         }
     );
     assert_eq!(
         e.to_string(),
-        "pipeline, at character 5: unknown pass `dead-code` (known passes: autodiff, canonicalize, constant-fold, cse, dce, dequantize)"
+        "pipeline, at character 5: unknown pass `dead-code` (known passes: autodiff, canonicalize, constant-fold, cse, dce, dge, dequantize)"
     );
 }
 
@@ -256,6 +256,7 @@ fn listing() {
             "constant-fold",
             "cse",
             "dce",
+            "dge",
             "dequantize"
         ]
     );

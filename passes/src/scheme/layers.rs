@@ -61,7 +61,7 @@ impl Layer {
 }
 
 /// The parameter `v` reads, directly or through `q.dequantize`.
-fn param_of(f: &Function, v: mite_ir::Value) -> Option<String> {
+pub(crate) fn param_of(f: &Function, v: mite_ir::Value) -> Option<String> {
     if let Some(name) = f.global_read(v) {
         return Some(name.to_string());
     }

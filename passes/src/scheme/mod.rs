@@ -19,6 +19,7 @@ mod file;
 pub mod layers;
 pub mod memory;
 pub mod paper;
+pub mod permute;
 
 use mite_ir::{GlobalKind, Module, Trainable};
 use std::fmt;
@@ -229,6 +230,14 @@ pub enum SchemeError {
         model: String,
         /// The budgets it has.
         available: String,
+    },
+    /// Magnitude selection cannot reorder the channels of a tensor.
+    #[error("magnitude channel selection for `{tensor}`: {reason}")]
+    CannotPermute {
+        /// The sliced tensor.
+        tensor: String,
+        /// Why not.
+        reason: String,
     },
     /// A scheme file could not be read or parsed.
     #[error("scheme file {path}: {message}")]

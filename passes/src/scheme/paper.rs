@@ -3,6 +3,10 @@
 
 use super::{Ratio, SparseScheme, WeightUpdate};
 
+/// One shipped scheme: budget name, `n_bias`, and `(conv index, d)` for the weight of that conv
+/// at ratio `1/d`.
+type Shipped = (&'static str, usize, &'static [(usize, u8)]);
+
 /// A model the paper ships schemes for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PaperModel {
@@ -11,11 +15,10 @@ pub struct PaperModel {
     /// Its number of backbone convolutions, by which a module is recognised.
     pub backbone_convs: usize,
     /// Its schemes: `(budget name, n_bias, [(conv index, ratio as 1/den, or 1)])`.
-    schemes: &'static [(&'static str, usize, &'static [(usize, u8)])],
+    schemes: &'static [Shipped],
 }
 
-/// `(index, d)`: the weight of conv `index` at ratio `1/d`.
-const MCUNET: &[(&str, usize, &[(usize, u8)])] = &[
+const MCUNET: &[Shipped] = &[
     ("49kb", 20, &[(24, 4), (27, 2), (30, 2)]),
     ("74kb", 21, &[(21, 1), (24, 1), (27, 2), (30, 1)]),
     (
@@ -35,7 +38,7 @@ const MCUNET: &[(&str, usize, &[(usize, u8)])] = &[
     ),
 ];
 
-const MBV2: &[(&str, usize, &[(usize, u8)])] = &[
+const MBV2: &[Shipped] = &[
     (
         "49kb",
         16,
@@ -79,7 +82,7 @@ const MBV2: &[(&str, usize, &[(usize, u8)])] = &[
     ),
 ];
 
-const PROXYLESS: &[(&str, usize, &[(usize, u8)])] = &[
+const PROXYLESS: &[Shipped] = &[
     (
         "49kb",
         21,

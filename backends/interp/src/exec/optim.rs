@@ -398,3 +398,4 @@ fn keep_outside(updated: &mut TensorData, current: &TensorData, inside: &[bool])
         _ => {}
     }
 }
+
