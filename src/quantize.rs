@@ -263,3 +263,44 @@ pub fn calibrate_and_quantize(
     eprintln!();
     quantize_module(module, calibration, source.options.reduce_range)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_parse() {
+        assert_eq!(Method::parse("minmax").unwrap(), Method::MinMax);
+        assert_eq!(
+            Method::parse("percentile:99.9").unwrap(),
+            Method::Percentile(99.9)
+        );
+        assert!(Method::parse("percentile:40").is_err());
+        assert!(Method::parse("entropy")
+            .unwrap_err()
+            .contains("expected minmax"));
+    }
+
+    #[test]
+    fn percentile_ignores_outliers_and_minmax_does_not() {
+        let mut values: Vec<f32> = (0..1000).map(|i| i as f32 / 1000.0).collect();
+        values.push(100.0);
+        values.push(-50.0);
+        let mut minmax = Acc::new();
+        minmax.add(&values, Method::MinMax);
+        assert_eq!(
+            minmax.range(Method::MinMax),
+            Some(Range {
+                min: -50.0,
+                max: 100.0
+            })
+        );
+        let method = Method::Percentile(99.0);
+        let mut p = Acc::new();
+        p.add(&values, method);
+        p.add(&values, method);
+        let r = p.range(method).unwrap();
+        assert!(r.min >= 0.0 && r.min < 0.02, "{r:?}");
+        assert!(r.max > 0.97 && r.max < 1.0, "{r:?}");
+    }
+}

@@ -326,3 +326,20 @@ fn bad_input_is_a_clear_error() {
     assert!(err.contains("already quantized"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The zoo's tiny float CNN quantized with calibration on synthetic images: the printed int8 IR
+/// (data elided by digest) is snapshot-tested, and verifies.
+#[test]
+fn tiny_float_cnn_quantized_ir_snapshot() {
+    let dir = temp_dir("snapshot");
+    write_split(&dir, "synthetic", [4, 3, 32, 32]);
+    let data = Dataset::load(&dir, "synthetic").unwrap();
+    let mut module = load_model("zoo:tiny-float-cnn").unwrap().module;
+    let calibration = calibrate(&module, &data, &options(4), |_, _| {}).unwrap();
+    let stats = quantize_module(&mut module, calibration, false).unwrap();
+    mite::ir::verify_module(&module).unwrap();
+    let stats: Vec<String> = stats.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    let ir = mite::ir::text::print_module(&module, &mite::ir::text::PrintOptions::default());
+    insta::assert_snapshot!(format!("{}\n\n{ir}", stats.join("\n")));
+    let _ = std::fs::remove_dir_all(&dir);
+}

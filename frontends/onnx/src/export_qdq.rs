@@ -537,3 +537,145 @@ fn conv_attrs(
         ("group".into(), AttrValue::Int(groups)),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{import_model, ImportOptions};
+    use mite_ir::{Builder, Loc};
+
+    fn op_names(module: &Module) -> Vec<String> {
+        let f = module.function("forward").unwrap();
+        f.layout()
+            .iter()
+            .map(|&id| f.op(id).op.name().to_string())
+            .filter(|n| n != "param")
+            .collect()
+    }
+
+    /// `q.quantize → q.conv2d (ReLU6 clamp) → nn.flatten → q.dequantize`.
+    fn int8_module() -> Module {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "forward");
+        let x = b.arg("input", TensorType::f32(&[1, 1, 2, 2]));
+        let xq = b
+            .op_quant(Op::Quantize {}, &[x], Quant::per_tensor(0.5, -1))
+            .unwrap();
+        let wt = TensorType::quantized(
+            &[2, 1, 1, 1],
+            ElemType::I8,
+            Quant::per_channel(0, vec![0.25, 0.5]),
+        );
+        let w = b
+            .param("w", wt, true, Some(mite_ir::TensorData::I8(vec![4, -2])))
+            .unwrap();
+        let bt = TensorType::quantized(
+            &[2],
+            ElemType::I32,
+            Quant::per_channel(0, vec![0.125, 0.25]),
+        );
+        let bias = b
+            .param("b", bt, true, Some(mite_ir::TensorData::I32(vec![8, -4])))
+            .unwrap();
+        let conv = Op::QConv2d {
+            strides: vec![1, 1],
+            pads: vec![0; 4],
+            dilations: vec![1, 1],
+            groups: 1,
+            act_min: -128,
+            act_max: 100,
+        };
+        let y = b
+            .op_quant(conv, &[xq, w, bias], Quant::per_tensor(0.1, -128))
+            .unwrap();
+        let f = b.op(Op::Flatten { axis: 1 }, &[y]).unwrap();
+        let out = b.op(Op::Dequantize {}, &[f]).unwrap();
+        b.ret(&[out]);
+        m
+    }
+
+    #[test]
+    fn int8_ops_round_trip_through_qdq() {
+        let m = int8_module();
+        let model = write_qdq(&m, "forward").unwrap();
+        let ops: Vec<&str> = model
+            .graph
+            .nodes
+            .iter()
+            .map(|n| n.op_type.as_str())
+            .collect();
+        assert!(
+            ops.contains(&"Clip"),
+            "the narrower clamp is written: {ops:?}"
+        );
+        let back = import_model(&model, &ImportOptions::batch_one()).unwrap();
+        assert_eq!(op_names(&back), op_names(&m));
+        let f = back.function("forward").unwrap();
+        let conv = f
+            .layout()
+            .iter()
+            .map(|&id| f.op(id))
+            .find(|d| matches!(d.op, Op::QConv2d { .. }))
+            .unwrap();
+        assert!(matches!(
+            conv.op,
+            Op::QConv2d {
+                act_min: -128,
+                act_max: 100,
+                ..
+            }
+        ));
+        assert_eq!(back.data("w"), m.data("w"));
+        assert_eq!(back.data("b"), m.data("b"));
+    }
+
+    #[test]
+    fn an_unwritable_op_is_named() {
+        let mut m = int8_module();
+        let f = m.function_mut("forward").unwrap();
+        let out = f.outputs()[0];
+        let ty = f.ty(out).clone();
+        let id = f.append_op(
+            Op::LogSoftmax { axis: 1 },
+            &[out],
+            vec![ty],
+            Loc::named("lsm"),
+        );
+        let r = f.op(id).result();
+        f.set_outputs(vec![r]);
+        let e = write_qdq(&m, "forward").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "op nn.log_softmax (lsm) cannot be written to ONNX"
+        );
+        assert!(matches!(
+            write_qdq(&m, "nope"),
+            Err(WriteError::NoFunction(_))
+        ));
+    }
+
+    #[test]
+    fn reduce_mean_over_h_w_imports_as_global_pool() {
+        let graph = |axes: Vec<i64>| {
+            Graph::new("g")
+                .with_input(ValueInfo::tensor("x", DataType::F32, &[1, 2, 4, 4]))
+                .with_node(
+                    Node::new("ReduceMean", ["x"], ["y"])
+                        .with_name("pool")
+                        .with_attr("axes", AttrValue::from(axes))
+                        .with_attr("keepdims", AttrValue::Int(0)),
+                )
+                .with_output(ValueInfo::tensor("y", DataType::F32, &[1, 2]))
+        };
+        let m = import_model(
+            &OnnxModel::new(graph(vec![2, -1])),
+            &ImportOptions::batch_one(),
+        )
+        .unwrap();
+        assert_eq!(op_names(&m), ["nn.global_avg_pool", "nn.reshape"]);
+        let e = import_model(&OnnxModel::new(graph(vec![1])), &ImportOptions::batch_one())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pool") && e.contains("axes [2, 3]"), "{e}");
+    }
+}

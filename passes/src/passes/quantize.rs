@@ -168,6 +168,54 @@ pub fn quantize_weight_per_channel(
 /// The largest magnitude of a quantized bias: `2^24`, leaving the accumulator room.
 const MAX_BIAS: f32 = (1u32 << 24) as f32;
 
+/// The int8 value of real bound `r` under per-tensor `quant`, clamped to the int8 range
+/// (infinite bounds are the ends of the range).
+fn clamp_bound(quant: &Quant, r: f32) -> i64 {
+    let (s, z) = (quant.scale(0), quant.zero_point(0) as f32);
+    if r.is_finite() {
+        ((r / s).round_ties_even() + z).clamp(-128.0, 127.0) as i64
+    } else if r > 0.0 {
+        127
+    } else {
+        -128
+    }
+}
+
+/// `op` (an int8 op with an output clamp) with `act_min` / `act_max` set.
+fn with_clamp(op: Op, act_min: i64, act_max: i64) -> Op {
+    match op {
+        Op::QConv2d {
+            strides,
+            pads,
+            dilations,
+            groups,
+            ..
+        } => Op::QConv2d {
+            strides,
+            pads,
+            dilations,
+            groups,
+            act_min,
+            act_max,
+        },
+        Op::QLinear { .. } => Op::QLinear { act_min, act_max },
+        Op::QAdd { .. } => Op::QAdd { act_min, act_max },
+        Op::QAvgPool {
+            kernel,
+            strides,
+            pads,
+            ..
+        } => Op::QAvgPool {
+            kernel,
+            strides,
+            pads,
+            act_min,
+            act_max,
+        },
+        other => other,
+    }
+}
+
 /// What an old value became in the new function.
 #[derive(Clone, Copy)]
 struct Mapped {
@@ -461,59 +509,18 @@ impl<'a> Rewriter<'a> {
         for &o in operands {
             xs.push(self.as_int8(o, &loc)?);
         }
+        self.emit(result, op, &xs, loc)
+    }
+
+    /// Appends int8 `op` over the new int8 values `xs` as the value of old `result`, folding the
+    /// single-use relu / clip chain after `result` into `act_min` / `act_max`; the result's
+    /// quantization comes from the range of the chain's last value.
+    fn emit(&mut self, result: Value, op: Op, xs: &[Value], loc: Loc) -> Result<(), String> {
         let (last, lo, hi, consumed) = self.activation_chain(result);
         let quant = self.range(last, &loc)?.quant();
-        let clamp = |r: f32| -> i64 {
-            let s = quant.scale(0);
-            let z = quant.zero_point(0) as f32;
-            if r.is_finite() {
-                ((r / s).round_ties_even() + z).clamp(-128.0, 127.0) as i64
-            } else if r > 0.0 {
-                127
-            } else {
-                -128
-            }
-        };
-        let (amin, amax) = (clamp(lo), clamp(hi));
-        let op = match op {
-            Op::QConv2d {
-                strides,
-                pads,
-                dilations,
-                groups,
-                ..
-            } => Op::QConv2d {
-                strides,
-                pads,
-                dilations,
-                groups,
-                act_min: amin,
-                act_max: amax,
-            },
-            Op::QLinear { .. } => Op::QLinear {
-                act_min: amin,
-                act_max: amax,
-            },
-            Op::QAdd { .. } => Op::QAdd {
-                act_min: amin,
-                act_max: amax,
-            },
-            Op::QAvgPool {
-                kernel,
-                strides,
-                pads,
-                ..
-            } => Op::QAvgPool {
-                kernel,
-                strides,
-                pads,
-                act_min: amin,
-                act_max: amax,
-            },
-            other => other,
-        };
+        let op = with_clamp(op, clamp_bound(&quant, lo), clamp_bound(&quant, hi));
         let ty = self.int8_like(last, Some(quant));
-        let v = self.append(op, &xs, ty, loc);
+        let v = self.append(op, xs, ty, loc);
         self.counts.ops += 1;
         self.counts.folded += consumed.len() as u64;
         self.consumed.extend(consumed);
@@ -719,45 +726,8 @@ impl<'a> Rewriter<'a> {
             },
         };
         // Fold the activation chain after the (possibly bias-added) result.
-        let (last, lo, hi, consumed) = self.activation_chain(result);
-        let quant = self.range(last, &loc)?.quant();
-        let clamp = |r: f32| -> i64 {
-            let (s, z) = (quant.scale(0), quant.zero_point(0) as f32);
-            if r.is_finite() {
-                ((r / s).round_ties_even() + z).clamp(-128.0, 127.0) as i64
-            } else if r > 0.0 {
-                127
-            } else {
-                -128
-            }
-        };
-        let qop = match qop {
-            Op::QConv2d {
-                strides,
-                pads,
-                dilations,
-                groups,
-                ..
-            } => Op::QConv2d {
-                strides,
-                pads,
-                dilations,
-                groups,
-                act_min: clamp(lo),
-                act_max: clamp(hi),
-            },
-            _ => Op::QLinear {
-                act_min: clamp(lo),
-                act_max: clamp(hi),
-            },
-        };
-        let ty = self.int8_like(last, Some(quant));
-        let v = self.append(qop, &[xq, wv, bv], ty, loc);
-        self.counts.ops += 1;
-        self.counts.folded += consumed.len() as u64;
-        self.consumed.extend(consumed);
-        self.map_int8(last, v);
-        self.map_int8(result, v);
+        self.emit(result, qop, &[xq, wv, bv], loc)?;
+        let v = self.map[&result].value;
         self.map_int8(data.results[0], v);
         Ok(())
     }
