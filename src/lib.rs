@@ -16,6 +16,7 @@ pub mod driver;
 pub mod eval;
 pub mod inspect;
 pub mod model;
+pub mod output;
 pub mod train;
 
 pub use mite_data as data;

@@ -5,8 +5,8 @@
 use clap::{Args, Parser, Subcommand};
 use mite::driver::{opt, OptRequest};
 use mite::ir::text::PrintOptions;
+use mite::output::{check_paths, note, write_file, Stdout};
 use mite::passes::{PassManagerOptions, PassRegistry};
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -69,7 +69,8 @@ struct OptArgs {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// The model: a `.onnx` or `.mir` file, or `zoo:NAME` (see `mite zoo`).
+    /// The model: a `.onnx` or `.mir` file, or `zoo:NAME` (mcunet-5fps, mbv2-w0.35,
+    /// proxyless-w0.3, tiny-int8-cnn, tiny-float-cnn).
     model: String,
     /// The function to inspect.
     #[arg(long, default_value = "forward")]
@@ -92,8 +93,8 @@ struct EvalArgs {
     /// Pixel normalisation `MEAN,STD`: input = (pixel − MEAN) / STD.
     #[arg(long, default_value = "127.5,127.5")]
     normalize: String,
-    /// Evaluate only the first N images.
-    #[arg(long)]
+    /// Evaluate only the first N images (N ≥ 1).
+    #[arg(long, value_parser = at_least_one)]
     limit: Option<usize>,
     /// int8 requantization rounding: `double` (TFLite/CMSIS-NN, what runs on a microcontroller),
     /// `single`, `float` (the paper's simulation) or `onnxruntime` (bit-exact with onnxruntime's
@@ -121,14 +122,14 @@ struct TrainArgs {
     /// Evaluate top-1 accuracy on this split after training.
     #[arg(long = "eval-split")]
     eval_split: Option<String>,
-    /// Passes over the (limited) training images.
-    #[arg(long, conflicts_with = "steps")]
+    /// Passes over the (limited) training images (≥ 1; epochs × images ≤ 10,000,000 steps).
+    #[arg(long, conflicts_with = "steps", value_parser = at_least_one)]
     epochs: Option<usize>,
-    /// Optimizer steps (one image each).
-    #[arg(long)]
+    /// Optimizer steps, one image each (1 to 10,000,000).
+    #[arg(long, value_parser = steps_in_range)]
     steps: Option<usize>,
-    /// Base learning rate.
-    #[arg(long, default_value_t = 0.01)]
+    /// Base learning rate (positive, finite).
+    #[arg(long, default_value_t = 0.01, value_parser = positive_f32)]
     lr: f32,
     /// Learning-rate schedule: `constant` or `cosine[:WARMUP]`.
     #[arg(long = "lr-schedule", default_value = "constant")]
@@ -143,8 +144,8 @@ struct TrainArgs {
     /// `bias:K` (biases of the last K convs + classifier).
     #[arg(long, default_value = "classifier")]
     scheme: String,
-    /// Replace the classifier by a fresh one with N classes (seeded).
-    #[arg(long)]
+    /// Replace the classifier by a fresh one with N classes (seeded; 2 to 10,000).
+    #[arg(long, value_parser = classes_in_range)]
     classes: Option<usize>,
     /// Seed of the fresh classifier and of stochastic rounding.
     #[arg(long, default_value_t = 0)]
@@ -152,26 +153,26 @@ struct TrainArgs {
     /// Train the classifier in fp32 while the backbone stays int8 (the paper's fp32 head).
     #[arg(long = "fp32-head")]
     fp32_head: bool,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.0)]
+    /// SGD momentum, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_parser = momentum_in_range)]
     momentum: f32,
-    /// L2 weight decay.
-    #[arg(long = "weight-decay", default_value_t = 0.0)]
+    /// L2 weight decay (≥ 0, finite).
+    #[arg(long = "weight-decay", default_value_t = 0.0, value_parser = non_negative_f32)]
     weight_decay: f32,
-    /// Apply the update every N steps (gradient accumulation).
-    #[arg(long, default_value_t = 1)]
+    /// Apply the update every N steps (gradient accumulation; 1 to the number of steps).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..))]
     accumulate: i64,
     /// Round int8 updates stochastically (seeded) instead of to nearest.
     #[arg(long = "stochastic-rounding")]
     stochastic_rounding: bool,
-    /// Learning-rate multiplier of biases.
-    #[arg(long = "lr-scale-bias", default_value_t = 0.5)]
+    /// Learning-rate multiplier of biases (≥ 0, finite).
+    #[arg(long = "lr-scale-bias", default_value_t = 0.5, value_parser = non_negative_f32)]
     lr_scale_bias: f32,
-    /// Use only the first N training images.
-    #[arg(long)]
+    /// Use only the first N training images (N ≥ 1).
+    #[arg(long, value_parser = at_least_one)]
     limit: Option<usize>,
-    /// Evaluate only the first N images of the evaluation split.
-    #[arg(long = "eval-limit")]
+    /// Evaluate only the first N images of the evaluation split (N ≥ 1).
+    #[arg(long = "eval-limit", value_parser = at_least_one)]
     eval_limit: Option<usize>,
     /// Pixel normalisation `MEAN,STD`.
     #[arg(long, default_value = "127.5,127.5")]
@@ -187,30 +188,88 @@ struct TrainArgs {
     report_json: Option<PathBuf>,
 }
 
+/// The most optimizer steps a run may take (the losses of all steps are kept in memory).
+const MAX_STEPS: usize = 10_000_000;
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn steps_in_range(text: &str) -> Result<usize, String> {
+    let n = at_least_one(text)?;
+    if n > MAX_STEPS {
+        return Err(format!("must be at most {MAX_STEPS}"));
+    }
+    Ok(n)
+}
+
+fn classes_in_range(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (2..=10_000).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} is outside 2 to 10,000")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn finite_f32(text: &str) -> Result<f32, String> {
+    let v: f32 = text.parse().map_err(|e| format!("{e}"))?;
+    if !v.is_finite() {
+        return Err("must be finite".into());
+    }
+    Ok(v)
+}
+
+fn positive_f32(text: &str) -> Result<f32, String> {
+    let v = finite_f32(text)?;
+    if v <= 0.0 {
+        return Err("must be positive".into());
+    }
+    Ok(v)
+}
+
+fn non_negative_f32(text: &str) -> Result<f32, String> {
+    let v = finite_f32(text)?;
+    if v < 0.0 {
+        return Err("must not be negative".into());
+    }
+    Ok(v)
+}
+
+fn momentum_in_range(text: &str) -> Result<f32, String> {
+    let v = non_negative_f32(text)?;
+    if v >= 1.0 {
+        return Err("must be less than 1 (the update would grow without bound)".into());
+    }
+    Ok(v)
+}
+
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    let mut out = Stdout::new();
     let result = match cli.command {
-        Command::Opt(args) => run_opt(args),
-        Command::Inspect(args) => run_inspect(args),
-        Command::Eval(args) => run_eval(args),
-        Command::Train(args) => run_train(*args),
-        Command::Passes => {
-            print!("{}", PassRegistry::with_builtin());
-            Ok(())
-        }
+        Command::Opt(args) => run_opt(args, &mut out),
+        Command::Inspect(args) => run_inspect(args, &mut out),
+        Command::Eval(args) => run_eval(args, &mut out),
+        Command::Train(args) => run_train(*args, &mut out),
+        Command::Passes => out.print(&PassRegistry::with_builtin().to_string()),
         Command::Ops => {
+            let mut text = String::new();
             for name in mite::ir::ops::BUILTIN_OP_NAMES {
                 let attrs = mite::ir::Op::attr_names(name);
-                println!("{name:28} {}", attrs.join(", "));
+                text.push_str(&format!("{name:28} {}\n", attrs.join(", ")));
             }
-            Ok(())
+            out.print(&text)
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("{message}");
+            note(&format!("{message}\n"));
             ExitCode::FAILURE
         }
     }
@@ -226,15 +285,16 @@ fn init_tracing() {
     }
 }
 
-fn run_opt(args: OptArgs) -> Result<(), String> {
+fn run_opt(args: OptArgs, out: &mut Stdout) -> Result<(), String> {
+    use mite::ir::limits;
     let (source, file_name) = if args.file.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
+        let bytes = limits::read_capped(std::io::stdin().lock(), "standard input")
             .map_err(|e| format!("error: reading stdin: {e}"))?;
+        let s = String::from_utf8(bytes)
+            .map_err(|_| "error: standard input is not UTF-8 text".to_string())?;
         (s, "<stdin>".to_string())
     } else {
-        let s = std::fs::read_to_string(&args.file)
+        let s = limits::read_text_file(&args.file)
             .map_err(|e| format!("error: cannot read {}: {e}", args.file.display()))?;
         (s, args.file.display().to_string())
     };
@@ -263,26 +323,39 @@ fn run_opt(args: OptArgs) -> Result<(), String> {
         print,
     };
     let output = opt(&request, &PassRegistry::with_builtin()).map_err(|e| e.to_string())?;
-    eprint!("{}", output.dumps);
+    note(&output.dumps);
     if args.stats {
-        eprint!("{}", output.report);
+        note(&output.report.to_string());
     }
-    print!("{}", output.ir);
-    Ok(())
+    out.print(&output.ir)
 }
 
-fn run_inspect(args: InspectArgs) -> Result<(), String> {
+fn run_inspect(args: InspectArgs, out: &mut Stdout) -> Result<(), String> {
     let model = mite::model::load_model(&args.model)?;
     let report = mite::inspect::inspect(&model.name, &model.module, &args.function)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?
-        );
+        let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
+        out.print(&(json + "\n"))
     } else {
-        print!("{report}");
+        out.print(&report.to_string())
     }
-    Ok(())
+}
+
+/// The files a model spec names (none for `zoo:`).
+fn model_inputs(spec: &str) -> Vec<PathBuf> {
+    if spec.starts_with("zoo:") {
+        Vec::new()
+    } else {
+        vec![PathBuf::from(spec)]
+    }
+}
+
+/// The two files of a dataset split.
+fn split_inputs(dir: &std::path::Path, split: &str) -> [PathBuf; 2] {
+    [
+        dir.join(format!("{split}_images.npy")),
+        dir.join(format!("{split}_labels.npy")),
+    ]
 }
 
 fn parse_rounding(text: &str) -> Result<mite::interp::quant::Rounding, String> {
@@ -298,8 +371,17 @@ fn parse_rounding(text: &str) -> Result<mite::interp::quant::Rounding, String> {
     }
 }
 
-fn run_eval(args: EvalArgs) -> Result<(), String> {
-    use std::io::Write;
+fn run_eval(args: EvalArgs, out: &mut Stdout) -> Result<(), String> {
+    let mut inputs = model_inputs(&args.model);
+    inputs.extend(split_inputs(&args.data, &args.split));
+    let outputs: Vec<(&str, &std::path::Path)> = [
+        ("--dump-logits", args.dump_logits.as_deref()),
+        ("--report-json", args.report_json.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p?)))
+    .collect();
+    check_paths(&inputs, &outputs)?;
     let norm = mite::data::Normalization::parse(&args.normalize)
         .map_err(|e| format!("error: --normalize: {e}"))?;
     let rounding = parse_rounding(&args.rounding)?;
@@ -315,38 +397,48 @@ fn run_eval(args: EvalArgs) -> Result<(), String> {
         rounding,
         |done, total| {
             if done % 10 == 0 || done == total {
-                eprint!("\r{done}/{total} images");
-                let _ = std::io::stderr().flush();
+                note(&format!("\r{done}/{total} images"));
             }
         },
     )?;
-    eprintln!();
-    println!(
-        "{}: {} / {} correct, top-1 accuracy {:.2} % (median {:.1} ms per image)",
+    note("\n");
+    out.print(&format!(
+        "{}: {} / {} correct, top-1 accuracy {:.2} % (median {:.1} ms per image)\n",
         model.name,
         report.correct,
         report.n,
         100.0 * report.accuracy,
         report.median_ms_per_image
-    );
+    ))?;
     if let Some(path) = &args.dump_logits {
         let array = mite::data::NpyArray {
             shape: vec![report.n, logits.classes],
             data: mite::data::NpyData::F32(logits.values),
         };
-        array.write(path).map_err(|e| format!("error: {e}"))?;
+        write_file(path, &array.to_bytes())?;
     }
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+        write_file(path, (json + "\n").as_bytes())?;
     }
     Ok(())
 }
 
-fn run_train(args: TrainArgs) -> Result<(), String> {
+fn run_train(args: TrainArgs, out: &mut Stdout) -> Result<(), String> {
     use mite::train::{schedule::Schedule, scheme::Scheme, Precision, TrainOptions};
-    use std::io::Write;
+    let mut inputs = model_inputs(&args.model);
+    inputs.extend(split_inputs(&args.data, &args.split));
+    if let Some(split) = &args.eval_split {
+        inputs.extend(split_inputs(&args.data, split));
+    }
+    let outputs: Vec<(&str, &std::path::Path)> = [
+        ("--save-model", args.save_model.as_deref()),
+        ("--report-json", args.report_json.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p?)))
+    .collect();
+    check_paths(&inputs, &outputs)?;
     let normalization = mite::data::Normalization::parse(&args.normalize)
         .map_err(|e| format!("error: --normalize: {e}"))?;
     let precision = match args.precision.as_str() {
@@ -388,11 +480,8 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
         None => None,
     };
     let images = args.limit.map_or(train.len, |l| l.min(train.len));
-    let steps = match (args.steps, args.epochs) {
-        (Some(s), _) => s,
-        (None, Some(e)) => e * images,
-        (None, None) => images,
-    };
+    let steps = mite::train::checks::steps(args.steps, args.epochs, images, MAX_STEPS)?;
+    mite::train::checks::accumulate(args.accumulate, steps)?;
     let config = mite::passes::passes::TrainConfig {
         lr_scale_bias: args.lr_scale_bias,
         momentum: args.momentum,
@@ -431,14 +520,15 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
             if step % 10 == 0 || step == total {
                 let mean = recent.iter().sum::<f32>() / recent.len() as f32;
                 let rate = step as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                eprint!("\rstep {step}/{total}  loss {mean:.4} (last 50)  {rate:.1} steps/s   ");
-                let _ = std::io::stderr().flush();
+                note(&format!(
+                    "\rstep {step}/{total}  loss {mean:.4} (last 50)  {rate:.1} steps/s   "
+                ));
             }
         },
     )?;
-    eprintln!();
-    println!(
-        "{}: {} steps, train loss {:.4} -> {:.4}, {:.1} steps/s{}",
+    note("\n");
+    out.print(&format!(
+        "{}: {} steps, train loss {:.4} -> {:.4}, {:.1} steps/s{}\n",
         model.name,
         report.steps,
         report.initial_train_loss,
@@ -454,16 +544,15 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
                 e.n
             ))
             .unwrap_or_default()
-    );
+    ))?;
     if let (Some(path), Some(onnx)) = (&args.save_model, &model.onnx) {
         let trained =
             mite::onnx::export_weights(onnx, &model.module).map_err(|e| format!("error: {e}"))?;
-        trained.save(path).map_err(|e| format!("error: {e}"))?;
+        write_file(path, &trained.to_bytes())?;
     }
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+        write_file(path, (json + "\n").as_bytes())?;
     }
     Ok(())
 }

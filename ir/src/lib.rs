@@ -16,6 +16,7 @@ pub mod builder;
 pub mod cost;
 pub mod data;
 pub mod infer;
+pub mod limits;
 pub mod module;
 pub mod ops;
 pub mod text;
