@@ -1081,6 +1081,40 @@ mod tests {
     }
 
     #[test]
+    fn sizes_near_the_integer_limit_are_errors_not_wraps() {
+        let x = TensorType::f32(&[2, 2]);
+        let max = i64::MAX;
+        let pad = Op::Pad {
+            pads: vec![max, 0, max, 0],
+            value: 0.0,
+        };
+        assert!(infer(pad, &[x.clone()]).unwrap_err().0.contains("overflow"));
+        let conv = Op::Conv2d {
+            strides: vec![1, 1],
+            pads: vec![0, 0, 0, 0],
+            dilations: vec![max, max],
+            groups: 1,
+        };
+        let img = TensorType::f32(&[1, 1, 4, 4]);
+        let w = TensorType::f32(&[1, 1, 3, 3]);
+        assert!(infer(conv, &[img, w]).unwrap_err().0.contains("overflows"));
+        let big = TensorType::f32(&[1 << 40]);
+        let concat = Op::Concat { axis: 0 };
+        let e = infer(concat, &[big.clone(), big]).unwrap_err().0;
+        assert!(e.contains("exceed the limit"), "{e}");
+        let pad = Op::Pad {
+            pads: vec![1 << 20, 1 << 20, 0, 0],
+            value: 0.0,
+        };
+        let e = infer(pad, &[x.clone()]).unwrap_err().0;
+        assert!(e.contains("exceed the limit"), "{e}");
+        let e = check_type(&TensorType::f32(&[usize::MAX, 2]))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("overflows"), "{e}");
+    }
+
+    #[test]
     fn broadcasting() {
         assert_eq!(
             broadcast(&[1, 4, 1], &[3, 1, 5]).unwrap().as_slice(),

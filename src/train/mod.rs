@@ -113,12 +113,12 @@ pub fn train(
     mut progress: impl FnMut(usize, usize, f32),
 ) -> Result<TrainReport, String> {
     checks::logits_output(module, "forward")?;
+    crate::eval::check_images(train, image_input(module, "forward")?[0])?;
     let trainable = prepare(module, opts)?;
     let mut config = opts.config.clone();
     config.seed = opts.seed as i64;
     let stats = build_training_step(module, &config).map_err(|e| format!("error: {e}"))?;
     let [c, h, w] = image_input(module, "forward")?;
-    crate::eval::check_images(train, c)?;
     let classes = {
         let f = module.function("forward").ok_or("no @forward")?;
         f.ty(f.outputs()[0]).shape.last().copied().unwrap_or(0)
