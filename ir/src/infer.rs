@@ -1088,7 +1088,10 @@ mod tests {
             pads: vec![max, 0, max, 0],
             value: 0.0,
         };
-        assert!(infer(pad, &[x.clone()]).unwrap_err().0.contains("overflow"));
+        assert!(infer(pad, std::slice::from_ref(&x))
+            .unwrap_err()
+            .0
+            .contains("overflow"));
         let conv = Op::Conv2d {
             strides: vec![1, 1],
             pads: vec![0, 0, 0, 0],
@@ -1106,7 +1109,7 @@ mod tests {
             pads: vec![1 << 20, 1 << 20, 0, 0],
             value: 0.0,
         };
-        let e = infer(pad, &[x.clone()]).unwrap_err().0;
+        let e = infer(pad, std::slice::from_ref(&x)).unwrap_err().0;
         assert!(e.contains("exceed the limit"), "{e}");
         let e = check_type(&TensorType::f32(&[usize::MAX, 2]))
             .unwrap_err()
