@@ -118,3 +118,35 @@ pub fn finite_weights(module: &Module) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mite_ir::{Builder, TensorData, TensorType};
+
+    #[test]
+    fn non_finite_weights_are_named() {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "forward");
+        let w = b
+            .constant(
+                "w",
+                TensorType::f32(&[2]),
+                TensorData::F32(vec![1.0, f32::INFINITY]),
+            )
+            .unwrap();
+        b.ret(&[w]);
+        let e = finite_weights(&m).unwrap_err();
+        assert!(
+            e.contains("global @w holds a non-finite value (inf at element 1)"),
+            "{e}"
+        );
+        let mut ok = Module::new("ok");
+        let mut b = Builder::new(&mut ok, "forward");
+        let w = b
+            .constant("w", TensorType::f32(&[1]), TensorData::F32(vec![1.0]))
+            .unwrap();
+        b.ret(&[w]);
+        assert!(finite_weights(&ok).is_ok());
+    }
+}

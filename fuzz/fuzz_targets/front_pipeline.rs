@@ -5,15 +5,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mite::ir::{verify_module, Module};
-use mite::onnx::{import_bytes, ImportOptions};
-use mite::passes::passes::{build_training_step, TrainConfig};
-use mite::passes::{PassManager, PassRegistry};
+use mite_ir::{verify_module, Module};
+use mite_onnx::{import_bytes, ImportOptions};
+use mite_passes::passes::{build_training_step, TrainConfig};
+use mite_passes::{PassManager, PassRegistry};
 
 fn load(data: &[u8]) -> Option<Module> {
     if data.starts_with(b"module") {
         let text = std::str::from_utf8(data).ok()?;
-        let module = mite::ir::text::parse_module(text).ok()?;
+        let module = mite_ir::text::parse_module(text).ok()?;
         verify_module(&module).ok()?;
         Some(module)
     } else {

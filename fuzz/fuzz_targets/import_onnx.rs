@@ -3,12 +3,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mite::onnx::{import_bytes, ImportOptions};
+use mite_onnx::{import_bytes, ImportOptions};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(module) = import_bytes(data, "fuzz.onnx", &ImportOptions::batch_one()) {
         // import_bytes verifies; verify again to be sure nothing is returned unverified.
-        if let Err(e) = mite::ir::verify_module(&module) {
+        if let Err(e) = mite_ir::verify_module(&module) {
             panic!("an imported module does not verify: {e}");
         }
     }

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mite::ir::text::{parse_module, print_module, PrintOptions};
-use mite::ir::verify_module;
+use mite_ir::text::{parse_module, print_module, PrintOptions};
+use mite_ir::verify_module;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mite::data::NpyArray;
+use mite_data::NpyArray;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(array) = NpyArray::from_bytes(data, "fuzz.npy") else {
