@@ -48,6 +48,49 @@ pub fn image_input(module: &Module, func: &str) -> Result<[usize; 3], String> {
     }
 }
 
+/// Checks that the images of `data` are planar with the `c` channels the model takes, naming
+/// the layout that was found otherwise (e.g. NHWC, or grey images).
+pub fn check_images(data: &Dataset, c: usize) -> Result<(), String> {
+    let [dc, dh, dw] = data.chw;
+    if dc == c {
+        return Ok(());
+    }
+    if dw == c {
+        return Err(format!(
+            "error: the images are stored as [N, {dc}, {dh}, {dw}], which looks like NHWC \
+             (channels last); mite expects planar [N, C, H, W] images with C = {c}"
+        ));
+    }
+    Err(format!(
+        "error: the images have {dc} channel(s) ([N, {dc}, {dh}, {dw}]) but the model takes {c}"
+    ))
+}
+
+/// The number of classes `func` predicts: the last dimension of its first output.
+pub fn model_classes(module: &Module, func: &str) -> Result<usize, String> {
+    let f = module
+        .function(func)
+        .ok_or_else(|| format!("error: the model has no function @{func}"))?;
+    let out = f
+        .outputs()
+        .first()
+        .ok_or_else(|| format!("error: @{func} returns nothing"))?;
+    Ok(f.ty(*out).shape.last().copied().unwrap_or(1))
+}
+
+/// Checks that the first `n` labels name one of the `classes` classes.
+pub fn check_labels(data: &Dataset, n: usize, classes: usize) -> Result<(), String> {
+    let labels = &data.labels()[..n.min(data.labels().len())];
+    match labels.iter().position(|&l| l as usize >= classes) {
+        Some(i) => Err(format!(
+            "error: image {i} has label {} but the model predicts {classes} classes (0 to {})",
+            labels[i],
+            classes.saturating_sub(1)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Index of the largest value (the first on ties).
 pub fn argmax(values: &[f32]) -> usize {
     let mut best = 0;
@@ -71,16 +114,12 @@ pub fn evaluate(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(EvalReport, Logits), String> {
     let [c, h, w] = image_input(module, func)?;
-    if data.chw[0] != c {
-        return Err(format!(
-            "error: the images have {} channels, the model takes {c}",
-            data.chw[0]
-        ));
-    }
+    check_images(data, c)?;
+    let n = limit.map_or(data.len, |l| l.min(data.len));
+    check_labels(data, n, model_classes(module, func)?)?;
     let interp =
         Interpreter::with_options(module, InterpOptions::default().with_rounding(rounding))
             .map_err(|e| format!("error: {e}"))?;
-    let n = limit.map_or(data.len, |l| l.min(data.len));
     let mut values = Vec::new();
     let mut classes = 0;
     let mut correct = 0;

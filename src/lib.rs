@@ -17,6 +17,7 @@ pub mod driver;
 pub mod eval;
 pub mod inspect;
 pub mod model;
+pub mod output;
 pub mod quantize;
 pub mod search;
 pub mod train;

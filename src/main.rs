@@ -5,8 +5,8 @@
 use clap::{Args, Parser, Subcommand};
 use mite::driver::{opt, OptRequest};
 use mite::ir::text::PrintOptions;
+use mite::output::{check_paths, note, write_file, Stdout};
 use mite::passes::{PassManagerOptions, PassRegistry};
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -75,7 +75,8 @@ struct OptArgs {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// The model: a `.onnx` or `.mir` file, or `zoo:NAME` (see `mite zoo`).
+    /// The model: a `.onnx` or `.mir` file, or `zoo:NAME` (mcunet-5fps, mbv2-w0.35,
+    /// proxyless-w0.3, tiny-int8-cnn, tiny-float-cnn).
     model: String,
     /// The function to inspect.
     #[arg(long, default_value = "forward")]
@@ -98,8 +99,8 @@ struct EvalArgs {
     /// Pixel normalisation `MEAN,STD`: input = (pixel − MEAN) / STD.
     #[arg(long, default_value = "127.5,127.5")]
     normalize: String,
-    /// Evaluate only the first N images.
-    #[arg(long)]
+    /// Evaluate only the first N images (N ≥ 1).
+    #[arg(long, value_parser = at_least_one)]
     limit: Option<usize>,
     /// int8 requantization rounding: `double` (TFLite/CMSIS-NN, what runs on a microcontroller),
     /// `single`, `float` (the paper's simulation) or `onnxruntime` (bit-exact with onnxruntime's
@@ -188,15 +189,15 @@ struct TrainArgs {
     /// Evaluate top-1 accuracy on this split after training.
     #[arg(long = "eval-split")]
     eval_split: Option<String>,
-    /// Passes over the (limited) training images.
-    #[arg(long, conflicts_with = "steps")]
+    /// Passes over the (limited) training images (≥ 1; epochs × images ≤ 10,000,000 steps).
+    #[arg(long, conflicts_with = "steps", value_parser = at_least_one)]
     epochs: Option<usize>,
-    /// Optimizer steps (one image each).
-    #[arg(long)]
+    /// Optimizer steps, one image each (1 to 10,000,000).
+    #[arg(long, value_parser = steps_in_range)]
     steps: Option<usize>,
-    /// Learning rate of every trained tensor, biases included [default: the recipe's, 0.01
-    /// for `plain`].
-    #[arg(long)]
+    /// Learning rate of every trained tensor, biases included (positive, finite) [default: the
+    /// recipe's, 0.01 for `plain`].
+    #[arg(long, value_parser = positive_f32)]
     lr: Option<f32>,
     /// Named preset of learning rates: `plain` (lr 0.01 for every tensor) or `paper` (the
     /// paper's on-device recipe: lr 0.0008 for weights, biases at half of it); explicit
@@ -217,8 +218,8 @@ struct TrainArgs {
     /// scheme for the model, e.g. `paper:49kb`) or a scheme file `FILE.toml`.
     #[arg(long, default_value = "classifier")]
     scheme: String,
-    /// Replace the classifier by a fresh one with N classes (seeded).
-    #[arg(long)]
+    /// Replace the classifier by a fresh one with N classes (seeded; 2 to 10,000).
+    #[arg(long, value_parser = classes_in_range)]
     classes: Option<usize>,
     /// Seed of the fresh classifier and of stochastic rounding.
     #[arg(long, default_value_t = 0)]
@@ -226,26 +227,26 @@ struct TrainArgs {
     /// Train the classifier in fp32 while the backbone stays int8 (the paper's fp32 head).
     #[arg(long = "fp32-head")]
     fp32_head: bool,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.0)]
+    /// SGD momentum, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_parser = momentum_in_range)]
     momentum: f32,
-    /// L2 weight decay.
-    #[arg(long = "weight-decay", default_value_t = 0.0)]
+    /// L2 weight decay (≥ 0, finite).
+    #[arg(long = "weight-decay", default_value_t = 0.0, value_parser = non_negative_f32)]
     weight_decay: f32,
-    /// Apply the update every N steps (gradient accumulation).
-    #[arg(long, default_value_t = 1)]
+    /// Apply the update every N steps (gradient accumulation; 1 to the number of steps).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..))]
     accumulate: i64,
     /// Round int8 updates stochastically (seeded) instead of to nearest.
     #[arg(long = "stochastic-rounding")]
     stochastic_rounding: bool,
-    /// Learning-rate multiplier of biases [default: the recipe's, 1 for `plain`].
-    #[arg(long = "lr-scale-bias")]
+    /// Learning-rate multiplier of biases (≥ 0, finite) [default: the recipe's, 1 for `plain`].
+    #[arg(long = "lr-scale-bias", value_parser = non_negative_f32)]
     lr_scale_bias: Option<f32>,
-    /// Use only the first N training images.
-    #[arg(long)]
+    /// Use only the first N training images (N ≥ 1).
+    #[arg(long, value_parser = at_least_one)]
     limit: Option<usize>,
-    /// Evaluate only the first N images of the evaluation split.
-    #[arg(long = "eval-limit")]
+    /// Evaluate only the first N images of the evaluation split (N ≥ 1).
+    #[arg(long = "eval-limit", value_parser = at_least_one)]
     eval_limit: Option<usize>,
     /// Pixel normalisation `MEAN,STD`.
     #[arg(long, default_value = "127.5,127.5")]
@@ -350,33 +351,91 @@ struct SearchArgs {
     write_scheme: Option<PathBuf>,
 }
 
+/// The most optimizer steps a run may take (the losses of all steps are kept in memory).
+const MAX_STEPS: usize = 10_000_000;
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn steps_in_range(text: &str) -> Result<usize, String> {
+    let n = at_least_one(text)?;
+    if n > MAX_STEPS {
+        return Err(format!("must be at most {MAX_STEPS}"));
+    }
+    Ok(n)
+}
+
+fn classes_in_range(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (2..=10_000).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} is outside 2 to 10,000")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn finite_f32(text: &str) -> Result<f32, String> {
+    let v: f32 = text.parse().map_err(|e| format!("{e}"))?;
+    if !v.is_finite() {
+        return Err("must be finite".into());
+    }
+    Ok(v)
+}
+
+fn positive_f32(text: &str) -> Result<f32, String> {
+    let v = finite_f32(text)?;
+    if v <= 0.0 {
+        return Err("must be positive".into());
+    }
+    Ok(v)
+}
+
+fn non_negative_f32(text: &str) -> Result<f32, String> {
+    let v = finite_f32(text)?;
+    if v < 0.0 {
+        return Err("must not be negative".into());
+    }
+    Ok(v)
+}
+
+fn momentum_in_range(text: &str) -> Result<f32, String> {
+    let v = non_negative_f32(text)?;
+    if v >= 1.0 {
+        return Err("must be less than 1 (the update would grow without bound)".into());
+    }
+    Ok(v)
+}
+
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
+    let mut out = Stdout::new();
     let result = match cli.command {
-        Command::Opt(args) => run_opt(args),
-        Command::Inspect(args) => run_inspect(args),
-        Command::Eval(args) => run_eval(args),
-        Command::Train(args) => run_train(*args),
-        Command::Compile(args) => run_compile(args),
-        Command::Quantize(args) => run_quantize(args),
-        Command::Search(args) => run_search(*args),
-        Command::Passes => {
-            print!("{}", PassRegistry::with_builtin());
-            Ok(())
-        }
+        Command::Opt(args) => run_opt(args, &mut out),
+        Command::Inspect(args) => run_inspect(args, &mut out),
+        Command::Eval(args) => run_eval(args, &mut out),
+        Command::Train(args) => run_train(*args, &mut out),
+        Command::Compile(args) => run_compile(args, &mut out),
+        Command::Quantize(args) => run_quantize(args, &mut out),
+        Command::Search(args) => run_search(*args, &mut out),
+        Command::Passes => out.print(&PassRegistry::with_builtin().to_string()),
         Command::Ops => {
+            let mut text = String::new();
             for name in mite::ir::ops::BUILTIN_OP_NAMES {
                 let attrs = mite::ir::Op::attr_names(name);
-                println!("{name:28} {}", attrs.join(", "));
+                text.push_str(&format!("{name:28} {}\n", attrs.join(", ")));
             }
-            Ok(())
+            out.print(&text)
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("{message}");
+            note(&format!("{message}\n"));
             ExitCode::FAILURE
         }
     }
@@ -392,15 +451,16 @@ fn init_tracing() {
     }
 }
 
-fn run_opt(args: OptArgs) -> Result<(), String> {
+fn run_opt(args: OptArgs, out: &mut Stdout) -> Result<(), String> {
+    use mite::ir::limits;
     let (source, file_name) = if args.file.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
+        let bytes = limits::read_capped(std::io::stdin().lock(), "standard input")
             .map_err(|e| format!("error: reading stdin: {e}"))?;
+        let s = String::from_utf8(bytes)
+            .map_err(|_| "error: standard input is not UTF-8 text".to_string())?;
         (s, "<stdin>".to_string())
     } else {
-        let s = std::fs::read_to_string(&args.file)
+        let s = limits::read_text_file(&args.file)
             .map_err(|e| format!("error: cannot read {}: {e}", args.file.display()))?;
         (s, args.file.display().to_string())
     };
@@ -429,29 +489,42 @@ fn run_opt(args: OptArgs) -> Result<(), String> {
         print,
     };
     let output = opt(&request, &PassRegistry::with_builtin()).map_err(|e| e.to_string())?;
-    eprint!("{}", output.dumps);
+    note(&output.dumps);
     if args.stats {
-        eprint!("{}", output.report);
+        note(&output.report.to_string());
     }
-    print!("{}", output.ir);
-    Ok(())
+    out.print(&output.ir)
 }
 
-fn run_inspect(args: InspectArgs) -> Result<(), String> {
+fn run_inspect(args: InspectArgs, out: &mut Stdout) -> Result<(), String> {
     let model = mite::model::load_model(&args.model)?;
     let report = mite::inspect::inspect(&model.name, &model.module, &args.function)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?
-        );
+        let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
+        out.print(&(json + "\n"))
     } else {
-        print!("{report}");
+        out.print(&report.to_string())
     }
-    Ok(())
 }
 
-fn run_compile(args: CompileArgs) -> Result<(), String> {
+/// The files a model spec names (none for `zoo:`).
+fn model_inputs(spec: &str) -> Vec<PathBuf> {
+    if spec.starts_with("zoo:") {
+        Vec::new()
+    } else {
+        vec![PathBuf::from(spec)]
+    }
+}
+
+/// The two files of a dataset split.
+fn split_inputs(dir: &std::path::Path, split: &str) -> [PathBuf; 2] {
+    [
+        dir.join(format!("{split}_images.npy")),
+        dir.join(format!("{split}_labels.npy")),
+    ]
+}
+
+fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
     use mite::compile::{compile, CompileOptions};
     use mite::train::scheme::Scheme;
     if !matches!(args.emit.as_str(), "none" | "mir") {
@@ -459,6 +532,9 @@ fn run_compile(args: CompileArgs) -> Result<(), String> {
             "error: --emit: expected none or mir (code generation arrives with a later phase), found `{}`",
             args.emit
         ));
+    }
+    if let Some(path) = &args.report_json {
+        check_paths(&model_inputs(&args.model), &[("--report-json", path)])?;
     }
     let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: --scheme: {e}"))?;
     let mut model = mite::model::load_model(&args.model)?;
@@ -479,9 +555,9 @@ fn run_compile(args: CompileArgs) -> Result<(), String> {
     };
     let report = compile(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {
-        print!("{}", model.module);
+        out.print(&model.module.to_string())?;
     }
-    eprintln!(
+    note(&format!(
         "{}: scheme {} trains {} tensors, analytic extra memory {:.1} KB; training step: {} backward ops, {} updates",
         report.model,
         report.scheme.name,
@@ -489,20 +565,30 @@ fn run_compile(args: CompileArgs) -> Result<(), String> {
         report.scheme.analytic_extra_bytes as f64 / 1024.0,
         report.training_step.backward_ops,
         report.training_step.optimizer_ops
-    );
+    ));
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+        write_file(path, (json + "\n").as_bytes())?;
     }
     Ok(())
 }
 
-fn run_search(args: SearchArgs) -> Result<(), String> {
+fn run_search(args: SearchArgs, out: &mut Stdout) -> Result<(), String> {
     use mite::search::contrib::{accuracies, analyse, Candidate};
     use mite::search::evolve::{Contributions, SearchSpace};
     use mite::train::scheme::{layers, Ratio, Role, Scheme};
     use mite::train::{schedule::Schedule, Precision, TrainOptions};
+    let mut inputs = model_inputs(&args.model);
+    inputs.extend(split_inputs(&args.data, &args.split));
+    inputs.extend(split_inputs(&args.data, &args.eval_split));
+    let outputs: Vec<(&str, &std::path::Path)> = [
+        ("--contributions", Some(args.contributions.as_path())),
+        ("--write-scheme", args.write_scheme.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p?)))
+    .collect();
+    check_paths(&inputs, &outputs)?;
     let budget =
         mite::search::parse_budget(&args.budget).map_err(|e| format!("error: --budget: {e}"))?;
     let list = |text: &str, what: &str| -> Result<Vec<usize>, String> {
@@ -638,17 +724,17 @@ fn run_search(args: SearchArgs) -> Result<(), String> {
             })
             .collect(),
     };
-    println!("classifier-only accuracy {:.2} %", 100.0 * baseline);
-    println!("contributions (Δ top-1 over classifier-only, percentage points):");
+    out.print(&format!("classifier-only accuracy {:.2} %", 100.0 * baseline) + "\n")?;
+    out.print("contributions (Δ top-1 over classifier-only, percentage points):\n")?;
     for (k, d) in &contributions.bias {
-        println!("  bias:{k:<3} {:+.2}", 100.0 * d);
+        out.print(&format!("  bias:{k:<3} {:+.2}", 100.0 * d) + "\n")?;
     }
     for (i, r) in &contributions.weights {
         let cells: Vec<String> = r
             .iter()
             .map(|(r, d)| format!("{r}: {:+.2}", 100.0 * d))
             .collect();
-        println!("  weight {i:<3} {}", cells.join("  "));
+        out.print(&format!("  weight {i:<3} {}", cells.join("  ")) + "\n")?;
     }
     let mut space = SearchSpace::new(&all, contributions);
     let minimum = space.minimum_bytes()?;
@@ -681,17 +767,21 @@ fn run_search(args: SearchArgs) -> Result<(), String> {
             w.join(", ")
         )
     };
-    println!(
-        "evolutionary search ({} evaluations, {:.2} s): {}",
-        evo.evaluations,
-        evo_time.as_secs_f64(),
-        show(&evo)
-    );
-    println!(
-        "random search ({} evaluations): {}",
-        rnd.evaluations,
-        show(&rnd)
-    );
+    out.print(
+        &format!(
+            "evolutionary search ({} evaluations, {:.2} s): {}",
+            evo.evaluations,
+            evo_time.as_secs_f64(),
+            show(&evo)
+        ) + "\n",
+    )?;
+    out.print(
+        &format!(
+            "random search ({} evaluations): {}",
+            rnd.evaluations,
+            show(&rnd)
+        ) + "\n",
+    )?;
     if let Some(path) = &args.write_scheme {
         let mut toml = format!(
             "name = \"search-{}\"\nbias = {}\n",
@@ -703,8 +793,7 @@ fn run_search(args: SearchArgs) -> Result<(), String> {
                 w.layer, w.ratio
             );
         }
-        std::fs::write(path, toml)
-            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+        write_file(path, toml.as_bytes())?;
     }
     Ok(())
 }
@@ -722,8 +811,17 @@ fn parse_rounding(text: &str) -> Result<mite::interp::quant::Rounding, String> {
     }
 }
 
-fn run_eval(args: EvalArgs) -> Result<(), String> {
-    use std::io::Write;
+fn run_eval(args: EvalArgs, out: &mut Stdout) -> Result<(), String> {
+    let mut inputs = model_inputs(&args.model);
+    inputs.extend(split_inputs(&args.data, &args.split));
+    let outputs: Vec<(&str, &std::path::Path)> = [
+        ("--dump-logits", args.dump_logits.as_deref()),
+        ("--report-json", args.report_json.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p?)))
+    .collect();
+    check_paths(&inputs, &outputs)?;
     let norm = mite::data::Normalization::parse(&args.normalize)
         .map_err(|e| format!("error: --normalize: {e}"))?;
     let rounding = parse_rounding(&args.rounding)?;
@@ -739,38 +837,48 @@ fn run_eval(args: EvalArgs) -> Result<(), String> {
         rounding,
         |done, total| {
             if done % 10 == 0 || done == total {
-                eprint!("\r{done}/{total} images");
-                let _ = std::io::stderr().flush();
+                note(&format!("\r{done}/{total} images"));
             }
         },
     )?;
-    eprintln!();
-    println!(
-        "{}: {} / {} correct, top-1 accuracy {:.2} % (median {:.1} ms per image)",
+    note("\n");
+    out.print(&format!(
+        "{}: {} / {} correct, top-1 accuracy {:.2} % (median {:.1} ms per image)\n",
         model.name,
         report.correct,
         report.n,
         100.0 * report.accuracy,
         report.median_ms_per_image
-    );
+    ))?;
     if let Some(path) = &args.dump_logits {
         let array = mite::data::NpyArray {
             shape: vec![report.n, logits.classes],
             data: mite::data::NpyData::F32(logits.values),
         };
-        array.write(path).map_err(|e| format!("error: {e}"))?;
+        write_file(path, &array.to_bytes())?;
     }
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+        write_file(path, (json + "\n").as_bytes())?;
     }
     Ok(())
 }
 
-fn run_train(args: TrainArgs) -> Result<(), String> {
+fn run_train(args: TrainArgs, out: &mut Stdout) -> Result<(), String> {
     use mite::train::{schedule::Schedule, scheme::Scheme, Precision, TrainOptions};
-    use std::io::Write;
+    let mut inputs = model_inputs(&args.model);
+    inputs.extend(split_inputs(&args.data, &args.split));
+    if let Some(split) = &args.eval_split {
+        inputs.extend(split_inputs(&args.data, split));
+    }
+    let outputs: Vec<(&str, &std::path::Path)> = [
+        ("--save-model", args.save_model.as_deref()),
+        ("--report-json", args.report_json.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p?)))
+    .collect();
+    check_paths(&inputs, &outputs)?;
     let normalization = mite::data::Normalization::parse(&args.normalize)
         .map_err(|e| format!("error: --normalize: {e}"))?;
     let precision = match args.precision.as_str() {
@@ -819,11 +927,8 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
         None => None,
     };
     let images = args.limit.map_or(train.len, |l| l.min(train.len));
-    let steps = match (args.steps, args.epochs) {
-        (Some(s), _) => s,
-        (None, Some(e)) => e * images,
-        (None, None) => images,
-    };
+    let steps = mite::train::checks::steps(args.steps, args.epochs, images, MAX_STEPS)?;
+    mite::train::checks::accumulate(args.accumulate, steps)?;
     let recipe =
         mite::train::Recipe::parse(&args.recipe).map_err(|e| format!("error: --recipe: {e}"))?;
     let config = mite::passes::passes::TrainConfig {
@@ -864,14 +969,15 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
             if step % 10 == 0 || step == total {
                 let mean = recent.iter().sum::<f32>() / recent.len() as f32;
                 let rate = step as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                eprint!("\rstep {step}/{total}  loss {mean:.4} (last 50)  {rate:.1} steps/s   ");
-                let _ = std::io::stderr().flush();
+                note(&format!(
+                    "\rstep {step}/{total}  loss {mean:.4} (last 50)  {rate:.1} steps/s   "
+                ));
             }
         },
     )?;
-    eprintln!();
-    println!(
-        "{}: {} steps, train loss {:.4} -> {:.4}, {:.1} steps/s{}",
+    note("\n");
+    out.print(&format!(
+        "{}: {} steps, train loss {:.4} -> {:.4}, {:.1} steps/s{}\n",
         model.name,
         report.steps,
         report.initial_train_loss,
@@ -887,26 +993,26 @@ fn run_train(args: TrainArgs) -> Result<(), String> {
                 e.n
             ))
             .unwrap_or_default()
-    );
+    ))?;
     if let (Some(path), true) = (&args.save_model, save_qdq) {
         let written = mite::onnx::write_qdq(&model.module, "forward")
             .map_err(|e| format!("error: writing {}: {e}", path.display()))?;
-        written.save(path).map_err(|e| format!("error: {e}"))?;
+        write_file(path, &written.to_bytes())?;
     }
     if let (Some(path), Some(onnx)) = (&args.save_model, &model.onnx) {
         let trained =
             mite::onnx::export_weights(onnx, &model.module).map_err(|e| format!("error: {e}"))?;
-        trained.save(path).map_err(|e| format!("error: {e}"))?;
+        write_file(path, &trained.to_bytes())?;
     }
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| format!("error: cannot write {}: {e}", path.display()))?;
+        write_file(path, (json + "\n").as_bytes())?;
     }
     Ok(())
 }
 
-fn run_quantize(args: QuantizeArgs) -> Result<(), String> {
+fn run_quantize(args: QuantizeArgs, out: &mut Stdout) -> Result<(), String> {
+    check_paths(&model_inputs(&args.model), &[("-o", &args.output)])?;
     let normalization = mite::data::Normalization::parse(&args.normalize)
         .map_err(|e| format!("error: --normalize: {e}"))?;
     let source = args
@@ -916,20 +1022,20 @@ fn run_quantize(args: QuantizeArgs) -> Result<(), String> {
     let stats = mite::quantize::calibrate_and_quantize(&mut model.module, &source)?;
     if args.stats {
         for (name, n) in stats.iter() {
-            eprintln!("quantize.{name} = {n}");
+            note(&format!("quantize.{name} = {n}\n"));
         }
     }
     let written = mite::onnx::write_qdq(&model.module, "forward")
         .map_err(|e| format!("error: writing {}: {e}", args.output.display()))?;
-    written
-        .save(&args.output)
-        .map_err(|e| format!("error: {e}"))?;
-    println!(
-        "{}: quantized ({} ops, {} parameters) -> {}",
-        model.name,
-        stats.get("ops-quantized"),
-        stats.get("params-quantized"),
-        args.output.display()
-    );
+    write_file(&args.output, &written.to_bytes())?;
+    out.print(
+        &(format!(
+            "{}: quantized ({} ops, {} parameters) -> {}",
+            model.name,
+            stats.get("ops-quantized"),
+            stats.get("params-quantized"),
+            args.output.display()
+        ) + "\n"),
+    )?;
     Ok(())
 }

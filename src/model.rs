@@ -84,6 +84,7 @@ pub fn load_model(spec: &str) -> Result<LoadedModel, String> {
             let text = read_text(&path)?;
             let module = parse_module_named(&text, spec).map_err(|e| format!("error: {e}"))?;
             verify_module(&module).map_err(|e| format!("{spec}: {e}"))?;
+            finite_weights(&module).map_err(|e| format!("error: {spec}: {e}"))?;
             Ok(LoadedModel {
                 name,
                 module,
@@ -97,5 +98,55 @@ pub fn load_model(spec: &str) -> Result<LoadedModel, String> {
 }
 
 fn read_text(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("error: cannot read {}: {e}", path.display()))
+    mite_ir::limits::read_text_file(path)
+        .map_err(|e| format!("error: cannot read {}: {e}", path.display()))
+}
+
+/// Refuses a module whose `f32` parameters or constants hold NaN or an infinity, naming the
+/// first such global.
+pub fn finite_weights(module: &Module) -> Result<(), String> {
+    for (name, g) in &module.globals {
+        if let mite_ir::GlobalData::Inline(mite_ir::TensorData::F32(v)) = &g.data {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(format!(
+                    "global @{name} holds a non-finite value ({} at element {i}); the model's \
+                     weights must be finite",
+                    v[i]
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mite_ir::{Builder, TensorData, TensorType};
+
+    #[test]
+    fn non_finite_weights_are_named() {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "forward");
+        let w = b
+            .constant(
+                "w",
+                TensorType::f32(&[2]),
+                TensorData::F32(vec![1.0, f32::INFINITY]),
+            )
+            .unwrap();
+        b.ret(&[w]);
+        let e = finite_weights(&m).unwrap_err();
+        assert!(
+            e.contains("global @w holds a non-finite value (inf at element 1)"),
+            "{e}"
+        );
+        let mut ok = Module::new("ok");
+        let mut b = Builder::new(&mut ok, "forward");
+        let w = b
+            .constant("w", TensorType::f32(&[1]), TensorData::F32(vec![1.0]))
+            .unwrap();
+        b.ret(&[w]);
+        assert!(finite_weights(&ok).is_ok());
+    }
 }

@@ -30,7 +30,13 @@ macro_rules! bail {
 
 /// Checks that a type is well formed on its own: quantization only on `i8`/`i32`, positive finite
 /// scales, zero points in range, per-channel axis in range with one scale per channel.
+///
+/// The element count must also be at most [`crate::limits::max_tensor_elements`], so that a
+/// declared shape never asks for more memory than mite allows (and never overflows).
 pub fn check_type(t: &TensorType) -> Result<(), TypeError> {
+    if let Err(e) = crate::limits::check_elements(&t.shape) {
+        bail!("{t}: {e}");
+    }
     let Some(q) = &t.quant else { return Ok(()) };
     if !t.elem.is_quantizable() {
         bail!("{t}: quantization parameters are only allowed on i8 and i32 tensors");
@@ -305,7 +311,11 @@ pub fn infer_result_types(
                         first
                     );
                 }
-                shape[ax] += t.shape[ax];
+                shape[ax] = shape[ax].checked_add(t.shape[ax]).ok_or_else(|| {
+                    TypeError(format!(
+                        "the concatenated axis {ax} overflows at operand {i}"
+                    ))
+                })?;
             }
             TensorType {
                 shape,
@@ -322,8 +332,8 @@ pub fn infer_result_types(
             let x = operands[0];
             expect_per_tensor_or_none(x, 0)?;
             let ax = norm_axis_inclusive(*axis, x.rank())?;
-            let outer: usize = x.shape[..ax].iter().product();
-            let inner: usize = x.shape[ax..].iter().product();
+            let outer = checked_count(&x.shape[..ax])?;
+            let inner = checked_count(&x.shape[ax..])?;
             x.with_shape(&[outer, inner])
         }
         Op::Transpose { perm } => {
@@ -359,8 +369,13 @@ pub fn infer_result_types(
             }
             let r = x.rank();
             let shape: Shape = (0..r)
-                .map(|d| x.shape[d] + pads[d] as usize + pads[d + r] as usize)
-                .collect();
+                .map(|d| {
+                    non_negative(pads[d])
+                        .checked_add(non_negative(pads[d + r]))
+                        .and_then(|p| p.checked_add(x.shape[d]))
+                        .ok_or_else(|| TypeError(format!("pads {pads:?} overflow axis {d} of {x}")))
+                })
+                .collect::<Result<_, _>>()?;
             TensorType {
                 shape,
                 elem: ElemType::F32,
@@ -613,10 +628,10 @@ pub fn infer_result_types(
             }
             let mut shape: Shape = Shape::new();
             for d in 0..r {
-                let cut = pads[d] as usize + pads[d + r] as usize;
-                if cut > dy.shape[d] {
+                let cut = non_negative(pads[d]).checked_add(non_negative(pads[d + r]));
+                let Some(cut) = cut.filter(|&c| c <= dy.shape[d]) else {
                     bail!("pads {pads:?} remove more than {dy} holds");
-                }
+                };
                 shape.push(dy.shape[d] - cut);
             }
             TensorType {
@@ -628,7 +643,10 @@ pub fn infer_result_types(
         Op::Slice { axis, start, size } => {
             let dy = operands[0];
             let ax = norm_axis(*axis, dy.rank())?;
-            if *start < 0 || *size <= 0 || (*start + *size) as usize > dy.shape[ax] {
+            let end = start
+                .checked_add(*size)
+                .and_then(|e| usize::try_from(e).ok());
+            if *start < 0 || *size <= 0 || end.is_none_or(|e| e > dy.shape[ax]) {
                 bail!("slice [{start}, {start} + {size}) is outside axis {ax} of {dy}");
             }
             let mut shape = dy.shape.clone();
@@ -735,7 +753,19 @@ pub fn infer_result_types(
         }
         Op::Custom(_) => return Ok(None),
     };
+    check_type(&ty).map_err(|e| TypeError(format!("result: {e}")))?;
     Ok(Some(vec![ty]))
+}
+
+/// A pad value already checked to be non-negative, as `usize` (saturating on 32-bit targets).
+fn non_negative(p: i64) -> usize {
+    usize::try_from(p).unwrap_or(usize::MAX)
+}
+
+/// The element count of `dims`, or an error when it overflows.
+fn checked_count(dims: &[usize]) -> Result<usize, TypeError> {
+    crate::limits::checked_product(dims)
+        .ok_or_else(|| TypeError(format!("the element count of {dims:?} overflows")))
 }
 
 fn expect_elem(t: &TensorType, elem: ElemType, i: usize) -> Result<(), TypeError> {
@@ -879,8 +909,17 @@ fn window_out(
 ) -> Result<[usize; 2], TypeError> {
     let mut out = [0; 2];
     for d in 0..2 {
-        let padded = hw[d] + pads[d] + pads[d + 2];
-        let span = dilations[d] * (kernel[d] - 1) + 1;
+        let padded = hw[d]
+            .checked_add(pads[d])
+            .and_then(|p| p.checked_add(pads[d + 2]));
+        let span = dilations[d]
+            .checked_mul(kernel[d].saturating_sub(1))
+            .and_then(|s| s.checked_add(1));
+        let (Some(padded), Some(span)) = (padded, span) else {
+            bail!(
+                "the window (kernel {kernel:?}, pads {pads:?}, dilations {dilations:?}) overflows on {hw:?}"
+            );
+        };
         if padded < span {
             bail!("window of extent {span} does not fit the padded input extent {padded}");
         }
@@ -985,13 +1024,18 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Shape> {
 }
 
 fn reshape_target(x: &TensorType, shape: &[i64]) -> Result<Vec<usize>, TypeError> {
-    let total = x.num_elements();
+    let total = checked_count(&x.shape)?;
     let mut unknown = None;
     let mut known = 1usize;
     for (i, &d) in shape.iter().enumerate() {
         match d {
             -1 if unknown.is_none() => unknown = Some(i),
-            d if d > 0 => known = known.saturating_mul(d as usize),
+            d if d > 0 => {
+                known = usize::try_from(d)
+                    .ok()
+                    .and_then(|d| known.checked_mul(d))
+                    .ok_or_else(|| TypeError(format!("shape {shape:?}: too many elements")))?
+            }
             _ => bail!("shape {shape:?}: dimensions must be positive, with at most one -1"),
         }
     }
@@ -1075,6 +1119,43 @@ mod tests {
             e.0,
             "operand 1: expected a weight with 3 input channels per group (3 / 1), found tensor<4x2x3x3xf32>"
         );
+    }
+
+    #[test]
+    fn sizes_near_the_integer_limit_are_errors_not_wraps() {
+        let x = TensorType::f32(&[2, 2]);
+        let max = i64::MAX;
+        let pad = Op::Pad {
+            pads: vec![max, 0, max, 0],
+            value: 0.0,
+        };
+        assert!(infer(pad, std::slice::from_ref(&x))
+            .unwrap_err()
+            .0
+            .contains("overflow"));
+        let conv = Op::Conv2d {
+            strides: vec![1, 1],
+            pads: vec![0, 0, 0, 0],
+            dilations: vec![max, max],
+            groups: 1,
+        };
+        let img = TensorType::f32(&[1, 1, 4, 4]);
+        let w = TensorType::f32(&[1, 1, 3, 3]);
+        assert!(infer(conv, &[img, w]).unwrap_err().0.contains("overflows"));
+        let big = TensorType::f32(&[1 << 40]);
+        let concat = Op::Concat { axis: 0 };
+        let e = infer(concat, &[big.clone(), big]).unwrap_err().0;
+        assert!(e.contains("exceed the limit"), "{e}");
+        let pad = Op::Pad {
+            pads: vec![1 << 20, 1 << 20, 0, 0],
+            value: 0.0,
+        };
+        let e = infer(pad, std::slice::from_ref(&x)).unwrap_err().0;
+        assert!(e.contains("exceed the limit"), "{e}");
+        let e = check_type(&TensorType::f32(&[usize::MAX, 2]))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("overflows"), "{e}");
     }
 
     #[test]

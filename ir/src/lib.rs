@@ -18,6 +18,7 @@ pub mod builder;
 pub mod cost;
 pub mod data;
 pub mod infer;
+pub mod limits;
 pub mod memory;
 pub mod module;
 pub mod ops;

@@ -116,13 +116,14 @@ pub fn verify_module(module: &Module) -> Result<(), VerifyErrors> {
             }
         }
         if let GlobalData::Inline(d) = &g.data {
-            if d.elem() != g.ty.elem || d.len() != g.ty.num_elements() {
+            let need = crate::limits::checked_product(&g.ty.shape);
+            if d.elem() != g.ty.elem || Some(d.len()) != need {
                 push(format!(
                     "data has {} {} elements but the type {} needs {} {} elements",
                     d.len(),
                     d.elem(),
                     g.ty,
-                    g.ty.num_elements(),
+                    need.map_or("too many".to_string(), |n| n.to_string()),
                     g.ty.elem
                 ));
             }

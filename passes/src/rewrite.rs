@@ -13,7 +13,8 @@ pub(crate) fn producer(func: &Function, v: Value) -> Option<(OpId, &Op)> {
 }
 
 /// Replaces every use of the single result of `op` (operands and function outputs) by `value`
-/// and erases `op`.
+/// and erases `op`. Each call scans the function; `canonicalize` keeps its own use map instead.
+#[allow(dead_code)]
 pub(crate) fn replace_op_with_value(func: &mut Function, op: OpId, value: Value) {
     let old = func.op(op).result();
     func.replace_all_uses(old, value);

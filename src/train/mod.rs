@@ -6,6 +6,7 @@
 //! of the scheme, build `train_step` by compile-time autodiff, then for each step feed one image
 //! with its label, the learning rate of the schedule and the step number.
 
+pub mod checks;
 pub mod head;
 pub mod schedule;
 pub use mite_passes::scheme;
@@ -151,6 +152,8 @@ pub fn train(
     eval: Option<(&Dataset, Option<usize>)>,
     mut progress: impl FnMut(usize, usize, f32),
 ) -> Result<TrainReport, String> {
+    checks::logits_output(module, "forward")?;
+    crate::eval::check_images(train, image_input(module, "forward")?[0])?;
     let trainable = prepare(module, opts)?;
     let mut config = opts.config.clone();
     config.seed = opts.seed as i64;
@@ -169,7 +172,7 @@ pub fn train(
         InterpOptions::default().with_rounding(opts.rounding),
     )
     .map_err(|e| format!("error: {e}"))?;
-    let mut losses = Vec::with_capacity(opts.steps);
+    let mut losses = Vec::with_capacity(opts.steps.min(1 << 20));
     let start = std::time::Instant::now();
     for step in 0..opts.steps {
         let i = step % n;
@@ -203,6 +206,12 @@ pub fn train(
             .and_then(|t| t.as_f32())
             .and_then(|v| v.first().copied())
             .unwrap_or(f32::NAN);
+        if !loss.is_finite() && step == 0 {
+            return Err(format!(
+                "error: the loss is {loss} at the first step, before any update: the model \
+                 computes non-finite values on image 0 (check its weights and --normalize)"
+            ));
+        }
         if !loss.is_finite() {
             return Err(format!(
                 "error: the loss diverged at step {step} ({loss}); lower --lr"

@@ -102,6 +102,15 @@ impl Dataset {
                 message: format!("expected shape [N, C, H, W], found {:?}", images.shape),
             });
         };
+        if labels.shape.len() != 1 {
+            return Err(DatasetError::Layout {
+                path: labels_path,
+                message: format!(
+                    "expected one label per image, shape [N], found {:?}",
+                    labels.shape
+                ),
+            });
+        }
         let labels: Vec<u32> = match labels.data {
             NpyData::U8(v) => v.into_iter().map(u32::from).collect(),
             NpyData::U16(v) => v.into_iter().map(u32::from).collect(),

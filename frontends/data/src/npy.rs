@@ -122,9 +122,9 @@ pub enum NpyError {
 const MAGIC: &[u8] = b"\x93NUMPY";
 
 impl NpyArray {
-    /// Reads an `.npy` file.
+    /// Reads an `.npy` file (at most [`mite_ir::limits::max_input_bytes`] bytes).
     pub fn read(path: &Path) -> Result<NpyArray, NpyError> {
-        let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+        let bytes = mite_ir::limits::read_file(path).map_err(|source| NpyError::Io {
             path: path.display().to_string(),
             source,
         })?;
@@ -160,6 +160,11 @@ impl NpyArray {
             .get(start..start.saturating_add(header_len))
             .ok_or_else(|| fail(format!("header of {header_len} bytes is truncated")))?;
         let header = std::str::from_utf8(header).map_err(|_| fail("header is not text".into()))?;
+        for key in ["descr", "fortran_order", "shape"] {
+            if header.matches(&format!("'{key}'")).count() > 1 {
+                return Err(fail(format!("header has the key '{key}' twice: {header}")));
+            }
+        }
         let descr = header_value(header, "descr")
             .and_then(|v| v.strip_prefix('\'').and_then(|v| v.split('\'').next()))
             .ok_or_else(|| fail(format!("header has no 'descr': {header}")))?;
@@ -167,6 +172,11 @@ impl NpyArray {
             .ok_or_else(|| fail(format!("header has no 'fortran_order': {header}")))?;
         if fortran.starts_with("True") {
             return Err(fail("Fortran-order arrays are not supported".into()));
+        }
+        if !fortran.starts_with("False") {
+            return Err(fail(format!(
+                "'fortran_order' must be True or False: {header}"
+            )));
         }
         let shape =
             parse_shape(header).ok_or_else(|| fail(format!("cannot read 'shape' in {header}")))?;
@@ -328,6 +338,28 @@ mod tests {
         let text = String::from_utf8_lossy(&bytes[10..]);
         assert!(text.contains("'shape': (4,)"), "{text}");
         assert_eq!(NpyArray::from_bytes(&bytes, "t").unwrap(), a);
+    }
+
+    fn with_header(header: &str) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&[1, 0]);
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&[1, 2]);
+        bytes
+    }
+
+    #[test]
+    fn duplicate_header_keys_are_refused() {
+        let ok = with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }\n");
+        assert!(NpyArray::from_bytes(&ok, "ok.npy").is_ok());
+        let twice = with_header(
+            "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), 'shape': (1,), }\n",
+        );
+        let e = NpyArray::from_bytes(&twice, "d.npy").unwrap_err();
+        assert!(e.to_string().contains("the key 'shape' twice"), "{e}");
+        let odd = with_header("{'descr': '|u1', 'fortran_order': 0, 'shape': (2,), }\n");
+        assert!(NpyArray::from_bytes(&odd, "o.npy").is_err());
     }
 
     #[test]

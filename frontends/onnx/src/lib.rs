@@ -51,7 +51,7 @@ pub use model::{
 pub fn load(path: impl AsRef<Path>) -> Result<OnnxModel, OnnxError> {
     let path = path.as_ref();
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ErrorKind::Io(e).at(&file, ""))?;
+    let bytes = mite_ir::limits::read_file(path).map_err(|e| ErrorKind::Io(e).at(&file, ""))?;
     from_bytes(&bytes, &file)
 }
 

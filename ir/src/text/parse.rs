@@ -15,7 +15,7 @@ use crate::data::TensorData;
 use crate::module::{Function, Global, GlobalData, GlobalKind, Loc, Module, Trainable, Value};
 use crate::ops::Op;
 use crate::types::{ElemType, Quant, Shape, TensorType};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use thiserror::Error;
 
 /// A syntax or naming error in IR text, at a 1-based line and column.
@@ -211,6 +211,8 @@ impl<'a> Parser<'a> {
             module.attrs = self.attr_dict()?;
         }
         self.expect(&TokenKind::LBrace, "'{' to open the module body")?;
+        // Function names seen so far, so that a duplicate is found in constant time.
+        let mut function_names = HashSet::new();
         loop {
             let tok = self.next()?;
             match tok.kind {
@@ -218,7 +220,7 @@ impl<'a> Parser<'a> {
                 TokenKind::Ident("param" | "const" | "state") => self.global(&mut module, &tok)?,
                 TokenKind::Ident("func") => {
                     let func = self.function()?;
-                    if module.function(&func.name).is_some() {
+                    if !function_names.insert(func.name.clone()) {
                         return Err(error(
                             &tok,
                             format!("function @{} is defined twice", func.name),

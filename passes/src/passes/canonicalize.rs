@@ -24,15 +24,21 @@
 //! erased; their operands' producers may become unused and are left for `dce`. Floats are
 //! compared as the interpreter computes them: relu and clip keep NaN, a zero bound means `+0.0`.
 //!
-//! Option `max-sweeps` (default 16): the most sweeps over a function; reaching it without a
-//! fixed point is counted in `sweep-limit-reached`.
+//! The rewrites run from a worklist: each op is visited once in program order and again only
+//! when the producer of its operand changed, and a use map makes each rewrite cost only the uses
+//! it touches, so the pass takes time linear in the size of the function.
+//!
+//! Option `max-sweeps` (default 16): a function's ops are visited at most `max-sweeps` × its
+//! op count times in all; reaching that bound without a fixed point is counted in
+//! `sweep-limit-reached`.
 
 use crate::pass::{Pass, PassError};
-use crate::rewrite::{producer, replace_op_with_value};
+use crate::rewrite::producer;
 use crate::statistics::Statistics;
 use indexmap::IndexMap;
 use mite_ir::infer::infer_result_types;
 use mite_ir::{Function, Global, Module, Op, OpId, Value};
+use std::collections::{HashMap, HashSet};
 
 /// The `canonicalize` pass (see the module documentation).
 #[derive(Clone, Debug)]
@@ -102,63 +108,145 @@ enum Action {
     Rewrite(Op, Vec<Value>),
 }
 
+/// The ops that use each value, kept up to date as rewrites change operands. Entries may be
+/// stale (an op that no longer uses the value); users of an entry check the operands again.
+#[derive(Default)]
+struct Uses(HashMap<Value, Vec<OpId>>);
+
+impl Uses {
+    fn of(func: &Function) -> Uses {
+        let mut uses = Uses::default();
+        for &id in func.layout() {
+            for &v in &func.op(id).operands {
+                uses.add(v, id);
+            }
+        }
+        uses
+    }
+
+    fn add(&mut self, v: Value, id: OpId) {
+        self.0.entry(v).or_default().push(id);
+    }
+
+    fn take(&mut self, v: Value) -> Vec<OpId> {
+        self.0.remove(&v).unwrap_or_default()
+    }
+
+    fn get(&self, v: Value) -> &[OpId] {
+        self.0.get(&v).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Runs the rewrites to a fixed point with a worklist: every op is visited once, and an op is
+/// visited again only when the producer of one of its operands changed. Each rewrite costs time
+/// proportional to the uses it touches, so a chain of N ops takes O(N) rewrites and time.
+/// Replaced ops are erased together at the end, in one sweep over the program order.
+///
+/// `max_sweeps` bounds the visits to `max_sweeps` × the number of ops; reaching the bound
+/// stops the pass and counts `sweep-limit-reached`.
 fn canonicalize_function(
     func: &mut Function,
     globals: &IndexMap<String, Global>,
     max_sweeps: usize,
     stats: &mut Statistics,
 ) -> bool {
+    let mut uses = Uses::of(func);
+    let mut worklist: Vec<OpId> = func.layout().iter().rev().copied().collect();
+    let mut queued: HashSet<OpId> = worklist.iter().copied().collect();
+    let mut dead: HashSet<OpId> = HashSet::new();
+    let mut budget = max_sweeps.saturating_mul(worklist.len().max(1));
     let mut changed = false;
-    for _ in 0..max_sweeps {
-        let mut swept_change = false;
-        for id in func.layout().to_vec() {
-            while !func.op(id).is_erased() {
-                let Some((rule, action)) = match_rewrite(func, id) else {
-                    break;
-                };
-                if !apply(func, globals, id, action) {
-                    break;
-                }
-                stats.increment(rule);
-                swept_change = true;
+    while let Some(id) = worklist.pop() {
+        queued.remove(&id);
+        if dead.contains(&id) {
+            continue;
+        }
+        if budget == 0 {
+            stats.increment("sweep-limit-reached");
+            break;
+        }
+        budget -= 1;
+        let mut revisit = Vec::new();
+        while !dead.contains(&id) {
+            let Some((rule, action)) = match_rewrite(func, id) else {
+                break;
+            };
+            let Some(users) = apply(func, globals, id, action, &mut uses, &mut dead) else {
+                break;
+            };
+            stats.increment(rule);
+            changed = true;
+            revisit = users;
+        }
+        // The users of the rewritten op (or of the value that replaced it) see a new producer.
+        for user in revisit.into_iter().rev() {
+            if !dead.contains(&user) && queued.insert(user) {
+                worklist.push(user);
             }
         }
-        if !swept_change {
-            return changed;
-        }
-        changed = true;
     }
-    stats.increment("sweep-limit-reached");
+    if !dead.is_empty() {
+        func.erase_ops_where(|id, _| dead.contains(&id));
+    }
     changed
 }
 
-/// Applies `action` to op `id` if it keeps the result type; returns whether it did.
+/// Applies `action` to op `id` if it keeps the result type; returns the ops whose operand's
+/// producer changed (to visit again), or `None` when the action does not apply.
 fn apply(
     func: &mut Function,
     globals: &IndexMap<String, Global>,
     id: OpId,
     action: Action,
-) -> bool {
+    uses: &mut Uses,
+    dead: &mut HashSet<OpId>,
+) -> Option<Vec<OpId>> {
     let result = func.op(id).result();
     match action {
         Action::ReplaceWith(v) => {
             if func.ty(v) != func.ty(result) {
-                return false;
+                return None;
             }
-            replace_op_with_value(func, id, v);
+            let mut moved = Vec::new();
+            for user in uses.take(result) {
+                let mut replaced = false;
+                for operand in func.op_mut(user).operands.iter_mut() {
+                    if *operand == result {
+                        *operand = v;
+                        replaced = true;
+                    }
+                }
+                if replaced {
+                    uses.add(v, user);
+                    moved.push(user);
+                }
+            }
+            if func.outputs().contains(&result) {
+                let outputs = func
+                    .outputs()
+                    .iter()
+                    .map(|&o| if o == result { v } else { o })
+                    .collect();
+                func.set_outputs(outputs);
+            }
+            dead.insert(id);
+            Some(moved)
         }
         Action::Rewrite(op, operands) => {
             let tys: Vec<_> = operands.iter().map(|&v| func.ty(v)).collect();
             match infer_result_types(&op, &tys, globals) {
                 Ok(Some(inferred)) if inferred.as_slice() == [func.ty(result).clone()] => {}
-                _ => return false,
+                _ => return None,
+            }
+            for &v in &operands {
+                uses.add(v, id);
             }
             let data = func.op_mut(id);
             data.op = op;
             data.operands = operands.into_iter().collect();
+            Some(uses.get(result).to_vec())
         }
     }
-    true
 }
 
 fn is_identity(perm: &[i64]) -> bool {

@@ -110,7 +110,8 @@ impl Pass for ConstantFold {
                 let Some(inputs) = inputs else { continue };
                 let result = data.result();
                 let out_ty = func.ty(result).clone();
-                if out_ty.num_elements() > self.max_elements {
+                let out_elements = mite_ir::limits::checked_product(&out_ty.shape);
+                if out_elements.is_none_or(|n| n > self.max_elements) {
                     too_large += 1;
                     continue;
                 }
@@ -186,7 +187,7 @@ fn evaluate(
     out: &TensorType,
 ) -> Result<Option<TensorData>, String> {
     for (i, (d, ty)) in inputs.iter().enumerate() {
-        if d.len() != ty.num_elements() || d.elem() != ty.elem {
+        if Some(d.len()) != mite_ir::limits::checked_product(&ty.shape) || d.elem() != ty.elem {
             return Err(format!(
                 "operand {i} has {} {} elements for {ty}",
                 d.len(),
@@ -257,10 +258,13 @@ fn f32s(d: &TensorData) -> Result<&[f32], String> {
 }
 
 /// Row-major strides of `shape`.
+///
+/// Folding only runs on types whose element count [`evaluate`] has checked against the data, so
+/// the products cannot overflow; they saturate rather than wrap all the same.
 fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; shape.len()];
+    let mut s = vec![1usize; shape.len()];
     for d in (0..shape.len().saturating_sub(1)).rev() {
-        s[d] = s[d + 1] * shape[d + 1];
+        s[d] = s[d + 1].saturating_mul(shape[d + 1]);
     }
     s
 }
@@ -667,6 +671,37 @@ mod tests {
         let f = &m.functions[0];
         let (_, op) = producer(f, f.outputs()[0]).unwrap();
         assert_eq!(op.global(), Some("fold.1"));
+    }
+
+    #[test]
+    fn a_pad_whose_size_overflows_is_not_folded() {
+        // pads near i64::MAX used to wrap to a declared 0x2 result and fold to zeros.
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let k = c(&mut b, "k", &[2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+        b.ret(&[k]);
+        let f = &mut m.functions[0];
+        let max = i64::MAX;
+        let pad = Op::Pad {
+            pads: vec![max, 0, max, 0],
+            value: 0.0,
+        };
+        let id = f.append_op(
+            pad,
+            &[k],
+            vec![TensorType::f32(&[0, 2])],
+            Default::default(),
+        );
+        let out = f.op(id).result();
+        f.set_outputs(vec![out]);
+        assert!(
+            mite_ir::verify_module(&m).is_err(),
+            "the verifier refuses it"
+        );
+        let e = ConstantFold::default()
+            .run(&mut m, &mut Statistics::new())
+            .unwrap_err();
+        assert!(e.to_string().contains("does not match the operands"), "{e}");
     }
 
     #[test]

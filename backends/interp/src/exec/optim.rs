@@ -398,4 +398,3 @@ fn keep_outside(updated: &mut TensorData, current: &TensorData, inside: &[bool])
         _ => {}
     }
 }
-

@@ -25,6 +25,7 @@
 //! assert_eq!(module.functions[0].num_ops(), 1);
 //! ```
 
+mod checks;
 pub mod convert;
 pub mod qdq;
 
@@ -224,6 +225,7 @@ fn import_named(
         source: source.to_owned(),
         kind,
     };
+    checks::check_graph(&model.graph, opts.batch_size).map_err(err)?;
     let mut module = convert::convert(model, opts).map_err(err)?;
     if opts.fuse_qdq {
         for func in &mut module.functions {
