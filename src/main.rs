@@ -724,17 +724,17 @@ fn run_search(args: SearchArgs, out: &mut Stdout) -> Result<(), String> {
             })
             .collect(),
     };
-    out.print(&format!("classifier-only accuracy {:.2} %", 100.0 * baseline) + "\n")?;
+    out.print(&(format!("classifier-only accuracy {:.2} %", 100.0 * baseline) + "\n"))?;
     out.print("contributions (Δ top-1 over classifier-only, percentage points):\n")?;
     for (k, d) in &contributions.bias {
-        out.print(&format!("  bias:{k:<3} {:+.2}", 100.0 * d) + "\n")?;
+        out.print(&(format!("  bias:{k:<3} {:+.2}", 100.0 * d) + "\n"))?;
     }
     for (i, r) in &contributions.weights {
         let cells: Vec<String> = r
             .iter()
             .map(|(r, d)| format!("{r}: {:+.2}", 100.0 * d))
             .collect();
-        out.print(&format!("  weight {i:<3} {}", cells.join("  ")) + "\n")?;
+        out.print(&(format!("  weight {i:<3} {}", cells.join("  ")) + "\n"))?;
     }
     let mut space = SearchSpace::new(&all, contributions);
     let minimum = space.minimum_bytes()?;
@@ -767,21 +767,17 @@ fn run_search(args: SearchArgs, out: &mut Stdout) -> Result<(), String> {
             w.join(", ")
         )
     };
-    out.print(
-        &format!(
-            "evolutionary search ({} evaluations, {:.2} s): {}",
-            evo.evaluations,
-            evo_time.as_secs_f64(),
-            show(&evo)
-        ) + "\n",
-    )?;
-    out.print(
-        &format!(
-            "random search ({} evaluations): {}",
-            rnd.evaluations,
-            show(&rnd)
-        ) + "\n",
-    )?;
+    out.print(&format!(
+        "evolutionary search ({} evaluations, {:.2} s): {}\n",
+        evo.evaluations,
+        evo_time.as_secs_f64(),
+        show(&evo)
+    ))?;
+    out.print(&format!(
+        "random search ({} evaluations): {}\n",
+        rnd.evaluations,
+        show(&rnd)
+    ))?;
     if let Some(path) = &args.write_scheme {
         let mut toml = format!(
             "name = \"search-{}\"\nbias = {}\n",
