@@ -233,3 +233,76 @@ fn magnitude_permutation_keeps_the_logits_on_real_images() {
     assert!(err.contains("blocks.14.pointwise1.weight"), "{err}");
     assert!(err.contains("residual stream"), "{err}");
 }
+
+/// One training step of MbV2 (zoo weights) with convs 49 (depthwise, 1/8) and 50 (pointwise,
+/// 1/4) trained on a channel slice changes exactly the slice, and by exactly what the
+/// whole-tensor update of the same step changes there.
+#[test]
+fn a_sliced_update_equals_the_full_update_on_its_slice() {
+    use mite::interp::{Interpreter, Tensor};
+    use mite::ir::{ElemType, TensorData, TensorType};
+    let scheme = |ratio: &str| {
+        let text = format!(
+            "bias = 0\nbiases_on_path = false\n[[weight]]\nlayer = 49\nratio = \"{ratio}\"\n[[weight]]\nlayer = 50\nratio = \"{ratio}\"\n"
+        );
+        Scheme::from_toml(&text, "slice.toml").unwrap()
+    };
+    let step = |scheme: Scheme| -> (
+        Vec<TrainedTensor>,
+        std::collections::HashMap<String, TensorData>,
+    ) {
+        let mut m = ZooModel::Mbv2W035.build(&BuildOptions::default());
+        let trained = scheme.apply(&mut m).unwrap();
+        build_training_step(&mut m, &TrainConfig::default()).unwrap();
+        let mut interp = Interpreter::new(&m).unwrap();
+        let n = 3 * 128 * 128;
+        let image: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 255) as f32 / 127.5 - 1.0)
+            .collect();
+        let inputs = [
+            Tensor::f32(&[1, 3, 128, 128], image).unwrap(),
+            Tensor::new(
+                TensorType::new(&[1], ElemType::I32),
+                TensorData::I32(vec![3]),
+            )
+            .unwrap(),
+            Tensor::f32(&[], vec![0.5]).unwrap(),
+            Tensor::new(
+                TensorType::new(&[], ElemType::I64),
+                TensorData::I64(vec![0]),
+            )
+            .unwrap(),
+        ];
+        interp.run_mut("train_step", &inputs).unwrap();
+        (trained, interp.take_overrides())
+    };
+    let (sliced, after_slice) = step(scheme("1/8"));
+    let (_, after_full) = step(scheme("1"));
+    let original = ZooModel::Mbv2W035.build(&BuildOptions::default());
+    let mut changed = 0;
+    for t in sliced.iter().filter(|t| !t.name.starts_with("classifier")) {
+        let Trainable::Channels { axis, start, len } = t.trainable else {
+            panic!("{t} is not sliced")
+        };
+        let shape = original.globals[&t.name].ty.shape.to_vec();
+        let inner: usize = shape[axis + 1..].iter().product();
+        let (TensorData::I8(s), TensorData::I8(f)) = (&after_slice[&t.name], &after_full[&t.name])
+        else {
+            panic!("{t}: not int8")
+        };
+        let mite::ir::GlobalData::Inline(TensorData::I8(o)) = &original.globals[&t.name].data
+        else {
+            panic!("{t}: no data")
+        };
+        for i in 0..o.len() {
+            let c = (i / inner) % shape[axis];
+            if (start..start + len).contains(&c) {
+                assert_eq!(s[i], f[i], "{t} element {i}");
+                changed += usize::from(s[i] != o[i]);
+            } else {
+                assert_eq!(s[i], o[i], "{t} element {i} is outside the slice");
+            }
+        }
+    }
+    assert!(changed > 0, "the step changed no element of the slices");
+}
