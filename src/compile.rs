@@ -5,6 +5,7 @@
 use crate::train::head;
 use crate::train::scheme::permute::permute_by_magnitude;
 use crate::train::scheme::{analytic_extra_bits, layers, Scheme};
+use mite_ir::memory::memory_report;
 use mite_ir::Module;
 use mite_passes::passes::{build_training_step, TrainConfig, TrainStats};
 use serde::Serialize;
@@ -70,6 +71,32 @@ impl From<&TrainStats> for StepReport {
     }
 }
 
+/// The SRAM section of the report: the training step's memory from one liveness analysis and
+/// the greedy planner (program order; Phase 5's scheduling and fusion lower it further).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SramReport {
+    /// Arena + SRAM copies of updated parameters + optimizer state.
+    pub peak_bytes: u64,
+    /// The planned arena (activations, gradients, saved values, masks, scratch, input).
+    pub arena_bytes: u64,
+    /// The most bytes live at once in the arena: no placement can do better.
+    pub lower_bound_bytes: u64,
+    /// SRAM copies of the updated parameters (int8 weights, int32 biases, f32 where float).
+    pub params_bytes: u64,
+    /// Optimizer state (momentum, gradient accumulators).
+    pub state_bytes: u64,
+    /// The input image (inside the arena).
+    pub input_bytes: u64,
+}
+
+/// The flash section of the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlashReport {
+    /// Frozen parameters and constants the training step reads (the initial values of trained
+    /// parameters, which the SRAM copies start from, are not counted yet).
+    pub constants_bytes: u64,
+}
+
 /// The report of `mite compile` (`--report-json`); one field per section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CompileReport {
@@ -79,6 +106,38 @@ pub struct CompileReport {
     pub scheme: SchemeReport,
     /// The training step.
     pub training_step: StepReport,
+    /// SRAM of one training step.
+    pub sram: SramReport,
+    /// Flash.
+    pub flash: FlashReport,
+    /// Wall-clock time of the compilation, in milliseconds.
+    pub compile_millis: u64,
+}
+
+impl CompileReport {
+    /// The memory figures as a short text table (what `mite compile` prints).
+    pub fn memory_table(&self) -> String {
+        let kb = |b: u64| format!("{:>9.1} KB", b as f64 / 1024.0);
+        let s = &self.sram;
+        let ratio = if s.lower_bound_bytes == 0 {
+            1.0
+        } else {
+            s.arena_bytes as f64 / s.lower_bound_bytes as f64
+        };
+        format!(
+            "SRAM peak       {}\n  arena         {}  (lower bound {}, ratio {ratio:.3})\n  \
+             parameters    {}\n  state         {}\n  input         {}  (in the arena)\n\
+             flash constants {}\ncompile time    {:>9} ms\n",
+            kb(s.peak_bytes),
+            kb(s.arena_bytes),
+            kb(s.lower_bound_bytes).trim(),
+            kb(s.params_bytes),
+            kb(s.state_bytes),
+            kb(s.input_bytes),
+            kb(self.flash.constants_bytes),
+            self.compile_millis
+        )
+    }
 }
 
 /// Applies the scheme to `module`, builds the training step and reports it.
@@ -87,6 +146,7 @@ pub fn compile(
     module: &mut Module,
     opts: &CompileOptions,
 ) -> Result<CompileReport, String> {
+    let start = std::time::Instant::now();
     if let Some(classes) = opts.classes {
         head::replace_classifier(module, classes, opts.seed).map_err(|e| format!("error: {e}"))?;
     }
@@ -107,6 +167,8 @@ pub fn compile(
     }
     let bits = analytic_extra_bits(&all_layers, &trained);
     let stats = build_training_step(module, &opts.config).map_err(|e| format!("error: {e}"))?;
+    let memory =
+        memory_report(module, &opts.config.train_step).map_err(|e| format!("error: {e}"))?;
     Ok(CompileReport {
         model: name.to_string(),
         scheme: SchemeReport {
@@ -115,6 +177,18 @@ pub fn compile(
             analytic_extra_bytes: bits.div_ceil(8),
         },
         training_step: StepReport::from(&stats),
+        sram: SramReport {
+            peak_bytes: memory.peak_bytes,
+            arena_bytes: memory.arena_bytes,
+            lower_bound_bytes: memory.lower_bound_bytes,
+            params_bytes: memory.params_bytes,
+            state_bytes: memory.state_bytes,
+            input_bytes: memory.input_bytes,
+        },
+        flash: FlashReport {
+            constants_bytes: memory.flash_bytes,
+        },
+        compile_millis: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }
 

@@ -278,12 +278,24 @@ struct CompileArgs {
     /// stdout).
     #[arg(long, default_value = "none")]
     emit: String,
-    /// Replace the classifier by a fresh one with N classes (seeded).
-    #[arg(long)]
+    /// Replace the classifier by a fresh one with N classes (seeded; 2 to 10,000).
+    #[arg(long, value_parser = classes_in_range)]
     classes: Option<usize>,
     /// Seed of the fresh classifier.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Where the parameter updates go: `asap` (each as soon as its gradient exists, the paper's
+    /// reordering) or `end` (all after the backward pass).
+    #[arg(long, default_value = "asap")]
+    updates: String,
+    /// Quantize a float model first, calibrating on this dataset directory.
+    #[arg(long, value_name = "DIR")]
+    calibrate: Option<PathBuf>,
+    #[command(flatten)]
+    calibration: CalibrateArgs,
+    /// Pixel normalisation `MEAN,STD` of the calibration images.
+    #[arg(long, default_value = "127.5,127.5")]
+    normalize: String,
     /// Channels a partial-channel layer trains: `first` (the first ⌈r·C⌉, as the released
     /// compiler) or `magnitude` (the largest, made contiguous by a compile-time permutation).
     #[arg(long, default_value = "first")]
@@ -537,12 +549,25 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         check_paths(&model_inputs(&args.model), &[("--report-json", path)])?;
     }
     let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: --scheme: {e}"))?;
+    let updates = args
+        .updates
+        .parse()
+        .map_err(|e| format!("error: --updates: {e}"))?;
     let mut model = mite::model::load_model(&args.model)?;
+    if let Some(dir) = &args.calibrate {
+        let normalization = mite::data::Normalization::parse(&args.normalize)
+            .map_err(|e| format!("error: --normalize: {e}"))?;
+        let source = args.calibration.source(dir.clone(), normalization)?;
+        mite::quantize::calibrate_and_quantize(&mut model.module, &source)?;
+    }
     let opts = CompileOptions {
         scheme,
         classes: args.classes,
         seed: args.seed,
-        config: Default::default(),
+        config: mite::passes::passes::TrainConfig {
+            updates,
+            ..Default::default()
+        },
         magnitude: match args.channels.as_str() {
             "first" => false,
             "magnitude" => true,
@@ -558,7 +583,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         out.print(&model.module.to_string())?;
     }
     note(&format!(
-        "{}: scheme {} trains {} tensors, analytic extra memory {:.1} KB; training step: {} backward ops, {} updates",
+        "{}: scheme {} trains {} tensors, analytic extra memory {:.1} KB; training step: {} backward ops, {} updates\n",
         report.model,
         report.scheme.name,
         report.scheme.trainable.len(),
@@ -566,6 +591,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         report.training_step.backward_ops,
         report.training_step.optimizer_ops
     ));
+    out.print(&report.memory_table())?;
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
         write_file(path, (json + "\n").as_bytes())?;

@@ -1139,9 +1139,11 @@ mod tests {
             dilations: vec![max, max],
             groups: 1,
         };
+        // A 5x5 kernel: (5 - 1) * i64::MAX + 1 overflows even in u64 (a 3x3 one fits exactly).
         let img = TensorType::f32(&[1, 1, 4, 4]);
-        let w = TensorType::f32(&[1, 1, 3, 3]);
-        assert!(infer(conv, &[img, w]).unwrap_err().0.contains("overflows"));
+        let w = TensorType::f32(&[1, 1, 5, 5]);
+        let e = infer(conv, &[img, w]).unwrap_err().0;
+        assert!(e.contains("overflows"), "{e}");
         let big = TensorType::f32(&[1 << 40]);
         let concat = Op::Concat { axis: 0 };
         let e = infer(concat, &[big.clone(), big]).unwrap_err().0;

@@ -197,7 +197,7 @@ fn momentum_and_accumulation_declare_state() {
     );
     // Each update names its state.
     assert!(
-        text.contains("accumulate = 4, momentum_state = @classifier.weight.momentum, accum_state = @classifier.weight.grad_acc}"),
+        text.contains("accumulate = 4, momentum_state = @classifier.weight.momentum, accum_state = @classifier.weight.grad_acc,"),
         "{text}"
     );
 }

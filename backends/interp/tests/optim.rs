@@ -563,12 +563,14 @@ fn a_channel_slice_updates_only_its_elements() {
             slice_axis,
             slice_start,
             momentum,
+            momentum_state,
             ..
         } = op
         {
             *slice_axis = 1;
             *slice_start = 1;
             *momentum = 0.5;
+            *momentum_state = Some(mite_ir::Symbol("w.momentum".into()));
         }
     });
     let mut b = Builder::new(&mut m, "train");
