@@ -3,7 +3,7 @@
 //!
 //! A [`Scheme`] is built from a name ([`Scheme::parse`]: `full`, `classifier`, `bias:K`,
 //! `last:K`, `paper:49kb`, `paper:mbv2-w0.35:99kb`) or a TOML file ([`Scheme::from_toml`]), then
-//! resolved against a model's [`layers`] ([`Scheme::resolve`]) into the trainable tensors, and
+//! resolved against a model's [`layers()`] ([`Scheme::resolve`]) into the trainable tensors, and
 //! applied to the module's parameters ([`Scheme::apply`]) before `autodiff` builds the step.
 //! Every mismatch between a scheme and a model (an index out of range, a ratio outside
 //! {1/8, 1/4, 1/2, 1}, an unknown tensor) is a [`SchemeError`] naming it.

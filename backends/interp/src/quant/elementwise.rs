@@ -18,7 +18,7 @@ pub use mite_kernels::int8::ADD_LEFT_SHIFT;
 /// 1. `twice_max_input_scale = 2 · max(s_a, s_b)`; the input multipliers are
 ///    `s_a / twice_max` and `s_b / twice_max` (both in `(0, 0.5]`) and the output multiplier is
 ///    `twice_max / (2^20 · s_y)`, each quantized with `QuantizeMultiplierSmallerThanOneExp`
-///    (i.e. [`quantize_multiplier`], which must give a shift ≤ 0; otherwise
+///    (i.e. [`mite_kernels::fixed_point::quantize_multiplier`], which must give a shift ≤ 0; otherwise
 ///    [`AddInt8::new`] fails, as TFLite's prepare does).
 /// 2. Per element: `a' = (a − z_a) · 2^20`, `b' = (b − z_b) · 2^20`, each rescaled by its input
 ///    multiplier (`MultiplyByQuantizedMultiplierSmallerThanOneExp`: the double-rounding

@@ -1,7 +1,7 @@
 //! Fixed-point requantization arithmetic, bit-exact with TFLite / CMSIS-NN / gemmlowp.
 //!
 //! A real multiplier `s > 0` is represented as a Q31 `multiplier` `M` and a power-of-two `shift`
-//! such that `s ≈ M · 2^(shift − 31)` with `M ∈ [2^30, 2^31)` (see [`quantize_multiplier`]).
+//! such that `s ≈ M · 2^(shift − 31)` with `M ∈ [2^30, 2^31)` (see [`mite_kernels::fixed_point::quantize_multiplier`]).
 //! Applying it to an `i32` accumulator `x` approximates `x · s`:
 //!
 //! * **double rounding** ([`multiply_by_quantized_multiplier`], the TFLite default and CMSIS-NN's

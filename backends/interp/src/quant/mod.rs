@@ -13,7 +13,7 @@
 //!
 //! * [`Rounding::Double`] (default): bit-exact with TFLite's reference kernels as normally built
 //!   and with CMSIS-NN's `arm_nn_requantize`: the scale becomes a Q31 multiplier and a shift
-//!   ([`quantize_multiplier`], TFLite's `QuantizeMultiplier`), applied with gemmlowp's
+//!   ([`mite_kernels::fixed_point::quantize_multiplier`], TFLite's `QuantizeMultiplier`), applied with gemmlowp's
 //!   `SaturatingRoundingDoublingHighMul` (ties towards +∞) and `RoundingDivideByPOT` (ties away
 //!   from zero). The two roundings can differ by one from exact rounding near ties; see
 //!   [`fixed_point`].
