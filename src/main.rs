@@ -218,6 +218,10 @@ struct TrainArgs {
     /// scheme for the model, e.g. `paper:49kb`) or a scheme file `FILE.toml`.
     #[arg(long, default_value = "classifier")]
     scheme: String,
+    /// Channels a partial-channel layer trains: `first` (the first ⌈r·C⌉, as the released
+    /// compiler) or `magnitude` (the largest, made contiguous by a compile-time permutation).
+    #[arg(long, default_value = "first")]
+    channels: String,
     /// Replace the classifier by a fresh one with N classes (seeded; 2 to 10,000).
     #[arg(long, value_parser = classes_in_range)]
     classes: Option<usize>,
@@ -414,6 +418,17 @@ fn non_negative_f32(text: &str) -> Result<f32, String> {
     Ok(v)
 }
 
+/// `--channels`: `first` (false) or `magnitude` (true).
+fn parse_channels(text: &str) -> Result<bool, String> {
+    match text {
+        "first" => Ok(false),
+        "magnitude" => Ok(true),
+        other => Err(format!(
+            "error: --channels: expected first or magnitude, found `{other}`"
+        )),
+    }
+}
+
 fn momentum_in_range(text: &str) -> Result<f32, String> {
     let v = non_negative_f32(text)?;
     if v >= 1.0 {
@@ -568,15 +583,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             updates,
             ..Default::default()
         },
-        magnitude: match args.channels.as_str() {
-            "first" => false,
-            "magnitude" => true,
-            other => {
-                return Err(format!(
-                    "error: --channels: expected first or magnitude, found `{other}`"
-                ))
-            }
-        },
+        magnitude: parse_channels(&args.channels)?,
     };
     let report = compile(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {
@@ -690,6 +697,7 @@ fn run_search(args: SearchArgs, out: &mut Stdout) -> Result<(), String> {
             .map_err(|e| format!("error: {e}"))?,
         rounding: mite::interp::quant::Rounding::Double,
         train_limit: args.limit,
+        magnitude: false,
     };
     let settings = format!(
         "model={} data={} split={} eval={}:{:?} steps={} limit={:?} lr={} classes={:?} seed={}",
@@ -953,6 +961,14 @@ fn run_train(args: TrainArgs, out: &mut Stdout) -> Result<(), String> {
     mite::train::checks::accumulate(args.accumulate, steps)?;
     let recipe =
         mite::train::Recipe::parse(&args.recipe).map_err(|e| format!("error: --recipe: {e}"))?;
+    let magnitude = parse_channels(&args.channels)?;
+    if magnitude && args.save_model.is_some() {
+        return Err(
+            "error: --channels magnitude permutes channels of frozen layers too, which \
+             --save-model cannot yet write back into the original ONNX tensors; use --channels first"
+                .into(),
+        );
+    }
     let config = mite::passes::passes::TrainConfig {
         lr_scale_bias: args.lr_scale_bias.unwrap_or(recipe.lr_scale_bias()),
         momentum: args.momentum,
@@ -975,6 +991,7 @@ fn run_train(args: TrainArgs, out: &mut Stdout) -> Result<(), String> {
         normalization,
         rounding,
         train_limit: args.limit,
+        magnitude,
     };
     let start = std::time::Instant::now();
     let mut recent = Vec::new();

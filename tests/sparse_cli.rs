@@ -105,3 +105,55 @@ fn bad_schemes_are_clear_errors() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn channel_selection_flag() {
+    fails_with(
+        &[
+            "compile",
+            "zoo:mcunet-5fps",
+            "--scheme",
+            "paper:99kb",
+            "--channels",
+            "sideways",
+        ],
+        "--channels: expected first or magnitude, found `sideways`",
+    );
+    // The paper's schemes slice first pointwise convs, whose input channels are the residual
+    // stream: magnitude selection there is refused by name.
+    fails_with(
+        &[
+            "compile",
+            "zoo:mcunet-5fps",
+            "--scheme",
+            "paper:99kb",
+            "--channels",
+            "magnitude",
+        ],
+        "its channels are not produced by a conv used only by it",
+    );
+    // A second pointwise conv at 1/4: its input channels are permuted to the front.
+    let dir = std::env::temp_dir().join(format!("mite-sparse-channels-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scheme = dir.join("pw2.toml");
+    std::fs::write(
+        &scheme,
+        "bias = 4\n[[weight]]\nlayer = 50\nratio = \"1/4\"\n",
+    )
+    .unwrap();
+    let out = mite(&[
+        "compile",
+        "zoo:mbv2-w0.35",
+        "--scheme",
+        scheme.to_str().unwrap(),
+        "--channels",
+        "magnitude",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("SRAM peak"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

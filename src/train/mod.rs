@@ -95,6 +95,9 @@ pub struct TrainOptions {
     pub rounding: Rounding,
     /// Use only the first N training images (cycled through in file order).
     pub train_limit: Option<usize>,
+    /// Train the largest-magnitude channels of partial-channel layers (permuted to the front at
+    /// compile time, which leaves the network's function unchanged) instead of the first ones.
+    pub magnitude: bool,
 }
 
 /// What a training run reports (the JSON of `--report-json`).
@@ -132,6 +135,14 @@ pub fn prepare(module: &mut Module, opts: &TrainOptions) -> Result<Vec<TrainedTe
     }
     if opts.fp32_head {
         head::float_classifier(module).map_err(|e| format!("error: --fp32-head: {e}"))?;
+    }
+    if opts.magnitude {
+        let wanted = opts
+            .scheme
+            .resolve(&scheme::layers(module))
+            .map_err(|e| format!("error: --scheme: {e}"))?;
+        scheme::permute::permute_by_magnitude(module, &wanted)
+            .map_err(|e| format!("error: --channels: {e}"))?;
     }
     let trainable = opts
         .scheme
