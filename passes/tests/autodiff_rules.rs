@@ -71,7 +71,12 @@ fn linear_and_bias_lr_scale() {
         let b2 = param(b, "b2", &[4], true);
         b.named("fc2").op(Op::Linear {}, &[h, w2, b2]).unwrap()
     });
-    insta::assert_snapshot!(train(&mut m));
+    // Biases get their own rate (the paper's recipe: half of the weights').
+    let config = TrainConfig {
+        lr_scale_bias: 0.5,
+        ..TrainConfig::default()
+    };
+    insta::assert_snapshot!(train_with(&mut m, &config).0);
 }
 
 #[test]
@@ -325,7 +330,12 @@ fn quantized_weights_read_through_dequantize_get_real_gradients() {
         let h = b.op(Op::GlobalAvgPool {}, &[h]).unwrap();
         flatten(b, h)
     });
-    let text = train(&mut m);
+    // Biases get their own rate: with `lr_scale_bias = 0.5` this one must get it.
+    let config = TrainConfig {
+        lr_scale_bias: 0.5,
+        ..TrainConfig::default()
+    };
+    let text = train_with(&mut m, &config).0;
     assert!(
         text.contains("param = @b, lr_scale = 0.5"),
         "a bias through q.dequantize is a bias"
