@@ -211,6 +211,42 @@ impl<'m> Writer<'m> {
         }
     }
 
+    /// All operands of an op as float names (globals dequantized).
+    fn operands(&mut self, operands: &[Value]) -> Result<Vec<String>, WriteError> {
+        (0..operands.len())
+            .map(|i| self.operand(operands, i))
+            .collect()
+    }
+
+    /// A `Conv` node over the operands (`x`, `w`[, `b`]); returns its output name.
+    fn conv_node(
+        &mut self,
+        ops: &[Value],
+        strides: &[i64],
+        pads: &[i64],
+        dilations: &[i64],
+        groups: i64,
+        label: &str,
+    ) -> Result<String, WriteError> {
+        let inputs = self.operands(ops)?;
+        let y = format!("{label}.out");
+        let w_shape = self.f.ty(ops[1]).shape.clone();
+        self.node("Conv", inputs, &y, label)
+            .attributes
+            .extend(conv_attrs(strides, pads, dilations, groups, &w_shape));
+        Ok(y)
+    }
+
+    /// A `Gemm` node (`transB = 1`) over the operands (`x`, `w`[, `b`]); returns its output name.
+    fn gemm_node(&mut self, ops: &[Value], label: &str) -> Result<String, WriteError> {
+        let inputs = self.operands(ops)?;
+        let y = format!("{label}.out");
+        self.node("Gemm", inputs, &y, label)
+            .attributes
+            .insert("transB".into(), AttrValue::Int(1));
+        Ok(y)
+    }
+
     /// Operand `i` of `op` as a float name (globals dequantized).
     fn operand(&mut self, operands: &[Value], i: usize) -> Result<String, WriteError> {
         let v = operands[i];
@@ -320,24 +356,11 @@ impl<'m> Writer<'m> {
                     act_min,
                     act_max,
                 } => {
-                    let inputs = (0..ops.len())
-                        .map(|i| self.operand(&ops, i))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let y = format!("{label}.out");
-                    let w_shape = self.f.ty(ops[1]).shape.clone();
-                    self.node("Conv", inputs, &y, &label)
-                        .attributes
-                        .extend(conv_attrs(strides, pads, dilations, *groups, &w_shape));
+                    let y = self.conv_node(&ops, strides, pads, dilations, *groups, &label)?;
                     self.requantize(y, &rty, (*act_min, *act_max), &label)?
                 }
                 Op::QLinear { act_min, act_max } => {
-                    let inputs = (0..ops.len())
-                        .map(|i| self.operand(&ops, i))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let y = format!("{label}.out");
-                    self.node("Gemm", inputs, &y, &label)
-                        .attributes
-                        .insert("transB".into(), AttrValue::Int(1));
+                    let y = self.gemm_node(&ops, &label)?;
                     self.requantize(y, &rty, (*act_min, *act_max), &label)?
                 }
                 Op::QAdd { act_min, act_max } => {
@@ -381,27 +404,8 @@ impl<'m> Writer<'m> {
                     pads,
                     dilations,
                     groups,
-                } => {
-                    let inputs = (0..ops.len())
-                        .map(|i| self.operand(&ops, i))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let y = format!("{label}.out");
-                    let w_shape = self.f.ty(ops[1]).shape.clone();
-                    self.node("Conv", inputs, &y, &label)
-                        .attributes
-                        .extend(conv_attrs(strides, pads, dilations, *groups, &w_shape));
-                    y
-                }
-                Op::Linear {} => {
-                    let inputs = (0..ops.len())
-                        .map(|i| self.operand(&ops, i))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let y = format!("{label}.out");
-                    self.node("Gemm", inputs, &y, &label)
-                        .attributes
-                        .insert("transB".into(), AttrValue::Int(1));
-                    y
-                }
+                } => self.conv_node(&ops, strides, pads, dilations, *groups, &label)?,
+                Op::Linear {} => self.gemm_node(&ops, &label)?,
                 Op::Add {} | Op::Mul {} => {
                     let inputs = vec![self.operand(&ops, 0)?, self.operand(&ops, 1)?];
                     let y = format!("{label}.out");
