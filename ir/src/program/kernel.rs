@@ -124,7 +124,10 @@ impl Kernel {
                 let w = g.window();
                 vec![
                     ("in", ints(&[g.n(), g.c_in(), g.in_hw()[0], g.in_hw()[1]])),
-                    ("out", ints(&[g.n(), g.c_out(), g.out_hw()[0], g.out_hw()[1]])),
+                    (
+                        "out",
+                        ints(&[g.n(), g.c_out(), g.out_hw()[0], g.out_hw()[1]]),
+                    ),
                     ("kernel", ints(&w.kernel)),
                     ("strides", ints(&w.strides)),
                     ("pads", ints(&w.pads)),
@@ -188,11 +191,10 @@ impl Kernel {
     /// The element types and lengths of the call's buffers.
     pub fn signature(&self) -> Signature {
         match self {
-            Kernel::ConvInt8 { geometry: g, bias, .. } => {
-                let mut inputs = vec![
-                    (BufElem::I8, g.input_len()),
-                    (BufElem::I8, g.weight_len()),
-                ];
+            Kernel::ConvInt8 {
+                geometry: g, bias, ..
+            } => {
+                let mut inputs = vec![(BufElem::I8, g.input_len()), (BufElem::I8, g.weight_len())];
                 if *bias {
                     inputs.push((BufElem::I32, g.c_out()));
                 }
@@ -203,7 +205,10 @@ impl Kernel {
                 }
             }
             Kernel::Sgd {
-                elem, len, momentum, ..
+                elem,
+                len,
+                momentum,
+                ..
             } => {
                 let mut outputs = vec![(*elem, *len)];
                 if *momentum != 0.0 {

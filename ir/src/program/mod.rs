@@ -294,3 +294,6 @@ impl StorageBytes {
         self.arena + self.param + self.state + self.args
     }
 }
+
+#[cfg(test)]
+mod tests;
