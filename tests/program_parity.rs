@@ -37,8 +37,9 @@ fn model(file: &str, zoo: &str) -> (String, Module) {
 fn images(dataset: &str, split: &str, n: usize, chw: [usize; 3]) -> Vec<(Vec<f32>, i32)> {
     let [c, h, w] = chw;
     let norm = Normalization::parse("127.5,127.5").unwrap();
-    if let Some(dir) = shared_file(TEST, &format!("datasets/{dataset}")) {
-        let data = Dataset::load(&dir, split).unwrap();
+    if let Some(images) = shared_file(TEST, &format!("datasets/{dataset}/{split}_images.npy")) {
+        let dir = images.parent().unwrap();
+        let data = Dataset::load(dir, split).unwrap();
         return (0..n)
             .map(|i| {
                 let img = data.image(i % data.len, [h, w], norm).unwrap();
