@@ -156,6 +156,19 @@ pub enum Kernel {
         /// Geometry of the forward convolution.
         geometry: Conv2dGeometry,
     },
+    /// `mite_kernels::float::conv2d_backward_input` with an `i8` weight used at its real value
+    /// `f32(q − z) · s` of its channel (as `Dequantize` computes it), dequantized tap by tap
+    /// rather than into a buffer: `(dy: f32, w: i8) -> dx: f32`.
+    ConvBackwardInputInt8 {
+        /// Geometry of the forward convolution.
+        geometry: Conv2dGeometry,
+        /// The weight's scales, one per channel (one: per tensor).
+        scales: Vec<f32>,
+        /// Its zero points, one per channel.
+        zero_points: Vec<i8>,
+        /// Weight elements per channel step.
+        inner: usize,
+    },
     /// `mite_kernels::float::conv2d_backward_weight`: `(x: f32, dy: f32) -> dw: f32`.
     ConvBackwardWeight {
         /// Geometry of the forward convolution.
@@ -297,6 +310,7 @@ impl Kernel {
             Kernel::AddF32 { .. } => "add_f32",
             Kernel::Slice { .. } => "slice",
             Kernel::ConvBackwardInput { .. } => "conv2d_backward_input",
+            Kernel::ConvBackwardInputInt8 { .. } => "conv2d_backward_input_int8w",
             Kernel::ConvBackwardWeight { .. } => "conv2d_backward_weight",
             Kernel::ConvBackwardBias { .. } => "conv2d_backward_bias",
             Kernel::GlobalAvgPoolBackward { .. } => "global_avg_pool_backward",
@@ -415,6 +429,23 @@ impl Kernel {
             Kernel::ConvBackwardInput { geometry } | Kernel::ConvBackwardWeight { geometry } => {
                 geometry_attrs(geometry)
             }
+            Kernel::ConvBackwardInputInt8 {
+                geometry,
+                scales,
+                zero_points,
+                inner,
+            } => {
+                let mut a = geometry_attrs(geometry);
+                a.extend([
+                    ("w_scales", A::F32s(scales.clone())),
+                    (
+                        "w_zero_points",
+                        A::Ints(zero_points.iter().map(|&z| i64::from(z)).collect()),
+                    ),
+                    ("w_inner", A::Int(*inner as i64)),
+                ]);
+                a
+            }
             Kernel::ConvBackwardBias { dims } | Kernel::GlobalAvgPoolBackward { dims } => {
                 vec![("in", ints(dims))]
             }
@@ -510,6 +541,11 @@ impl Kernel {
             ),
             Kernel::ConvBackwardInput { geometry: g } => sig(
                 vec![(F32, g.output_len()), (F32, g.weight_len())],
+                vec![(F32, g.input_len())],
+                None,
+            ),
+            Kernel::ConvBackwardInputInt8 { geometry: g, .. } => sig(
+                vec![(F32, g.output_len()), (I8, g.weight_len())],
                 vec![(F32, g.input_len())],
                 None,
             ),

@@ -179,15 +179,30 @@ impl EntryLowering<'_> {
                 let xs = self.dims4_i64(pos, input_shape)?;
                 let ws = self.dims4(pos, &ty(x[1]).shape)?;
                 let geometry = self.geometry(pos, xs, ws, (strides, pads, dilations, *groups))?;
-                let dy = self.buffer(x[0], pos)?;
-                let w = self.real_weight(pos, x[1], loc.clone())?;
-                let y = out(self)?;
-                self.push(call(
-                    Kernel::ConvBackwardInput { geometry },
-                    vec![dy, w],
-                    vec![y],
-                ));
-                return Ok(());
+                let t = ty(x[1]);
+                match t.elem {
+                    ElemType::F32 => Kernel::ConvBackwardInput { geometry },
+                    ElemType::I8 => {
+                        let Kernel::Dequantize {
+                            scales,
+                            zero_points,
+                            inner,
+                            ..
+                        } = self.dequantize(pos, t)?
+                        else {
+                            unreachable!("dequantize builds a Dequantize")
+                        };
+                        Kernel::ConvBackwardInputInt8 {
+                            geometry,
+                            scales,
+                            zero_points,
+                            inner,
+                        }
+                    }
+                    _ => {
+                        return Err(self.unsupported(pos, "a weight of neither f32 nor i8 elements"))
+                    }
+                }
             }
             Op::ConvWeightGrad {
                 strides,
@@ -441,35 +456,6 @@ impl EntryLowering<'_> {
             zero_points,
             inner,
         })
-    }
-
-    /// The buffer of weight `w` at its real value: itself if `f32`, else a temporary buffer
-    /// dequantized into by a call emitted here (live through the next call).
-    fn real_weight(
-        &mut self,
-        pos: usize,
-        w: Value,
-        loc: Option<String>,
-    ) -> Result<mite_ir::program::BufferId> {
-        let t = self.func.ty(w);
-        let b = self.buffer(w, pos)?;
-        match t.elem {
-            ElemType::F32 => Ok(b),
-            ElemType::I8 => {
-                let k = self.dequantize(pos, t)?;
-                let name = format!("{}.real", self.program.buffer(b).name);
-                let tmp = self.temp(name, BufElem::F32, &t.shape, 1);
-                self.push(Call {
-                    kernel: k,
-                    inputs: vec![b],
-                    outputs: vec![tmp],
-                    scratch: None,
-                    loc,
-                });
-                Ok(tmp)
-            }
-            _ => Err(self.unsupported(pos, "a weight of neither f32 nor i8 elements")),
-        }
     }
 
     /// `optim.sgd` (the interpreter's `exec::optim::sgd`).

@@ -40,7 +40,11 @@ fn tiny_model_lowers_with_every_storage_class() {
     assert_eq!(train.args.len(), 4);
     assert_eq!(p.buffer(train.args[0]).elem, BufElem::I8);
     assert_eq!(p.entry("infer").unwrap().args.len(), 1);
-    let sgd = train.calls.iter().filter(|c| c.kernel.name() == "sgd").count();
+    let sgd = train
+        .calls
+        .iter()
+        .filter(|c| c.kernel.name() == "sgd")
+        .count();
     assert_eq!(sgd, 4, "two layers: two weights and two biases");
     // Scratch lives in the arena, only at its call.
     assert!(train.calls.iter().any(|c| c.scratch.is_some()));
@@ -80,7 +84,10 @@ fn unsupported_ops_name_function_op_and_location() {
         ..LowerOptions::default()
     };
     let err = lower_module(&m, &opts).unwrap_err().to_string();
-    assert!(err.contains("@forward") && err.contains("q.conv2d") && err.contains("onnxruntime"), "{err}");
+    assert!(
+        err.contains("@forward") && err.contains("q.conv2d") && err.contains("onnxruntime"),
+        "{err}"
+    );
     let err = lower_module(
         &m,
         &LowerOptions {
