@@ -158,3 +158,73 @@ fn proxyless_last6() {
 fn proxyless_paper() {
     check("proxyless-w0.3.onnx", "proxyless-w0.3", "paper:98kb");
 }
+
+/// The tiny zoo CNN, its last two layers trained, lowered.
+fn tiny() -> (Module, mite::ir::program::Program) {
+    let mut m = mite::zoo::tiny_int8_cnn();
+    Scheme::parse("last:2").unwrap().apply(&mut m).unwrap();
+    build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    let p = lower_module(&m, &LowerOptions::default()).unwrap();
+    (m, p)
+}
+
+fn tiny_image(seed: usize) -> Vec<f32> {
+    (0..3 * 32 * 32)
+        .map(|k| (((k * 31 + seed * 17) % 251) as f32 - 125.0) / 125.0)
+        .collect()
+}
+
+#[test]
+fn a_failed_step_changes_nothing() {
+    let (m, p) = tiny();
+    let mut exec = ProgramExecutor::new(&p).unwrap();
+    let q = quantize_image(&m, "train_step", &tiny_image(0)).unwrap();
+    exec.train_step(&q, 3, 0.5).unwrap();
+    let before = exec.params();
+    let err = exec.train_step(&q, 99, 0.5).unwrap_err().to_string();
+    assert!(err.contains("label 99"), "{err}");
+    assert_eq!(exec.params(), before);
+    assert_eq!(exec.steps(), 1);
+}
+
+#[test]
+fn a_wrong_plan_corrupts_the_logits() {
+    use mite::ir::program::Storage;
+    let (m, mut p) = tiny();
+    let img = tiny_image(1);
+    let want = Interpreter::new(&m)
+        .unwrap()
+        .run(
+            "forward",
+            &[Tensor::f32(&[1, 3, 32, 32], img.clone()).unwrap()],
+        )
+        .unwrap();
+    let q = quantize_image(&m, "forward", &img).unwrap();
+    assert_eq!(
+        ProgramExecutor::new(&p).unwrap().infer(&q).unwrap(),
+        want[0].as_f32().unwrap()
+    );
+    // The residual add reads a tensor written several calls earlier; put the output of the
+    // call right after that write on top of it: the planned program is right, this one is not.
+    let infer = p.entry("infer").unwrap().clone();
+    let add = infer
+        .calls
+        .iter()
+        .find(|c| c.kernel.name() == "add_int8")
+        .unwrap();
+    let kept = add.inputs[0];
+    let writer = infer
+        .calls
+        .iter()
+        .position(|c| c.outputs.contains(&kept))
+        .unwrap();
+    let victim = infer.calls[writer + 1].outputs[0];
+    let Storage::Arena { offset } = p.buffer(kept).storage else {
+        panic!("not in the arena")
+    };
+    assert!(offset + p.buffer(victim).bytes() <= p.arena_bytes);
+    p.buffers[victim.index()].storage = Storage::Arena { offset };
+    assert!(mite::ir::program::verify_program(&p).is_err());
+    let got = ProgramExecutor::new(&p).unwrap().infer(&q).unwrap();
+    assert_ne!(got, want[0].as_f32().unwrap());
+}
