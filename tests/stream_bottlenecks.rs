@@ -1,6 +1,8 @@
 //! Streamed frozen bottlenecks end to end: the three paper models compiled with their paper
 //! scheme with and without `stream-bottlenecks` give bit-identical forward logits, and
-//! bit-identical parameters after a few training steps in the graph interpreter.
+//! bit-identical parameters after a few training steps in the graph interpreter. The zoo models
+//! (seeded weights) share one activation quantization; the real int8 models of `../shared`
+//! (a different scale and zero point per tensor) are checked too.
 
 use mite::compile::{compile, CompileOptions};
 use mite::interp::{Interpreter, Tensor};
@@ -9,7 +11,7 @@ use mite::passes::passes::{TrainConfig, UpdatePlacement};
 use mite::train::scheme::Scheme;
 
 fn compiled(model: &str, scheme: &str, fusion: bool) -> (Module, Vec<String>) {
-    let mut m = mite::model::load_model(&format!("zoo:{model}")).unwrap();
+    let mut m = mite::model::load_model(model).unwrap();
     let opts = CompileOptions {
         scheme: Scheme::parse(scheme).unwrap(),
         classes: Some(10),
@@ -102,17 +104,27 @@ fn check(model: &str, scheme: &str) {
     );
 }
 
+const MODELS: [(&str, &str); 3] = [
+    ("mcunet-5fps", "paper:99kb"),
+    ("mbv2-w0.35", "paper:99kb"),
+    ("proxyless-w0.3", "paper:98kb"),
+];
+
 #[test]
-fn mcunet_paper_99kb_is_bit_exact_with_fusion() {
-    check("mcunet-5fps", "paper:99kb");
+fn zoo_models_are_bit_exact_with_fusion() {
+    for (model, scheme) in MODELS {
+        check(&format!("zoo:{model}"), scheme);
+    }
 }
 
 #[test]
-fn mbv2_paper_99kb_is_bit_exact_with_fusion() {
-    check("mbv2-w0.35", "paper:99kb");
-}
-
-#[test]
-fn proxyless_paper_98kb_is_bit_exact_with_fusion() {
-    check("proxyless-w0.3", "paper:98kb");
+fn shared_int8_models_are_bit_exact_with_fusion() {
+    let test = "shared_int8_models_are_bit_exact_with_fusion";
+    for (model, scheme) in MODELS {
+        let Some(path) = mite_test_support::shared_file(test, &format!("models/{model}.onnx"))
+        else {
+            return;
+        };
+        check(path.to_str().unwrap(), scheme);
+    }
 }
