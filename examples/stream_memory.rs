@@ -3,7 +3,9 @@
 //! without fusion, the lower bound once the `f32` input image has been quantized (`--updates asap`, as `mite compile`; the image is
 //! the first peak of every model and no fusion touches it), and the largest activation.
 //!
-//! Run: `cargo run --release --example stream_memory`.
+//! Run: `cargo run --release --example stream_memory [DIR]`: the zoo models (seeded weights), or
+//! with `DIR` the real int8 models `DIR/{mcunet-5fps,mbv2-w0.35,proxyless-w0.3}.onnx` (e.g.
+//! `../shared/models`).
 
 use mite::compile::{compile, CompileOptions};
 use mite::ir::memory::{memory_report, BufferKind, MemoryReport};
@@ -42,6 +44,11 @@ fn largest_activation(r: &MemoryReport) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::args().nth(1);
+    let source = |name: &str| match &dir {
+        Some(dir) => format!("{dir}/{name}.onnx"),
+        None => format!("zoo:{name}"),
+    };
     let kb = |b: u64| b as f64 / 1024.0;
     println!(
         "{:<16} {:<11} {:>6} {:>9} {:>9} {:>11} {:>8}  largest buffer",
@@ -53,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("proxyless-w0.3", "paper:98kb"),
     ] {
         for fusion in [false, true] {
-            let mut model = mite::model::load_model(&format!("zoo:{name}"))?;
+            let mut model = mite::model::load_model(&source(name))?;
             let opts = CompileOptions {
                 scheme: Scheme::parse(scheme)?,
                 classes: Some(10),

@@ -102,6 +102,59 @@ mod tests {
     }
 
     #[test]
+    fn bottleneck_ring_and_row() {
+        // x [1,4,8,8] -> 12 channels -> dw 3x3 stride 2 (pads 1) -> 6 channels [1,6,4,4].
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let q = Quant::per_tensor(0.1, 0);
+        let x = b.arg(
+            "x",
+            TensorType::quantized(&[1, 4, 8, 8], ElemType::I8, q.clone()),
+        );
+        let mut param = |name: &str, shape: &[usize]| {
+            let ty = if shape.len() == 1 {
+                TensorType::new(shape, ElemType::I32)
+            } else {
+                TensorType::quantized(
+                    shape,
+                    ElemType::I8,
+                    Quant::per_channel(0, vec![0.1; shape[0]]),
+                )
+            };
+            b.param(name, ty, false, None).unwrap()
+        };
+        let ops = [
+            param("w1", &[12, 4, 1, 1]),
+            param("b1", &[12]),
+            param("wd", &[12, 1, 3, 3]),
+            param("bd", &[12]),
+            param("w2", &[6, 12, 1, 1]),
+            param("b2", &[6]),
+        ];
+        let op = Op::QBottleneck {
+            strides: vec![2, 2],
+            pads: vec![1; 4],
+            dilations: vec![1, 1],
+            expand_scale: 0.1,
+            expand_zero_point: 0,
+            expand_act: vec![-128, 127],
+            dw_scale: 0.1,
+            dw_zero_point: 0,
+            dw_act: vec![-128, 127],
+            act_min: -128,
+            act_max: 127,
+        };
+        let mut operands = vec![x];
+        operands.extend(ops);
+        let y = b.op_quant(op, &operands, q).unwrap();
+        b.ret(&[y]);
+        let f = &m.functions[0];
+        assert_eq!(f.ty(y).shape.as_slice(), &[1, 6, 4, 4]);
+        let data = f.op(*f.layout().last().unwrap());
+        assert_eq!(scratch_bytes(f, data), 12 * 3 * 8 + 12 * 4);
+    }
+
+    #[test]
     fn cmsis_style_estimates() {
         assert_eq!(qconv(1, 3, 8, 16), 2 * 8 * 9 * 2);
         assert_eq!(qconv(1, 1, 8, 16), 0);
