@@ -61,6 +61,26 @@ fn compile_reports_the_scheme_as_json() {
         json["training_step"]["optimizer_ops"].as_u64().unwrap() as usize,
         trainable.len()
     );
+    // The seven frozen bottlenecks before the first trained block are streamed by rows.
+    let streamed = json["fusion"]["streamed_blocks"].as_array().unwrap();
+    assert_eq!(streamed.len(), 7, "{streamed:?}");
+    assert_eq!(streamed[0], "blocks.1.pointwise1.weight");
+    let out = mite(&[
+        "compile",
+        "zoo:mbv2-w0.35",
+        "--scheme",
+        "paper:99kb",
+        "--no-fusion",
+        "--report-json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        json["fusion"]["streamed_blocks"].as_array().unwrap().len(),
+        0
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
