@@ -6,7 +6,8 @@
 //! them without recomputing anything. [`Kernel::signature`] gives the element type and length of
 //! every operand, result and scratch buffer, which the verifier checks.
 
-use mite_kernels::requant::{ActRange, Rounding};
+use mite_kernels::int8::{AddParams, MeanParams};
+use mite_kernels::requant::{ActRange, QuantParams, Rounding};
 use mite_kernels::Conv2dGeometry;
 
 use super::BufElem;
@@ -69,8 +70,127 @@ pub enum Kernel {
         /// Whether a bias operand is given.
         bias: bool,
     },
-    /// The SGD / QAS update of a parameter (`mite_kernels::sgd`): operands `(grad: f32)`,
-    /// in-place results `(param[, momentum])`.
+    /// `mite_kernels::int8::add_int8`: `(a: i8, b: i8) -> y: i8` (may be in place).
+    AddInt8 {
+        /// Elements.
+        len: usize,
+        /// Quantization, clamp and precomputed multipliers.
+        params: AddParams,
+    },
+    /// `mite_kernels::int8::global_avg_pool_int8` (output keeps the input's quantization):
+    /// `(x: i8[n·c·h·w]) -> y: i8[n·c]`.
+    GlobalAvgPoolInt8 {
+        /// Input dims `[n, c, h, w]`.
+        dims: [usize; 4],
+        /// Rounding mode.
+        rounding: Rounding,
+    },
+    /// `mite_kernels::int8::mean_int8` (global average pool requantizing to another
+    /// quantization): `(x: i8) -> y: i8[n·c]`.
+    MeanInt8 {
+        /// Input dims `[n, c, h, w]`.
+        dims: [usize; 4],
+        /// Quantizations and multiplier.
+        params: MeanParams,
+    },
+    /// `mite_kernels::int8::dequantize` (`DequantizeLinear`, per tensor or per axis):
+    /// `(x: i8) -> y: f32`.
+    Dequantize {
+        /// Elements.
+        len: usize,
+        /// Scales, one per channel (one: per tensor).
+        scales: Vec<f32>,
+        /// Zero points, one per channel.
+        zero_points: Vec<i8>,
+        /// Elements per channel step.
+        inner: usize,
+    },
+    /// `mite_kernels::float::make_mask` over an `i8` tensor's integer values (`min < q < max`,
+    /// compared in `f32`): `(x: i8) -> mask: bits`.
+    MaskInt8 {
+        /// Elements.
+        len: usize,
+        /// Exclusive lower bound.
+        min: f32,
+        /// Exclusive upper bound.
+        max: f32,
+    },
+    /// `mite_kernels::float::make_mask` over `f32` values: `(x: f32) -> mask: bits`.
+    MaskF32 {
+        /// Elements.
+        len: usize,
+        /// Exclusive lower bound.
+        min: f32,
+        /// Exclusive upper bound.
+        max: f32,
+    },
+    /// `mite_kernels::float::apply_mask`: `(dy: f32, mask: bits) -> dx: f32` (may be in place).
+    ApplyMask {
+        /// Elements.
+        len: usize,
+    },
+    /// Elementwise `f32` sum of two equally shaped tensors (gradients meeting at a branch):
+    /// `(a: f32, b: f32) -> y: f32`.
+    AddF32 {
+        /// Elements.
+        len: usize,
+    },
+    /// A copy of channels `start..start + size` of axis `axis` (`x` viewed as
+    /// `[outer, channels, inner]`): `(x) -> y` of the same element type.
+    Slice {
+        /// Element type.
+        elem: BufElem,
+        /// Product of the dims before the axis.
+        outer: usize,
+        /// Channels along the axis.
+        channels: usize,
+        /// Product of the dims after the axis.
+        inner: usize,
+        /// First channel copied.
+        start: usize,
+        /// Channels copied.
+        size: usize,
+    },
+    /// `mite_kernels::float::conv2d_backward_input`: `(dy: f32, w: f32) -> dx: f32`.
+    ConvBackwardInput {
+        /// Geometry of the forward convolution.
+        geometry: Conv2dGeometry,
+    },
+    /// `mite_kernels::float::conv2d_backward_weight`: `(x: f32, dy: f32) -> dw: f32`.
+    ConvBackwardWeight {
+        /// Geometry of the forward convolution.
+        geometry: Conv2dGeometry,
+    },
+    /// `mite_kernels::float::conv2d_backward_bias`: `(dy: f32[n·c·h·w]) -> db: f32[c]`.
+    ConvBackwardBias {
+        /// `dy`'s dims `[n, c, h, w]`.
+        dims: [usize; 4],
+    },
+    /// `mite_kernels::float::global_avg_pool_backward`: `(dy: f32[n·c]) -> dx: f32[n·c·h·w]`.
+    GlobalAvgPoolBackward {
+        /// Input dims `[n, c, h, w]` of the forward pool.
+        dims: [usize; 4],
+    },
+    /// `mite_kernels::float::softmax_cross_entropy` (mean over the batch):
+    /// `(logits: f32[n·c], labels: i32[n]) -> loss: f32[1]`, scratch `f32[c]`.
+    SoftmaxCrossEntropy {
+        /// Batch.
+        batch: usize,
+        /// Classes.
+        classes: usize,
+    },
+    /// `mite_kernels::float::softmax_cross_entropy_backward`:
+    /// `(logits: f32[n·c], labels: i32[n], dloss: f32[1]) -> dlogits: f32[n·c]`.
+    SoftmaxCrossEntropyBackward {
+        /// Batch.
+        batch: usize,
+        /// Classes.
+        classes: usize,
+    },
+    /// The SGD / QAS update of a parameter (`mite_kernels::sgd`): operands
+    /// `(grad: f32, lr: f32[1], step: i64[1])`, in-place results
+    /// `(param[, momentum: f32][, accumulator: f32])`; scratch `f32[len]` (the full-size
+    /// gradient) when the gradient covers a channel slice or accumulates.
     Sgd {
         /// The parameter's element type.
         elem: BufElem,
@@ -78,7 +198,7 @@ pub enum Kernel {
         len: usize,
         /// `lr_scale`: `η = lr · lr_scale`, with `lr` the entry's learning-rate argument.
         lr_scale: f32,
-        /// Momentum (0: none).
+        /// Momentum (0: none, and no momentum state).
         momentum: f32,
         /// Weight decay.
         weight_decay: f32,
@@ -92,7 +212,74 @@ pub enum Kernel {
         zero_points: Vec<i32>,
         /// Elements per channel step (the product of the dims after the channel axis).
         inner: usize,
+        /// Accumulate gradients over this many steps (1: none, and no accumulator state).
+        accumulate: u32,
+        /// The channels the gradient covers (`None`: the whole parameter).
+        slice: Option<SgdSlice>,
     },
+}
+
+/// The channels of a parameter a sparse update's gradient covers: the parameter viewed as
+/// `[outer, channels, inner]`, channels `start..start + count` (the gradient holds exactly
+/// those elements, in order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SgdSlice {
+    /// Channels along the sliced axis.
+    pub channels: usize,
+    /// Product of the dims after the sliced axis.
+    pub inner: usize,
+    /// First covered channel.
+    pub start: usize,
+    /// Covered channels.
+    pub count: usize,
+}
+
+impl SgdSlice {
+    /// Whether element `i` (row-major) of the parameter is covered.
+    pub fn covers(&self, i: usize) -> bool {
+        let c = (i / self.inner.max(1)) % self.channels.max(1);
+        (self.start..self.start + self.count).contains(&c)
+    }
+}
+
+fn ints(v: &[usize]) -> KernelAttr {
+    KernelAttr::Ints(v.iter().map(|&x| x as i64).collect())
+}
+
+fn quant_attr(q: &QuantParams) -> KernelAttr {
+    KernelAttr::F64s(vec![f64::from(q.scale), f64::from(q.zero_point)])
+}
+
+fn pair(p: (i32, i32)) -> Vec<i64> {
+    vec![i64::from(p.0), i64::from(p.1)]
+}
+
+fn geometry_attrs(g: &Conv2dGeometry) -> Vec<(&'static str, KernelAttr)> {
+    let w = g.window();
+    vec![
+        ("in", ints(&[g.n(), g.c_in(), g.in_hw()[0], g.in_hw()[1]])),
+        (
+            "out",
+            ints(&[g.n(), g.c_out(), g.out_hw()[0], g.out_hw()[1]]),
+        ),
+        ("kernel", ints(&w.kernel)),
+        ("strides", ints(&w.strides)),
+        ("pads", ints(&w.pads)),
+        ("dilations", ints(&w.dilations)),
+        ("groups", KernelAttr::Int(g.groups() as i64)),
+    ]
+}
+
+fn sig(
+    inputs: Vec<(BufElem, usize)>,
+    outputs: Vec<(BufElem, usize)>,
+    scratch: Option<(BufElem, usize)>,
+) -> Signature {
+    Signature {
+        inputs,
+        outputs,
+        scratch,
+    }
 }
 
 impl Kernel {
@@ -100,6 +287,21 @@ impl Kernel {
     pub fn name(&self) -> &'static str {
         match self {
             Kernel::ConvInt8 { .. } => "conv2d_int8",
+            Kernel::AddInt8 { .. } => "add_int8",
+            Kernel::GlobalAvgPoolInt8 { .. } => "global_avg_pool_int8",
+            Kernel::MeanInt8 { .. } => "mean_int8",
+            Kernel::Dequantize { .. } => "dequantize",
+            Kernel::MaskInt8 { .. } => "mask_int8",
+            Kernel::MaskF32 { .. } => "mask_f32",
+            Kernel::ApplyMask { .. } => "apply_mask",
+            Kernel::AddF32 { .. } => "add_f32",
+            Kernel::Slice { .. } => "slice",
+            Kernel::ConvBackwardInput { .. } => "conv2d_backward_input",
+            Kernel::ConvBackwardWeight { .. } => "conv2d_backward_weight",
+            Kernel::ConvBackwardBias { .. } => "conv2d_backward_bias",
+            Kernel::GlobalAvgPoolBackward { .. } => "global_avg_pool_backward",
+            Kernel::SoftmaxCrossEntropy { .. } => "softmax_cross_entropy",
+            Kernel::SoftmaxCrossEntropyBackward { .. } => "softmax_cross_entropy_backward",
             Kernel::Sgd { .. } => "sgd",
         }
     }
@@ -107,7 +309,6 @@ impl Kernel {
     /// Its attributes, in print order.
     pub fn attrs(&self) -> Vec<(&'static str, KernelAttr)> {
         use KernelAttr as A;
-        let ints = |v: &[usize]| A::Ints(v.iter().map(|&x| x as i64).collect());
         match self {
             Kernel::ConvInt8 {
                 geometry: g,
@@ -121,15 +322,8 @@ impl Kernel {
                 rounding,
                 bias,
             } => {
-                let w = g.window();
-                vec![
-                    ("in", ints(&[g.n(), g.c_in(), g.in_hw()[0], g.in_hw()[1]])),
-                    ("out", ints(&[g.n(), g.c_out(), g.out_hw()[0], g.out_hw()[1]])),
-                    ("kernel", ints(&w.kernel)),
-                    ("strides", ints(&w.strides)),
-                    ("pads", ints(&w.pads)),
-                    ("dilations", ints(&w.dilations)),
-                    ("groups", A::Int(g.groups() as i64)),
+                let mut a = geometry_attrs(g);
+                a.extend([
                     ("x_zp", A::Int(i64::from(*x_zero_point))),
                     (
                         "w_zp",
@@ -151,8 +345,84 @@ impl Kernel {
                     ),
                     ("rounding", A::Word(rounding_name(*rounding))),
                     ("bias", A::Bool(*bias)),
+                ]);
+                a
+            }
+            Kernel::AddInt8 { len, params: p } => {
+                let [ma, mb] = p.input_multipliers;
+                vec![
+                    ("len", A::Int(*len as i64)),
+                    ("a", quant_attr(&p.a)),
+                    ("b", quant_attr(&p.b)),
+                    ("y", quant_attr(&p.out)),
+                    (
+                        "range",
+                        A::Ints(vec![i64::from(p.range.min), i64::from(p.range.max)]),
+                    ),
+                    ("rounding", A::Word(rounding_name(p.rounding))),
+                    ("a_multiplier", A::Ints(pair(ma))),
+                    ("b_multiplier", A::Ints(pair(mb))),
+                    ("y_multiplier", A::Ints(pair(p.output_multiplier))),
                 ]
             }
+            Kernel::GlobalAvgPoolInt8 { dims, rounding } => vec![
+                ("in", ints(dims)),
+                ("rounding", A::Word(rounding_name(*rounding))),
+            ],
+            Kernel::MeanInt8 { dims, params: p } => vec![
+                ("in", ints(dims)),
+                ("x", quant_attr(&p.input)),
+                ("y", quant_attr(&p.output)),
+                ("rounding", A::Word(rounding_name(p.rounding))),
+                ("real", A::F64(p.real)),
+                ("multiplier", A::Ints(pair(p.multiplier))),
+            ],
+            Kernel::Dequantize {
+                len,
+                scales,
+                zero_points,
+                inner,
+            } => vec![
+                ("len", A::Int(*len as i64)),
+                ("scales", A::F32s(scales.clone())),
+                (
+                    "zero_points",
+                    A::Ints(zero_points.iter().map(|&z| i64::from(z)).collect()),
+                ),
+                ("inner", A::Int(*inner as i64)),
+            ],
+            Kernel::MaskInt8 { len, min, max } | Kernel::MaskF32 { len, min, max } => vec![
+                ("len", A::Int(*len as i64)),
+                ("min", A::F32(*min)),
+                ("max", A::F32(*max)),
+            ],
+            Kernel::ApplyMask { len } | Kernel::AddF32 { len } => {
+                vec![("len", A::Int(*len as i64))]
+            }
+            Kernel::Slice {
+                elem,
+                outer,
+                channels,
+                inner,
+                start,
+                size,
+            } => vec![
+                ("elem", A::Word(elem.name())),
+                ("in", ints(&[*outer, *channels, *inner])),
+                ("start", A::Int(*start as i64)),
+                ("size", A::Int(*size as i64)),
+            ],
+            Kernel::ConvBackwardInput { geometry } | Kernel::ConvBackwardWeight { geometry } => {
+                geometry_attrs(geometry)
+            }
+            Kernel::ConvBackwardBias { dims } | Kernel::GlobalAvgPoolBackward { dims } => {
+                vec![("in", ints(dims))]
+            }
+            Kernel::SoftmaxCrossEntropy { batch, classes }
+            | Kernel::SoftmaxCrossEntropyBackward { batch, classes } => vec![
+                ("batch", A::Int(*batch as i64)),
+                ("classes", A::Int(*classes as i64)),
+            ],
             Kernel::Sgd {
                 elem,
                 len,
@@ -164,56 +434,131 @@ impl Kernel {
                 scales,
                 zero_points,
                 inner,
-            } => vec![
-                ("elem", A::Word(elem.name())),
-                ("len", A::Int(*len as i64)),
-                ("lr_scale", A::F32(*lr_scale)),
-                ("momentum", A::F32(*momentum)),
-                ("weight_decay", A::F32(*weight_decay)),
-                ("qas", A::Bool(*qas)),
-                (
-                    "stochastic_seed",
-                    stochastic_seed.map_or(A::Word("none"), A::Int),
-                ),
-                ("scales", A::F32s(scales.clone())),
-                (
-                    "zero_points",
-                    A::Ints(zero_points.iter().map(|&z| i64::from(z)).collect()),
-                ),
-                ("inner", A::Int(*inner as i64)),
-            ],
+                accumulate,
+                slice,
+            } => {
+                let mut a = vec![
+                    ("elem", A::Word(elem.name())),
+                    ("len", A::Int(*len as i64)),
+                    ("lr_scale", A::F32(*lr_scale)),
+                    ("momentum", A::F32(*momentum)),
+                    ("weight_decay", A::F32(*weight_decay)),
+                    ("qas", A::Bool(*qas)),
+                    (
+                        "stochastic_seed",
+                        stochastic_seed.map_or(A::Word("none"), A::Int),
+                    ),
+                    ("scales", A::F32s(scales.clone())),
+                    (
+                        "zero_points",
+                        A::Ints(zero_points.iter().map(|&z| i64::from(z)).collect()),
+                    ),
+                    ("inner", A::Int(*inner as i64)),
+                    ("accumulate", A::Int(i64::from(*accumulate))),
+                ];
+                if let Some(s) = slice {
+                    a.push(("slice", ints(&[s.channels, s.inner, s.start, s.count])));
+                }
+                a
+            }
         }
     }
 
     /// The element types and lengths of the call's buffers.
     pub fn signature(&self) -> Signature {
+        use BufElem::{Bits, F32, I32, I64, I8};
         match self {
-            Kernel::ConvInt8 { geometry: g, bias, .. } => {
-                let mut inputs = vec![
-                    (BufElem::I8, g.input_len()),
-                    (BufElem::I8, g.weight_len()),
-                ];
-                if *bias {
-                    inputs.push((BufElem::I32, g.c_out()));
-                }
-                Signature {
-                    inputs,
-                    outputs: vec![(BufElem::I8, g.output_len())],
-                    scratch: Some((BufElem::I32, g.out_plane())),
-                }
-            }
-            Kernel::Sgd {
-                elem, len, momentum, ..
+            Kernel::ConvInt8 {
+                geometry: g, bias, ..
             } => {
+                let mut inputs = vec![(I8, g.input_len()), (I8, g.weight_len())];
+                if *bias {
+                    inputs.push((I32, g.c_out()));
+                }
+                sig(
+                    inputs,
+                    vec![(I8, g.output_len())],
+                    Some((I32, g.out_plane())),
+                )
+            }
+            Kernel::AddInt8 { len, .. } => {
+                sig(vec![(I8, *len), (I8, *len)], vec![(I8, *len)], None)
+            }
+            Kernel::GlobalAvgPoolInt8 { dims, .. } | Kernel::MeanInt8 { dims, .. } => sig(
+                vec![(I8, dims.iter().product())],
+                vec![(I8, dims[0] * dims[1])],
+                None,
+            ),
+            Kernel::Dequantize { len, .. } => sig(vec![(I8, *len)], vec![(F32, *len)], None),
+            Kernel::MaskInt8 { len, .. } => sig(vec![(I8, *len)], vec![(Bits, *len)], None),
+            Kernel::MaskF32 { len, .. } => sig(vec![(F32, *len)], vec![(Bits, *len)], None),
+            Kernel::ApplyMask { len } => {
+                sig(vec![(F32, *len), (Bits, *len)], vec![(F32, *len)], None)
+            }
+            Kernel::AddF32 { len } => sig(vec![(F32, *len), (F32, *len)], vec![(F32, *len)], None),
+            Kernel::Slice {
+                elem,
+                outer,
+                channels,
+                inner,
+                size,
+                ..
+            } => sig(
+                vec![(*elem, outer * channels * inner)],
+                vec![(*elem, outer * size * inner)],
+                None,
+            ),
+            Kernel::ConvBackwardInput { geometry: g } => sig(
+                vec![(F32, g.output_len()), (F32, g.weight_len())],
+                vec![(F32, g.input_len())],
+                None,
+            ),
+            Kernel::ConvBackwardWeight { geometry: g } => sig(
+                vec![(F32, g.input_len()), (F32, g.output_len())],
+                vec![(F32, g.weight_len())],
+                None,
+            ),
+            Kernel::ConvBackwardBias { dims } => sig(
+                vec![(F32, dims.iter().product())],
+                vec![(F32, dims[1])],
+                None,
+            ),
+            Kernel::GlobalAvgPoolBackward { dims } => sig(
+                vec![(F32, dims[0] * dims[1])],
+                vec![(F32, dims.iter().product())],
+                None,
+            ),
+            Kernel::SoftmaxCrossEntropy { batch, classes } => sig(
+                vec![(F32, batch * classes), (I32, *batch)],
+                vec![(F32, 1)],
+                Some((F32, *classes)),
+            ),
+            Kernel::SoftmaxCrossEntropyBackward { batch, classes } => sig(
+                vec![(F32, batch * classes), (I32, *batch), (F32, 1)],
+                vec![(F32, batch * classes)],
+                None,
+            ),
+            Kernel::Sgd {
+                elem,
+                len,
+                momentum,
+                accumulate,
+                slice,
+                ..
+            } => {
+                let grad_len = match slice {
+                    Some(s) => len / s.channels.max(1) * s.count,
+                    None => *len,
+                };
                 let mut outputs = vec![(*elem, *len)];
                 if *momentum != 0.0 {
-                    outputs.push((BufElem::F32, *len));
+                    outputs.push((F32, *len));
                 }
-                Signature {
-                    inputs: vec![(BufElem::F32, *len)],
-                    outputs,
-                    scratch: None,
+                if *accumulate > 1 {
+                    outputs.push((F32, *len));
                 }
+                let scratch = (slice.is_some() || *accumulate > 1).then_some((F32, *len));
+                sig(vec![(F32, grad_len), (F32, 1), (I64, 1)], outputs, scratch)
             }
         }
     }

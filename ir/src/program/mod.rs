@@ -24,7 +24,7 @@ mod kernel;
 mod print;
 mod verify;
 
-pub use kernel::{rounding_name, Kernel, KernelAttr, Signature};
+pub use kernel::{rounding_name, Kernel, KernelAttr, SgdSlice, Signature};
 pub use print::print_program;
 pub use verify::{verify_program, ProgramError, ProgramErrors};
 
@@ -294,3 +294,6 @@ impl StorageBytes {
         self.arena + self.param + self.state + self.args
     }
 }
+
+#[cfg(test)]
+mod tests;

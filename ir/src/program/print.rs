@@ -78,7 +78,10 @@ fn buffer_line(b: &BufferDecl) -> String {
             format!("flash {ty} {name}{from} data={}", data_summary(data))
         }
         Storage::Param { global, init } => {
-            format!("param {ty} {name} global=@{global} init={}", data_summary(init))
+            format!(
+                "param {ty} {name} global=@{global} init={}",
+                data_summary(init)
+            )
         }
         Storage::State { global } => format!("state {ty} {name} global=@{global}"),
         Storage::Arg { entry, role } => {

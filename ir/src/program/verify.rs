@@ -54,7 +54,9 @@ pub enum ProgramError {
         what: String,
     },
     /// An arena buffer is read before any call of the entry writes it.
-    #[error("entry @{entry}, call {call}: arena buffer {buffer} ({name}) is read before it is written")]
+    #[error(
+        "entry @{entry}, call {call}: arena buffer {buffer} ({name}) is read before it is written"
+    )]
     ReadBeforeWrite {
         /// The entry.
         entry: String,
@@ -150,7 +152,10 @@ fn check_buffers(p: &Program, errors: &mut Vec<ProgramError>) {
                         b.elem.align()
                     )));
                 }
-                if offset.checked_add(b.bytes()).is_none_or(|end| end > p.arena_bytes) {
+                if offset
+                    .checked_add(b.bytes())
+                    .is_none_or(|end| end > p.arena_bytes)
+                {
                     errors.push(err(format!(
                         "bytes {offset}..{} do not fit the arena of {} bytes",
                         offset.saturating_add(b.bytes()),
@@ -338,9 +343,7 @@ fn check_signature(p: &Program, e: usize, c: usize, errors: &mut Vec<ProgramErro
                 ));
             }
         }
-        (None, Some((elem, len))) => {
-            report(format!("needs scratch of {} x {len}", elem.name()))
-        }
+        (None, Some((elem, len))) => report(format!("needs scratch of {} x {len}", elem.name())),
         (Some(id), None) => report(format!("scratch {id} given to a kernel that takes none")),
     }
 }
