@@ -246,6 +246,8 @@ pub(crate) fn generate(p: &Program, options: &RustOptions) -> Result<Code, EmitE
         "//! The entries: one kernel call after another, over views of the model's memory.\n\n\
          use crate::runtime::{self as rt, Error};\n\
          #[allow(unused_imports)]\n\
+         use mite_kernels::requant::Rounding;\n\
+         #[allow(unused_imports)]\n\
          use crate::tables as t;\n\
          use crate::Model;\n",
     );
@@ -335,9 +337,11 @@ impl Tables {
              //! resolved kernel parameters.\n\n\
              #![allow(clippy::unreadable_literal, clippy::excessive_precision)]\n\n\
              #[allow(unused_imports)]\n\
-             use crate::runtime::{ConvDesc, SgdDesc, Table};\n\
+             use crate::runtime::{ConvDesc, DequantDesc, GeomDesc, SgdDesc, SliceDesc, Table};\n\
              #[allow(unused_imports)]\n\
-             use mite_kernels::requant::{ActRange, Rounding};\n\
+             use mite_kernels::int8::{AddParams, MeanParams};\n\
+             #[allow(unused_imports)]\n\
+             use mite_kernels::requant::{ActRange, QuantParams, Rounding};\n\
              #[allow(unused_imports)]\n\
              use mite_kernels::Window2d;\n\n",
         );
@@ -533,6 +537,8 @@ fn check_no_update_before(p: &Program, e: &Entry, loss_call: usize) -> Result<()
 struct Views {
     /// Statements binding the carved blocks.
     prelude: String,
+    /// The operand the first result overwrites in place (its expression is empty).
+    in_place: Option<usize>,
     /// One expression per input.
     inputs: Vec<String>,
     /// One per output.
@@ -541,32 +547,44 @@ struct Views {
     scratch: Option<String>,
 }
 
+/// The operand of an elementwise kernel that its result overwrites (the same buffer, or the same
+/// bytes).
+fn in_place_input(lay: &Layout, call: &Call) -> Option<usize> {
+    if !matches!(
+        call.kernel,
+        Kernel::AddInt8 { .. } | Kernel::AddF32 { .. } | Kernel::ApplyMask { .. }
+    ) {
+        return None;
+    }
+    let out = *call.outputs.first()?;
+    call.inputs.iter().position(|&b| {
+        b == out
+            || matches!(
+                (lay.places[b.index()], lay.places[out.index()]),
+                (Place::Block(x, s, e), Place::Block(y, s2, e2)) if x == y && s == s2 && e == e2
+            )
+    })
+}
+
 fn bind(p: &Program, lay: &Layout, e: &Entry, ci: usize, call: &Call) -> Result<Views, EmitError> {
-    // Each distinct buffer once, mutable when written.
+    // Each distinct buffer once, mutable when written; an operand the result overwrites in
+    // place is reached through the result.
+    let in_place = in_place_input(lay, call);
     let mut written: BTreeMap<BufferId, bool> = BTreeMap::new();
-    for &b in &call.inputs {
-        written.entry(b).or_insert(false);
+    for (k, &b) in call.inputs.iter().enumerate() {
+        if Some(k) != in_place {
+            written.entry(b).or_insert(false);
+        }
     }
     for &b in call.outputs.iter().chain(call.scratch.iter()) {
-        if written.insert(b, true) == Some(false)
-            || call.outputs.iter().filter(|&&o| o == b).count() > 1
-        {
+        if written.insert(b, true).is_some() {
             return Err(EmitError::Alias {
                 entry: e.name.clone(),
                 call: ci,
-                a: b.to_string(),
-                b: b.to_string(),
+                a: format!("{b} ({})", p.buffer(b).name),
+                b: format!("{b} ({})", p.buffer(b).name),
             });
         }
-    }
-    if call.scratch.is_some_and(|s| call.outputs.contains(&s)) {
-        let s = call.scratch.unwrap_or(BufferId(0));
-        return Err(EmitError::Alias {
-            entry: e.name.clone(),
-            call: ci,
-            a: s.to_string(),
-            b: s.to_string(),
-        });
     }
     // Group the block buffers by block.
     let mut blocks: BTreeMap<&'static str, Vec<(u64, u64, BufferId)>> = BTreeMap::new();
@@ -622,7 +640,19 @@ fn bind(p: &Program, lay: &Layout, e: &Entry, ci: usize, call: &Call) -> Result<
     };
     Ok(Views {
         prelude,
-        inputs: call.inputs.iter().map(|&b| expr(b, false)).collect(),
+        in_place,
+        inputs: call
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(k, &b)| {
+                if Some(k) == in_place {
+                    String::new()
+                } else {
+                    expr(b, false)
+                }
+            })
+            .collect(),
         outputs: call.outputs.iter().map(|&b| expr(b, true)).collect(),
         scratch: call.scratch.map(|b| expr(b, true)),
     })
@@ -728,50 +758,274 @@ fn kernel_stmt(
             scales,
             zero_points,
             inner,
+            accumulate,
+            slice,
             ..
         } => {
+            let unsupported = |kernel| EmitError::Unsupported {
+                entry: e.name.clone(),
+                call: ci,
+                kernel,
+            };
+            if slice.is_some()
+                && (*momentum != 0.0
+                    || *weight_decay != 0.0
+                    || *accumulate > 1
+                    || (*elem == BufElem::I32 && stochastic_seed.is_some()))
+            {
+                return Err(unsupported(
+                    "sgd of a channel slice with momentum, weight decay, accumulation, or \
+                     stochastic rounding of an i32 parameter",
+                ));
+            }
+            let ty = match elem {
+                BufElem::I8 | BufElem::I32 | BufElem::F32 => rust_elem(*elem),
+                _ => return Err(unsupported("sgd of a non-numeric parameter")),
+            };
+            let slice_text = match slice {
+                Some(s) => format!(
+                    "Some(SliceDesc {{ channels: {}, inner: {}, start: {}, count: {} }})",
+                    s.channels, s.inner, s.start, s.count
+                ),
+                None => "None".to_string(),
+            };
             let desc = tables.intern(
                 desc,
                 "SgdDesc",
                 format!(
-                "{{\n    lr_scale: {},\n    momentum: {},\n    \
-                 weight_decay: {},\n    qas: {qas},\n    seed: {:?},\n    scales: {},\n    zero_points: {},\n    inner: {inner},\n}}",
-                f32_lit(*lr_scale),
-                f32_lit(*momentum),
-                f32_lit(*weight_decay),
-                stochastic_seed,
-                list(scales, f32_lit),
-                list(zero_points, |z| z.to_string()),
-            ),
+                    "{{\n    lr_scale: {},\n    momentum: {},\n    weight_decay: {},\n    qas: {qas},\n    \
+                     seed: {:?},\n    scales: {},\n    zero_points: {},\n    inner: {inner},\n    \
+                     accumulate: {accumulate},\n    slice: {slice_text},\n}}",
+                    f32_lit(*lr_scale),
+                    f32_lit(*momentum),
+                    f32_lit(*weight_decay),
+                    stochastic_seed,
+                    list(scales, f32_lit),
+                    list(zero_points, |z| z.to_string()),
+                ),
             );
-            let runner = match elem {
-                BufElem::I8 => "sgd_i8",
-                BufElem::I32 => "sgd_i32",
-                BufElem::F32 => "sgd_f32",
-                _ => {
-                    return Err(EmitError::Unsupported {
-                        entry: e.name.clone(),
-                        call: ci,
-                        kernel: "sgd of a non-numeric parameter",
-                    })
-                }
+            let mut state = v.outputs[1..].iter();
+            let mut opt = |present: bool| match (present, state.next()) {
+                (true, Some(x)) => format!("Some({x})"),
+                _ => "None".to_string(),
             };
-            let momentum_arg = match v.outputs.get(1) {
-                Some(m) => format!("Some({m})"),
-                None => "None".to_string(),
-            };
+            let m = opt(*momentum != 0.0);
+            let acc = opt(*accumulate > 1);
+            let scratch = v
+                .scratch
+                .as_ref()
+                .map_or("None".to_string(), |s| format!("Some({s})"));
             Ok(format!(
-                "rt::{runner}(&t::{desc}, m.lr, m.step, {}, {}, {momentum_arg})?;",
+                "rt::sgd::<{ty}>(&t::{desc}, {}, {}, {}, {}, {m}, {acc}, {scratch})?;",
+                v.inputs[0], v.inputs[1], v.inputs[2], v.outputs[0]
+            ))
+        }
+        Kernel::AddInt8 { params: a, .. } => {
+            let q = |q: &mite_kernels::QuantParams| {
+                format!(
+                    "QuantParams {{ scale: {}, zero_point: {} }}",
+                    f32_lit(q.scale),
+                    q.zero_point
+                )
+            };
+            let [(ma, sa), (mb, sb)] = a.input_multipliers;
+            let (mo, so) = a.output_multiplier;
+            let desc = tables.intern(
+                desc,
+                "AddParams",
+                format!(
+                    "{{\n    a: {},\n    b: {},\n    out: {},\n    range: ActRange {{ min: {}, max: {} }},\n    \
+                     rounding: Rounding::{:?},\n    input_multipliers: [({ma}, {sa}), ({mb}, {sb})],\n    \
+                     output_multiplier: ({mo}, {so}),\n}}",
+                    q(&a.a),
+                    q(&a.b),
+                    q(&a.out),
+                    a.range.min,
+                    a.range.max,
+                    a.rounding
+                ),
+            );
+            Ok(match v.in_place {
+                None => format!(
+                    "rt::add_int8(&t::{desc}, {}, {}, {})?;",
+                    v.inputs[0], v.inputs[1], v.outputs[0]
+                ),
+                Some(0) => format!(
+                    "rt::add_int8_into_a(&t::{desc}, {}, {})?;",
+                    v.outputs[0], v.inputs[1]
+                ),
+                Some(_) => format!(
+                    "rt::add_int8_into_b(&t::{desc}, {}, {})?;",
+                    v.inputs[0], v.outputs[0]
+                ),
+            })
+        }
+        Kernel::AddF32 { .. } => Ok(match v.in_place {
+            None => format!(
+                "rt::add_f32({}, {}, {})?;",
+                v.inputs[0], v.inputs[1], v.outputs[0]
+            ),
+            Some(k) => format!(
+                "rt::add_f32_into({}, {})?;",
+                v.outputs[0],
+                v.inputs[1 - k.min(1)]
+            ),
+        }),
+        Kernel::ApplyMask { .. } => Ok(match v.in_place {
+            None => format!(
+                "rt::apply_mask({}, {}, {})?;",
+                v.inputs[0], v.inputs[1], v.outputs[0]
+            ),
+            Some(0) => format!(
+                "rt::apply_mask_in_place({}, {})?;",
+                v.outputs[0], v.inputs[1]
+            ),
+            Some(_) => {
+                return Err(EmitError::Alias {
+                    entry: e.name.clone(),
+                    call: ci,
+                    a: "the mask".into(),
+                    b: "the result".into(),
+                })
+            }
+        }),
+        Kernel::GlobalAvgPoolInt8 { dims, rounding } => Ok(format!(
+            "rt::global_avg_pool_int8({}, Rounding::{rounding:?}, {}, {})?;",
+            usizes(*dims),
+            v.inputs[0],
+            v.outputs[0]
+        )),
+        Kernel::MeanInt8 { dims, params: mp } => {
+            let desc = tables.intern(
+                desc,
+                "MeanParams",
+                format!(
+                    "{{\n    input: QuantParams {{ scale: {}, zero_point: {} }},\n    \
+                     output: QuantParams {{ scale: {}, zero_point: {} }},\n    rounding: Rounding::{:?},\n    \
+                     real: {},\n    multiplier: ({}, {}),\n}}",
+                    f32_lit(mp.input.scale),
+                    mp.input.zero_point,
+                    f32_lit(mp.output.scale),
+                    mp.output.zero_point,
+                    mp.rounding,
+                    f64_lit(mp.real),
+                    mp.multiplier.0,
+                    mp.multiplier.1
+                ),
+            );
+            Ok(format!(
+                "rt::mean_int8({}, &t::{desc}, {}, {})?;",
+                usizes(*dims),
+                v.inputs[0],
+                v.outputs[0]
+            ))
+        }
+        Kernel::Dequantize {
+            scales,
+            zero_points,
+            inner,
+            ..
+        } => {
+            let desc = tables.intern(
+                desc,
+                "DequantDesc",
+                format!(
+                    "{{ scales: {}, zero_points: {}, inner: {inner} }}",
+                    list(scales, f32_lit),
+                    list(zero_points, |z| z.to_string())
+                ),
+            );
+            Ok(format!(
+                "rt::dequantize(&t::{desc}, {}, {})?;",
                 v.inputs[0], v.outputs[0]
             ))
         }
-        #[allow(unreachable_patterns)]
-        other => Err(EmitError::Unsupported {
-            entry: e.name.clone(),
-            call: ci,
-            kernel: other.name(),
-        }),
+        Kernel::MaskInt8 { min, max, .. } => Ok(format!(
+            "rt::mask_int8({}, {}, {}, {})?;",
+            f32_lit(*min),
+            f32_lit(*max),
+            v.inputs[0],
+            v.outputs[0]
+        )),
+        Kernel::MaskF32 { min, max, .. } => Ok(format!(
+            "rt::mask_f32({}, {}, {}, {})?;",
+            f32_lit(*min),
+            f32_lit(*max),
+            v.inputs[0],
+            v.outputs[0]
+        )),
+        Kernel::Slice {
+            outer,
+            channels,
+            inner,
+            start,
+            size,
+            ..
+        } => Ok(format!(
+            "rt::slice({}, {}, {})?;",
+            usizes([*outer, *channels, *inner, *start, *size]),
+            v.inputs[0],
+            v.outputs[0]
+        )),
+        Kernel::ConvBackwardInput { geometry } => {
+            let desc = geometry_desc(tables, desc, geometry);
+            Ok(format!(
+                "rt::conv_backward_input(&t::{desc}, {}, {}, {})?;",
+                v.inputs[0], v.inputs[1], v.outputs[0]
+            ))
+        }
+        Kernel::ConvBackwardWeight { geometry } => {
+            let desc = geometry_desc(tables, desc, geometry);
+            Ok(format!(
+                "rt::conv_backward_weight(&t::{desc}, {}, {}, {})?;",
+                v.inputs[0], v.inputs[1], v.outputs[0]
+            ))
+        }
+        Kernel::ConvBackwardBias { dims } => Ok(format!(
+            "rt::conv_backward_bias({}, {}, {})?;",
+            usizes(*dims),
+            v.inputs[0],
+            v.outputs[0]
+        )),
+        Kernel::GlobalAvgPoolBackward { dims } => Ok(format!(
+            "rt::global_avg_pool_backward({}, {}, {})?;",
+            usizes(*dims),
+            v.inputs[0],
+            v.outputs[0]
+        )),
+        Kernel::SoftmaxCrossEntropy { batch, classes } => Ok(format!(
+            "rt::softmax_cross_entropy({batch}, {classes}, {}, {}, {}, {})?;",
+            v.inputs[0],
+            v.inputs[1],
+            v.outputs[0],
+            scratch(e, ci, call, v)?
+        )),
+        Kernel::SoftmaxCrossEntropyBackward { batch, classes } => Ok(format!(
+            "rt::softmax_cross_entropy_backward({batch}, {classes}, {}, {}, {}, {})?;",
+            v.inputs[0], v.inputs[1], v.inputs[2], v.outputs[0]
+        )),
     }
+}
+
+/// The `static` geometry of a convolution (shared by identical ones).
+fn geometry_desc(tables: &mut Tables, desc: &str, g: &mite_kernels::Conv2dGeometry) -> String {
+    let w = g.window();
+    let [h, wd] = g.in_hw();
+    tables.intern(
+        desc,
+        "GeomDesc",
+        format!(
+            "{{\n    input: {},\n    c_out: {},\n    groups: {},\n    \
+             window: Window2d {{ kernel: {}, strides: {}, pads: {}, dilations: {} }},\n}}",
+            usizes([g.n(), g.c_in(), h, wd]),
+            g.c_out(),
+            g.groups(),
+            usizes(w.kernel),
+            usizes(w.strides),
+            usizes(w.pads),
+            usizes(w.dilations),
+        ),
+    )
 }
 
 fn scratch(e: &Entry, ci: usize, call: &Call, v: &Views) -> Result<String, EmitError> {

@@ -26,6 +26,8 @@
 
 mod codegen;
 mod files;
+pub mod run;
+pub mod sample;
 mod vendor;
 
 use std::path::{Path, PathBuf};
@@ -218,5 +220,3 @@ pub fn synthetic_samples(count: usize, len: usize, classes: usize, seed: u64) ->
         })
         .collect()
 }
-#[cfg(test)]
-mod testprog;

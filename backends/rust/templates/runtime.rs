@@ -4,6 +4,7 @@
 //! parameter struct from a `static` descriptor and calls `mite-kernels`.
 
 use mite_kernels::float::Math;
+use mite_kernels::int8::AddParams;
 use mite_kernels::requant::{ActRange, OutputStage, Requant, Rounding};
 use mite_kernels::sgd::{ChannelQuant, SgdParams, UpdateRounding};
 use mite_kernels::{Conv2dGeometry, KernelError, Window2d};
@@ -218,6 +219,19 @@ pub fn conv_int8(
     Ok(())
 }
 
+/// The channels of a parameter a sparse update's gradient covers (`[outer, channels, inner]`,
+/// channels `start..start + count`).
+pub struct SliceDesc {
+    /// Channels along the sliced axis.
+    pub channels: usize,
+    /// Product of the dims after it.
+    pub inner: usize,
+    /// First covered channel.
+    pub start: usize,
+    /// Covered channels.
+    pub count: usize,
+}
+
 /// An SGD / QAS update's resolved parameters, kept in flash.
 pub struct SgdDesc {
     /// `η = lr · lr_scale`.
@@ -236,6 +250,10 @@ pub struct SgdDesc {
     pub zero_points: &'static [i32],
     /// Elements per channel step.
     pub inner: usize,
+    /// Steps a gradient is accumulated over (1: none).
+    pub accumulate: u32,
+    /// The channels the gradient covers (`None`: all).
+    pub slice: Option<SliceDesc>,
 }
 
 impl SgdDesc {
@@ -253,44 +271,350 @@ impl SgdDesc {
     }
 }
 
-/// Runs `mite_kernels::sgd::sgd_i8`.
-pub fn sgd_i8(
-    d: &SgdDesc,
-    lr: f32,
-    step: i64,
-    g: &[f32],
-    q: &mut [i8],
-    m: Option<&mut [f32]>,
-) -> Result<(), Error> {
-    let cq = ChannelQuant::new(d.scales, d.zero_points, d.inner)?;
-    mite_kernels::sgd::sgd_i8(q, g, m, &cq, &d.params(lr, step))?;
+/// A parameter element type the optimizer updates.
+pub trait Trained: Copy {
+    /// Runs the `mite_kernels::sgd` update of this element type.
+    fn update(
+        q: &mut [Self],
+        g: &[f32],
+        m: Option<&mut [f32]>,
+        d: &SgdDesc,
+        p: &SgdParams,
+    ) -> Result<(), KernelError>;
+}
+
+impl Trained for i8 {
+    fn update(
+        q: &mut [i8],
+        g: &[f32],
+        m: Option<&mut [f32]>,
+        d: &SgdDesc,
+        p: &SgdParams,
+    ) -> Result<(), KernelError> {
+        let cq = ChannelQuant::new(d.scales, d.zero_points, d.inner)?;
+        mite_kernels::sgd::sgd_i8(q, g, m, &cq, p)
+    }
+}
+
+impl Trained for i32 {
+    fn update(
+        q: &mut [i32],
+        g: &[f32],
+        m: Option<&mut [f32]>,
+        d: &SgdDesc,
+        p: &SgdParams,
+    ) -> Result<(), KernelError> {
+        let cq = ChannelQuant::new(d.scales, d.zero_points, d.inner)?;
+        mite_kernels::sgd::sgd_i32(q, g, m, &cq, p)
+    }
+}
+
+impl Trained for f32 {
+    fn update(
+        w: &mut [f32],
+        g: &[f32],
+        m: Option<&mut [f32]>,
+        _d: &SgdDesc,
+        p: &SgdParams,
+    ) -> Result<(), KernelError> {
+        mite_kernels::sgd::sgd_f32(w, g, m, p)
+    }
+}
+
+/// Writes the full-size gradient of a channel slice: `g`'s elements at the covered positions,
+/// zeros elsewhere.
+fn scatter(g: &[f32], s: &SliceDesc, full: &mut [f32]) -> Result<(), Error> {
+    full.fill(0.0);
+    let run = s.count * s.inner;
+    let stride = s.channels * s.inner;
+    if run == 0 {
+        return Ok(());
+    }
+    for (o, src) in g.chunks_exact(run).enumerate() {
+        let at = o * stride + s.start * s.inner;
+        full.get_mut(at..at + run)
+            .ok_or(Error::Layout)?
+            .copy_from_slice(src);
+    }
     Ok(())
 }
 
-/// Runs `mite_kernels::sgd::sgd_i32`.
-pub fn sgd_i32(
+/// One parameter update: accumulation over `accumulate` steps into `acc` (the mean in
+/// `scratch`), or a channel slice's gradient scattered into `scratch` (then the elements outside
+/// the slice see a zero gradient, which mite only emits where that leaves them unchanged: no
+/// momentum, no weight decay), then the `mite_kernels::sgd` rule.
+#[allow(clippy::too_many_arguments)]
+pub fn sgd<T: Trained>(
     d: &SgdDesc,
-    lr: f32,
-    step: i64,
     g: &[f32],
-    q: &mut [i32],
+    lr: &[f32],
+    step: &[i64],
+    q: &mut [T],
     m: Option<&mut [f32]>,
+    acc: Option<&mut [f32]>,
+    scratch: Option<&mut [f32]>,
 ) -> Result<(), Error> {
-    let cq = ChannelQuant::new(d.scales, d.zero_points, d.inner)?;
-    mite_kernels::sgd::sgd_i32(q, g, m, &cq, &d.params(lr, step))?;
+    let step = first(step)?;
+    let p = d.params(first(lr)?, step);
+    match (&d.slice, acc, scratch) {
+        (None, None, _) => T::update(q, g, m, d, &p)?,
+        (None, Some(acc), Some(mean)) => {
+            if mite_kernels::sgd::accumulate(g, acc, mean, step, d.accumulate)? {
+                T::update(q, mean, m, d, &p)?;
+            }
+        }
+        (Some(s), None, Some(full)) => {
+            scatter(g, s, full)?;
+            T::update(q, full, m, d, &p)?;
+        }
+        _ => return Err(Error::Layout),
+    }
     Ok(())
 }
 
-/// Runs `mite_kernels::sgd::sgd_f32`.
-pub fn sgd_f32(
-    d: &SgdDesc,
-    lr: f32,
-    step: i64,
-    g: &[f32],
-    w: &mut [f32],
-    m: Option<&mut [f32]>,
+/// Runs `mite_kernels::int8::add_int8`.
+pub fn add_int8(p: &AddParams, a: &[i8], b: &[i8], out: &mut [i8]) -> Result<(), Error> {
+    mite_kernels::int8::add_int8(a, b, out, p)?;
+    Ok(())
+}
+
+/// `add_int8` with its result over operand `a` (`y = a + b`), element by element through the
+/// kernel's own `AddParams::add_one`.
+pub fn add_int8_into_a(p: &AddParams, y: &mut [i8], b: &[i8]) -> Result<(), Error> {
+    mite_kernels::error::check_len("add b", y.len(), b.len())?;
+    for (y, &b) in y.iter_mut().zip(b) {
+        *y = p.add_one(*y, b);
+    }
+    Ok(())
+}
+
+/// `add_int8` with its result over operand `b` (`y = a + b`).
+pub fn add_int8_into_b(p: &AddParams, a: &[i8], y: &mut [i8]) -> Result<(), Error> {
+    mite_kernels::error::check_len("add a", y.len(), a.len())?;
+    for (y, &a) in y.iter_mut().zip(a) {
+        *y = p.add_one(a, *y);
+    }
+    Ok(())
+}
+
+/// Elementwise `f32` sum.
+pub fn add_f32(a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), Error> {
+    mite_kernels::error::check_len("add_f32 b", a.len(), b.len())?;
+    mite_kernels::error::check_len("add_f32 out", a.len(), out.len())?;
+    for ((y, &x), &z) in out.iter_mut().zip(a).zip(b) {
+        *y = x + z;
+    }
+    Ok(())
+}
+
+/// Elementwise `f32` sum into the first operand (`y += b`; `f32` addition commutes, so this
+/// also serves a result over the second operand).
+pub fn add_f32_into(y: &mut [f32], b: &[f32]) -> Result<(), Error> {
+    mite_kernels::error::check_len("add_f32 b", y.len(), b.len())?;
+    for (y, &z) in y.iter_mut().zip(b) {
+        *y += z;
+    }
+    Ok(())
+}
+
+/// Runs `mite_kernels::int8::global_avg_pool_int8`.
+pub fn global_avg_pool_int8(
+    dims: [usize; 4],
+    rounding: Rounding,
+    x: &[i8],
+    out: &mut [i8],
 ) -> Result<(), Error> {
-    mite_kernels::sgd::sgd_f32(w, g, m, &d.params(lr, step))?;
+    mite_kernels::int8::global_avg_pool_int8(x, dims, rounding, out)?;
+    Ok(())
+}
+
+/// Runs `mite_kernels::int8::mean_int8`.
+pub fn mean_int8(
+    dims: [usize; 4],
+    p: &mite_kernels::int8::MeanParams,
+    x: &[i8],
+    out: &mut [i8],
+) -> Result<(), Error> {
+    mite_kernels::int8::mean_int8(x, dims, out, p)?;
+    Ok(())
+}
+
+/// Per-axis quantization of a dequantization, kept in flash.
+pub struct DequantDesc {
+    /// Scales.
+    pub scales: &'static [f32],
+    /// Zero points.
+    pub zero_points: &'static [i8],
+    /// Elements per channel step.
+    pub inner: usize,
+}
+
+/// Runs `mite_kernels::int8::dequantize`.
+pub fn dequantize(d: &DequantDesc, x: &[i8], out: &mut [f32]) -> Result<(), Error> {
+    let p = mite_kernels::int8::PerAxis::new(d.scales, d.zero_points, d.inner)?;
+    mite_kernels::int8::dequantize(x, out, &p)?;
+    Ok(())
+}
+
+/// Runs `mite_kernels::float::make_mask` over `f32` values.
+pub fn mask_f32(min: f32, max: f32, x: &[f32], out: &mut [u32]) -> Result<(), Error> {
+    mite_kernels::float::make_mask(x, out, &mite_kernels::float::Mask { min, max })?;
+    Ok(())
+}
+
+/// Runs `mite_kernels::float::make_mask` over the integer values of an `i8` tensor (as `f32`),
+/// 32 elements (one mask word) at a time.
+pub fn mask_int8(min: f32, max: f32, x: &[i8], out: &mut [u32]) -> Result<(), Error> {
+    mite_kernels::error::check_len(
+        "mask words",
+        mite_kernels::float::mask_words(x.len()),
+        out.len(),
+    )?;
+    let mask = mite_kernels::float::Mask { min, max };
+    for (chunk, word) in x.chunks(32).zip(out.chunks_mut(1)) {
+        let mut values = [0.0_f32; 32];
+        for (v, &q) in values.iter_mut().zip(chunk) {
+            *v = f32::from(q);
+        }
+        mite_kernels::float::make_mask(&values[..chunk.len()], word, &mask)?;
+    }
+    Ok(())
+}
+
+/// Runs `mite_kernels::float::apply_mask`.
+pub fn apply_mask(dy: &[f32], mask: &[u32], out: &mut [f32]) -> Result<(), Error> {
+    mite_kernels::float::apply_mask(dy, mask, out)?;
+    Ok(())
+}
+
+/// `apply_mask` in place: zeroes the elements whose mask bit is clear.
+pub fn apply_mask_in_place(y: &mut [f32], mask: &[u32]) -> Result<(), Error> {
+    mite_kernels::error::check_len(
+        "mask words",
+        mite_kernels::float::mask_words(y.len()),
+        mask.len(),
+    )?;
+    for (chunk, &word) in y.chunks_mut(32).zip(mask) {
+        for (bit, v) in chunk.iter_mut().enumerate() {
+            if word >> bit & 1 == 0 {
+                *v = 0.0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies channels `start..start + size` of `x` viewed as `[outer, channels, inner]`.
+pub fn slice<T: Copy>(
+    [outer, channels, inner, start, size]: [usize; 5],
+    x: &[T],
+    out: &mut [T],
+) -> Result<(), Error> {
+    mite_kernels::error::check_len("slice x", outer * channels * inner, x.len())?;
+    mite_kernels::error::check_len("slice out", outer * size * inner, out.len())?;
+    let run = size * inner;
+    if run == 0 {
+        return Ok(());
+    }
+    for (o, dst) in out.chunks_exact_mut(run).enumerate() {
+        let at = (o * channels + start) * inner;
+        dst.copy_from_slice(x.get(at..at + run).ok_or(Error::Layout)?);
+    }
+    Ok(())
+}
+
+/// A convolution's geometry, kept in flash.
+pub struct GeomDesc {
+    /// Batch, input channels, input height and width.
+    pub input: [usize; 4],
+    /// Output channels.
+    pub c_out: usize,
+    /// Groups.
+    pub groups: usize,
+    /// The window.
+    pub window: Window2d,
+}
+
+impl GeomDesc {
+    fn geometry(&self) -> Result<Conv2dGeometry, Error> {
+        let [n, c_in, h, w] = self.input;
+        Ok(Conv2dGeometry::new(
+            n,
+            c_in,
+            [h, w],
+            self.c_out,
+            self.groups,
+            self.window,
+        )?)
+    }
+}
+
+/// Runs `mite_kernels::float::conv2d_backward_input`.
+pub fn conv_backward_input(d: &GeomDesc, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<(), Error> {
+    mite_kernels::float::conv2d_backward_input(dy, w, dx, &d.geometry()?)?;
+    Ok(())
+}
+
+/// Runs `mite_kernels::float::conv2d_backward_weight`.
+pub fn conv_backward_weight(d: &GeomDesc, x: &[f32], dy: &[f32], dw: &mut [f32]) -> Result<(), Error> {
+    mite_kernels::float::conv2d_backward_weight(x, dy, dw, &d.geometry()?)?;
+    Ok(())
+}
+
+/// Runs `mite_kernels::float::conv2d_backward_bias` (`dy` `[n, c, h, w]`).
+pub fn conv_backward_bias(dims: [usize; 4], dy: &[f32], db: &mut [f32]) -> Result<(), Error> {
+    let [n, c, h, w] = dims;
+    // A 1×1 identity convolution has the bias gradient's geometry.
+    let window = Window2d {
+        kernel: [1, 1],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+    };
+    let g = Conv2dGeometry::new(n, c, [h, w], c, 1, window)?;
+    mite_kernels::float::conv2d_backward_bias(dy, db, &g)?;
+    Ok(())
+}
+
+/// Runs `mite_kernels::float::global_avg_pool_backward`.
+pub fn global_avg_pool_backward(dims: [usize; 4], dy: &[f32], dx: &mut [f32]) -> Result<(), Error> {
+    mite_kernels::float::global_avg_pool_backward(dy, dims, dx)?;
+    Ok(())
+}
+
+/// Runs `mite_kernels::float::softmax_cross_entropy` (exp and ln from `libm`).
+pub fn softmax_cross_entropy(
+    batch: usize,
+    classes: usize,
+    logits: &[f32],
+    labels: &[i32],
+    loss: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    let l = mite_kernels::float::softmax_cross_entropy::<f32, LibM>(
+        logits, labels, scratch, batch, classes,
+    )?;
+    *loss.first_mut().ok_or(Error::Layout)? = l;
+    Ok(())
+}
+
+/// Runs `mite_kernels::float::softmax_cross_entropy_backward` (exp and ln from `libm`).
+pub fn softmax_cross_entropy_backward(
+    batch: usize,
+    classes: usize,
+    logits: &[f32],
+    labels: &[i32],
+    dloss: &[f32],
+    out: &mut [f32],
+) -> Result<(), Error> {
+    mite_kernels::float::softmax_cross_entropy_backward::<f32, LibM>(
+        logits,
+        labels,
+        first(dloss)?,
+        out,
+        batch,
+        classes,
+    )?;
     Ok(())
 }
 
