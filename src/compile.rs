@@ -140,6 +140,19 @@ impl CompileReport {
     }
 }
 
+/// The text of the Program lowered from `module` (after [`compile`]): its inference function
+/// and the training step of `config`, planned and verified.
+pub fn program_text(module: &Module, config: &TrainConfig) -> Result<String, String> {
+    let opts = mite_passes::lower::LowerOptions {
+        forward: config.forward.clone(),
+        train_step: Some(config.train_step.clone()),
+        ..Default::default()
+    };
+    let program =
+        mite_passes::lower::lower_module(module, &opts).map_err(|e| format!("error: {e}"))?;
+    Ok(mite_ir::program::print_program(&program))
+}
+
 /// Applies the scheme to `module`, builds the training step and reports it.
 pub fn compile(
     name: &str,

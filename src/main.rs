@@ -278,10 +278,13 @@ struct CompileArgs {
     /// The trainable tensors (see `mite train --help`).
     #[arg(long, default_value = "classifier")]
     scheme: String,
-    /// What to write: `none` (only the report) or `mir` (the IR with the training step, on
-    /// stdout).
+    /// What to write: `none` (only the report), `mir` (the IR with the training step, on
+    /// stdout) or `program` (the lowered Program's text, on stdout or to `-o FILE`).
     #[arg(long, default_value = "none")]
     emit: String,
+    /// Where `--emit program` writes the Program (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Replace the classifier by a fresh one with N classes (seeded; 2 to 10,000).
     #[arg(long, value_parser = classes_in_range)]
     classes: Option<usize>,
@@ -554,9 +557,9 @@ fn split_inputs(dir: &std::path::Path, split: &str) -> [PathBuf; 2] {
 fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
     use mite::compile::{compile, CompileOptions};
     use mite::train::scheme::Scheme;
-    if !matches!(args.emit.as_str(), "none" | "mir") {
+    if !matches!(args.emit.as_str(), "none" | "mir" | "program") {
         return Err(format!(
-            "error: --emit: expected none or mir (code generation arrives with a later phase), found `{}`",
+            "error: --emit: expected none, mir or program (code generation arrives with a later phase), found `{}`",
             args.emit
         ));
     }
@@ -588,6 +591,13 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
     let report = compile(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {
         out.print(&model.module.to_string())?;
+    }
+    if args.emit == "program" {
+        let text = mite::compile::program_text(&model.module, &opts.config)?;
+        match &args.output {
+            Some(path) => write_file(path, text.as_bytes())?,
+            None => out.print(&text)?,
+        }
     }
     note(&format!(
         "{}: scheme {} trains {} tensors, analytic extra memory {:.1} KB; training step: {} backward ops, {} updates\n",

@@ -35,6 +35,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod lower;
 mod manager;
 mod pass;
 pub mod passes;

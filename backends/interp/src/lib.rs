@@ -8,6 +8,7 @@ pub mod exec;
 pub mod geometry;
 pub mod kernel_error;
 pub mod kernels;
+pub mod program;
 pub mod quant;
 
 pub use exec::{Buffer, ExecReal, InterpError, InterpOptions, Interpreter, Tensor, TraceEvent};

@@ -1,0 +1,373 @@
+//! One call of a Program: operands copied out of their buffers, the `mite-kernels` kernel with
+//! parameters built from the [`Kernel`] variant, results copied back.
+
+use mite_ir::program::{BufferId, Call, Kernel, SgdSlice};
+use mite_kernels::float::{self as kf, Mask};
+use mite_kernels::int8 as k8;
+use mite_kernels::requant::{OutputStage, Requant};
+use mite_kernels::sgd::{self, SgdParams, UpdateRounding};
+use mite_kernels::{Conv2dGeometry, Window2d};
+
+use super::memory::{Memory, Vals};
+
+type Res<T> = Result<T, String>;
+
+fn ke(e: mite_kernels::KernelError) -> String {
+    e.to_string()
+}
+
+fn f32s(m: &Memory<'_>, id: BufferId) -> Res<Vec<f32>> {
+    match m.read(id)? {
+        Vals::F32(v) => Ok(v),
+        o => Err(format!("{id}: {} elements, expected f32", o.elem_name())),
+    }
+}
+
+fn i8s(m: &Memory<'_>, id: BufferId) -> Res<Vec<i8>> {
+    match m.read(id)? {
+        Vals::I8(v) => Ok(v),
+        o => Err(format!("{id}: {} elements, expected i8", o.elem_name())),
+    }
+}
+
+fn i32s(m: &Memory<'_>, id: BufferId) -> Res<Vec<i32>> {
+    match m.read(id)? {
+        Vals::I32(v) => Ok(v),
+        o => Err(format!("{id}: {} elements, expected i32", o.elem_name())),
+    }
+}
+
+fn bits(m: &Memory<'_>, id: BufferId) -> Res<Vec<u32>> {
+    match m.read(id)? {
+        Vals::Bits(v) => Ok(v),
+        o => Err(format!("{id}: {} elements, expected bits", o.elem_name())),
+    }
+}
+
+fn scalar_f32(m: &Memory<'_>, id: BufferId) -> Res<f32> {
+    match f32s(m, id)?[..] {
+        [v] => Ok(v),
+        _ => Err(format!("{id}: expected one f32")),
+    }
+}
+
+fn operand(call: &Call, i: usize) -> Res<BufferId> {
+    call.inputs
+        .get(i)
+        .copied()
+        .ok_or_else(|| format!("missing operand {i}"))
+}
+
+fn result(call: &Call, i: usize) -> Res<BufferId> {
+    call.outputs
+        .get(i)
+        .copied()
+        .ok_or_else(|| format!("missing result {i}"))
+}
+
+/// Runs `call` on `mem`.
+pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
+    let x = |i: usize| operand(call, i);
+    let y0 = result(call, 0)?;
+    let out = match &call.kernel {
+        Kernel::ConvInt8 {
+            geometry,
+            x_zero_point,
+            w_zero_points,
+            scales,
+            multipliers,
+            shifts,
+            out_zero_point,
+            range,
+            rounding,
+            bias,
+        } => {
+            let requant = Requant::new(*rounding, scales, multipliers, shifts).map_err(ke)?;
+            let stage = OutputStage {
+                requant,
+                zero_point: *out_zero_point,
+                range: *range,
+            };
+            let p = k8::Conv2dInt8Params::new(*geometry, *x_zero_point, w_zero_points, stage)
+                .map_err(ke)?;
+            let (xv, wv) = (i8s(mem, x(0)?)?, i8s(mem, x(1)?)?);
+            let b = if *bias { Some(i32s(mem, x(2)?)?) } else { None };
+            let scratch_id = call.scratch.ok_or("conv2d_int8 needs scratch")?;
+            let mut scratch = i32s(mem, scratch_id)?;
+            let mut y = vec![0; geometry.output_len()];
+            k8::conv2d_int8(&xv, &wv, b.as_deref(), &mut y, &mut scratch, &p).map_err(ke)?;
+            mem.write(scratch_id, Vals::I32(scratch))?;
+            Vals::I8(y)
+        }
+        Kernel::AddInt8 { len, params } => {
+            let (a, b) = (i8s(mem, x(0)?)?, i8s(mem, x(1)?)?);
+            let mut y = vec![0; *len];
+            k8::add_int8(&a, &b, &mut y, params).map_err(ke)?;
+            Vals::I8(y)
+        }
+        Kernel::GlobalAvgPoolInt8 { dims, rounding } => {
+            let mut y = vec![0; dims[0] * dims[1]];
+            k8::global_avg_pool_int8(&i8s(mem, x(0)?)?, *dims, *rounding, &mut y).map_err(ke)?;
+            Vals::I8(y)
+        }
+        Kernel::MeanInt8 { dims, params } => {
+            let mut y = vec![0; dims[0] * dims[1]];
+            k8::mean_int8(&i8s(mem, x(0)?)?, *dims, &mut y, params).map_err(ke)?;
+            Vals::I8(y)
+        }
+        Kernel::Dequantize {
+            len,
+            scales,
+            zero_points,
+            inner,
+        } => {
+            let p = k8::PerAxis::new(scales, zero_points, *inner).map_err(ke)?;
+            let mut y = vec![0.0; *len];
+            k8::dequantize(&i8s(mem, x(0)?)?, &mut y, &p).map_err(ke)?;
+            Vals::F32(y)
+        }
+        Kernel::MaskInt8 { len, min, max } => {
+            let v: Vec<f32> = i8s(mem, x(0)?)?.into_iter().map(f32::from).collect();
+            let mut y = vec![0; kf::mask_words(*len)];
+            kf::make_mask(
+                &v,
+                &mut y,
+                &Mask {
+                    min: *min,
+                    max: *max,
+                },
+            )
+            .map_err(ke)?;
+            Vals::Bits(y)
+        }
+        Kernel::MaskF32 { len, min, max } => {
+            let mut y = vec![0; kf::mask_words(*len)];
+            kf::make_mask(
+                &f32s(mem, x(0)?)?,
+                &mut y,
+                &Mask {
+                    min: *min,
+                    max: *max,
+                },
+            )
+            .map_err(ke)?;
+            Vals::Bits(y)
+        }
+        Kernel::ApplyMask { len } => {
+            let mut y = vec![0.0; *len];
+            kf::apply_mask(&f32s(mem, x(0)?)?, &bits(mem, x(1)?)?, &mut y).map_err(ke)?;
+            Vals::F32(y)
+        }
+        Kernel::AddF32 { .. } => {
+            let (a, b) = (f32s(mem, x(0)?)?, f32s(mem, x(1)?)?);
+            Vals::F32(a.iter().zip(&b).map(|(p, q)| p + q).collect())
+        }
+        Kernel::Slice {
+            outer,
+            channels,
+            inner,
+            start,
+            size,
+            ..
+        } => {
+            let v = mem.read(x(0)?)?;
+            let pick = |i: usize| {
+                let (o, rest) = (i / (size * inner), i % (size * inner));
+                o * channels * inner + start * inner + rest
+            };
+            let n = outer * size * inner;
+            match v {
+                Vals::F32(v) => Vals::F32((0..n).map(|i| v[pick(i)]).collect()),
+                Vals::I8(v) => Vals::I8((0..n).map(|i| v[pick(i)]).collect()),
+                Vals::I32(v) => Vals::I32((0..n).map(|i| v[pick(i)]).collect()),
+                Vals::I64(v) => Vals::I64((0..n).map(|i| v[pick(i)]).collect()),
+                Vals::Bits(_) => return Err("slicing a mask".into()),
+            }
+        }
+        Kernel::ConvBackwardInput { geometry } => {
+            let mut y = vec![0.0; geometry.input_len()];
+            kf::conv2d_backward_input(&f32s(mem, x(0)?)?, &f32s(mem, x(1)?)?, &mut y, geometry)
+                .map_err(ke)?;
+            Vals::F32(y)
+        }
+        Kernel::ConvBackwardWeight { geometry } => {
+            let mut y = vec![0.0; geometry.weight_len()];
+            kf::conv2d_backward_weight(&f32s(mem, x(0)?)?, &f32s(mem, x(1)?)?, &mut y, geometry)
+                .map_err(ke)?;
+            Vals::F32(y)
+        }
+        Kernel::ConvBackwardBias { dims } => {
+            let [n, c, h, w] = *dims;
+            let window = Window2d {
+                kernel: [1, 1],
+                strides: [1, 1],
+                pads: [0; 4],
+                dilations: [1, 1],
+            };
+            let g = Conv2dGeometry::new(n, c, [h, w], c, 1, window).map_err(ke)?;
+            let mut y = vec![0.0; c];
+            kf::conv2d_backward_bias(&f32s(mem, x(0)?)?, &mut y, &g).map_err(ke)?;
+            Vals::F32(y)
+        }
+        Kernel::GlobalAvgPoolBackward { dims } => {
+            let mut y = vec![0.0; dims.iter().product()];
+            kf::global_avg_pool_backward(&f32s(mem, x(0)?)?, *dims, &mut y).map_err(ke)?;
+            Vals::F32(y)
+        }
+        Kernel::SoftmaxCrossEntropy { batch, classes } => {
+            let loss = crate::kernels::softmax_cross_entropy(
+                &f32s(mem, x(0)?)?,
+                &i32s(mem, x(1)?)?,
+                *batch,
+                *classes,
+            )
+            .map_err(|e| e.to_string())?;
+            Vals::F32(vec![loss])
+        }
+        Kernel::SoftmaxCrossEntropyBackward { batch, classes } => {
+            let g = crate::kernels::softmax_cross_entropy_backward(
+                &f32s(mem, x(0)?)?,
+                &i32s(mem, x(1)?)?,
+                *batch,
+                *classes,
+                scalar_f32(mem, x(2)?)?,
+            )
+            .map_err(|e| e.to_string())?;
+            Vals::F32(g)
+        }
+        Kernel::Sgd { .. } => return sgd_call(mem, call),
+    };
+    mem.write(y0, out)
+}
+
+/// The full-size gradient of a sliced update: the covered elements in order, zeros elsewhere.
+fn scatter(g: &[f32], slice: &SgdSlice, len: usize) -> Vec<f32> {
+    let mut it = g.iter();
+    (0..len)
+        .map(|i| {
+            if slice.covers(i) {
+                it.next().copied().unwrap_or(0.0)
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+fn keep_outside<T: Copy>(new: &mut [T], old: &[T], slice: &SgdSlice) {
+    for (i, (n, &o)) in new.iter_mut().zip(old).enumerate() {
+        if !slice.covers(i) {
+            *n = o;
+        }
+    }
+}
+
+/// `Kernel::Sgd`: the interpreter's `optim.sgd` rules (accumulation, momentum, QAS, rounding,
+/// channel slices) over the kernels of `mite_kernels::sgd`.
+fn sgd_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
+    let Kernel::Sgd {
+        len,
+        lr_scale,
+        momentum,
+        weight_decay,
+        qas,
+        stochastic_seed,
+        scales,
+        zero_points,
+        inner,
+        accumulate,
+        slice,
+        ..
+    } = &call.kernel
+    else {
+        return Err("not an sgd call".into());
+    };
+    let len = *len;
+    let mut g = f32s(mem, operand(call, 0)?)?;
+    let lr = scalar_f32(mem, operand(call, 1)?)?;
+    let step = match mem.read(operand(call, 2)?)? {
+        Vals::I64(v) if v.len() == 1 => v[0],
+        _ => return Err("the step operand is not one i64".into()),
+    };
+    if let Some(s) = slice {
+        g = scatter(&g, s, len);
+        if let Some(sc) = call.scratch {
+            // The full-size gradient lives in the call's scratch.
+            mem.write(sc, Vals::F32(g))?;
+            g = f32s(mem, sc)?;
+        }
+    }
+    let param = result(call, 0)?;
+    let mut next = 1;
+    let momentum_id = if *momentum != 0.0 {
+        next += 1;
+        Some(result(call, 1)?)
+    } else {
+        None
+    };
+    if *accumulate > 1 {
+        let acc_id = result(call, next)?;
+        let mut acc = f32s(mem, acc_id)?;
+        let mut mean = vec![0.0; len];
+        let ready = sgd::accumulate(&g, &mut acc, &mut mean, step, *accumulate).map_err(ke)?;
+        mem.write(acc_id, Vals::F32(acc))?;
+        if !ready {
+            return Ok(());
+        }
+        g = mean;
+    }
+    // The interpreter uses the momentum state only when momentum > 0.
+    let mut m = match momentum_id {
+        Some(id) if *momentum > 0.0 => Some(f32s(mem, id)?),
+        _ => None,
+    };
+    let rule = SgdParams {
+        eta: lr * lr_scale,
+        momentum: *momentum,
+        weight_decay: *weight_decay,
+        qas: *qas,
+        rounding: match stochastic_seed {
+            Some(seed) => UpdateRounding::Stochastic { seed: *seed, step },
+            None => UpdateRounding::HalfEven,
+        },
+    };
+    let current = mem.read(param)?;
+    let before_m = m.clone();
+    let mut updated = current.clone();
+    let nan = |e: mite_kernels::KernelError, g: &[f32]| match e {
+        mite_kernels::KernelError::NanUpdate { index } => format!(
+            "the update of element {index} is NaN (gradient {})",
+            g.get(index).copied().unwrap_or(f32::NAN)
+        ),
+        e => e.to_string(),
+    };
+    let r = match &mut updated {
+        Vals::F32(w) => sgd::sgd_f32(w, &g, m.as_deref_mut(), &rule),
+        Vals::I8(q) => {
+            let cq = sgd::ChannelQuant::new(scales, zero_points, *inner).map_err(ke)?;
+            sgd::sgd_i8(q, &g, m.as_deref_mut(), &cq, &rule)
+        }
+        Vals::I32(q) => {
+            let cq = sgd::ChannelQuant::new(scales, zero_points, *inner).map_err(ke)?;
+            sgd::sgd_i32(q, &g, m.as_deref_mut(), &cq, &rule)
+        }
+        other => return Err(format!("cannot train {} elements", other.elem_name())),
+    };
+    r.map_err(|e| nan(e, &g))?;
+    if let Some(s) = slice {
+        match (&mut updated, &current) {
+            (Vals::F32(n), Vals::F32(o)) => keep_outside(n, o, s),
+            (Vals::I8(n), Vals::I8(o)) => keep_outside(n, o, s),
+            (Vals::I32(n), Vals::I32(o)) => keep_outside(n, o, s),
+            _ => {}
+        }
+        if let (Some(m), Some(old)) = (m.as_mut(), &before_m) {
+            keep_outside(m, old, s);
+        }
+    }
+    mem.write(param, updated)?;
+    if let (Some(id), Some(m)) = (momentum_id, m) {
+        mem.write(id, Vals::F32(m))?;
+    }
+    Ok(())
+}
