@@ -70,7 +70,7 @@ enum ArgKind {
 }
 
 /// Offsets of the parameter and state blocks (the arena's are the Program's).
-struct Layout {
+pub(crate) struct Layout {
     places: Vec<Place>,
     param_bytes: u64,
     state_bytes: u64,
@@ -80,7 +80,7 @@ fn align_up(x: u64, a: u64) -> u64 {
     x.div_ceil(a) * a
 }
 
-fn layout(p: &Program) -> Layout {
+pub(crate) fn layout(p: &Program) -> Layout {
     let (mut param_bytes, mut state_bytes) = (0, 0);
     let places = p
         .buffers
@@ -110,6 +110,21 @@ fn layout(p: &Program) -> Layout {
         places,
         param_bytes: align_up(param_bytes, 8),
         state_bytes: align_up(state_bytes, 8),
+    }
+}
+
+impl Layout {
+    /// The byte range of a parameter buffer in the parameter block.
+    pub(crate) fn param_range(&self, b: BufferId) -> Option<(u64, u64)> {
+        match self.places[b.index()] {
+            Place::Block("params", s, e) => Some((s, e)),
+            _ => None,
+        }
+    }
+
+    /// Bytes of the parameter block.
+    pub(crate) fn param_bytes(&self) -> u64 {
+        self.param_bytes
     }
 }
 
@@ -237,7 +252,15 @@ pub(crate) fn generate(p: &Program, options: &RustOptions) -> Result<Code, EmitE
         return Err(entry_error(train, "its result (the loss) is not one f32"));
     }
     let out_decl = p.buffer(out);
-    let classes = out_decl.shape.last().copied().unwrap_or(out_decl.len);
+    // The classes are what the loss ranges labels over.
+    let classes = train
+        .calls
+        .iter()
+        .find_map(|c| match c.kernel {
+            Kernel::SoftmaxCrossEntropy { classes, .. } => Some(classes),
+            _ => None,
+        })
+        .unwrap_or(out_decl.len);
 
     let mut tables = Tables::default();
     let (data, flash_bytes) = flash_data(p, &lay, &mut tables)?;
@@ -361,7 +384,7 @@ impl Tables {
 }
 
 /// Little-endian bytes of `data`, checked against `elem` and `len`.
-fn data_bytes(elem: BufElem, len: usize, data: &TensorData) -> Result<Vec<u8>, String> {
+pub(crate) fn data_bytes(elem: BufElem, len: usize, data: &TensorData) -> Result<Vec<u8>, String> {
     if data.len() != len {
         return Err(format!("{} elements, declared {len}", data.len()));
     }

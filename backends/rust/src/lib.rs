@@ -205,6 +205,37 @@ pub fn write_crate(dir: &Path, files: &[CrateFile]) -> Result<(), EmitError> {
     Ok(())
 }
 
+/// The parameter block of `program`'s emitted crate holding `params` (`(global, data)` pairs,
+/// as a Program executor reports them): what the crate's `Model::param_block_crc` covers.
+pub fn param_block(
+    program: &Program,
+    params: &[(String, mite_ir::TensorData)],
+) -> Result<Vec<u8>, EmitError> {
+    let lay = codegen::layout(program);
+    let mut block = vec![0u8; lay.param_bytes() as usize];
+    for (i, b) in program.buffers.iter().enumerate() {
+        let mite_ir::program::Storage::Param { global, .. } = &b.storage else {
+            continue;
+        };
+        let id = mite_ir::program::BufferId(i as u32);
+        let data_error = |what: String| EmitError::Data {
+            buffer: id.to_string(),
+            name: b.name.clone(),
+            what,
+        };
+        let (_, data) = params
+            .iter()
+            .find(|(n, _)| n == global)
+            .ok_or_else(|| data_error(format!("no data for @{global}")))?;
+        let bytes = codegen::data_bytes(b.elem, b.len, data).map_err(data_error)?;
+        let (start, end) = lay
+            .param_range(id)
+            .ok_or_else(|| data_error("not in the parameter block".into()))?;
+        block[start as usize..end as usize].copy_from_slice(&bytes);
+    }
+    Ok(block)
+}
+
 /// `count` seeded pseudo-random images of `len` int8 values with labels in `0..classes`, for a
 /// self-test when no real images are at hand.
 pub fn synthetic_samples(count: usize, len: usize, classes: usize, seed: u64) -> Vec<Sample> {

@@ -27,7 +27,9 @@ pub struct Selftest {
     pub loss_bits: Vec<u32>,
     /// The CRC-32 of the parameters, state and step after the run (from the `ok` line).
     pub params_crc: Option<u32>,
-    /// The hash of `infer`'s output after training.
+    /// The CRC-32 of the parameter block after training (see [`crate::param_block`]).
+    pub param_block_crc: Option<u32>,
+    /// The hash of `infer`'s output after training (see [`output_hash`]).
     pub infer_hash: Option<u32>,
     /// Time per step in the runner's unit (host ns, SysTick reference ticks on the device).
     pub per_step: Option<u64>,
@@ -90,6 +92,25 @@ pub fn run_selftest(dir: &Path, target_dir: &Path, runner: Runner) -> Result<Sel
     Ok(s)
 }
 
+/// The self-test's hash of `infer`'s output: `h = h.rotl(5) ^ bits(v)` over the elements
+/// (`f32` bits, or the `i8` / `i32` value as `u32`).
+pub fn output_hash(bits: impl IntoIterator<Item = u32>) -> u32 {
+    bits.into_iter().fold(0, |h, b| h.rotate_left(5) ^ b)
+}
+
+/// CRC-32 (IEEE), as the emitted crates compute it.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFF_u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
 fn hex_in(line: &str, open: &str, close: &str) -> Option<u32> {
     let start = line.find(open)? + open.len();
     let rest = &line[start..];
@@ -104,6 +125,7 @@ pub fn parse(text: &str) -> Selftest {
         lines: lines.clone(),
         loss_bits: vec![],
         params_crc: None,
+        param_block_crc: None,
         infer_hash: None,
         per_step: None,
         ok: false,
@@ -118,6 +140,8 @@ pub fn parse(text: &str) -> Selftest {
             s.per_step = rest.split_whitespace().next().and_then(|n| n.parse().ok());
         } else if line.starts_with("infer output hash: ") {
             s.infer_hash = hex_in(line, "hash: ", "\n");
+        } else if line.starts_with("param-block crc: ") {
+            s.param_block_crc = hex_in(line, "crc: ", "\n");
         } else if line.starts_with("mite-selftest: ok") {
             s.params_crc = hex_in(line, "params-crc ", "\n");
         }
@@ -135,11 +159,14 @@ mod tests {
              step 1 label 1 loss 1.300000 (3fa66666)\n\
              time per step: 75 SysTick reference ticks (loss 1.386294 -> 1.300000)\n\
              infer output hash: 4579e252\n\
+             param-block crc: 0000002a\n\
              mite-selftest: ok params-crc 6a4aaf8e\n",
         );
         assert_eq!(s.loss_bits, vec![0x3fb1_7218, 0x3fa6_6666]);
         assert_eq!(s.per_step, Some(75));
         assert_eq!(s.infer_hash, Some(0x4579_e252));
         assert_eq!(s.params_crc, Some(0x6a4a_af8e));
+        assert_eq!(s.param_block_crc, Some(42));
+        assert_eq!(super::crc32(b"123456789"), 0xCBF4_3926);
     }
 }

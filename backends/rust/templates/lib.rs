@@ -122,6 +122,13 @@ impl Model {
         Ok(loss)
     }
 
+    /// CRC-32 of the trained parameters alone, as laid out in SRAM (little-endian, in buffer
+    /// order at aligned offsets): `mite_rustgen::param_block` computes the same block on the host
+    /// from a Program executor's parameters.
+    pub fn param_block_crc(&self) -> u32 {
+        !runtime::crc32(0xFFFF_FFFF, &self.params.0)
+    }
+
     /// CRC-32 of the trained parameters, the optimizer state and the step counter.
     pub fn params_crc(&self) -> u32 {
         let crc = runtime::crc32(0xFFFF_FFFF, &self.step.to_le_bytes());

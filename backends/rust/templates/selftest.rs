@@ -127,6 +127,7 @@ fn run<C: Clock>(clock: &C) -> Result<(), &'static str> {
             crc = crc.rotate_left(5) ^ mite_model::Bits::bits(v);
         }
         say!("infer output hash: {:08x}", crc);
+        say!("param-block crc: {:08x}", model.param_block_crc());
 
         // Save, refuse a corrupted image with nothing changed, restore the good one.
         if config::SAVE_SPACE >= SAVE_BYTES {
