@@ -21,7 +21,9 @@ use mite::interp::program::ProgramExecutor;
 use mite::ir::program::Program;
 use mite::passes::lower::quantize_image;
 use mite::passes::passes::{build_training_step, TrainConfig};
-use mite::rustgen::run::{crc32, output_hash, run_selftest, Runner, Selftest, THUMB_TARGET};
+use mite::rustgen::run::{
+    crc32, output_hash, run_selftest, RunError, Runner, Selftest, THUMB_TARGET,
+};
 use mite::rustgen::{emit_crate, param_block, write_crate, RustOptions, Sample};
 use mite::train::scheme::Scheme;
 use mite_test_support::{shared_dir, shared_file, tool};
@@ -150,7 +152,7 @@ fn check(file: &str, zoo: &str, scheme: &str, steps: usize, name: &str) -> Figur
         .sum();
     let target = root().join("target/emitted");
 
-    let host = run_selftest(&dir, &target, Runner::Host).unwrap();
+    let host = run_selftest(&dir, &target, Runner::Host, None).unwrap();
     assert!(
         host.ok,
         "{what}: host self-test:\n{}",
@@ -183,7 +185,24 @@ fn check(file: &str, zoo: &str, scheme: &str, steps: usize, name: &str) -> Figur
 
     let (mut m4, mut size) = (None, None);
     if can_run_qemu(TEST) {
-        let run = run_selftest(&dir, &target, Runner::Qemu).unwrap();
+        let s = program.storage_bytes();
+        let sram = s.arena + s.param + s.state;
+        let mut ram_kb = None;
+        if sram > 256 * 1024 {
+            // The linker refuses it: the memory map has exactly 256 KB of RAM.
+            match run_selftest(&dir, &target, Runner::Qemu, None) {
+                Err(RunError::Build(log)) => assert!(
+                    log.contains("will not fit in region 'RAM'"),
+                    "{what}: the link failed otherwise:\n{log}"
+                ),
+                _ => panic!("{what}: {sram} B of SRAM linked into 256 KB"),
+            }
+            println!(
+                "{what}: {sram} B of SRAM do not fit 256 KB (link error); measuring with 4096 KB"
+            );
+            ram_kb = Some(4096);
+        }
+        let run = run_selftest(&dir, &target, Runner::Qemu, ram_kb).unwrap();
         assert!(run.ok, "{what}: QEMU self-test:\n{}", run.lines.join("\n"));
         assert_eq!(run.loss_bits, host.loss_bits, "{what}: QEMU losses differ");
         assert_eq!(

@@ -158,10 +158,28 @@ fn cargo_config() -> String {
 const MEMORY_X: &str = "/* The target: exactly 256 KB of RAM and 1 MB of flash (an overflow is a link error).\n   Addresses of QEMU's MPS2 AN386 (code memory at 0, data SRAM at 0x20000000). */\n\
 MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x20000000, LENGTH = 256K\n}\n";
 
-const BUILD_RS: &str = "//! Puts `memory.x` where `cortex-m-rt`'s `link.x` finds it (used by the Cortex-M examples).\n\n\
-fn main() {\n    let out = std::path::PathBuf::from(std::env::var_os(\"OUT_DIR\").expect(\"cargo sets OUT_DIR\"));\n    \
-std::fs::write(out.join(\"memory.x\"), include_bytes!(\"memory.x\")).expect(\"OUT_DIR is writable\");\n    \
-println!(\"cargo:rustc-link-search={}\", out.display());\n    println!(\"cargo:rerun-if-changed=memory.x\");\n}\n";
+const BUILD_RS: &str = r#"//! Puts `ld/memory.x` where `cortex-m-rt`'s `link.x` finds it (used by the Cortex-M examples;
+//! it is not in the package root, where the linker would find it before this copy).
+//!
+//! `MITE_RAM_KB=N` links against N KB of RAM instead of the 256 KB of `ld/memory.x`: only to
+//! measure a program that does not fit yet (QEMU's MPS2 AN386 has 4096 KB at 0x20000000).
+
+fn main() {
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let memory = std::fs::read_to_string("ld/memory.x").expect("ld/memory.x is readable");
+    let memory = match std::env::var("MITE_RAM_KB") {
+        Ok(kb) => {
+            println!("cargo:warning=linking against {kb} KB of RAM (MITE_RAM_KB), not 256 KB");
+            memory.replace("LENGTH = 256K", &format!("LENGTH = {kb}K"))
+        }
+        Err(_) => memory,
+    };
+    std::fs::write(out.join("memory.x"), memory).expect("OUT_DIR is writable");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=ld/memory.x");
+    println!("cargo:rerun-if-env-changed=MITE_RAM_KB");
+}
+"#;
 
 fn readme(program: &Program, options: &RustOptions, f: &Facts, package: &str) -> String {
     let mut s = String::new();
@@ -200,9 +218,11 @@ cargo run --release --target thumbv7em-none-eabihf --example selftest    # Corte
 Both train {steps} steps on {images} embedded images, print the losses (value and bits: the\n\
 host and the emulated Cortex-M4 give the same bits), check the error paths and a save / load\n\
 round trip, and end with `mite-selftest: ok` (or `mite-selftest: FAIL` and a non-zero exit).\n\
-The Cortex-M4 build links against `memory.x` (exactly 256 KB RAM, 1 MB flash: an overflow is\n\
+The Cortex-M4 build links against `ld/memory.x` (exactly 256 KB RAM, 1 MB flash: an overflow is\n\
 a link error) with `cortex-m-rt`, prints through semihosting, and reports SysTick reference\n\
-ticks per step: QEMU runs with `-icount shift=0`, so one tick is 1000 instructions.\n\n\
+ticks per step: QEMU runs with `-icount shift=0`, so one tick is 1000 instructions.\n\
+A program whose SRAM exceeds 256 KB does not link; `MITE_RAM_KB=4096 cargo run ...` links it\n\
+against QEMU's 4 MB instead, only to measure it.\n\n\
 ## Why the kernels are vendored\n\n\
 `mite-kernels/` is a verbatim copy of the kernel crate of the mite that generated this crate.\n\
 The Program's resolved parameters (requantization multipliers, rounding modes, geometry) are\n\
@@ -296,7 +316,7 @@ pub(crate) fn crate_files(
         CrateFile::text("README.md", readme(program, options, f, &package)),
         CrateFile::text(".cargo/config.toml", cargo_config()),
         CrateFile::text(".gitignore", "/target\n"),
-        CrateFile::text("memory.x", MEMORY_X),
+        CrateFile::text("ld/memory.x", MEMORY_X),
         CrateFile::text("build.rs", BUILD_RS),
         CrateFile::text("src/lib.rs", lib_rs(program, options, f)),
         CrateFile::text("src/runtime.rs", RUNTIME),

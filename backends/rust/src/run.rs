@@ -50,7 +50,13 @@ pub enum RunError {
     Build(String),
 }
 
-fn cargo(dir: &Path, target_dir: &Path, runner: Runner, verb: &str) -> Command {
+fn cargo(
+    dir: &Path,
+    target_dir: &Path,
+    runner: Runner,
+    verb: &str,
+    ram_kb: Option<u32>,
+) -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(dir)
         .args([verb, "--release", "--example", "selftest"])
@@ -63,21 +69,33 @@ fn cargo(dir: &Path, target_dir: &Path, runner: Runner, verb: &str) -> Command {
     if runner == Runner::Qemu {
         c.args(["--target", THUMB_TARGET]);
     }
+    match ram_kb {
+        Some(kb) => c.env("MITE_RAM_KB", kb.to_string()),
+        None => c.env_remove("MITE_RAM_KB"),
+    };
     c
 }
 
 /// Builds the self-test of the crate in `dir` (artefacts in `target_dir`, shared between
-/// crates so that dependencies build once) and runs it.
-pub fn run_selftest(dir: &Path, target_dir: &Path, runner: Runner) -> Result<Selftest, RunError> {
+/// crates so that dependencies build once) and runs it. `ram_kb` overrides the 256 KB of RAM
+/// the Cortex-M image links against (see the emitted `build.rs`).
+pub fn run_selftest(
+    dir: &Path,
+    target_dir: &Path,
+    runner: Runner,
+    ram_kb: Option<u32>,
+) -> Result<Selftest, RunError> {
     let start = Instant::now();
-    let build = cargo(dir, target_dir, runner, "build").output()?;
+    let build = cargo(dir, target_dir, runner, "build", ram_kb).output()?;
     let build_time = start.elapsed();
     if !build.status.success() {
         return Err(RunError::Build(
             String::from_utf8_lossy(&build.stderr).into_owned(),
         ));
     }
-    let out = cargo(dir, target_dir, runner, "run").arg("-q").output()?;
+    let out = cargo(dir, target_dir, runner, "run", ram_kb)
+        .arg("-q")
+        .output()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut s = parse(&text);
     s.ok = out.status.success()

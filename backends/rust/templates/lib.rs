@@ -46,6 +46,12 @@ pub const FINGERPRINT: u64 = @@FINGERPRINT@@;
 
 const MAGIC: [u8; 4] = *b"MITE";
 
+/// An input image stored as bytes (e.g. an `include_bytes!` table in flash), viewed in place as
+/// `i8`; `None` unless it has exactly [`INPUT_LEN`] bytes.
+pub fn input_from_bytes(bytes: &[u8]) -> Option<&[i8; INPUT_LEN]> {
+    bytemuck::cast_slice::<u8, i8>(bytes).try_into().ok()
+}
+
 /// The model: activation arena, trained parameters, optimizer state and step counter.
 ///
 /// [`Model::new`] is a `const fn` returning all zeros, so a model can live in a `static` (in

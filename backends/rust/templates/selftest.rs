@@ -38,12 +38,9 @@ macro_rules! say {
     ($($t:tt)*) => { std::println!($($t)*) };
 }
 
-fn sample(i: usize) -> Option<([i8; INPUT_LEN], i32)> {
-    let bytes = IMAGES.get(i * INPUT_LEN..(i + 1) * INPUT_LEN)?;
-    let mut image = [0_i8; INPUT_LEN];
-    for (x, &b) in image.iter_mut().zip(bytes) {
-        *x = b as i8;
-    }
+/// Image `i` (in place, in flash) and its label.
+fn sample(i: usize) -> Option<(&'static [i8; INPUT_LEN], i32)> {
+    let image = mite_model::input_from_bytes(IMAGES.get(i * INPUT_LEN..(i + 1) * INPUT_LEN)?)?;
     let l = LABELS.get(4 * i..4 * i + 4)?;
     Some((image, i32::from_le_bytes([l[0], l[1], l[2], l[3]])))
 }
@@ -77,7 +74,7 @@ fn run<C: Clock>(clock: &C) -> Result<(), &'static str> {
 
         // A bad label is refused before anything changes.
         let before = model.params_crc();
-        match model.train_step(&image, CLASSES as i32) {
+        match model.train_step(image, CLASSES as i32) {
             Err(Error::BadLabel { .. }) => {}
             _ => return Err("a label out of range was not refused"),
         }
@@ -91,7 +88,7 @@ fn run<C: Clock>(clock: &C) -> Result<(), &'static str> {
         for step in 0..config::STEPS {
             let (image, label) = sample(step % count).ok_or("no image")?;
             let t0 = clock.now();
-            let loss = match model.train_step(&image, label) {
+            let loss = match model.train_step(image, label) {
                 Ok(loss) => loss,
                 Err(_) => return Err("train_step failed"),
             };
@@ -119,7 +116,7 @@ fn run<C: Clock>(clock: &C) -> Result<(), &'static str> {
         }
 
         let mut out = [Default::default(); OUTPUT_LEN];
-        if model.infer(&image, &mut out).is_err() {
+        if model.infer(image, &mut out).is_err() {
             return Err("infer failed");
         }
         let mut crc = 0_u32;

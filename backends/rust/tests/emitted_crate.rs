@@ -61,7 +61,7 @@ fn tiny_crate_trains_on_the_host_and_in_qemu_with_equal_results() {
     let dir = emitted_dir("tiny");
     write_crate(&dir, &files).unwrap();
 
-    let host = run_selftest(&dir, &target_dir(), Runner::Host).unwrap();
+    let host = run_selftest(&dir, &target_dir(), Runner::Host, None).unwrap();
     assert!(host.ok, "host self-test failed:\n{}", host.lines.join("\n"));
     assert_eq!(host.loss_bits.len(), 6, "{}", host.lines.join("\n"));
     let losses: Vec<f32> = host.loss_bits.iter().map(|&b| f32::from_bits(b)).collect();
@@ -75,7 +75,7 @@ fn tiny_crate_trains_on_the_host_and_in_qemu_with_equal_results() {
     if tool(test, "qemu-system-arm").is_none() || !thumb_target(test) {
         return;
     }
-    let m4 = run_selftest(&dir, &target_dir(), Runner::Qemu).unwrap();
+    let m4 = run_selftest(&dir, &target_dir(), Runner::Qemu, None).unwrap();
     assert!(m4.ok, "QEMU self-test failed:\n{}", m4.lines.join("\n"));
     assert_eq!(m4.loss_bits, host.loss_bits, "losses differ");
     assert_eq!(m4.infer_hash, host.infer_hash, "inference differs");
