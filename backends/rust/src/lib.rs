@@ -15,11 +15,11 @@
 //! - keeps frozen constants and the parameters' initial images as `static` tables in flash
 //!   (`include_bytes!` of `data/*.bin`, little-endian), and each call's resolved kernel
 //!   parameters as a `static` descriptor;
-//! - vendors the sources of `mite-kernels` into `mite-kernels/` (see [`README`](emit_crate)'s
-//!   text: the crate then builds from its folder alone, with exactly the kernels its Program was
-//!   lowered for, and the bits do not depend on where mite is checked out);
+//! - vendors the sources of `mite-kernels` into `mite-kernels/` (its README says why: the crate
+//!   builds from its folder alone, with exactly the kernels its Program was lowered for, and the
+//!   bits do not depend on where mite is checked out);
 //! - has an example `selftest` that trains on a few embedded images on the host or, through the
-//!   `.cargo/config.toml` runner, on a Cortex-M4 emulated by QEMU (`memory.x`: 256 KB RAM,
+//!   `.cargo/config.toml` runner, on a Cortex-M4 emulated by QEMU (`ld/memory.x`: 256 KB RAM,
 //!   1 MB flash).
 
 #![forbid(unsafe_code)]
