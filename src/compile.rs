@@ -157,14 +157,37 @@ impl CompileReport {
 /// The text of the Program lowered from `module` (after [`compile`]): its inference function
 /// and the training step of `config`, planned and verified.
 pub fn program_text(module: &Module, config: &TrainConfig) -> Result<String, String> {
+    Ok(mite_ir::program::print_program(&lower_program(
+        module, config,
+    )?))
+}
+
+/// The Program lowered from `module` (after [`compile`]): its inference function and the
+/// training step of `config`, planned and verified.
+pub fn lower_program(
+    module: &Module,
+    config: &TrainConfig,
+) -> Result<mite_ir::program::Program, String> {
     let opts = mite_passes::lower::LowerOptions {
         forward: config.forward.clone(),
         train_step: Some(config.train_step.clone()),
         ..Default::default()
     };
-    let program =
-        mite_passes::lower::lower_module(module, &opts).map_err(|e| format!("error: {e}"))?;
-    Ok(mite_ir::program::print_program(&program))
+    mite_passes::lower::lower_module(module, &opts).map_err(|e| format!("error: {e}"))
+}
+
+/// Lowers `module` (after [`compile`]) and writes the Rust backend's `no_std` crate into `dir`;
+/// returns the number of files and their bytes.
+pub fn emit_rust(
+    module: &Module,
+    config: &TrainConfig,
+    dir: &std::path::Path,
+    options: &mite_rustgen::RustOptions,
+) -> Result<(usize, usize), String> {
+    let program = lower_program(module, config)?;
+    let files = mite_rustgen::emit_crate(&program, options).map_err(|e| format!("error: {e}"))?;
+    mite_rustgen::write_crate(dir, &files).map_err(|e| format!("error: {e}"))?;
+    Ok((files.len(), files.iter().map(|f| f.contents.len()).sum()))
 }
 
 /// Applies the scheme to `module`, builds the training step and reports it.

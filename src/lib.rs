@@ -27,4 +27,5 @@ pub use mite_interp as interp;
 pub use mite_ir as ir;
 pub use mite_onnx as onnx;
 pub use mite_passes as passes;
+pub use mite_rustgen as rustgen;
 pub use mite_zoo as zoo;

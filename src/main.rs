@@ -279,10 +279,12 @@ struct CompileArgs {
     #[arg(long, default_value = "classifier")]
     scheme: String,
     /// What to write: `none` (only the report), `mir` (the IR with the training step, on
-    /// stdout) or `program` (the lowered Program's text, on stdout or to `-o FILE`).
+    /// stdout), `program` (the lowered Program's text, on stdout or to `-o FILE`) or `rust` (a
+    /// `no_std` crate with a self-test, into the folder `-o DIR`).
     #[arg(long, default_value = "none")]
     emit: String,
-    /// Where `--emit program` writes the Program (default: stdout).
+    /// Where `--emit program` writes the Program (default: stdout), or the folder `--emit rust`
+    /// writes its crate into (required).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Replace the classifier by a fresh one with N classes (seeded; 2 to 10,000).
@@ -560,11 +562,14 @@ fn split_inputs(dir: &std::path::Path, split: &str) -> [PathBuf; 2] {
 fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
     use mite::compile::{compile, CompileOptions};
     use mite::train::scheme::Scheme;
-    if !matches!(args.emit.as_str(), "none" | "mir" | "program") {
+    if !matches!(args.emit.as_str(), "none" | "mir" | "program" | "rust") {
         return Err(format!(
-            "error: --emit: expected none, mir or program (code generation arrives with a later phase), found `{}`",
+            "error: --emit: expected none, mir, program or rust, found `{}`",
             args.emit
         ));
+    }
+    if args.emit == "rust" && args.output.is_none() {
+        return Err("error: --emit rust needs -o DIR (the crate's folder)".into());
     }
     if let Some(path) = &args.report_json {
         check_paths(&model_inputs(&args.model), &[("--report-json", path)])?;
@@ -603,6 +608,22 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             Some(path) => write_file(path, text.as_bytes())?,
             None => out.print(&text)?,
         }
+    }
+    if let (true, Some(dir)) = (args.emit == "rust", &args.output) {
+        let options = mite::rustgen::RustOptions {
+            learning_rate: 0.01,
+            training: format!(
+                "scheme `{}`, SGD with QAS at learning rate 0.01 (the `plain` recipe)",
+                args.scheme
+            ),
+            ..Default::default()
+        };
+        let (files, bytes) = mite::compile::emit_rust(&model.module, &opts.config, dir, &options)?;
+        note(&format!(
+            "wrote a no_std Rust crate to {} ({files} files, {bytes} bytes); self-test: cd {} && cargo run --release --example selftest\n",
+            dir.display(),
+            dir.display()
+        ));
     }
     note(&format!(
         "{}: scheme {} trains {} tensors, analytic extra memory {:.1} KB; training step: {} backward ops, {} updates\n",
