@@ -720,6 +720,13 @@ fn kernel_stmt(
     tables: &mut Tables,
 ) -> Result<String, EmitError> {
     match &call.kernel {
+        // mite-kernels has no transposed convolution over int8 weights yet (it dequantizes tap
+        // by tap); until it does, a program that needs one is refused by name.
+        Kernel::ConvBackwardInputInt8 { .. } => Err(EmitError::Unsupported {
+            entry: e.name.clone(),
+            call: ci,
+            kernel: call.kernel.name(),
+        }),
         Kernel::ConvInt8 {
             geometry: g,
             x_zero_point,
