@@ -6,11 +6,12 @@
 //!
 //! ```text
 //! qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none \
-//!     -semihosting-config enable=on,target=native -icount shift=0 -kernel prog.elf
+//!     -chardev stdio,id=semihost -semihosting-config enable=on,target=native,chardev=semihost \
+//!     -icount shift=0 -kernel prog.elf
 //! ```
 //!
 //! (`-M mps2-an500 -cpu cortex-m7` for the Cortex-M7). Output goes through semihosting
-//! (`SYS_WRITE0`) to QEMU's stdout, the program's `main` return value becomes QEMU's exit status
+//! (`SYS_WRITE0`) to QEMU's stdout (without the `chardev`, QEMU writes it to stderr), the program's `main` return value becomes QEMU's exit status
 //! (`SYS_EXIT_EXTENDED`), and `-icount shift=0` makes one guest instruction one nanosecond of
 //! virtual time, so the SysTick counter (25 MHz on MPS2) counts one tick per 40 instructions.
 
@@ -270,7 +271,11 @@ pub fn qemu_run(qemu: &Path, target: Target, elf: &Path) -> Option<CommandLine> 
         CommandLine::new(qemu)
             .args(["-M", machine, "-cpu", cpu])
             .args(["-nographic", "-monitor", "none", "-serial", "none"])
-            .args(["-semihosting-config", "enable=on,target=native"])
+            .args(["-chardev", "stdio,id=semihost"])
+            .args([
+                "-semihosting-config",
+                "enable=on,target=native,chardev=semihost",
+            ])
             .args(["-icount", "shift=0", "-kernel"])
             .paths([elf]),
     )
@@ -463,7 +468,8 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(q.starts_with("qemu-system-arm -M mps2-an500 -cpu cortex-m7"));
-        assert!(q.contains("-semihosting-config enable=on,target=native -icount shift=0"));
+        assert!(q.contains("-semihosting-config enable=on,target=native,chardev=semihost"));
+        assert!(q.contains("-icount shift=0 -kernel a.elf"));
         assert!(qemu_run(Path::new("q"), Target::Host, Path::new("a")).is_none());
         let b = Build {
             sources: vec!["a.c".into()],

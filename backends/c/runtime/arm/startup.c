@@ -16,6 +16,8 @@ int main(void);
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
 #define SYSTICK_RELOAD 0x00FFFFFFu
+#define SCB_ICSR (*(volatile uint32_t *)0xE000ED04u)
+#define ICSR_PENDSTSET (1u << 26)
 
 static volatile uint32_t systick_wraps;
 
@@ -38,17 +40,25 @@ void Reset_Handler(void) {
     SYST_RVR = SYSTICK_RELOAD;
     SYST_CVR = 0;
     SYST_CSR = 0x7u; /* processor clock, interrupt on wrap, enabled */
+    while (SYST_CVR == 0) {
+        /* the first reload of the counter happens on its next clock edge */
+    }
     mite_platform_exit(main());
 }
 
 void SysTick_Handler(void) { systick_wraps++; }
 
 uint64_t mite_platform_ticks(void) {
-    uint32_t wraps, cvr;
+    uint32_t wraps, cvr, pending;
     do {
         wraps = systick_wraps;
         cvr = SYST_CVR;
+        pending = SCB_ICSR & ICSR_PENDSTSET;
     } while (wraps != systick_wraps);
+    /* A wrap whose interrupt has not run yet: the counter has reloaded (cvr is high). */
+    if (pending != 0 && cvr > SYSTICK_RELOAD / 2u) {
+        wraps++;
+    }
     return (uint64_t)wraps * (SYSTICK_RELOAD + 1u) + (SYSTICK_RELOAD - cvr);
 }
 
