@@ -8,6 +8,12 @@
 #include <float.h>
 #include <math.h>
 
+/* Bit-exactness with mite-kernels needs float and double arithmetic evaluated in their own
+ * precision (no x87 extended precision). */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD > 0
+#error "mite kernels need FLT_EVAL_METHOD == 0 (use SSE2 on x86: -msse2 -mfpmath=sse)"
+#endif
+
 static mite_error last_error = {MITE_OK, "", 0, 0, 0};
 
 const mite_error *mite_last_error(void) { return &last_error; }

@@ -1199,10 +1199,13 @@ pub fn fixed(rng: &mut Rng) -> Case {
     case("fixed", input, &Ok::<(), KernelError>(()), o)
 }
 
+/// A case generator.
+pub type Generator = fn(&mut Rng) -> Case;
+
 /// Every generator, by name. `embedded` leaves out the loss kernels, whose expf / logf are the
 /// C library's (newlib's on the target, not glibc's).
-pub fn generators(embedded: bool) -> Vec<(&'static str, fn(&mut Rng) -> Case)> {
-    let mut g: Vec<(&'static str, fn(&mut Rng) -> Case)> = vec![
+pub fn generators(embedded: bool) -> Vec<(&'static str, Generator)> {
+    let mut g: Vec<(&'static str, Generator)> = vec![
         ("conv_i8", conv_i8),
         ("linear_i8", linear_i8),
         ("add_i8", add_i8),
