@@ -8,7 +8,8 @@
 //! - [`text`]: printer and parser;
 //! - [`verify`]: the verifier;
 //! - [`analysis`]: uses, the schedule and buffer liveness;
-//! - [`memory`]: the arena planner and the memory report of a training step.
+//! - [`memory`]: the arena planner and the memory report of a training step;
+//! - [`program`]: the lowered, planned Program the backends print and execute.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod memory;
 pub mod module;
 pub mod ops;
+pub mod program;
 pub mod text;
 pub mod types;
 pub mod verify;

@@ -1,0 +1,270 @@
+//! Tests of the Program frame: the verifier accepts planned programs and rejects broken ones.
+
+use mite_kernels::requant::{ActRange, Rounding};
+use mite_kernels::{Conv2dGeometry, Window2d};
+use proptest::prelude::*;
+
+use super::*;
+use crate::memory::plan::{plan_greedy, Request};
+
+/// A 1×1 convolution from `c_in` to `c_out` channels over an `hw`×`hw` plane, no bias.
+fn pointwise(c_in: usize, c_out: usize, hw: usize) -> Kernel {
+    let window = Window2d {
+        kernel: [1, 1],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+    };
+    Kernel::ConvInt8 {
+        geometry: Conv2dGeometry::new(1, c_in, [hw, hw], c_out, 1, window).unwrap(),
+        x_zero_point: 0,
+        w_zero_points: vec![],
+        scales: vec![0.5],
+        multipliers: vec![1 << 30],
+        shifts: vec![0],
+        out_zero_point: 0,
+        range: ActRange {
+            min: -128,
+            max: 127,
+        },
+        rounding: Rounding::Double,
+        bias: false,
+    }
+}
+
+fn buffer(name: &str, elem: BufElem, shape: &[usize], storage: Storage) -> BufferDecl {
+    BufferDecl {
+        name: name.into(),
+        elem,
+        len: shape.iter().product(),
+        shape: shape.to_vec(),
+        storage,
+    }
+}
+
+/// A chain of pointwise convolutions `x → c[0] → c[1] → …` over a 4×4 plane: the input is an
+/// argument, each weight in flash, each activation and scratch in the arena, planned greedily.
+/// Returns the program and the planner's requests (one per arena buffer, in buffer order).
+fn chain(channels: &[usize]) -> Program {
+    const HW: usize = 4;
+    let mut buffers = vec![buffer(
+        "x",
+        BufElem::I8,
+        &[1, channels[0], HW, HW],
+        Storage::Arg {
+            entry: 0,
+            role: ArgRole::Input,
+        },
+    )];
+    let mut calls = Vec::new();
+    let mut requests = Vec::new();
+    let mut arena_ids = Vec::new();
+    let mut prev = BufferId(0);
+    for (k, pair) in channels.windows(2).enumerate() {
+        let (c_in, c_out) = (pair[0], pair[1]);
+        let w = BufferId(buffers.len() as u32);
+        buffers.push(buffer(
+            &format!("w{k}"),
+            BufElem::I8,
+            &[c_out, c_in, 1, 1],
+            Storage::Flash {
+                global: None,
+                data: TensorData::I8(vec![1; c_out * c_in]),
+            },
+        ));
+        let y = BufferId(buffers.len() as u32);
+        buffers.push(buffer(
+            &format!("y{k}"),
+            BufElem::I8,
+            &[1, c_out, HW, HW],
+            Storage::Arena { offset: 0 },
+        ));
+        let s = BufferId(buffers.len() as u32);
+        buffers.push(buffer(
+            &format!("s{k}"),
+            BufElem::I32,
+            &[HW * HW],
+            Storage::Arena { offset: 0 },
+        ));
+        // y_k is written at call k and read at call k + 1 (the last one, the result, is live
+        // to the end of the entry, which is step k + 1 too).
+        requests.push(Request {
+            size: (c_out * HW * HW) as u64,
+            align: 1,
+            first: k,
+            last: k + 1,
+        });
+        requests.push(Request {
+            size: (HW * HW * 4) as u64,
+            align: 4,
+            first: k,
+            last: k,
+        });
+        arena_ids.extend([y, s]);
+        calls.push(Call {
+            kernel: pointwise(c_in, c_out, HW),
+            inputs: vec![prev, w],
+            outputs: vec![y],
+            scratch: Some(s),
+            loc: Some(format!("conv{k}")),
+        });
+        prev = y;
+    }
+    let plan = plan_greedy(&requests);
+    for (id, offset) in arena_ids.iter().zip(&plan.offsets) {
+        buffers[id.index()].storage = Storage::Arena { offset: *offset };
+    }
+    Program {
+        name: "chain".into(),
+        arena_bytes: plan.arena_size,
+        buffers,
+        entries: vec![Entry {
+            name: "infer".into(),
+            args: vec![BufferId(0)],
+            results: vec![prev],
+            calls,
+        }],
+    }
+}
+
+fn offset_of(p: &Program, name: &str) -> (usize, u64) {
+    let i = p.buffers.iter().position(|b| b.name == name).unwrap();
+    match p.buffers[i].storage {
+        Storage::Arena { offset } => (i, offset),
+        _ => panic!("{name} is not in the arena"),
+    }
+}
+
+#[test]
+fn planned_chain_verifies_and_prints() {
+    let p = chain(&[3, 8, 4]);
+    verify_program(&p).unwrap();
+    let text = print_program(&p);
+    assert!(text.starts_with("program @chain {\n  arena "), "{text}");
+    assert!(
+        text.contains("conv2d_int8 (b0, b1) -> (b2) scratch b3"),
+        "{text}"
+    );
+    let bytes = p.storage_bytes();
+    assert_eq!(bytes.flash, 3 * 8 + 8 * 4);
+    assert_eq!(bytes.args, 3 * 16);
+    assert_eq!(bytes.sram(), p.arena_bytes + 48);
+}
+
+#[test]
+fn overlapping_live_buffers_are_rejected() {
+    let mut p = chain(&[3, 8, 4]);
+    // y0 is live at calls 0 and 1, as is y1's scratch s1 at call 1: put s1 on y0.
+    let (_, y0) = offset_of(&p, "y0");
+    let (s1, _) = offset_of(&p, "s1");
+    p.buffers[s1].storage = Storage::Arena {
+        offset: y0.next_multiple_of(4),
+    };
+    p.arena_bytes = p.arena_bytes.max(y0.next_multiple_of(4) + 64);
+    let errors = verify_program(&p).unwrap_err().0;
+    assert!(
+        errors
+            .iter()
+            .any(|e| matches!(e, ProgramError::Overlap { from: 1, to: 1, .. })),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn broken_programs_name_what_is_wrong() {
+    let good = chain(&[3, 8, 4]);
+
+    let mut p = good.clone();
+    let (s0, _) = offset_of(&p, "s0");
+    p.buffers[s0].storage = Storage::Arena { offset: 2 };
+    p.arena_bytes += 64;
+    let msg = verify_program(&p).unwrap_err().to_string();
+    assert!(msg.contains("not aligned to 4 bytes"), "{msg}");
+
+    let mut p = good.clone();
+    p.arena_bytes = 10;
+    let msg = verify_program(&p).unwrap_err().to_string();
+    assert!(msg.contains("do not fit the arena of 10 bytes"), "{msg}");
+
+    let mut p = good.clone();
+    p.entries[0].calls.swap(0, 1);
+    let errors = verify_program(&p).unwrap_err().0;
+    assert!(
+        errors
+            .iter()
+            .any(|e| matches!(e, ProgramError::ReadBeforeWrite { call: 0, .. })),
+        "{errors:?}"
+    );
+
+    let mut p = good.clone();
+    p.entries[0].calls[0].outputs = vec![BufferId(1)];
+    let errors = verify_program(&p).unwrap_err().0;
+    assert!(
+        errors.iter().any(|e| matches!(
+            e,
+            ProgramError::BadWrite {
+                storage: "flash",
+                ..
+            }
+        )),
+        "{errors:?}"
+    );
+
+    let mut p = good.clone();
+    p.entries[0].calls[1].inputs.pop();
+    let msg = verify_program(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("1 operands given, the kernel takes 2"),
+        "{msg}"
+    );
+
+    let mut p = good.clone();
+    p.entries[0].calls[0].inputs[0] = BufferId(99);
+    let msg = verify_program(&p).unwrap_err().to_string();
+    assert!(msg.contains("buffer b99 does not exist"), "{msg}");
+
+    let mut p = good;
+    p.buffers[2].len += 1;
+    let errors = verify_program(&p).unwrap_err().0;
+    // The shape no longer matches, both calls see a wrong length, and the longer buffer now
+    // overlaps its neighbours.
+    let count = |f: fn(&ProgramError) -> bool| errors.iter().filter(|e| f(e)).count();
+    assert_eq!(
+        count(|e| matches!(e, ProgramError::Buffer { .. })),
+        1,
+        "{errors:?}"
+    );
+    assert_eq!(
+        count(|e| matches!(e, ProgramError::Signature { .. })),
+        2,
+        "{errors:?}"
+    );
+    assert!(
+        count(|e| matches!(e, ProgramError::Overlap { .. })) >= 1,
+        "{errors:?}"
+    );
+}
+
+proptest! {
+    /// A planned chain always verifies; moving any arena buffer onto another one live at the same
+    /// call is always rejected.
+    #[test]
+    fn planned_chains_verify_and_collisions_are_caught(
+        channels in proptest::collection::vec(1_usize..24, 2..9),
+        victim in any::<prop::sample::Index>(),
+    ) {
+        let p = chain(&channels);
+        prop_assert!(verify_program(&p).is_ok());
+        // Call k's output y_k and scratch s_k are live together at call k.
+        let k = victim.index(channels.len() - 1);
+        let (_, y) = offset_of(&p, &format!("y{k}"));
+        let (s, _) = offset_of(&p, &format!("s{k}"));
+        let mut broken = p.clone();
+        let at = y.next_multiple_of(4);
+        broken.buffers[s].storage = Storage::Arena { offset: at };
+        broken.arena_bytes = broken.arena_bytes.max(at + 64);
+        // y_k has at least 16 bytes, so the scratch (aligned up by at most 3) lands on it.
+        prop_assert!(at < y + (channels[k + 1] * 16) as u64);
+        prop_assert!(verify_program(&broken).is_err());
+    }
+}
