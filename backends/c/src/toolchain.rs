@@ -100,7 +100,9 @@ impl Target {
 }
 
 /// Warnings and language flags every build of mite's C uses: C99, pedantic, warnings as errors,
-/// and no floating-point contraction (a fused multiply-add would change the bits).
+/// no floating-point contraction (a fused multiply-add would change the bits), and no
+/// strict-aliasing assumptions (generated programs use one byte arena for buffers of every
+/// element type).
 pub const STRICT_FLAGS: &[&str] = &[
     "-std=c99",
     "-Wall",
@@ -109,6 +111,7 @@ pub const STRICT_FLAGS: &[&str] = &[
     "-pedantic",
     "-O2",
     "-ffp-contract=off",
+    "-fno-strict-aliasing",
 ];
 
 /// Flags of the sanitizer build (AddressSanitizer and UndefinedBehaviorSanitizer, every report
