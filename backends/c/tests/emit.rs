@@ -395,13 +395,12 @@ int main(void) {
 }
 "#;
 
-fn build_and_run(test: &str, sanitize: bool) -> Option<(String, String)> {
-    let cc = mite_test_support::tool(test, &toolchain::host_cc().to_string_lossy())?;
-    let (p, input) = program();
-    verify_program(&p).expect("the test program verifies");
+/// Verifies and emits `p` into a fresh directory with the runtime and an `input.h`.
+fn write_program(test: &str, p: &Program, input: &[i8]) -> std::path::PathBuf {
+    verify_program(p).expect("the test program verifies");
     let dir = temp_dir(test);
     runtime::write_files(&dir, runtime::FILES).unwrap();
-    let emitted = emit_program(&p).expect("emits");
+    let emitted = emit_program(p).expect("emits");
     for (name, text) in &emitted.files {
         std::fs::write(dir.join(name), text).unwrap();
     }
@@ -415,6 +414,13 @@ fn build_and_run(test: &str, sanitize: bool) -> Option<(String, String)> {
             .join(", ")
     );
     std::fs::write(dir.join("input.h"), input_h).unwrap();
+    dir
+}
+
+fn build_and_run(test: &str, sanitize: bool) -> Option<(String, String)> {
+    let cc = mite_test_support::tool(test, &toolchain::host_cc().to_string_lossy())?;
+    let (p, input) = program();
+    let dir = write_program(test, &p, &input);
     std::fs::write(dir.join("main.c"), MAIN).unwrap();
     let mut sources: Vec<_> = runtime::sources(runtime::FILES)
         .map(|f| dir.join(f))
@@ -456,6 +462,122 @@ fn emitted_program_trains_like_mite_kernels() {
     let initial: String = w0.iter().map(|&x| format!(" {:02x}", x as u8)).collect();
     let saved = c.lines().last().unwrap();
     assert!(!saved.starts_with(&format!("params:{initial}")));
+}
+
+const ARM_MAIN: &str = r#"#include "mite_platform.h"
+#include "mite_program.h"
+#include "input.h"
+
+static void put_int(long v) {
+    char buf[24];
+    int n = 23;
+    unsigned long u = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
+    buf[n] = '\0';
+    do {
+        buf[--n] = (char)('0' + u % 10u);
+        u /= 10u;
+    } while (u != 0);
+    if (v < 0) {
+        buf[--n] = '-';
+    }
+    mite_platform_write(buf + n);
+}
+
+static void put_hex(unsigned v) {
+    static const char digits[] = "0123456789abcdef";
+    char buf[4];
+    buf[0] = ' ';
+    buf[1] = digits[(v >> 4) & 15u];
+    buf[2] = digits[v & 15u];
+    buf[3] = '\0';
+    mite_platform_write(buf);
+}
+
+int main(void) {
+    static int8_t y[150];
+    static unsigned char params[MITE_PARAMS_BYTES];
+    int64_t step;
+    size_t i;
+    uint64_t ticks = 0, t0;
+    mite_init();
+    for (step = 0; step < STEPS; step++) {
+        mite_status st;
+        t0 = mite_platform_ticks();
+        st = mite_train_step(input, LR, step, y);
+        ticks += mite_platform_ticks() - t0;
+        mite_platform_write("step ");
+        put_int((long)step);
+        mite_platform_write(" status ");
+        put_int((long)st);
+        mite_platform_write(":");
+        for (i = 0; i < sizeof y; i++) {
+            mite_platform_write(" ");
+            put_int(y[i]);
+        }
+        mite_platform_write("\n");
+    }
+    (void)mite_save_params(params, sizeof params);
+    mite_platform_write("params:");
+    for (i = 0; i < sizeof params; i++) {
+        put_hex(params[i]);
+    }
+    mite_platform_write("\nmite-selftest: instructions ");
+    put_int((long)(ticks * MITE_PLATFORM_INSNS_PER_TICK / STEPS));
+    mite_platform_write("\nmite-selftest: ok\n");
+    return 0;
+}
+"#;
+
+#[test]
+fn emitted_program_trains_in_qemu_like_mite_kernels() {
+    let test = "emit-qemu";
+    let Some(cc) = mite_test_support::tool(test, &toolchain::arm_cc().to_string_lossy()) else {
+        return;
+    };
+    let Some(qemu) = mite_test_support::tool(test, &toolchain::qemu().to_string_lossy()) else {
+        return;
+    };
+    let (p, input) = program();
+    let dir = write_program(test, &p, &input);
+    let arm = dir.join("arm");
+    runtime::write_files(&arm, runtime::ARM_FILES).unwrap();
+    std::fs::write(dir.join("main.c"), ARM_MAIN).unwrap();
+    let expected = reference(&p, &input);
+    for target in [toolchain::Target::CortexM4, toolchain::Target::CortexM7] {
+        let mut sources: Vec<_> = runtime::sources(runtime::FILES)
+            .map(|f| dir.join(f))
+            .collect();
+        sources.extend(["mite_program.c", "main.c"].map(|f| dir.join(f)));
+        sources.extend(["startup.c", "semihost.c"].map(|f| arm.join(f)));
+        let build = Build {
+            sources,
+            include_dirs: vec![dir.clone(), arm.clone()],
+            extra_flags: vec![],
+            output: dir.join(format!("program-{}.elf", target.name())),
+        };
+        let line = toolchain::arm_compile(&cc, target, &build, &arm.join(runtime::LINKER_SCRIPT));
+        let out = line.run(b"", Duration::from_secs(300)).unwrap();
+        check_build(&line, &out);
+        let run = toolchain::qemu_run(&qemu, target, &build.output)
+            .unwrap()
+            .run(b"", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(run.status, Some(0), "{}\n{}", run.stdout, run.stderr);
+        let report = toolchain::parse_selftest(&run.stdout);
+        assert_eq!(report.ok, Some(true));
+        let printed: String = run
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with("mite-selftest:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(printed, expected, "{}", target.name());
+        eprintln!(
+            "emit-qemu {}: {:?} instructions per training step",
+            target.name(),
+            report.instructions
+        );
+    }
 }
 
 #[test]
