@@ -605,3 +605,143 @@ fn emitted_header_snapshot() {
     let (_, header) = &emitted.files[0];
     insta::assert_snapshot!(header);
 }
+
+#[test]
+fn inference_entry_without_parameters_builds_and_runs() {
+    let test = "emit-infer";
+    let Some(cc) = mite_test_support::tool(test, &toolchain::host_cc().to_string_lossy()) else {
+        return;
+    };
+    let mut rng = common::Rng::new(5);
+    let window = Window2d {
+        kernel: [3, 3],
+        strides: [2, 2],
+        pads: [1, 0, 1, 0],
+        dilations: [1, 1],
+    };
+    let g = Conv2dGeometry::new(1, 4, [5, 5], 4, 4, window).unwrap(); // depthwise
+    let mut kernel = conv(g, vec![0.03], Rounding::FloatScale, vec![1, 2, 3, 4], 0);
+    if let Kernel::ConvInt8 { bias, .. } = &mut kernel {
+        *bias = false;
+    }
+    let weights = rng.i8s(g.weight_len());
+    let input = rng.i8s(g.input_len());
+    let p = Program {
+        name: "infer".into(),
+        arena_bytes: 64,
+        buffers: vec![
+            decl(
+                "input",
+                BufElem::I8,
+                &[1, 4, 5, 5],
+                Storage::Arg {
+                    entry: 0,
+                    role: ArgRole::Input,
+                },
+            ),
+            decl(
+                "label",
+                BufElem::I32,
+                &[1],
+                Storage::Arg {
+                    entry: 0,
+                    role: ArgRole::Label,
+                },
+            ),
+            decl(
+                "dw.weight",
+                BufElem::I8,
+                &[4, 1, 3, 3],
+                Storage::Flash {
+                    global: None,
+                    data: TensorData::I8(weights.clone()),
+                },
+            ),
+            decl(
+                "dw",
+                BufElem::I8,
+                &[1, 4, 3, 2],
+                Storage::Arena { offset: 0 },
+            ),
+            decl(
+                "dw.scratch",
+                BufElem::I32,
+                &[6],
+                Storage::Arena { offset: 24 },
+            ),
+        ],
+        entries: vec![Entry {
+            name: "infer".into(),
+            args: vec![BufferId(0), BufferId(1)],
+            results: vec![BufferId(3)],
+            calls: vec![Call {
+                kernel: kernel.clone(),
+                inputs: vec![BufferId(0), BufferId(2)],
+                outputs: vec![BufferId(3)],
+                scratch: Some(BufferId(4)),
+                loc: None,
+            }],
+        }],
+    };
+    verify_program(&p).expect("verifies");
+    let dir = temp_dir(test);
+    runtime::write_files(&dir, runtime::FILES).unwrap();
+    for (name, text) in &emit_program(&p).unwrap().files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let main = format!(
+        "#include <stdio.h>\n#include \"mite_program.h\"\n\
+         static const int8_t input[100] = {{{}}};\n\
+         int main(void) {{\n    int8_t y[24];\n    int32_t label = 0;\n    size_t i;\n    \
+         unsigned char none[1];\n    mite_init();\n    \
+         if (mite_infer(input, &label, y) != MITE_OK || mite_save_params(none, 0) != 0) {{\n        \
+         return 1;\n    }}\n    for (i = 0; i < sizeof y; i++) {{\n        printf(\" %d\", y[i]);\n    }}\n    \
+         printf(\"\\n\");\n    return 0;\n}}\n",
+        input
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    std::fs::write(dir.join("main.c"), main).unwrap();
+    let mut sources: Vec<_> = runtime::sources(runtime::FILES)
+        .map(|f| dir.join(f))
+        .collect();
+    sources.extend(["mite_program.c", "main.c"].map(|f| dir.join(f)));
+    let build = Build {
+        sources,
+        include_dirs: vec![dir.clone()],
+        extra_flags: vec![],
+        output: dir.join("infer"),
+    };
+    let line = toolchain::host_compile(&cc, &build, false);
+    let out = line.run(b"", Duration::from_secs(300)).unwrap();
+    check_build(&line, &out);
+    let run = CommandLine::new(&build.output)
+        .run(b"", Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let Kernel::ConvInt8 {
+        scales,
+        multipliers,
+        shifts,
+        w_zero_points,
+        range,
+        ..
+    } = &kernel
+    else {
+        unreachable!()
+    };
+    let requant = Requant::new(Rounding::FloatScale, scales, multipliers, shifts).unwrap();
+    let stage = OutputStage {
+        requant,
+        zero_point: -3,
+        range: *range,
+    };
+    let params = Conv2dInt8Params::new(g, 0, w_zero_points, stage).unwrap();
+    let mut y = vec![0; 24];
+    let mut scratch = vec![0; 6];
+    conv2d_int8(&input, &weights, None, &mut y, &mut scratch, &params).unwrap();
+    let expected: String = y.iter().map(|v| format!(" {v}")).collect::<String>() + "\n";
+    assert_eq!(run.stdout, expected);
+}

@@ -318,6 +318,12 @@ impl Emitter<'_> {
         doc.push_str("\n * Returns MITE_OK or the first kernel error. */");
         let _ = writeln!(self.prototypes, "{doc}\n{signature};\n");
         let mut body = String::new();
+        // Arguments no call reads stay legal under -Wunused-parameter -Werror.
+        for &a in &entry.args {
+            if let Storage::Arg { role, .. } = p.buffer(a).storage {
+                let _ = writeln!(body, "    (void){};", role.name());
+            }
+        }
         for (c, call) in entry.calls.iter().enumerate() {
             self.call(index, entry, c, call, &mut body)?;
         }
@@ -613,12 +619,17 @@ impl Emitter<'_> {
              /* Restore what mite_save_params wrote; returns MITE_ERR_LENGTH if len differs. */\n\
              mite_status mite_load_params(const void *in, size_t len);\n"
         );
+        // With nothing to save, `cap < 0u` would trip -Wtype-limits.
+        let cap_check = if offset == 0 {
+            "    (void)cap;\n"
+        } else {
+            "    if (cap < MITE_PARAMS_BYTES) {\n        return MITE_PARAMS_BYTES;\n    }\n"
+        };
         let _ = writeln!(
             self.functions,
             "void mite_init(void) {{\n{init}}}\n\n\
              size_t mite_save_params(void *out, size_t cap) {{\n    \
-             unsigned char *bytes = (unsigned char *)out;\n    \
-             if (cap < MITE_PARAMS_BYTES) {{\n        return MITE_PARAMS_BYTES;\n    }}\n{save}    \
+             unsigned char *bytes = (unsigned char *)out;\n{cap_check}{save}    \
              (void)bytes;\n    return MITE_PARAMS_BYTES;\n}}\n\n\
              mite_status mite_load_params(const void *in, size_t len) {{\n    \
              const unsigned char *bytes = (const unsigned char *)in;\n    \
