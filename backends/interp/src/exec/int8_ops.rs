@@ -12,6 +12,7 @@
 
 use std::borrow::Cow;
 
+use mite_ir::analysis::UseCounts;
 use mite_ir::{ElemType, Function, Op, Quant, TensorType};
 
 use crate::quant::onnxruntime::{self as ort, FloatBias};
@@ -45,32 +46,17 @@ fn onnxruntime_float((rounding, exclusive): Mode) -> bool {
 /// its activations are uint8; so an op of an imported QDQ graph runs fused exactly when this
 /// holds.
 pub(crate) fn exclusive_data_flow(func: &Function) -> Vec<bool> {
-    let index = |v: mite_ir::Value| v.into_raw().into_u32() as usize;
-    let mut uses = vec![0_usize; func.value_capacity()];
-    let mut constant = vec![false; func.value_capacity()];
-    for &id in func.layout() {
-        let op = func.op(id);
-        for &v in &op.operands {
-            uses[index(v)] += 1;
-        }
-        if matches!(op.op, Op::Param { .. } | Op::Const { .. }) {
-            for &r in &op.results {
-                constant[index(r)] = true;
-            }
-        }
-    }
-    for &v in func.outputs() {
-        uses[index(v)] += 1;
-    }
+    let uses = UseCounts::compute(func);
+    let constant = |v: mite_ir::Value| {
+        func.defining_op(v)
+            .is_some_and(|id| matches!(func.op(id).op, Op::Param { .. } | Op::Const { .. }))
+    };
     func.layout()
         .iter()
         .map(|&id| {
             let op = func.op(id);
-            op.results.iter().all(|&r| uses[index(r)] == 1)
-                && op
-                    .operands
-                    .iter()
-                    .all(|&v| constant[index(v)] || uses[index(v)] == 1)
+            op.results.iter().all(|&r| uses.get(r) == 1)
+                && op.operands.iter().all(|&v| constant(v) || uses.get(v) == 1)
         })
         .collect()
 }

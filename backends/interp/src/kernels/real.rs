@@ -60,7 +60,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ident) => {
+    ($t:ident, $exp:path, $ln:path) => {
         impl Real for $t {
             fn zero() -> Self {
                 0.0
@@ -81,10 +81,10 @@ macro_rules! impl_real {
                 n as $t
             }
             fn exp(self) -> Self {
-                $t::exp(self)
+                $exp(self)
             }
             fn ln(self) -> Self {
-                $t::ln(self)
+                $ln(self)
             }
             fn sqrt(self) -> Self {
                 $t::sqrt(self)
@@ -108,8 +108,14 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32);
-impl_real!(f64);
+// `f32` uses the kernels' portable exp / ln, so the interpreter computes the bits every backend
+// (no_std Rust, C on any libm) computes; `f64` (finite-difference checks) uses the host's.
+impl_real!(
+    f32,
+    mite_kernels::fmath::exp_f32,
+    mite_kernels::fmath::ln_f32
+);
+impl_real!(f64, f64::exp, f64::ln);
 
 #[cfg(test)]
 mod tests {

@@ -67,6 +67,20 @@ macro_rules! scalar {
 scalar!(f32);
 scalar!(f64);
 
+/// [`Math`] for `f32` by the portable [`exp_f32`](crate::fmath::exp_f32) and
+/// [`ln_f32`](crate::fmath::ln_f32): the same bits on every target.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PortableMath;
+
+impl Math<f32> for PortableMath {
+    fn exp(x: f32) -> f32 {
+        crate::fmath::exp_f32(x)
+    }
+    fn ln(x: f32) -> f32 {
+        crate::fmath::ln_f32(x)
+    }
+}
+
 /// The transcendental functions a kernel needs, supplied by the caller: `core` has no `exp` or
 /// `ln`, and which implementation runs (the host's libm, a device's) decides the last bits.
 pub trait Math<T> {
