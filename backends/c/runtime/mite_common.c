@@ -7,6 +7,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <string.h>
 
 /* Bit-exactness with mite-kernels needs float and double arithmetic evaluated in their own
  * precision (no x87 extended precision). */
@@ -130,6 +131,90 @@ int64_t mite_f64_to_i64(double x) {
         return INT64_MIN;
     }
     return (int64_t)x;
+}
+
+/* 2^e for e in [-126, 127], exactly. */
+static float pow2_f32(int32_t e) {
+    uint32_t bits = (uint32_t)((e < -126 ? -126 : (e > 127 ? 127 : e)) + 127) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* ln 2 split so that k * LN2_HI is exact for |k| < 2^9. */
+#define MITE_LN2_HI 0.69314575f
+#define MITE_LN2_LO 1.4286068e-6f
+#define MITE_LOG2_E 1.44269504088896340736f
+#define MITE_SQRT_2 1.41421356237309504880f
+
+float mite_exp_f32(float x) {
+    float k, r, p;
+    int32_t ki;
+    if (isnan(x)) {
+        return x;
+    }
+    if (x > 88.72284f) {
+        return INFINITY;
+    }
+    if (x < -103.97208f) {
+        return 0.0f;
+    }
+    k = mite_round_ties_even_f32(x * MITE_LOG2_E);
+    r = (x - k * MITE_LN2_HI) - k * MITE_LN2_LO;
+    p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    ki = (int32_t)k; /* an integer in [-150, 128] */
+    if (ki > 127) {
+        return p * pow2_f32(127) * pow2_f32(ki - 127);
+    }
+    if (ki < -126) {
+        return p * pow2_f32(-126) * pow2_f32(ki + 126);
+    }
+    return p * pow2_f32(ki);
+}
+
+float mite_ln_f32(float x) {
+    uint32_t bits;
+    int32_t e = 0;
+    float m, s, s2, q, ln_m, ef;
+    if (isnan(x) || x < 0.0f) {
+        return NAN;
+    }
+    if (x == 0.0f) {
+        return -INFINITY;
+    }
+    if (x == INFINITY) {
+        return x;
+    }
+    if (x < FLT_MIN) {
+        x *= 8388608.0f;
+        e = -23;
+    }
+    memcpy(&bits, &x, sizeof bits);
+    e += (int32_t)((bits >> 23) & 0xffu) - 127;
+    bits = (bits & 0x007fffffu) | 0x3f800000u;
+    memcpy(&m, &bits, sizeof m);
+    if (m > MITE_SQRT_2) {
+        m *= 0.5f;
+        e += 1;
+    }
+    s = (m - 1.0f) / (m + 1.0f);
+    s2 = s * s;
+    q = 1.0f / 11.0f;
+    q = q * s2 + 1.0f / 9.0f;
+    q = q * s2 + 1.0f / 7.0f;
+    q = q * s2 + 1.0f / 5.0f;
+    q = q * s2 + 1.0f / 3.0f;
+    q = q * s2;
+    ln_m = 2.0f * s + 2.0f * s * q;
+    ef = (float)e;
+    return ef * MITE_LN2_HI + (ln_m + ef * MITE_LN2_LO);
 }
 
 /* ---------------------------------------------------------------- fixed point */

@@ -544,9 +544,9 @@ static void log_softmax_row(const float *x, float *out, size_t c) {
     /* A row of all -inf keeps max = -inf; shifting by 0 keeps the result defined. */
     shift = isfinite(max) ? max : 0.0f;
     for (i = 0; i < c; i++) {
-        sum += expf(x[i] - shift);
+        sum += mite_exp_f32(x[i] - shift);
     }
-    log_sum = logf(sum);
+    log_sum = mite_ln_f32(sum);
     for (i = 0; i < c; i++) {
         out[i] = x[i] - shift - log_sum;
     }
@@ -591,7 +591,7 @@ mite_status mite_softmax_cross_entropy_backward_f32(const float *logits, size_t 
         float *o = out + r * c;
         log_softmax_row(logits + r * c, o, c);
         for (i = 0; i < c; i++) {
-            o[i] = expf(o[i]);
+            o[i] = mite_exp_f32(o[i]);
         }
         o[labels[r]] -= 1.0f;
         for (i = 0; i < c; i++) {

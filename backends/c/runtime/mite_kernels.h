@@ -6,8 +6,8 @@
  * same name: same arguments (a slice is a pointer and a length), same checks in the same order,
  * same loop order, so that float results have the same bits when compiled with
  * `-ffp-contract=off` (no fused multiply-add) on an IEEE target without excess precision.
- * Exceptions: the softmax cross-entropy calls the C library's expf/logf, which agree with Rust's
- * on a glibc host but may differ in the last bit elsewhere (newlib).
+ * The softmax cross-entropy uses the portable mite_exp_f32 / mite_ln_f32 (mite-kernels'
+ * PortableMath), not the C library's, so it too is bit-exact on every target.
  *
  * No allocation, no intrinsics, no global state except the detail of the last error.
  * Tensors are dense, row-major, NCHW. Padding is [top, left, bottom, right] (ONNX order).
@@ -148,6 +148,11 @@ float mite_round_ties_even_f32(float x);
 double mite_trunc_f64(double x);
 double mite_floor_f64(double x);
 double mite_round_half_away_f64(double x);
+/** e^x in f32 arithmetic only, a fixed operation order (Rust `fmath::exp_f32`): the same bits
+ *  on every IEEE target compiled with -ffp-contract=off. */
+float mite_exp_f32(float x);
+/** Natural logarithm in f32 arithmetic only (Rust `fmath::ln_f32`). */
+float mite_ln_f32(float x);
 
 /** Apply a requantizer to accumulator `acc` of channel `channel`. */
 int32_t mite_requant_apply(const mite_requant *r, int32_t acc, size_t channel);
@@ -305,7 +310,8 @@ mite_status mite_make_mask_f32(const float *x, size_t x_len, uint32_t *out, size
 mite_status mite_apply_mask_f32(const float *dy, size_t dy_len, const uint32_t *mask,
                                 size_t mask_len, float *out, size_t out_len);
 
-/** Mean softmax cross-entropy of [n, c] logits against labels; scratch holds c floats. */
+/** Mean softmax cross-entropy of [n, c] logits against labels (with mite_exp_f32 /
+ *  mite_ln_f32); scratch holds c floats. */
 mite_status mite_softmax_cross_entropy_f32(const float *logits, size_t logits_len,
                                            const int32_t *labels, size_t labels_len,
                                            float *scratch, size_t scratch_len, size_t n, size_t c,

@@ -50,7 +50,7 @@ fn c_kernels_are_bit_exact_with_mite_kernels() {
     let Some(harness) = build_harness("parity", false) else {
         return;
     };
-    let cases = cases(0x5EED_0001, 400, false);
+    let cases = cases(0x5EED_0001, 400);
     let out = run(&harness, &cases);
     if let Err(report) = compare(&cases, &out.stdout) {
         panic!("{report}");
@@ -62,7 +62,7 @@ fn c_kernels_are_bit_exact_with_mite_kernels() {
     eprintln!(
         "parity: {} cases ({} kernels' error paths: {errors}) bit-exact",
         cases.len(),
-        common::generators(false).len()
+        common::generators().len()
     );
     // The cases exercise both the kernels and their errors.
     assert!(
@@ -76,7 +76,7 @@ fn c_kernels_are_clean_under_asan_and_ubsan() {
     let Some(harness) = build_harness("parity-sanitizers", true) else {
         return;
     };
-    let cases = cases(0x5EED_0002, 60, false);
+    let cases = cases(0x5EED_0002, 60);
     let out = run(&harness, &cases);
     assert!(
         !out.stderr.contains("runtime error") && !out.stderr.contains("Sanitizer"),
@@ -91,7 +91,7 @@ fn c_kernels_are_clean_under_asan_and_ubsan() {
 #[test]
 fn a_broken_kernel_is_caught() {
     // The comparison can fail: flip one output bit of a real case.
-    let cases = cases(7, 1, false);
+    let cases = cases(7, 1);
     let c = &cases[0];
     let mut wrong = c.expected.clone();
     let last = wrong.pop();

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use mite_kernels::float::{self, ChannelSlice, Mask, Math};
+use mite_kernels::float::{self, ChannelSlice, Mask, PortableMath};
 use mite_kernels::int8::{
     self, AddParams, Conv2dInt8Params, LinearInt8Params, MeanParams, PerAxis,
 };
@@ -81,18 +81,6 @@ impl Rng {
     /// A log-uniform positive scale in `[lo, hi]`.
     pub fn scale(&mut self, lo: f64, hi: f64) -> f64 {
         (lo.ln() + (hi.ln() - lo.ln()) * self.unit()).exp()
-    }
-}
-
-/// Host math for the loss kernels: Rust's `f32::exp` / `ln` (the C library's on Linux).
-pub struct StdMath;
-
-impl Math<f32> for StdMath {
-    fn exp(x: f32) -> f32 {
-        x.exp()
-    }
-    fn ln(x: f32) -> f32 {
-        x.ln()
     }
 }
 
@@ -1009,7 +997,7 @@ pub fn sce(rng: &mut Rng, backward: bool) -> Case {
         let out_len = maybe_off(rng, logits.len());
         input.f(grad_loss).u(out_len);
         let mut out = vec![0f32; out_len];
-        let r = float::softmax_cross_entropy_backward::<f32, StdMath>(
+        let r = float::softmax_cross_entropy_backward::<f32, PortableMath>(
             &logits, &labels, grad_loss, &mut out, n, c,
         );
         o.f32s(&out);
@@ -1022,7 +1010,8 @@ pub fn sce(rng: &mut Rng, backward: bool) -> Case {
         };
         input.u(scratch_len);
         let mut scratch = vec![0f32; scratch_len];
-        let r = float::softmax_cross_entropy::<f32, StdMath>(&logits, &labels, &mut scratch, n, c);
+        let r =
+            float::softmax_cross_entropy::<f32, PortableMath>(&logits, &labels, &mut scratch, n, c);
         o.f32(*r.as_ref().unwrap_or(&0.0));
         case("sce", input, &r, o)
     }
@@ -1202,9 +1191,8 @@ pub fn fixed(rng: &mut Rng) -> Case {
 /// A case generator.
 pub type Generator = fn(&mut Rng) -> Case;
 
-/// Every generator, by name. `embedded` leaves out the loss kernels, whose expf / logf are the
-/// C library's (newlib's on the target, not glibc's).
-pub fn generators(embedded: bool) -> Vec<(&'static str, Generator)> {
+/// Every generator, by name.
+pub fn generators() -> Vec<(&'static str, Generator)> {
     let mut g: Vec<(&'static str, Generator)> = vec![
         ("conv_i8", conv_i8),
         ("linear_i8", linear_i8),
@@ -1234,18 +1222,17 @@ pub fn generators(embedded: bool) -> Vec<(&'static str, Generator)> {
         ("sgd_i32", |r| sgd(r, Sgd::I32)),
         ("fixed", fixed),
     ];
-    if !embedded {
-        g.push(("sce", |r| sce(r, false)));
-        g.push(("sce_bwd", |r| sce(r, true)));
-    }
+    g.push(("sce", |r| sce(r, false)));
+    g.push(("sce_bwd", |r| sce(r, true)));
+    g.push(("exp_ln", exp_ln));
     g
 }
 
 /// `per_kernel` seeded cases of every generator.
-pub fn cases(seed: u64, per_kernel: usize, embedded: bool) -> Vec<Case> {
+pub fn cases(seed: u64, per_kernel: usize) -> Vec<Case> {
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
-    for (_, generate) in generators(embedded) {
+    for (_, generate) in generators() {
         for _ in 0..per_kernel {
             out.push(generate(&mut rng));
         }
@@ -1335,4 +1322,40 @@ pub fn compare(cases: &[Case], output: &str) -> Result<(), String> {
 /// Where a build writes its files.
 pub fn output_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
+}
+
+/// The portable `exp` / `ln` on values across their whole range, special values included.
+pub fn exp_ln(rng: &mut Rng) -> Case {
+    let xs: Vec<f32> = (0..16)
+        .map(|_| {
+            if rng.chance(10) {
+                rng.pick(&[
+                    0.0,
+                    -0.0,
+                    f32::NAN,
+                    f32::INFINITY,
+                    f32::NEG_INFINITY,
+                    88.72284,
+                    88.72285,
+                    -103.97208,
+                    -87.5,
+                    f32::from_bits(1),
+                    f32::MIN_POSITIVE,
+                    -1.0,
+                ])
+            } else if rng.chance(50) {
+                rng.f32(-104.0, 89.0)
+            } else {
+                f32::from_bits(rng.next() as u32 & 0x7fff_ffff)
+            }
+        })
+        .collect();
+    let mut input = In::default();
+    input.f32s(&xs);
+    let mut o = Out::default();
+    for &x in &xs {
+        o.f32(mite_kernels::fmath::exp_f32(x))
+            .f32(mite_kernels::fmath::ln_f32(x));
+    }
+    case("exp_ln", input, &Ok::<(), KernelError>(()), o)
 }

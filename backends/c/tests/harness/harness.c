@@ -840,6 +840,21 @@ static void op_fixed(void) {
     end_line();
 }
 
+/* The portable exp and ln of each value. */
+static void op_exp_ln(void) {
+    size_t n, i;
+    const float *x = rd_f32s(&n);
+    if (bad_input) {
+        return;
+    }
+    put_status(MITE_OK);
+    for (i = 0; i < n; i++) {
+        put_f32(mite_exp_f32(x[i]));
+        put_f32(mite_ln_f32(x[i]));
+    }
+    end_line();
+}
+
 long harness_run(void) {
     char op[32];
     long cases = 0;
@@ -903,6 +918,8 @@ long harness_run(void) {
             op_sgd(2);
         } else if (strcmp(op, "fixed") == 0) {
             op_fixed();
+        } else if (strcmp(op, "exp_ln") == 0) {
+            op_exp_ln();
         } else {
             bad_input = 1;
         }
