@@ -1,0 +1,429 @@
+/*
+ * mite_int8.c - int8 forward kernels (mirrors mite-kernels' int8 module): convolution with
+ * dense, depthwise and pointwise paths, fully connected, add, average / global average pooling,
+ * mean, quantize / dequantize / requantize. Products and sums wrap in i32 like the Rust kernels.
+ */
+#include "mite_internal.h"
+
+#include <math.h>
+
+/* ---------------------------------------------------------------- convolution */
+
+size_t mite_conv2d_int8_scratch_len(const mite_conv2d_int8_params *p) {
+    return p->geometry.out_hw[0] * p->geometry.out_hw[1];
+}
+
+static int32_t bias_add(mite_bias_add mode, int32_t acc, int32_t bias) {
+    return mode == MITE_BIAS_WRAPPING ? mite_wadd(acc, bias) : mite_sadd(acc, bias);
+}
+
+static void accumulate_pointwise(int32_t *plane, size_t len, const int8_t *x, int32_t wv,
+                                 int32_t zx) {
+    size_t i;
+    if (wv == 0) {
+        return;
+    }
+    for (i = 0; i < len; i++) {
+        plane[i] = mite_wadd(plane[i], mite_wmul((int32_t)x[i] - zx, wv));
+    }
+}
+
+static void accumulate_taps(int32_t *plane, const int8_t *x, const int8_t *wk, int32_t zw,
+                            int32_t zx, const mite_conv2d_geometry *g) {
+    mite_window_axis axes[2];
+    mite_tap_rows it;
+    size_t w_in, ow, sw, ox, ix;
+    mite_conv_axes(g, axes);
+    w_in = axes[1].in_len;
+    ow = axes[1].out_len;
+    sw = axes[1].stride;
+    mite_tap_rows_init(&it, axes);
+    while (mite_tap_rows_next(&it)) {
+        int32_t wv = (int32_t)wk[it.row_tap] - zw;
+        int32_t *row = plane + it.row_oy * ow;
+        const int8_t *x_row = x + it.row_iy * w_in;
+        if (wv == 0) {
+            continue;
+        }
+        for (ox = it.row_ox_lo, ix = it.row_ix0; ox < it.row_ox_hi; ox++, ix += sw) {
+            row[ox] = mite_wadd(row[ox], mite_wmul((int32_t)x_row[ix] - zx, wv));
+        }
+    }
+}
+
+mite_status mite_conv2d_int8(const int8_t *x, size_t x_len, const int8_t *w, size_t w_len,
+                             const int32_t *bias, size_t bias_len, int8_t *out, size_t out_len,
+                             int32_t *scratch, size_t scratch_len,
+                             const mite_conv2d_int8_params *p) {
+    const mite_conv2d_geometry *g = &p->geometry;
+    size_t in_plane = g->in_hw[0] * g->in_hw[1];
+    size_t plane_len = g->out_hw[0] * g->out_hw[1];
+    size_t cin_g = g->c_in / g->groups, cout_g = g->c_out / g->groups;
+    size_t taps = g->window.kernel[0] * g->window.kernel[1];
+    size_t input_len = g->n * g->c_in * in_plane, output_len = g->n * g->c_out * plane_len;
+    size_t weight_len = g->c_out * cin_g * taps;
+    int32_t zx = p->x_zero_point;
+    int pointwise = g->groups == 1 && g->window.kernel[0] == 1 && g->window.kernel[1] == 1 &&
+                    g->window.strides[0] == 1 && g->window.strides[1] == 1 &&
+                    g->window.pads[0] == 0 && g->window.pads[1] == 0 &&
+                    g->window.pads[2] == 0 && g->window.pads[3] == 0;
+    size_t bo, i, ci;
+    mite_status st;
+    if ((st = mite_check_len("conv2d x", input_len, x_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d w", weight_len, w_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d out", output_len, out_len)) != MITE_OK) {
+        return st;
+    }
+    if (bias != NULL && (st = mite_check_len("conv2d bias", g->c_out, bias_len)) != MITE_OK) {
+        return st;
+    }
+    if ((st = mite_check_zero_points(p->w_zero_points_len, g->c_out)) != MITE_OK ||
+        (st = mite_output_stage_check(&p->out, g->c_out)) != MITE_OK ||
+        (st = mite_check_scratch(plane_len, scratch_len)) != MITE_OK) {
+        return st;
+    }
+    if (output_len == 0) {
+        return MITE_OK;
+    }
+    for (bo = 0; bo < output_len / plane_len; bo++) {
+        size_t b = bo / g->c_out, o = bo % g->c_out;
+        size_t group = o / cout_g;
+        int32_t zw = mite_zero_point_of(p->w_zero_points, p->w_zero_points_len, o);
+        int32_t bias_o = bias != NULL ? bias[o] : 0;
+        int8_t *y = out + bo * plane_len;
+        for (i = 0; i < plane_len; i++) {
+            scratch[i] = 0;
+        }
+        for (ci = 0; ci < cin_g; ci++) {
+            size_t c = group * cin_g + ci;
+            const int8_t *xp = x + (b * g->c_in + c) * in_plane;
+            const int8_t *wk = w + (o * cin_g + ci) * taps;
+            if (pointwise) {
+                accumulate_pointwise(scratch, plane_len, xp, (int32_t)wk[0] - zw, zx);
+            } else {
+                accumulate_taps(scratch, xp, wk, zw, zx, g);
+            }
+        }
+        for (i = 0; i < plane_len; i++) {
+            y[i] = mite_output_stage_finish(&p->out, bias_add(p->bias_add, scratch[i], bias_o), o);
+        }
+    }
+    return MITE_OK;
+}
+
+/* ---------------------------------------------------------------- fully connected */
+
+mite_status mite_linear_int8(const int8_t *x, size_t x_len, const int8_t *w, size_t w_len,
+                             const int32_t *bias, size_t bias_len, int8_t *out, size_t out_len,
+                             const mite_linear_int8_params *p) {
+    size_t n = p->geometry.batch, k = p->geometry.in_features, m = p->geometry.out_features;
+    size_t r, o, i, rows;
+    int32_t zx = p->x_zero_point;
+    mite_status st;
+    if ((st = mite_check_len("linear x", n * k, x_len)) != MITE_OK ||
+        (st = mite_check_len("linear w", m * k, w_len)) != MITE_OK ||
+        (st = mite_check_len("linear out", n * m, out_len)) != MITE_OK) {
+        return st;
+    }
+    if (bias != NULL && (st = mite_check_len("linear bias", m, bias_len)) != MITE_OK) {
+        return st;
+    }
+    if ((st = mite_check_zero_points(p->w_zero_points_len, m)) != MITE_OK ||
+        (st = mite_output_stage_check(&p->out, m)) != MITE_OK) {
+        return st;
+    }
+    if (k == 0) {
+        for (i = 0; i < out_len; i++) {
+            o = i % m;
+            out[i] = mite_output_stage_finish(
+                &p->out, bias_add(p->bias_add, 0, bias != NULL ? bias[o] : 0), o);
+        }
+        return MITE_OK;
+    }
+    /* Rows present in both x (k per row) and out (max(m, 1) per row). */
+    rows = x_len / k;
+    if (out_len / (m > 0 ? m : 1) < rows) {
+        rows = out_len / (m > 0 ? m : 1);
+    }
+    for (r = 0; r < rows; r++) {
+        const int8_t *row = x + r * k;
+        int8_t *y = out + r * m;
+        for (o = 0; o < m; o++) {
+            const int8_t *wr = w + o * k;
+            int32_t zw = mite_zero_point_of(p->w_zero_points, p->w_zero_points_len, o);
+            int32_t acc = 0;
+            for (i = 0; i < k; i++) {
+                acc = mite_wadd(acc, mite_wmul((int32_t)row[i] - zx, (int32_t)wr[i] - zw));
+            }
+            y[o] = mite_output_stage_finish(
+                &p->out, bias_add(p->bias_add, acc, bias != NULL ? bias[o] : 0), o);
+        }
+    }
+    return MITE_OK;
+}
+
+/* ---------------------------------------------------------------- add */
+
+int8_t mite_add_one(const mite_add_params *p, int8_t a, int8_t b) {
+    int32_t da = (int32_t)a - p->a.zero_point;
+    int32_t db = (int32_t)b - p->b.zero_point;
+    int32_t raw;
+    if (p->rounding == MITE_ROUNDING_FLOAT_SCALE) {
+        float sum = (float)da * p->a.scale + (float)db * p->b.scale;
+        raw = mite_f64_to_i32(mite_round_ties_even_f64((double)sum / (double)p->out.scale));
+    } else {
+        /* |da|, |db| <= 255: the shifted values stay below 2^28. */
+        int32_t sa = mite_rounding_multiply(p->rounding, da * (1 << MITE_ADD_LEFT_SHIFT),
+                                            p->input_multipliers[0][0],
+                                            p->input_multipliers[0][1]);
+        int32_t sb = mite_rounding_multiply(p->rounding, db * (1 << MITE_ADD_LEFT_SHIFT),
+                                            p->input_multipliers[1][0],
+                                            p->input_multipliers[1][1]);
+        raw = mite_rounding_multiply(p->rounding, mite_wadd(sa, sb), p->output_multiplier[0],
+                                     p->output_multiplier[1]);
+    }
+    return mite_clamp_act(p->range, mite_sadd(raw, p->out.zero_point));
+}
+
+mite_status mite_add_int8(const int8_t *a, size_t a_len, const int8_t *b, size_t b_len,
+                          int8_t *out, size_t out_len, const mite_add_params *p) {
+    size_t i;
+    mite_status st;
+    if ((st = mite_check_len("add b", a_len, b_len)) != MITE_OK ||
+        (st = mite_check_len("add out", a_len, out_len)) != MITE_OK) {
+        return st;
+    }
+    for (i = 0; i < a_len; i++) {
+        out[i] = mite_add_one(p, a[i], b[i]);
+    }
+    return MITE_OK;
+}
+
+/* ---------------------------------------------------------------- pooling */
+
+static int64_t div_round_half_away(int64_t sum, int64_t count) {
+    return sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+}
+
+static int64_t div_round_half_even(int64_t sum, int64_t count) {
+    int64_t q = sum / count, r = sum % count;
+    if (r < 0) {
+        r += count;
+        q -= 1;
+    }
+    if (2 * r < count) {
+        return q;
+    }
+    if (2 * r > count) {
+        return q + 1;
+    }
+    return q + (q & 1);
+}
+
+mite_status mite_avg_pool_int8(const int8_t *x, size_t x_len, const size_t dims[4],
+                               const mite_window2d *window, mite_act_range range, int8_t *out,
+                               size_t out_len) {
+    size_t n = dims[0], c = dims[1], h = dims[2], w = dims[3];
+    size_t len, odims[4], oh, ow, planes, pl, oy, ox, ky, kx;
+    mite_window_axis axes[2];
+    mite_status st;
+    if ((st = mite_act_range_check(range)) != MITE_OK ||
+        (st = mite_checked_product(dims, 4, &len)) != MITE_OK ||
+        (st = mite_check_len("avg_pool x", len, x_len)) != MITE_OK ||
+        (st = mite_window_axes(window, dims + 2, axes)) != MITE_OK) {
+        return st;
+    }
+    oh = axes[0].out_len;
+    ow = axes[1].out_len;
+    odims[0] = n;
+    odims[1] = c;
+    odims[2] = oh;
+    odims[3] = ow;
+    if ((st = mite_checked_product(odims, 4, &len)) != MITE_OK ||
+        (st = mite_check_len("avg_pool out", len, out_len)) != MITE_OK) {
+        return st;
+    }
+    if (oh * ow == 0) {
+        return MITE_OK;
+    }
+    if (h * w == 0) {
+        /* Every window lies in the padding (mite-kernels panics here: chunks of size 0). */
+        return n * c == 0 ? MITE_OK : mite_fail(MITE_ERR_EMPTY_WINDOW, "", 0, 0, 0);
+    }
+    planes = x_len / (h * w);
+    if (out_len / (oh * ow) < planes) {
+        planes = out_len / (oh * ow);
+    }
+    for (pl = 0; pl < planes; pl++) {
+        const int8_t *plane = x + pl * h * w;
+        int8_t *y = out + pl * oh * ow;
+        for (oy = 0; oy < oh; oy++) {
+            size_t r_lo, r_hi;
+            mite_axis_valid_taps(&axes[0], oy, &r_lo, &r_hi);
+            for (ox = 0; ox < ow; ox++) {
+                size_t c_lo, c_hi;
+                int64_t count, sum = 0;
+                mite_axis_valid_taps(&axes[1], ox, &c_lo, &c_hi);
+                count = (int64_t)((r_hi - r_lo) * (c_hi - c_lo));
+                if (count == 0) {
+                    return mite_fail(MITE_ERR_EMPTY_WINDOW, "", 0, 0, 0);
+                }
+                for (ky = r_lo; ky < r_hi; ky++) {
+                    size_t iy = mite_axis_input_index(&axes[0], oy, ky);
+                    for (kx = c_lo; kx < c_hi; kx++) {
+                        sum += plane[iy * w + mite_axis_input_index(&axes[1], ox, kx)];
+                    }
+                }
+                y[oy * ow + ox] = mite_clamp_act(range, (int32_t)div_round_half_away(sum, count));
+            }
+        }
+    }
+    return MITE_OK;
+}
+
+static mite_status global_count(size_t len, const size_t dims[4], size_t *count) {
+    size_t total;
+    mite_status st;
+    if ((st = mite_checked_product(dims, 4, &total)) != MITE_OK ||
+        (st = mite_check_len("global pool x", total, len)) != MITE_OK) {
+        return st;
+    }
+    *count = dims[2] * dims[3];
+    if (*count == 0) {
+        return mite_fail(MITE_ERR_GEOMETRY, "global pooling over an empty plane", 0, 0, 0);
+    }
+    return MITE_OK;
+}
+
+mite_status mite_global_avg_pool_int8(const int8_t *x, size_t x_len, const size_t dims[4],
+                                      mite_rounding rounding, int8_t *out, size_t out_len) {
+    size_t count, pl, i, planes;
+    mite_status st;
+    if ((st = global_count(x_len, dims, &count)) != MITE_OK ||
+        (st = mite_check_len("global_avg_pool out", dims[0] * dims[1], out_len)) != MITE_OK) {
+        return st;
+    }
+    planes = x_len / count;
+    for (pl = 0; pl < planes && pl < out_len; pl++) {
+        int64_t sum = 0, mean;
+        for (i = 0; i < count; i++) {
+            sum += x[pl * count + i];
+        }
+        if (rounding == MITE_ROUNDING_DOUBLE || rounding == MITE_ROUNDING_SINGLE) {
+            mean = div_round_half_away(sum, (int64_t)count);
+        } else {
+            mean = div_round_half_even(sum, (int64_t)count);
+        }
+        out[pl] = (int8_t)mean; /* the mean of int8 values is an int8 value */
+    }
+    return MITE_OK;
+}
+
+mite_status mite_mean_int8(const int8_t *x, size_t x_len, const size_t dims[4], int8_t *out,
+                           size_t out_len, const mite_mean_params *p) {
+    size_t count, pl, i, planes;
+    int32_t zi = p->input.zero_point;
+    int64_t zo = p->output.zero_point;
+    mite_status st;
+    if ((st = global_count(x_len, dims, &count)) != MITE_OK ||
+        (st = mite_check_len("mean out", dims[0] * dims[1], out_len)) != MITE_OK) {
+        return st;
+    }
+    if (count > ((size_t)1 << 23)) {
+        return mite_fail(MITE_ERR_GEOMETRY,
+                         "mean over more than 2^23 elements overflows the int32 accumulator", 0,
+                         0, 0);
+    }
+    planes = x_len / count;
+    for (pl = 0; pl < planes && pl < out_len; pl++) {
+        int32_t acc = 0;
+        int64_t mean, v;
+        for (i = 0; i < count; i++) {
+            acc += (int32_t)x[pl * count + i] - zi; /* |x - z| <= 255, count <= 2^23 */
+        }
+        if (p->rounding == MITE_ROUNDING_DOUBLE || p->rounding == MITE_ROUNDING_SINGLE) {
+            mean = div_round_half_away(
+                mite_rounding_multiply(p->rounding, acc, p->multiplier[0], p->multiplier[1]),
+                (int64_t)count);
+        } else {
+            mean = mite_f64_to_i64(
+                mite_round_ties_even_f64((double)acc * p->real / (double)count));
+        }
+        /* saturating_add, then clamp to i8 */
+        if (zo > 0 && mean > INT64_MAX - zo) {
+            v = INT64_MAX;
+        } else if (zo < 0 && mean < INT64_MIN - zo) {
+            v = INT64_MIN;
+        } else {
+            v = mean + zo;
+        }
+        out[pl] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+    }
+    return MITE_OK;
+}
+
+/* ---------------------------------------------------------------- quantize */
+
+static void per_axis_of(const mite_per_axis *p, size_t i, float *s, int8_t *z) {
+    size_t c = (i / (p->inner > 0 ? p->inner : 1)) % p->scales_len;
+    *s = p->scales[c];
+    *z = c < p->zero_points_len ? p->zero_points[c] : 0;
+}
+
+int8_t mite_quantize_one(float x, float scale, int8_t zero_point) {
+    double q;
+    if (isnan(x)) {
+        return zero_point;
+    }
+    q = (double)mite_round_ties_even_f32(x / scale) + (double)zero_point;
+    q = q < -128.0 ? -128.0 : (q > 127.0 ? 127.0 : q);
+    return (int8_t)q;
+}
+
+mite_status mite_quantize(const float *x, size_t x_len, int8_t *out, size_t out_len,
+                          const mite_per_axis *p) {
+    size_t i;
+    float s;
+    int8_t z;
+    mite_status st = mite_check_len("quantize out", x_len, out_len);
+    if (st != MITE_OK) {
+        return st;
+    }
+    for (i = 0; i < x_len; i++) {
+        per_axis_of(p, i, &s, &z);
+        out[i] = mite_quantize_one(x[i], s, z);
+    }
+    return MITE_OK;
+}
+
+mite_status mite_dequantize(const int8_t *x, size_t x_len, float *out, size_t out_len,
+                            const mite_per_axis *p) {
+    size_t i;
+    float s;
+    int8_t z;
+    mite_status st = mite_check_len("dequantize out", x_len, out_len);
+    if (st != MITE_OK) {
+        return st;
+    }
+    for (i = 0; i < x_len; i++) {
+        per_axis_of(p, i, &s, &z);
+        out[i] = (float)((int16_t)x[i] - (int16_t)z) * s;
+    }
+    return MITE_OK;
+}
+
+mite_status mite_requantize(const int8_t *x, size_t x_len, int8_t *out, size_t out_len,
+                            mite_quant_params from, mite_quant_params to) {
+    size_t i;
+    mite_status st;
+    if ((st = mite_scale_check(from.scale)) != MITE_OK ||
+        (st = mite_scale_check(to.scale)) != MITE_OK ||
+        (st = mite_check_len("requantize out", x_len, out_len)) != MITE_OK) {
+        return st;
+    }
+    for (i = 0; i < x_len; i++) {
+        float real = (float)((int16_t)x[i] - (int16_t)from.zero_point) * from.scale;
+        out[i] = mite_quantize_one(real, to.scale, to.zero_point);
+    }
+    return MITE_OK;
+}

@@ -1,0 +1,640 @@
+//! Prints a lowered [`Program`] as C99 that calls the portable kernels of [`crate::runtime`].
+//!
+//! The generated program (`mite_program.h`, `mite_program.c`) has
+//! - one static arena of [`Program::arena_bytes`] (8-byte aligned); arena buffers are pointers at
+//!   their planned offsets;
+//! - frozen constants as `const` arrays (flash); trained parameters as SRAM arrays initialised
+//!   from a `const` image by `mite_init()`; optimizer state as zeroed SRAM arrays;
+//! - per call, its parameter struct as a `const` (flash) value with its per-channel tables;
+//! - one function per entry, `mite_<entry>(args..., results...)`, making the calls in order and
+//!   returning the first kernel error (`mite_status`); the results are copied to the caller's
+//!   pointers;
+//! - `mite_save_params()` / `mite_load_params()` copying the trained parameters and the optimizer
+//!   state to and from a caller's buffer.
+//!
+//! The arena is accessed through pointers of the buffers' element types; build with
+//! `-fno-strict-aliasing` (in [`crate::toolchain::STRICT_FLAGS`]).
+
+mod literal;
+
+use std::fmt::Write as _;
+
+use mite_ir::program::{ArgRole, BufElem, BufferId, Call, Entry, Kernel, Program, Storage};
+use mite_ir::TensorData;
+use mite_kernels::int8::BiasAdd;
+use mite_kernels::requant::Rounding;
+
+use literal::elements;
+pub use literal::{f32_lit, f64_lit, i32_lit, i64_lit, ident};
+
+/// The header the emitter writes.
+pub const HEADER: &str = "mite_program.h";
+/// The source the emitter writes.
+pub const SOURCE: &str = "mite_program.c";
+
+/// Why a program cannot be printed as C.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    /// A call reads or writes an argument of another entry.
+    #[error("entry `{entry}`: call {call} uses buffer {buffer}, an argument of another entry")]
+    ForeignArgument {
+        /// The entry.
+        entry: String,
+        /// The call's index.
+        call: usize,
+        /// The buffer.
+        buffer: String,
+    },
+    /// A call's buffer list does not match its kernel's signature.
+    #[error("entry `{entry}`: call {call} ({kernel}) has {found}, expected {expected}")]
+    Operands {
+        /// The entry.
+        entry: String,
+        /// The call's index.
+        call: usize,
+        /// The kernel's name.
+        kernel: &'static str,
+        /// What the signature needs.
+        expected: String,
+        /// What the call has.
+        found: String,
+    },
+    /// An entry lacks an argument a kernel needs (the learning rate or step of an update).
+    #[error("entry `{entry}`: call {call} ({kernel}) needs the entry's `{role}` argument")]
+    MissingArgument {
+        /// The entry.
+        entry: String,
+        /// The call's index.
+        call: usize,
+        /// The kernel's name.
+        kernel: &'static str,
+        /// The argument's role.
+        role: &'static str,
+    },
+    /// A buffer's initial data does not match its element type or length.
+    #[error("buffer {buffer}: its {what} data does not fit a {elem} buffer of {len} elements")]
+    Data {
+        /// The buffer.
+        buffer: String,
+        /// `flash` or `param`.
+        what: &'static str,
+        /// The buffer's element type.
+        elem: &'static str,
+        /// The buffer's length.
+        len: usize,
+    },
+}
+
+/// The C files of a program: `(file name, contents)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmittedProgram {
+    /// [`HEADER`] and [`SOURCE`].
+    pub files: Vec<(String, String)>,
+}
+
+/// The C type of an element.
+fn c_type(elem: BufElem) -> &'static str {
+    match elem {
+        BufElem::F32 => "float",
+        BufElem::I8 => "int8_t",
+        BufElem::I32 => "int32_t",
+        BufElem::I64 => "int64_t",
+        BufElem::Bits => "uint32_t",
+    }
+}
+
+/// Elements of a buffer as stored (bits are packed into words).
+fn stored_len(elem: BufElem, len: usize) -> usize {
+    match elem {
+        BufElem::Bits => len.div_ceil(32),
+        _ => len,
+    }
+}
+
+fn rounding_c(r: Rounding) -> &'static str {
+    match r {
+        Rounding::Double => "MITE_ROUNDING_DOUBLE",
+        Rounding::Single => "MITE_ROUNDING_SINGLE",
+        Rounding::FloatScale => "MITE_ROUNDING_FLOAT_SCALE",
+        Rounding::OnnxRuntime => "MITE_ROUNDING_ONNXRUNTIME",
+    }
+}
+
+/// The initialiser elements of `data` as a `elem` buffer of `len` elements, or `None` if it
+/// does not fit.
+fn data_elements(data: &TensorData, elem: BufElem, len: usize) -> Option<String> {
+    if data.len() != len {
+        return None;
+    }
+    Some(match (data, elem) {
+        (TensorData::F32(v), BufElem::F32) => elements(v, |x| f32_lit(*x)),
+        (TensorData::I8(v), BufElem::I8) => elements(v, |x| x.to_string()),
+        (TensorData::I32(v), BufElem::I32) => elements(v, |x| i32_lit(*x)),
+        (TensorData::I64(v), BufElem::I64) => elements(v, |x| i64_lit(*x)),
+        (TensorData::I1(v), BufElem::Bits) => {
+            let words: Vec<u32> = v
+                .chunks(32)
+                .map(|c| {
+                    c.iter()
+                        .enumerate()
+                        .fold(0u32, |w, (i, &b)| w | (u32::from(b) << i))
+                })
+                .collect();
+            elements(&words, |w| format!("{w}u"))
+        }
+        _ => return None,
+    })
+}
+
+/// Prints `program` as C (see the module documentation).
+pub fn emit_program(program: &Program) -> Result<EmittedProgram, EmitError> {
+    let mut e = Emitter {
+        program,
+        globals: String::new(),
+        functions: String::new(),
+        prototypes: String::new(),
+    };
+    e.buffers()?;
+    for (index, entry) in program.entries.iter().enumerate() {
+        e.entry(index, entry)?;
+    }
+    e.init_and_persistence();
+    let bytes = program.storage_bytes();
+    let guard = format!("MITE_PROGRAM_{}_H", ident(&program.name).to_uppercase());
+    let header = format!(
+        "/* Generated by mite from program `{name}`. Do not edit. */\n\
+         #ifndef {guard}\n#define {guard}\n\n\
+         #include <stddef.h>\n#include <stdint.h>\n\n#include \"mite_kernels.h\"\n\n\
+         /* Memory: arena {arena} B, trained parameters {param} B, optimizer state {state} B,\n \
+         * arguments {args} B (SRAM {sram} B); flash constants and parameter images {flash} B. */\n\
+         #define MITE_ARENA_BYTES {arena}u\n#define MITE_SRAM_BYTES {sram}u\n\
+         #define MITE_FLASH_BYTES {flash}u\n#define MITE_PARAMS_BYTES {persist}u\n\n{protos}\n\
+         #endif\n",
+        name = program.name,
+        arena = bytes.arena,
+        param = bytes.param,
+        state = bytes.state,
+        args = bytes.args,
+        sram = bytes.sram(),
+        flash = bytes.flash,
+        persist = e.persistent_bytes(),
+        protos = e.prototypes,
+    );
+    let source = format!(
+        "/* Generated by mite from program `{}`. Do not edit. */\n\
+         #include \"{HEADER}\"\n\n#include <math.h>\n#include <string.h>\n\n{}\n{}",
+        program.name, e.globals, e.functions
+    );
+    Ok(EmittedProgram {
+        files: vec![(HEADER.to_owned(), header), (SOURCE.to_owned(), source)],
+    })
+}
+
+struct Emitter<'a> {
+    program: &'a Program,
+    globals: String,
+    functions: String,
+    prototypes: String,
+}
+
+/// The C name of a non-arena, non-argument buffer.
+fn global_name(p: &Program, id: BufferId) -> String {
+    format!("mite_{}_{}", id, ident(&p.buffer(id).name))
+}
+
+/// A C expression for buffer `id` inside entry `entry` (at call `call`, for errors).
+fn buffer_expr(p: &Program, id: BufferId, entry: usize, call: usize) -> Result<String, EmitError> {
+    let b = p.buffer(id);
+    let ty = c_type(b.elem);
+    Ok(match &b.storage {
+        Storage::Arena { offset } => format!("(({ty} *)(void *)(mite_arena.bytes + {offset}u))"),
+        Storage::Flash { .. } | Storage::Param { .. } | Storage::State { .. } => global_name(p, id),
+        Storage::Arg { entry: owner, role } => {
+            if *owner != entry {
+                return Err(EmitError::ForeignArgument {
+                    entry: p.entries[entry].name.clone(),
+                    call,
+                    buffer: b.name.clone(),
+                });
+            }
+            match role {
+                ArgRole::LearningRate | ArgRole::Step => format!("&{}", role.name()),
+                _ => role.name().to_owned(),
+            }
+        }
+    })
+}
+
+impl Emitter<'_> {
+    /// Declares the flash, parameter, state buffers and the arena.
+    fn buffers(&mut self) -> Result<(), EmitError> {
+        let p = self.program;
+        let _ = writeln!(
+            self.globals,
+            "/* The arena: activations, gradients, masks and scratch at planned offsets. */\n\
+             static union {{\n    uint64_t align;\n    unsigned char bytes[{}];\n}} mite_arena;\n",
+            p.arena_bytes.max(1)
+        );
+        for (i, b) in p.buffers.iter().enumerate() {
+            let id = BufferId(i as u32);
+            let ty = c_type(b.elem);
+            let len = stored_len(b.elem, b.len).max(1);
+            let name = global_name(self.program, id);
+            let bad = |what| EmitError::Data {
+                buffer: b.name.clone(),
+                what,
+                elem: b.elem.name(),
+                len: b.len,
+            };
+            match &b.storage {
+                Storage::Flash { data, .. } => {
+                    let init = data_elements(data, b.elem, b.len).ok_or_else(|| bad("flash"))?;
+                    let _ = writeln!(
+                        self.globals,
+                        "/* {} {:?} (flash) */\nstatic const {ty} {name}[{len}] = {{{init}}};\n",
+                        b.name, b.shape
+                    );
+                }
+                Storage::Param { init, .. } => {
+                    let data = data_elements(init, b.elem, b.len).ok_or_else(|| bad("param"))?;
+                    let _ = writeln!(
+                        self.globals,
+                        "/* {} {:?}: trained (SRAM), initial image in flash */\n\
+                         static {ty} {name}[{len}];\nstatic const {ty} {name}_init[{len}] = {{{data}}};\n",
+                        b.name, b.shape
+                    );
+                }
+                Storage::State { .. } => {
+                    let _ = writeln!(
+                        self.globals,
+                        "/* {} {:?}: optimizer state (SRAM) */\nstatic {ty} {name}[{len}];\n",
+                        b.name, b.shape
+                    );
+                }
+                Storage::Arena { .. } | Storage::Arg { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The argument of role `role` of entry `entry`, if it has one.
+    fn arg(&self, entry: &Entry, role: ArgRole) -> Option<BufferId> {
+        entry.args.iter().copied().find(|&a| {
+            matches!(self.program.buffer(a).storage, Storage::Arg { role: r, .. } if r == role)
+        })
+    }
+
+    fn entry(&mut self, index: usize, entry: &Entry) -> Result<(), EmitError> {
+        let p = self.program;
+        let mut params = Vec::new();
+        for &a in &entry.args {
+            let b = p.buffer(a);
+            let ty = c_type(b.elem);
+            if let Storage::Arg { role, .. } = b.storage {
+                params.push(match role {
+                    ArgRole::LearningRate | ArgRole::Step => format!("{ty} {}", role.name()),
+                    _ => format!("const {ty} *{}", role.name()),
+                });
+            }
+        }
+        for (k, &r) in entry.results.iter().enumerate() {
+            let b = p.buffer(r);
+            params.push(format!("{} *result{k}_{}", c_type(b.elem), ident(&b.name)));
+        }
+        let signature = format!(
+            "mite_status mite_{}({})",
+            ident(&entry.name),
+            if params.is_empty() {
+                "void".to_owned()
+            } else {
+                params.join(", ")
+            }
+        );
+        let mut doc = format!("/* Entry `{}`.", entry.name);
+        for &a in entry.args.iter().chain(&entry.results) {
+            let b = p.buffer(a);
+            let _ = write!(doc, "\n * {}: {} {:?}", b.name, b.elem.name(), b.shape);
+        }
+        doc.push_str("\n * Returns MITE_OK or the first kernel error. */");
+        let _ = writeln!(self.prototypes, "{doc}\n{signature};\n");
+        let mut body = String::new();
+        // Arguments no call reads stay legal under -Wunused-parameter -Werror.
+        for &a in &entry.args {
+            if let Storage::Arg { role, .. } = p.buffer(a).storage {
+                let _ = writeln!(body, "    (void){};", role.name());
+            }
+        }
+        for (c, call) in entry.calls.iter().enumerate() {
+            self.call(index, entry, c, call, &mut body)?;
+        }
+        for (k, &r) in entry.results.iter().enumerate() {
+            let b = p.buffer(r);
+            let _ = writeln!(
+                body,
+                "    memcpy(result{k}_{}, {}, {}u);",
+                ident(&b.name),
+                buffer_expr(p, r, index, entry.calls.len())?,
+                b.bytes()
+            );
+        }
+        let _ = writeln!(
+            self.functions,
+            "{signature} {{\n    mite_status st = MITE_OK;\n{body}    return st;\n}}\n"
+        );
+        Ok(())
+    }
+
+    /// Checks the call's buffer counts against its kernel's signature.
+    fn check_operands(&self, entry: &Entry, c: usize, call: &Call) -> Result<(), EmitError> {
+        let sig = call.kernel.signature();
+        let counts =
+            |i: usize, o: usize, s: bool| format!("{i} operands, {o} results, scratch {s}");
+        let expected = counts(sig.inputs.len(), sig.outputs.len(), sig.scratch.is_some());
+        let found = counts(
+            call.inputs.len(),
+            call.outputs.len(),
+            call.scratch.is_some(),
+        );
+        if expected == found {
+            Ok(())
+        } else {
+            Err(EmitError::Operands {
+                entry: entry.name.clone(),
+                call: c,
+                kernel: call.kernel.name(),
+                expected,
+                found,
+            })
+        }
+    }
+
+    fn call(
+        &mut self,
+        index: usize,
+        entry: &Entry,
+        c: usize,
+        call: &Call,
+        body: &mut String,
+    ) -> Result<(), EmitError> {
+        self.check_operands(entry, c, call)?;
+        let p = self.program;
+        let prefix = format!("mite_e{index}_c{c}");
+        let expr = |id: BufferId| buffer_expr(p, id, index, c);
+        let len = |id: BufferId| stored_len(p.buffer(id).elem, p.buffer(id).len);
+        let _ = writeln!(
+            body,
+            "    /* {}: {} */",
+            call.loc.as_deref().unwrap_or("-"),
+            call.kernel.name()
+        );
+        match &call.kernel {
+            Kernel::ConvInt8 {
+                geometry: g,
+                x_zero_point,
+                w_zero_points,
+                scales,
+                multipliers,
+                shifts,
+                out_zero_point,
+                range,
+                rounding,
+                bias,
+            } => {
+                let w = g.window();
+                let table = |globals: &mut String, suffix: &str, ty: &str, items: String| {
+                    let _ = writeln!(
+                        globals,
+                        "static const {ty} {prefix}_{suffix}[] = {{{items}}};"
+                    );
+                };
+                table(
+                    &mut self.globals,
+                    "scales",
+                    "double",
+                    elements(scales, |v| f64_lit(*v)),
+                );
+                table(
+                    &mut self.globals,
+                    "multipliers",
+                    "int32_t",
+                    elements(multipliers, |v| i32_lit(*v)),
+                );
+                table(
+                    &mut self.globals,
+                    "shifts",
+                    "int32_t",
+                    elements(shifts, |v| i32_lit(*v)),
+                );
+                let zps = if w_zero_points.is_empty() {
+                    "NULL".to_owned()
+                } else {
+                    table(
+                        &mut self.globals,
+                        "w_zp",
+                        "int8_t",
+                        elements(w_zero_points, |v| v.to_string()),
+                    );
+                    format!("{prefix}_w_zp")
+                };
+                let bias_add = match BiasAdd::for_rounding(*rounding) {
+                    BiasAdd::Saturating => "MITE_BIAS_SATURATING",
+                    BiasAdd::Wrapping => "MITE_BIAS_WRAPPING",
+                };
+                let [oh, ow] = g.out_hw();
+                let _ = writeln!(
+                    self.globals,
+                    "static const mite_conv2d_int8_params {prefix} = {{\n    \
+                     {{{n}u, {ci}u, {{{h}u, {wd}u}}, {co}u, {gr}u,\n     \
+                     {{{{{kh}u, {kw}u}}, {{{sh}u, {sw}u}}, {{{p0}u, {p1}u, {p2}u, {p3}u}}, {{{dh}u, {dw}u}}}},\n     \
+                     {{{oh}u, {ow}u}}}},\n    \
+                     {xzp}, {zps}, {nzp}u,\n    \
+                     {{{{{rounding}, {nch}u, {prefix}_scales, {prefix}_multipliers, {prefix}_shifts}}, {yzp}, {{{lo}, {hi}}}}},\n    \
+                     {bias_add}\n}};\n",
+                    n = g.n(),
+                    ci = g.c_in(),
+                    h = g.in_hw()[0],
+                    wd = g.in_hw()[1],
+                    co = g.c_out(),
+                    gr = g.groups(),
+                    kh = w.kernel[0],
+                    kw = w.kernel[1],
+                    sh = w.strides[0],
+                    sw = w.strides[1],
+                    p0 = w.pads[0],
+                    p1 = w.pads[1],
+                    p2 = w.pads[2],
+                    p3 = w.pads[3],
+                    dh = w.dilations[0],
+                    dw = w.dilations[1],
+                    xzp = x_zero_point,
+                    nzp = w_zero_points.len(),
+                    rounding = rounding_c(*rounding),
+                    nch = scales.len(),
+                    yzp = out_zero_point,
+                    lo = range.min,
+                    hi = range.max,
+                );
+                let (x, wt) = (call.inputs[0], call.inputs[1]);
+                let (b, b_len) = if *bias {
+                    (expr(call.inputs[2])?, len(call.inputs[2]))
+                } else {
+                    ("NULL".to_owned(), 0)
+                };
+                let y = call.outputs[0];
+                let s = call.scratch.expect("checked by check_operands");
+                let _ = writeln!(
+                    body,
+                    "    if (st == MITE_OK) {{\n        st = mite_conv2d_int8({}, {}u, {}, {}u, {b}, {b_len}u, {}, {}u, {}, {}u, &{prefix});\n    }}",
+                    expr(x)?,
+                    len(x),
+                    expr(wt)?,
+                    len(wt),
+                    expr(y)?,
+                    len(y),
+                    expr(s)?,
+                    len(s),
+                );
+            }
+            Kernel::Sgd {
+                elem,
+                len: n,
+                lr_scale,
+                momentum,
+                weight_decay,
+                qas,
+                stochastic_seed,
+                scales,
+                zero_points,
+                inner,
+            } => {
+                let missing = |role| EmitError::MissingArgument {
+                    entry: entry.name.clone(),
+                    call: c,
+                    kernel: call.kernel.name(),
+                    role,
+                };
+                self.arg(entry, ArgRole::LearningRate)
+                    .ok_or_else(|| missing("lr"))?;
+                let step = match stochastic_seed {
+                    Some(_) => {
+                        self.arg(entry, ArgRole::Step)
+                            .ok_or_else(|| missing("step"))?;
+                        "step"
+                    }
+                    None => "0",
+                };
+                let cq = if *elem == BufElem::F32 {
+                    String::new()
+                } else {
+                    let _ = writeln!(
+                        self.globals,
+                        "static const float {prefix}_scales[] = {{{}}};\n\
+                         static const int32_t {prefix}_zero_points[] = {{{}}};\n\
+                         static const mite_channel_quant {prefix}_cq = {{{prefix}_scales, {prefix}_zero_points, {}u, {inner}u}};\n",
+                        elements(scales, |v| f32_lit(*v)),
+                        elements(zero_points, |v| i32_lit(*v)),
+                        scales.len()
+                    );
+                    format!(" &{prefix}_cq,")
+                };
+                let (m, m_len) = match call.outputs.get(1) {
+                    Some(&m) => (expr(m)?, len(m)),
+                    None => ("NULL".to_owned(), 0),
+                };
+                let func = match elem {
+                    BufElem::F32 => "mite_sgd_f32",
+                    BufElem::I8 => "mite_sgd_i8",
+                    _ => "mite_sgd_i32",
+                };
+                let _ = writeln!(
+                    body,
+                    "    if (st == MITE_OK) {{\n        mite_sgd_params p;\n        \
+                     p.eta = lr * {lr};\n        p.momentum = {mom};\n        p.weight_decay = {wd};\n        \
+                     p.qas = {qas};\n        p.rounding.stochastic = {sto};\n        p.rounding.seed = {seed};\n        \
+                     p.rounding.step = {step};\n        \
+                     st = {func}({q}, {n}u, {g}, {n}u, {m}, {m_len}u,{cq} &p);\n    }}",
+                    lr = f32_lit(*lr_scale),
+                    mom = f32_lit(*momentum),
+                    wd = f32_lit(*weight_decay),
+                    qas = i32::from(*qas),
+                    sto = i32::from(stochastic_seed.is_some()),
+                    seed = i64_lit(stochastic_seed.unwrap_or(0)),
+                    q = expr(call.outputs[0])?,
+                    g = expr(call.inputs[0])?,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The trained parameters and optimizer state, in buffer order.
+    fn persistent(&self) -> Vec<BufferId> {
+        (0..self.program.buffers.len())
+            .map(|i| BufferId(i as u32))
+            .filter(|&id| {
+                matches!(
+                    self.program.buffer(id).storage,
+                    Storage::Param { .. } | Storage::State { .. }
+                )
+            })
+            .collect()
+    }
+
+    fn persistent_bytes(&self) -> u64 {
+        self.persistent()
+            .iter()
+            .map(|&id| self.program.buffer(id).bytes())
+            .sum()
+    }
+
+    /// `mite_init`, `mite_save_params`, `mite_load_params`.
+    fn init_and_persistence(&mut self) {
+        let mut init = String::new();
+        let mut save = String::new();
+        let mut load = String::new();
+        let mut offset = 0u64;
+        for id in self.persistent() {
+            let b = self.program.buffer(id);
+            let name = global_name(self.program, id);
+            let bytes = b.bytes();
+            match b.storage {
+                Storage::Param { .. } => {
+                    let _ = writeln!(init, "    memcpy({name}, {name}_init, sizeof {name});");
+                }
+                _ => {
+                    let _ = writeln!(init, "    memset({name}, 0, sizeof {name});");
+                }
+            }
+            let _ = writeln!(save, "    memcpy(bytes + {offset}u, {name}, {bytes}u);");
+            let _ = writeln!(load, "    memcpy({name}, bytes + {offset}u, {bytes}u);");
+            offset += bytes;
+        }
+        let _ = writeln!(
+            self.prototypes,
+            "/* Initialise the trained parameters (from flash) and the optimizer state (zeros). */\n\
+             void mite_init(void);\n\n\
+             /* Copy the trained parameters and optimizer state (MITE_PARAMS_BYTES) to out;\n \
+             * returns the bytes needed, copying nothing if cap is smaller. */\n\
+             size_t mite_save_params(void *out, size_t cap);\n\n\
+             /* Restore what mite_save_params wrote; returns MITE_ERR_LENGTH if len differs. */\n\
+             mite_status mite_load_params(const void *in, size_t len);\n"
+        );
+        // With nothing to save, `cap < 0u` would trip -Wtype-limits.
+        let cap_check = if offset == 0 {
+            "    (void)cap;\n"
+        } else {
+            "    if (cap < MITE_PARAMS_BYTES) {\n        return MITE_PARAMS_BYTES;\n    }\n"
+        };
+        let _ = writeln!(
+            self.functions,
+            "void mite_init(void) {{\n{init}}}\n\n\
+             size_t mite_save_params(void *out, size_t cap) {{\n    \
+             unsigned char *bytes = (unsigned char *)out;\n{cap_check}{save}    \
+             (void)bytes;\n    return MITE_PARAMS_BYTES;\n}}\n\n\
+             mite_status mite_load_params(const void *in, size_t len) {{\n    \
+             const unsigned char *bytes = (const unsigned char *)in;\n    \
+             if (len != MITE_PARAMS_BYTES) {{\n        return MITE_ERR_LENGTH;\n    }}\n{load}    \
+             (void)bytes;\n    return MITE_OK;\n}}"
+        );
+    }
+}
