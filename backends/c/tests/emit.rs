@@ -181,6 +181,8 @@ fn program() -> (Program, Vec<i8>) {
                 scales: vec![0.01, 0.02, 0.005, 0.03, 0.01, 0.02],
                 zero_points: vec![0, 1, -1, 0, 2, 0],
                 inner: 4,
+                accumulate: 1,
+                slice: None,
             },
             inputs: vec![b(9)],
             outputs: vec![b(7), b(10)],
@@ -199,6 +201,8 @@ fn program() -> (Program, Vec<i8>) {
                 scales: vec![1e-4],
                 zero_points: vec![0],
                 inner: 1,
+                accumulate: 1,
+                slice: None,
             },
             inputs: vec![b(12)],
             outputs: vec![b(11)],
@@ -305,6 +309,7 @@ fn reference(p: &Program, input: &[i8]) -> String {
                         bufs[id.index()] = Buf::F32(m);
                     }
                 }
+                other => panic!("the reference runs conv and sgd only, not {}", other.name()),
             }
         }
         let _ = write!(out, "step {step} status 0:");

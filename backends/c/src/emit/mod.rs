@@ -71,6 +71,18 @@ pub enum EmitError {
         /// The argument's role.
         role: &'static str,
     },
+    /// A kernel the C emitter does not print yet.
+    #[error("entry `{entry}`: call {call} ({kernel}): the C emitter does not support {what} yet")]
+    Unsupported {
+        /// The entry.
+        entry: String,
+        /// The call's index.
+        call: usize,
+        /// The kernel's name.
+        kernel: &'static str,
+        /// What is missing.
+        what: &'static str,
+    },
     /// A buffer's initial data does not match its element type or length.
     #[error("buffer {buffer}: its {what} data does not fit a {elem} buffer of {len} elements")]
     Data {
@@ -506,7 +518,17 @@ impl Emitter<'_> {
                 scales,
                 zero_points,
                 inner,
+                accumulate,
+                slice,
             } => {
+                if *accumulate > 1 || slice.is_some() {
+                    return Err(EmitError::Unsupported {
+                        entry: entry.name.clone(),
+                        call: c,
+                        kernel: call.kernel.name(),
+                        what: "gradient accumulation and channel-slice updates",
+                    });
+                }
                 let missing = |role| EmitError::MissingArgument {
                     entry: entry.name.clone(),
                     call: c,
@@ -562,6 +584,14 @@ impl Emitter<'_> {
                     q = expr(call.outputs[0])?,
                     g = expr(call.inputs[0])?,
                 );
+            }
+            other => {
+                return Err(EmitError::Unsupported {
+                    entry: entry.name.clone(),
+                    call: c,
+                    kernel: other.name(),
+                    what: "this kernel",
+                })
             }
         }
         Ok(())
