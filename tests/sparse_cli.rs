@@ -121,7 +121,7 @@ fn bad_schemes_are_clear_errors() {
     );
     fails_with(
         &["compile", "zoo:mcunet-5fps", "--emit", "c"],
-        "--emit: expected none or mir",
+        "--emit: expected none, mir, program or rust",
     );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -45,6 +45,14 @@ pub fn avg_pool_int8(
     if oh * ow == 0 {
         return Ok(());
     }
+    if h * w == 0 {
+        // The padding alone makes the window fit: every window is empty.
+        return if n * c == 0 {
+            Ok(())
+        } else {
+            Err(KernelError::EmptyWindow)
+        };
+    }
     for (plane, y) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
         for oy in 0..oh {
             let rows = ay.valid_taps(oy);
@@ -180,6 +188,25 @@ pub fn mean_int8(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_empty_plane_padded_to_fit_is_an_empty_window_not_a_panic() {
+        use super::*;
+        let window = Window2d {
+            kernel: [1, 1],
+            strides: [1, 1],
+            pads: [1, 1, 0, 0],
+            dilations: [1, 1],
+        };
+        let range = ActRange {
+            min: -128,
+            max: 127,
+        };
+        let mut out = [0_i8; 1];
+        let e = avg_pool_int8(&[], [1, 1, 0, 0], &window, range, &mut out).unwrap_err();
+        assert_eq!(e, KernelError::EmptyWindow);
+        assert!(avg_pool_int8(&[], [0, 1, 0, 0], &window, range, &mut []).is_ok());
+    }
+
     use super::*;
 
     #[test]
