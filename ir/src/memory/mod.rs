@@ -1,6 +1,7 @@
 //! Memory: kernel scratch estimates ([`scratch`]), the arena planner ([`plan`]) and the memory
 //! report of a training step ([`report`]).
 
+pub mod best;
 pub mod plan;
 pub mod report;
 pub mod scratch;
