@@ -5,9 +5,11 @@
 use crate::train::head;
 use crate::train::scheme::permute::permute_by_magnitude;
 use crate::train::scheme::{analytic_extra_bits, layers, Scheme};
-use mite_ir::memory::memory_report;
+use mite_ir::memory::{memory_report, MemoryReport};
 use mite_ir::Module;
-use mite_passes::passes::{build_training_step, TrainConfig, TrainStats};
+use mite_passes::passes::{
+    build_training_step, schedule_function, Schedule, TrainConfig, TrainStats,
+};
 use serde::Serialize;
 
 /// What to compile.
@@ -24,6 +26,9 @@ pub struct CompileOptions {
     /// Train the largest-magnitude channels of partial-channel layers (permuting channels at
     /// compile time) instead of the first ones.
     pub magnitude: bool,
+    /// Reorder the training step's ops to lower its memory peak (the `schedule` pass);
+    /// `--no-reorder` turns it off.
+    pub reorder: bool,
 }
 
 /// The scheme section of the report.
@@ -87,6 +92,8 @@ pub struct SramReport {
     pub state_bytes: u64,
     /// The input image (inside the arena).
     pub input_bytes: u64,
+    /// How the arena was planned (`greedy:size`, `improved`, `exact`; `, optimal` when proven).
+    pub planner: String,
 }
 
 /// The flash section of the report.
@@ -95,6 +102,32 @@ pub struct FlashReport {
     /// Frozen parameters and constants the training step reads (the initial values of trained
     /// parameters, which the SRAM copies start from, are not counted yet).
     pub constants_bytes: u64,
+}
+
+/// The `schedule` section of the report: what reordering the training step did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScheduleReport {
+    /// Arena bytes live at the peak (scratch included) in autodiff's order.
+    pub peak_before_bytes: u64,
+    /// The same after reordering.
+    pub peak_after_bytes: u64,
+    /// The peak after the loss (the backward pass) in autodiff's order.
+    pub backward_peak_before_bytes: u64,
+    /// The same after reordering.
+    pub backward_peak_after_bytes: u64,
+    /// Ops that left their relative order.
+    pub ops_moved: usize,
+    /// Whether the search stopped at its time limit.
+    pub time_limit_hit: bool,
+}
+
+/// The wall-clock time of one stage of the compilation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Timing {
+    /// The stage (`scheme`, `autodiff`, `schedule`, `plan`).
+    pub stage: String,
+    /// Microseconds.
+    pub micros: u64,
 }
 
 /// The report of `mite compile` (`--report-json`); one field per section.
@@ -112,6 +145,10 @@ pub struct CompileReport {
     pub flash: FlashReport,
     /// Wall-clock time of the compilation, in milliseconds.
     pub compile_millis: u64,
+    /// Reordering (absent with `--no-reorder`).
+    pub schedule: Option<ScheduleReport>,
+    /// Wall-clock time of each stage.
+    pub timings: Vec<Timing>,
 }
 
 impl CompileReport {
@@ -125,12 +162,13 @@ impl CompileReport {
             s.arena_bytes as f64 / s.lower_bound_bytes as f64
         };
         format!(
-            "SRAM peak       {}\n  arena         {}  (lower bound {}, ratio {ratio:.3})\n  \
+            "SRAM peak       {}\n  arena         {}  (lower bound {}, ratio {ratio:.3}, {})\n  \
              parameters    {}\n  state         {}\n  input         {}  (in the arena)\n\
              flash constants {}\ncompile time    {:>9} ms\n",
             kb(s.peak_bytes),
             kb(s.arena_bytes),
             kb(s.lower_bound_bytes).trim(),
+            s.planner,
             kb(s.params_bytes),
             kb(s.state_bytes),
             kb(s.input_bytes),
@@ -146,7 +184,27 @@ pub fn compile(
     module: &mut Module,
     opts: &CompileOptions,
 ) -> Result<CompileReport, String> {
+    compile_with_memory(name, module, opts).map(|(report, _)| report)
+}
+
+/// [`compile`], also returning the training step's full memory report (its buffers, for budget
+/// messages and timelines).
+pub fn compile_with_memory(
+    name: &str,
+    module: &mut Module,
+    opts: &CompileOptions,
+) -> Result<(CompileReport, MemoryReport), String> {
     let start = std::time::Instant::now();
+    let mut timings = Vec::new();
+    let mut lap = start;
+    let mut time = |stage: &str| {
+        let now = std::time::Instant::now();
+        timings.push(Timing {
+            stage: stage.to_string(),
+            micros: u64::try_from((now - lap).as_micros()).unwrap_or(u64::MAX),
+        });
+        lap = now;
+    };
     if let Some(classes) = opts.classes {
         head::replace_classifier(module, classes, opts.seed).map_err(|e| format!("error: {e}"))?;
     }
@@ -166,10 +224,19 @@ pub fn compile(
         return Err("error: --scheme: the scheme selects no parameter to train".into());
     }
     let bits = analytic_extra_bits(&all_layers, &trained);
+    time("scheme");
     let stats = build_training_step(module, &opts.config).map_err(|e| format!("error: {e}"))?;
+    time("autodiff");
+    let schedule = if opts.reorder {
+        Some(reorder(module, &opts.config.train_step)?)
+    } else {
+        None
+    };
+    time("schedule");
     let memory =
         memory_report(module, &opts.config.train_step).map_err(|e| format!("error: {e}"))?;
-    Ok(CompileReport {
+    time("plan");
+    let report = CompileReport {
         model: name.to_string(),
         scheme: SchemeReport {
             name: opts.scheme.name(),
@@ -184,11 +251,35 @@ pub fn compile(
             params_bytes: memory.params_bytes,
             state_bytes: memory.state_bytes,
             input_bytes: memory.input_bytes,
+            planner: memory.planner.clone(),
         },
         flash: FlashReport {
             constants_bytes: memory.flash_bytes,
         },
         compile_millis: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        schedule,
+        timings,
+    };
+    Ok((report, memory))
+}
+
+/// Runs the `schedule` pass's search on function `name` and applies its order.
+fn reorder(module: &mut Module, name: &str) -> Result<ScheduleReport, String> {
+    let func = module
+        .function_mut(name)
+        .ok_or_else(|| format!("error: the module has no function @{name}"))?;
+    let result = schedule_function(func, &Schedule::default());
+    if let Some(order) = &result.order {
+        func.set_schedule(order)
+            .map_err(|e| format!("error: schedule of @{name}: {e}"))?;
+    }
+    Ok(ScheduleReport {
+        peak_before_bytes: result.before.peak,
+        peak_after_bytes: result.after.peak,
+        backward_peak_before_bytes: result.before.backward_peak,
+        backward_peak_after_bytes: result.after.backward_peak,
+        ops_moved: result.ops_moved,
+        time_limit_hit: result.time_limit_hit,
     })
 }
 
@@ -205,6 +296,7 @@ mod tests {
             seed: 0,
             config: TrainConfig::default(),
             magnitude: false,
+            reorder: true,
         };
         let r = compile("mcunet", &mut m, &opts).unwrap();
         assert_eq!(r.scheme.name, "paper:49kb");

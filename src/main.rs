@@ -307,6 +307,9 @@ struct CompileArgs {
     /// Write the report as JSON.
     #[arg(long = "report-json", value_name = "FILE")]
     report_json: Option<PathBuf>,
+    /// Keep autodiff's op order (skip the `schedule` pass).
+    #[arg(long = "no-reorder")]
+    no_reorder: bool,
 }
 
 #[derive(Args)]
@@ -584,6 +587,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             ..Default::default()
         },
         magnitude: parse_channels(&args.channels)?,
+        reorder: !args.no_reorder,
     };
     let report = compile(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {

@@ -9,6 +9,7 @@
 //! | `dce` | [`Dce`] | removes unused pure ops and unread constants |
 //! | `dge` | [`DeadGradientElimination`] | drops updates of frozen parameters and the gradients, masks and saved activations only they needed |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
+//! | `schedule` | [`Schedule`] | reorders ops to lower the peak of live memory, respecting effects |
 //! | (`quantize`) | [`Quantize`] | float graph + calibration ranges → the real int8 graph (not in the registry: needs ranges) |
 
 mod autodiff;
@@ -19,6 +20,7 @@ mod dce;
 mod dequantize;
 mod dge;
 mod quantize;
+mod schedule;
 
 pub use autodiff::{
     build_training_step, Autodiff, AutodiffError, Loss, TrainConfig, TrainStats, UpdatePlacement,
@@ -30,3 +32,4 @@ pub use dce::Dce;
 pub use dequantize::Dequantize;
 pub use dge::DeadGradientElimination;
 pub use quantize::{quantize_weight_per_channel, Calibration, Quantize, Range};
+pub use schedule::{schedule_cost, schedule_function, Schedule, ScheduleCost, ScheduleResult};
