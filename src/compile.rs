@@ -178,6 +178,131 @@ impl CompileReport {
     }
 }
 
+impl CompileReport {
+    /// The schedule's effect and the stage timings, as text (what `mite compile` prints after
+    /// the memory table).
+    pub fn schedule_and_timings(&self) -> String {
+        let kb = |b: u64| b as f64 / 1024.0;
+        let mut out = String::new();
+        if let Some(s) = &self.schedule {
+            out += &format!(
+                "reorder         peak {:.1} -> {:.1} KB, backward peak {:.1} -> {:.1} KB, {} ops moved{}\n",
+                kb(s.peak_before_bytes),
+                kb(s.peak_after_bytes),
+                kb(s.backward_peak_before_bytes),
+                kb(s.backward_peak_after_bytes),
+                s.ops_moved,
+                if s.time_limit_hit { " (time limit)" } else { "" }
+            );
+        }
+        let stages: Vec<String> = self
+            .timings
+            .iter()
+            .map(|t| format!("{} {:.1} ms", t.stage, t.micros as f64 / 1000.0))
+            .collect();
+        out += &format!("timings         {}\n", stages.join(", "));
+        out
+    }
+}
+
+/// Memory budgets of `mite compile` (`--sram`, `--flash`), in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Budgets {
+    /// SRAM: arena + updated parameters + optimizer state.
+    pub sram: Option<u64>,
+    /// Flash: frozen constants.
+    pub flash: Option<u64>,
+}
+
+/// Checks the compiled step against `budgets`; the error names the largest contributors: the
+/// arena buffers live at the peak (with their op and layer), the updated parameters and the
+/// state for SRAM, the largest frozen tensors for flash.
+pub fn check_budgets(
+    report: &CompileReport,
+    memory: &MemoryReport,
+    module: &Module,
+    budgets: &Budgets,
+) -> Result<(), String> {
+    let kb = |b: u64| format!("{:.1} KB", b as f64 / 1024.0);
+    let size_of = |name: &str| {
+        module
+            .globals
+            .get(name)
+            .map_or(0, |g| g.ty.size_bytes() as u64)
+    };
+    let largest = |mut items: Vec<(String, u64)>, n: usize| -> String {
+        items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let shown: Vec<String> = items
+            .iter()
+            .take(n)
+            .map(|(name, b)| format!("{name} {}", kb(*b)))
+            .collect();
+        let rest = items.len().saturating_sub(n);
+        if rest > 0 {
+            format!("{} and {rest} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
+    };
+    let mut errors = Vec::new();
+    if let Some(limit) = budgets.sram.filter(|&l| report.sram.peak_bytes > l) {
+        let step = memory.peak_step;
+        let at_peak: Vec<(String, u64)> = memory
+            .buffers
+            .iter()
+            .filter(|b| b.live.0 <= step && step <= b.live.1)
+            .map(|b| (format!("{} [{}]", b.what, b.kind.name()), b.size))
+            .collect();
+        let params: Vec<(String, u64)> = memory
+            .updated_params
+            .iter()
+            .map(|p| (p.clone(), size_of(p)))
+            .collect();
+        errors.push(format!(
+            "error: SRAM {} exceeds the budget of {} (--sram) by {}\n  \
+             arena {} at its peak, step {} ({}): {}\n  \
+             updated parameters {}: {}\n  optimizer state {}",
+            kb(report.sram.peak_bytes),
+            kb(limit),
+            kb(report.sram.peak_bytes - limit),
+            kb(report.sram.arena_bytes),
+            step,
+            memory.steps.get(step).map_or("", String::as_str),
+            largest(at_peak, 5),
+            kb(report.sram.params_bytes),
+            largest(params, 5),
+            kb(report.sram.state_bytes),
+        ));
+    }
+    if let Some(limit) = budgets.flash.filter(|&l| report.flash.constants_bytes > l) {
+        let updated: std::collections::HashSet<&str> =
+            memory.updated_params.iter().map(String::as_str).collect();
+        let mut read: std::collections::BTreeSet<&str> = Default::default();
+        if let Some(f) = module.function(&memory.function) {
+            for &id in f.layout() {
+                read.extend(f.op(id).op.effects().reads);
+            }
+        }
+        let frozen: Vec<(String, u64)> = read
+            .iter()
+            .filter(|g| !updated.contains(*g))
+            .map(|g| (g.to_string(), size_of(g)))
+            .collect();
+        errors.push(format!(
+            "error: flash {} exceeds the budget of {} (--flash) by {}\n  largest frozen tensors: {}",
+            kb(report.flash.constants_bytes),
+            kb(limit),
+            kb(report.flash.constants_bytes - limit),
+            largest(frozen, 5)
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
 /// Applies the scheme to `module`, builds the training step and reports it.
 pub fn compile(
     name: &str,

@@ -5,5 +5,6 @@ pub mod best;
 pub mod plan;
 pub mod report;
 pub mod scratch;
+pub mod timeline;
 
 pub use report::{memory_report, ArenaBuffer, BufferKind, MemoryError, MemoryReport};

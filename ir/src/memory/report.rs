@@ -150,6 +150,8 @@ pub struct MemoryReport {
     /// Every arena buffer with its placement, in definition order (scratch after its op's
     /// results).
     pub buffers: Vec<ArenaBuffer>,
+    /// The op run at each step (its name and location), for timelines.
+    pub steps: Vec<String>,
 }
 
 impl MemoryReport {
@@ -315,6 +317,11 @@ pub fn memory_report(module: &Module, name: &str) -> Result<MemoryReport, Memory
         peak_step,
         at_peak,
         buffers,
+        steps: schedule
+            .ops()
+            .iter()
+            .map(|&id| describe_op(func, id))
+            .collect(),
     })
 }
 
