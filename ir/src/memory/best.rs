@@ -2,9 +2,10 @@
 //! branch and bound for small instances.
 //!
 //! [`plan_best`] runs, within [`SearchLimits`]:
-//! 1. **Greedy orders**: [`plan_in_order`] (best fit) with the requests ordered by size, by first
-//!    live step, by area (size × steps live) and by lifetime length (each largest or earliest
-//!    first, ties by index); the greedy by size is [`plan_greedy`].
+//! 1. **Greedy orders**: the requests ordered by size, by first live step, by area (size × steps
+//!    live) and by lifetime length (each largest or earliest first, ties by index), each placed
+//!    by best fit ([`plan_in_order`]; by size that is [`plan_greedy`]) and by first fit (the
+//!    lowest offset that holds it).
 //! 2. **Improvement**: from the best order so far, the buffer that reaches the top of the arena
 //!    is moved to the front of the order and the order is placed again, kept when the arena does
 //!    not grow; when that stalls, two positions are swapped (a seeded, deterministic choice).
@@ -132,12 +133,14 @@ pub fn plan_best(requests: &[Request], limits: &SearchLimits) -> BestPlan {
         nodes: 0,
     };
     let mut best_order = orders[0].1.clone();
-    for (name, order) in orders.iter().skip(1) {
-        let plan = plan_in_order(requests, order);
-        if plan.arena_size < best.plan.arena_size && check_plan(requests, &plan).is_ok() {
-            best.plan = plan;
-            best.method = Method::Greedy(name);
-            best_order = order.clone();
+    for (k, (name, order)) in orders.iter().enumerate() {
+        let best_fit = (k > 0).then(|| plan_in_order(requests, order));
+        for plan in best_fit.into_iter().chain([plan_lowest(requests, order)]) {
+            if plan.arena_size < best.plan.arena_size && check_plan(requests, &plan).is_ok() {
+                best.plan = plan;
+                best.method = Method::Greedy(name);
+                best_order = order.clone();
+            }
         }
     }
     if best.plan.arena_size > lower {
@@ -151,6 +154,33 @@ pub fn plan_best(requests: &[Request], limits: &SearchLimits) -> BestPlan {
         best.optimal = true;
     }
     best
+}
+
+/// Places the requests in `order`, each at the lowest offset it fits at (first fit).
+fn plan_lowest(requests: &[Request], order: &[usize]) -> Plan {
+    let mut offsets = vec![0u64; requests.len()];
+    let mut placed: Vec<usize> = Vec::new();
+    let mut arena_size = 0u64;
+    for &i in order {
+        let r = &requests[i];
+        if r.size == 0 {
+            continue;
+        }
+        let mut blockers: Vec<(u64, u64)> = placed
+            .iter()
+            .filter(|&&j| requests[j].live_together(r))
+            .map(|&j| (offsets[j], offsets[j] + requests[j].size))
+            .collect();
+        blockers.sort_unstable();
+        offsets[i] = first_fit(&blockers, r.size, r.align(), 0);
+        arena_size = arena_size.max(offsets[i] + r.size);
+        placed.push(i);
+    }
+    Plan {
+        offsets,
+        arena_size,
+        lower_bound: super::plan::lower_bound(requests),
+    }
 }
 
 /// The improvement step: move the top buffer to the front, else swap two positions.
