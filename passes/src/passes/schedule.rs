@@ -564,8 +564,8 @@ impl FastCost {
         let mut bytes = Vec::with_capacity(self.size.len());
         let mut pinned = Vec::with_capacity(self.size.len());
         let mut buffer_of = vec![usize::MAX; self.size.len()];
-        for a in 0..self.args {
-            buffer_of[a] = first.len();
+        for (a, slot) in buffer_of.iter_mut().enumerate().take(self.args) {
+            *slot = first.len();
             first.push(0);
             last.push(last_use(a));
             bytes.push(self.size[a]);
