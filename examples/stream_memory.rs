@@ -71,6 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
                 magnitude: false,
                 fusion,
+                reorder: true,
             };
             let report = compile(name, &mut model.module, &opts)?;
             let memory = memory_report(&model.module, "train_step")?;

@@ -5,9 +5,11 @@
 use crate::train::head;
 use crate::train::scheme::permute::permute_by_magnitude;
 use crate::train::scheme::{analytic_extra_bits, layers, Scheme};
-use mite_ir::memory::memory_report;
+use mite_ir::memory::{memory_report, MemoryReport};
 use mite_ir::Module;
-use mite_passes::passes::{build_training_step, stream_bottlenecks, TrainConfig, TrainStats};
+use mite_passes::passes::{
+    build_training_step, schedule_function, stream_bottlenecks, Schedule, TrainConfig, TrainStats,
+};
 use serde::Serialize;
 
 /// What to compile.
@@ -27,6 +29,9 @@ pub struct CompileOptions {
     /// Fuse frozen inverted bottlenecks into row-streamed `q.bottleneck` ops (the
     /// `stream-bottlenecks` pass; `--no-fusion` turns it off).
     pub fusion: bool,
+    /// Reorder the training step's ops to lower its memory peak (the `schedule` pass);
+    /// `--no-reorder` turns it off.
+    pub reorder: bool,
 }
 
 /// The scheme section of the report.
@@ -90,6 +95,8 @@ pub struct SramReport {
     pub state_bytes: u64,
     /// The input image (inside the arena).
     pub input_bytes: u64,
+    /// How the arena was planned (`greedy:size`, `improved`, `exact`; `, optimal` when proven).
+    pub planner: String,
 }
 
 /// The flash section of the report.
@@ -109,6 +116,32 @@ pub struct FusionReport {
     pub bytes_saved: u64,
 }
 
+/// The `schedule` section of the report: what reordering the training step did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScheduleReport {
+    /// Arena bytes live at the peak (scratch included) in autodiff's order.
+    pub peak_before_bytes: u64,
+    /// The same after reordering.
+    pub peak_after_bytes: u64,
+    /// The peak after the loss (the backward pass) in autodiff's order.
+    pub backward_peak_before_bytes: u64,
+    /// The same after reordering.
+    pub backward_peak_after_bytes: u64,
+    /// Ops that left their relative order.
+    pub ops_moved: usize,
+    /// Whether the search stopped at its time limit.
+    pub time_limit_hit: bool,
+}
+
+/// The wall-clock time of one stage of the compilation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Timing {
+    /// The stage (`scheme`, `autodiff`, `schedule`, `plan`).
+    pub stage: String,
+    /// Microseconds.
+    pub micros: u64,
+}
+
 /// The report of `mite compile` (`--report-json`); one field per section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CompileReport {
@@ -126,6 +159,10 @@ pub struct CompileReport {
     pub fusion: FusionReport,
     /// Wall-clock time of the compilation, in milliseconds.
     pub compile_millis: u64,
+    /// Reordering (absent with `--no-reorder`).
+    pub schedule: Option<ScheduleReport>,
+    /// Wall-clock time of each stage.
+    pub timings: Vec<Timing>,
 }
 
 impl CompileReport {
@@ -139,12 +176,13 @@ impl CompileReport {
             s.arena_bytes as f64 / s.lower_bound_bytes as f64
         };
         format!(
-            "SRAM peak       {}\n  arena         {}  (lower bound {}, ratio {ratio:.3})\n  \
+            "SRAM peak       {}\n  arena         {}  (lower bound {}, ratio {ratio:.3}, {})\n  \
              parameters    {}\n  state         {}\n  input         {}  (in the arena)\n\
              flash constants {}\ncompile time    {:>9} ms\n",
             kb(s.peak_bytes),
             kb(s.arena_bytes),
             kb(s.lower_bound_bytes).trim(),
+            s.planner,
             kb(s.params_bytes),
             kb(s.state_bytes),
             kb(s.input_bytes),
@@ -190,13 +228,158 @@ pub fn emit_rust(
     Ok((files.len(), files.iter().map(|f| f.contents.len()).sum()))
 }
 
+impl CompileReport {
+    /// The schedule's effect and the stage timings, as text (what `mite compile` prints after
+    /// the memory table).
+    pub fn schedule_and_timings(&self) -> String {
+        let kb = |b: u64| b as f64 / 1024.0;
+        let mut out = String::new();
+        if let Some(s) = &self.schedule {
+            out += &format!(
+                "reorder         peak {:.1} -> {:.1} KB, backward peak {:.1} -> {:.1} KB, {} ops moved{}\n",
+                kb(s.peak_before_bytes),
+                kb(s.peak_after_bytes),
+                kb(s.backward_peak_before_bytes),
+                kb(s.backward_peak_after_bytes),
+                s.ops_moved,
+                if s.time_limit_hit { " (time limit)" } else { "" }
+            );
+        }
+        let stages: Vec<String> = self
+            .timings
+            .iter()
+            .map(|t| format!("{} {:.1} ms", t.stage, t.micros as f64 / 1000.0))
+            .collect();
+        out += &format!("timings         {}\n", stages.join(", "));
+        out
+    }
+}
+
+/// Memory budgets of `mite compile` (`--sram`, `--flash`), in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Budgets {
+    /// SRAM: arena + updated parameters + optimizer state.
+    pub sram: Option<u64>,
+    /// Flash: frozen constants.
+    pub flash: Option<u64>,
+}
+
+/// Checks the compiled step against `budgets`; the error names the largest contributors: the
+/// arena buffers live at the peak (with their op and layer), the updated parameters and the
+/// state for SRAM, the largest frozen tensors for flash.
+pub fn check_budgets(
+    report: &CompileReport,
+    memory: &MemoryReport,
+    module: &Module,
+    budgets: &Budgets,
+) -> Result<(), String> {
+    let kb = |b: u64| format!("{:.1} KB", b as f64 / 1024.0);
+    let size_of = |name: &str| {
+        module
+            .globals
+            .get(name)
+            .map_or(0, |g| g.ty.size_bytes() as u64)
+    };
+    let largest = |mut items: Vec<(String, u64)>, n: usize| -> String {
+        items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let shown: Vec<String> = items
+            .iter()
+            .take(n)
+            .map(|(name, b)| format!("{name} {}", kb(*b)))
+            .collect();
+        let rest = items.len().saturating_sub(n);
+        if rest > 0 {
+            format!("{} and {rest} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
+    };
+    let mut errors = Vec::new();
+    if let Some(limit) = budgets.sram.filter(|&l| report.sram.peak_bytes > l) {
+        let step = memory.peak_step;
+        let at_peak: Vec<(String, u64)> = memory
+            .buffers
+            .iter()
+            .filter(|b| b.live.0 <= step && step <= b.live.1)
+            .map(|b| (format!("{} [{}]", b.what, b.kind.name()), b.size))
+            .collect();
+        let params: Vec<(String, u64)> = memory
+            .updated_params
+            .iter()
+            .map(|p| (p.clone(), size_of(p)))
+            .collect();
+        errors.push(format!(
+            "error: SRAM {} exceeds the budget of {} (--sram) by {}\n  \
+             arena {} at its peak, step {} ({}): {}\n  \
+             updated parameters {}: {}\n  optimizer state {}",
+            kb(report.sram.peak_bytes),
+            kb(limit),
+            kb(report.sram.peak_bytes - limit),
+            kb(report.sram.arena_bytes),
+            step,
+            memory.steps.get(step).map_or("", String::as_str),
+            largest(at_peak, 5),
+            kb(report.sram.params_bytes),
+            largest(params, 5),
+            kb(report.sram.state_bytes),
+        ));
+    }
+    if let Some(limit) = budgets.flash.filter(|&l| report.flash.constants_bytes > l) {
+        let updated: std::collections::HashSet<&str> =
+            memory.updated_params.iter().map(String::as_str).collect();
+        let mut read: std::collections::BTreeSet<&str> = Default::default();
+        if let Some(f) = module.function(&memory.function) {
+            for &id in f.layout() {
+                read.extend(f.op(id).op.effects().reads);
+            }
+        }
+        let frozen: Vec<(String, u64)> = read
+            .iter()
+            .filter(|g| !updated.contains(*g))
+            .map(|g| (g.to_string(), size_of(g)))
+            .collect();
+        errors.push(format!(
+            "error: flash {} exceeds the budget of {} (--flash) by {}\n  largest frozen tensors: {}",
+            kb(report.flash.constants_bytes),
+            kb(limit),
+            kb(report.flash.constants_bytes - limit),
+            largest(frozen, 5)
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
 /// Applies the scheme to `module`, builds the training step and reports it.
 pub fn compile(
     name: &str,
     module: &mut Module,
     opts: &CompileOptions,
 ) -> Result<CompileReport, String> {
+    compile_with_memory(name, module, opts).map(|(report, _)| report)
+}
+
+/// [`compile`], also returning the training step's full memory report (its buffers, for budget
+/// messages and timelines).
+pub fn compile_with_memory(
+    name: &str,
+    module: &mut Module,
+    opts: &CompileOptions,
+) -> Result<(CompileReport, MemoryReport), String> {
     let start = std::time::Instant::now();
+    let mut timings = Vec::new();
+    let mut lap = start;
+    let mut time = |stage: &str| {
+        let now = std::time::Instant::now();
+        timings.push(Timing {
+            stage: stage.to_string(),
+            micros: u64::try_from((now - lap).as_micros()).unwrap_or(u64::MAX),
+        });
+        lap = now;
+    };
     if let Some(classes) = opts.classes {
         head::replace_classifier(module, classes, opts.seed).map_err(|e| format!("error: {e}"))?;
     }
@@ -216,7 +399,9 @@ pub fn compile(
         return Err("error: --scheme: the scheme selects no parameter to train".into());
     }
     let bits = analytic_extra_bits(&all_layers, &trained);
+    time("scheme");
     let stats = build_training_step(module, &opts.config).map_err(|e| format!("error: {e}"))?;
+    time("autodiff");
     let fused = if opts.fusion {
         stream_bottlenecks(module)
     } else {
@@ -226,9 +411,17 @@ pub fn compile(
         .iter()
         .filter(|b| b.function == opts.config.train_step)
         .collect();
+    time("fusion");
+    let schedule = if opts.reorder {
+        Some(reorder(module, &opts.config.train_step)?)
+    } else {
+        None
+    };
+    time("schedule");
     let memory =
         memory_report(module, &opts.config.train_step).map_err(|e| format!("error: {e}"))?;
-    Ok(CompileReport {
+    time("plan");
+    let report = CompileReport {
         model: name.to_string(),
         scheme: SchemeReport {
             name: opts.scheme.name(),
@@ -243,6 +436,7 @@ pub fn compile(
             params_bytes: memory.params_bytes,
             state_bytes: memory.state_bytes,
             input_bytes: memory.input_bytes,
+            planner: memory.planner.clone(),
         },
         flash: FlashReport {
             constants_bytes: memory.flash_bytes,
@@ -255,6 +449,29 @@ pub fn compile(
             bytes_saved: step_blocks.iter().map(|b| b.bytes_saved).sum(),
         },
         compile_millis: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        schedule,
+        timings,
+    };
+    Ok((report, memory))
+}
+
+/// Runs the `schedule` pass's search on function `name` and applies its order.
+fn reorder(module: &mut Module, name: &str) -> Result<ScheduleReport, String> {
+    let func = module
+        .function_mut(name)
+        .ok_or_else(|| format!("error: the module has no function @{name}"))?;
+    let result = schedule_function(func, &Schedule::default());
+    if let Some(order) = &result.order {
+        func.set_schedule(order)
+            .map_err(|e| format!("error: schedule of @{name}: {e}"))?;
+    }
+    Ok(ScheduleReport {
+        peak_before_bytes: result.before.peak,
+        peak_after_bytes: result.after.peak,
+        backward_peak_before_bytes: result.before.backward_peak,
+        backward_peak_after_bytes: result.after.backward_peak,
+        ops_moved: result.ops_moved,
+        time_limit_hit: result.time_limit_hit,
     })
 }
 
@@ -272,6 +489,7 @@ mod tests {
             config: TrainConfig::default(),
             magnitude: false,
             fusion: true,
+            reorder: true,
         };
         let r = compile("mcunet", &mut m, &opts).unwrap();
         assert_eq!(r.scheme.name, "paper:49kb");

@@ -315,6 +315,22 @@ struct CompileArgs {
     /// Write the report as JSON.
     #[arg(long = "report-json", value_name = "FILE")]
     report_json: Option<PathBuf>,
+    /// Keep autodiff's op order (skip the `schedule` pass).
+    #[arg(long = "no-reorder")]
+    no_reorder: bool,
+    /// SRAM budget (arena + updated parameters + optimizer state): `256K`, `0.5M`, bytes; 1K =
+    /// 1024. Exceeding it fails and names the largest contributors.
+    #[arg(long, value_name = "SIZE")]
+    sram: Option<String>,
+    /// Flash budget (frozen constants), as `--sram`.
+    #[arg(long, value_name = "SIZE")]
+    flash: Option<String>,
+    /// Write the training step's per-op live-memory timeline as an SVG plot.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Print the per-op live-memory timeline as text.
+    #[arg(long)]
+    timeline: bool,
 }
 
 #[derive(Args)]
@@ -560,7 +576,8 @@ fn split_inputs(dir: &std::path::Path, split: &str) -> [PathBuf; 2] {
 }
 
 fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
-    use mite::compile::{compile, CompileOptions};
+    use mite::compile::{check_budgets, compile_with_memory, Budgets, CompileOptions};
+    use mite::ir::memory::timeline::{to_svg, Timeline};
     use mite::train::scheme::Scheme;
     if !matches!(args.emit.as_str(), "none" | "mir" | "program" | "rust") {
         return Err(format!(
@@ -571,9 +588,23 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
     if args.emit == "rust" && args.output.is_none() {
         return Err("error: --emit rust needs -o DIR (the crate's folder)".into());
     }
-    if let Some(path) = &args.report_json {
-        check_paths(&model_inputs(&args.model), &[("--report-json", path)])?;
-    }
+    let outputs: Vec<(&str, &std::path::Path)> = [
+        ("--report-json", args.report_json.as_deref()),
+        ("--plot", args.plot.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p?)))
+    .collect();
+    check_paths(&model_inputs(&args.model), &outputs)?;
+    let budget = |flag: &str, text: &Option<String>| -> Result<Option<u64>, String> {
+        text.as_deref()
+            .map(|t| mite::search::parse_budget(t).map_err(|e| format!("error: {flag}: {e}")))
+            .transpose()
+    };
+    let budgets = Budgets {
+        sram: budget("--sram", &args.sram)?,
+        flash: budget("--flash", &args.flash)?,
+    };
     let scheme = Scheme::parse(&args.scheme).map_err(|e| format!("error: --scheme: {e}"))?;
     let updates = args
         .updates
@@ -596,9 +627,10 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         },
         magnitude: parse_channels(&args.channels)?,
         // The Program lowering has no `q.bottleneck` kernel yet.
-        fusion: !args.no_fusion && args.emit != "program",
+        fusion: !args.no_fusion && !matches!(args.emit.as_str(), "program" | "rust"),
+        reorder: !args.no_reorder,
     };
-    let report = compile(&model.name, &mut model.module, &opts)?;
+    let (report, memory) = compile_with_memory(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {
         out.print(&model.module.to_string())?;
     }
@@ -643,11 +675,21 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         ));
     }
     out.print(&report.memory_table())?;
+    out.print(&report.schedule_and_timings())?;
+    let timeline =
+        Timeline::from_report(format!("{} {}", report.model, report.scheme.name), &memory);
+    if args.timeline {
+        out.print(&timeline.to_text())?;
+    }
+    if let Some(path) = &args.plot {
+        let title = format!("live arena of @{} per op", memory.function);
+        write_file(path, to_svg(&[timeline], &title).as_bytes())?;
+    }
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
         write_file(path, (json + "\n").as_bytes())?;
     }
-    Ok(())
+    check_budgets(&report, &memory, &model.module, &budgets)
 }
 
 fn run_search(args: SearchArgs, out: &mut Stdout) -> Result<(), String> {

@@ -22,6 +22,7 @@ fn compiled(model: &str, scheme: &str, fusion: bool) -> (Module, Vec<String>) {
         },
         magnitude: false,
         fusion,
+        reorder: true,
     };
     let report = compile(model, &mut m.module, &opts).unwrap();
     mite::ir::verify_module(&m.module).unwrap();

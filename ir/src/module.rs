@@ -152,6 +152,17 @@ impl Function {
         &self.layout
     }
 
+    /// Runs the ops in the order of `schedule` from now on; fails, changing nothing, when it is
+    /// not a schedule of this function.
+    pub fn set_schedule(
+        &mut self,
+        schedule: &crate::analysis::Schedule,
+    ) -> Result<(), crate::analysis::ScheduleError> {
+        let checked = crate::analysis::Schedule::new(self, schedule.ops().to_vec())?;
+        self.layout = checked.ops().to_vec();
+        Ok(())
+    }
+
     /// Number of ops in program order.
     pub fn num_ops(&self) -> usize {
         self.layout.len()

@@ -2,7 +2,7 @@
 
 use crate::pass::Pass;
 use crate::passes::{
-    Autodiff, Canonicalize, ConstantFold, Cse, Dce, DeadGradientElimination, Dequantize,
+    Autodiff, Canonicalize, ConstantFold, Cse, Dce, DeadGradientElimination, Dequantize, Schedule,
     StreamBottlenecks,
 };
 use crate::pipeline::{parse_pipeline, PipelineParseError};
@@ -71,7 +71,7 @@ impl PassRegistry {
     }
 
     /// A registry with the built-in passes: `autodiff`, `canonicalize`, `constant-fold`, `cse`,
-    /// `dce`, `dequantize`.
+    /// `dce`, `dge`, `dequantize`, `schedule`.
     pub fn with_builtin() -> PassRegistry {
         let mut r = PassRegistry::new();
         r.register_default::<Autodiff>()
@@ -81,6 +81,7 @@ impl PassRegistry {
             .and_then(|()| r.register_default::<Dce>())
             .and_then(|()| r.register_default::<DeadGradientElimination>())
             .and_then(|()| r.register_default::<Dequantize>())
+            .and_then(|()| r.register_default::<Schedule>())
             .and_then(|()| r.register_default::<StreamBottlenecks>())
             .expect("built-in pass names are valid and distinct");
         r

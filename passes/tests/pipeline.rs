@@ -69,12 +69,13 @@ fn unknown_pass_lists_the_known_ones() {
         PipelineParseError::UnknownPass {
             position: 5,
             name: "dead-code".into(),
-            known: "autodiff, canonicalize, constant-fold, cse, dce, dequantize, dge".into()
+            known: "autodiff, canonicalize, constant-fold, cse, dce, dequantize, dge, schedule"
+                .into()
         }
     );
     assert_eq!(
         e.to_string(),
-        "pipeline, at character 5: unknown pass `dead-code` (known passes: autodiff, canonicalize, constant-fold, cse, dce, dequantize, dge)"
+        "pipeline, at character 5: unknown pass `dead-code` (known passes: autodiff, canonicalize, constant-fold, cse, dce, dequantize, dge, schedule)"
     );
 }
 
@@ -257,11 +258,12 @@ fn listing() {
             "cse",
             "dce",
             "dequantize",
-            "dge"
+            "dge",
+            "schedule"
         ]
     );
     let text = r.to_string();
-    assert_eq!(text.lines().count(), 7);
+    assert_eq!(text.lines().count(), 8);
     assert!(
         text.lines().all(|l| l.starts_with("  ")),
         "indented listing:\n{text}"

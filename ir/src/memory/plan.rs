@@ -37,11 +37,11 @@ pub struct Request {
 }
 
 impl Request {
-    fn align(&self) -> u64 {
+    pub(crate) fn align(&self) -> u64 {
         self.align.max(1)
     }
 
-    fn live_together(&self, other: &Request) -> bool {
+    pub(crate) fn live_together(&self, other: &Request) -> bool {
         self.first <= other.last && other.first <= self.last
     }
 }
@@ -139,7 +139,7 @@ pub fn lower_bound(requests: &[Request]) -> u64 {
     u64::try_from(peak).unwrap_or(u64::MAX)
 }
 
-fn align_up(x: u64, align: u64) -> u64 {
+pub(crate) fn align_up(x: u64, align: u64) -> u64 {
     x.div_ceil(align).saturating_mul(align)
 }
 
@@ -148,35 +148,26 @@ fn align_up(x: u64, align: u64) -> u64 {
 pub fn plan_greedy(requests: &[Request]) -> Plan {
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(requests[i].size), requests[i].first, i));
+    plan_in_order(requests, &order)
+}
+
+/// Places the requests one by one in `order` (indices into `requests`; requests it leaves out
+/// get offset 0 and should have size 0), each in the smallest gap, between the buffers already
+/// placed that are live at a common step, that holds it at its alignment, or above all of them.
+pub fn plan_in_order(requests: &[Request], order: &[usize]) -> Plan {
     let mut offsets = vec![0u64; requests.len()];
     let mut placed: Vec<usize> = Vec::new();
     let mut arena_size = 0u64;
-    for &i in &order {
+    for &i in order {
         let req = &requests[i];
         if req.size == 0 {
             continue;
         }
-        let align = req.align();
-        let mut blockers: Vec<(u64, u64)> = placed
+        let blockers = placed
             .iter()
             .filter(|&&j| requests[j].live_together(req))
-            .map(|&j| (offsets[j], offsets[j] + requests[j].size))
-            .collect();
-        blockers.sort_unstable();
-        // Best fit: the smallest gap between blockers that holds the buffer; else above all.
-        let mut best: Option<(u64, u64)> = None; // (gap size, offset)
-        let mut cursor = 0u64;
-        for &(start, end) in &blockers {
-            let at = align_up(cursor, align);
-            if at.saturating_add(req.size) <= start {
-                let gap = start - cursor;
-                if best.is_none_or(|(g, _)| gap < g) {
-                    best = Some((gap, at));
-                }
-            }
-            cursor = cursor.max(end);
-        }
-        let offset = best.map_or_else(|| align_up(cursor, align), |(_, at)| at);
+            .map(|&j| (offsets[j], offsets[j] + requests[j].size));
+        let offset = best_fit(blockers, req.size, req.align());
         offsets[i] = offset;
         arena_size = arena_size.max(offset + req.size);
         placed.push(i);
@@ -186,6 +177,41 @@ pub fn plan_greedy(requests: &[Request]) -> Plan {
         arena_size,
         lower_bound: lower_bound(requests),
     }
+}
+
+/// The offset of the smallest gap between `blockers` (byte ranges `[start, end)`) that holds
+/// `size` bytes at `align`, or the first aligned offset above all of them.
+pub(crate) fn best_fit(blockers: impl Iterator<Item = (u64, u64)>, size: u64, align: u64) -> u64 {
+    let mut blockers: Vec<(u64, u64)> = blockers.collect();
+    blockers.sort_unstable();
+    let mut best: Option<(u64, u64)> = None; // (gap size, offset)
+    let mut cursor = 0u64;
+    for &(start, end) in &blockers {
+        let at = align_up(cursor, align);
+        if at.saturating_add(size) <= start {
+            let gap = start - cursor;
+            if best.is_none_or(|(g, _)| gap < g) {
+                best = Some((gap, at));
+            }
+        }
+        cursor = cursor.max(end);
+    }
+    best.map_or_else(|| align_up(cursor, align), |(_, at)| at)
+}
+
+/// The lowest offset at or above `floor` that holds `size` bytes at `align` between `blockers`
+/// (byte ranges `[start, end)`, sorted by start).
+pub(crate) fn first_fit(blockers: &[(u64, u64)], size: u64, align: u64, floor: u64) -> u64 {
+    let mut at = align_up(floor, align);
+    for &(start, end) in blockers {
+        if at.saturating_add(size) <= start {
+            break;
+        }
+        if end > at {
+            at = align_up(end, align);
+        }
+    }
+    at
 }
 
 /// Checks `plan` against `requests` (see [`PlanError`] for what is checked).

@@ -5,7 +5,7 @@
 //!   order (arguments such as the input image and label, activations, saved activations at the
 //!   element type they are kept in, 1-bit masks packed 8 to a byte, gradients) and one scratch
 //!   buffer per op that needs one ([`scratch_bytes`], live only at its op), placed by
-//!   [`plan_greedy`]; [`MemoryReport::lower_bound_bytes`] is the most bytes live at one step;
+//!   [`plan_best`]; [`MemoryReport::lower_bound_bytes`] is the most bytes live at one step;
 //! - *parameters* ([`MemoryReport::params_bytes`]): each parameter the function updates (an op
 //!   writes it, by [`crate::Op::effects`]), at its own type: int8 weights 1 byte, int32 biases 4 bytes, f32 4
 //!   bytes per element — the SRAM copy training writes into;
@@ -26,7 +26,8 @@
 //! [`MemoryReport::at_peak`] sums the buffers live at the peak step by kind, so the report always
 //! says what makes the peak.
 
-use super::plan::{check_plan, plan_greedy, PlanError, Request};
+use super::best::{plan_best, SearchLimits};
+use super::plan::{check_plan, PlanError, Request};
 use super::scratch::scratch_bytes;
 use crate::analysis::{Liveness, Schedule};
 use crate::module::{Function, GlobalKind, Module, Value, ValueDef};
@@ -123,6 +124,9 @@ pub struct MemoryReport {
     pub arena_bytes: u64,
     /// The most arena bytes live at one step.
     pub lower_bound_bytes: u64,
+    /// How the arena was planned ([`crate::memory::best::Method::name`]), with `, optimal` when
+    /// the plan is proven optimal.
+    pub planner: String,
     /// SRAM copies of the updated parameters.
     pub params_bytes: u64,
     /// The updated parameters, in module order.
@@ -146,6 +150,8 @@ pub struct MemoryReport {
     /// Every arena buffer with its placement, in definition order (scratch after its op's
     /// results).
     pub buffers: Vec<ArenaBuffer>,
+    /// The op run at each step (its name and location), for timelines.
+    pub steps: Vec<String>,
 }
 
 impl MemoryReport {
@@ -227,7 +233,8 @@ pub fn memory_report(module: &Module, name: &str) -> Result<MemoryReport, Memory
             });
         }
     }
-    let plan = plan_greedy(&requests);
+    let best = plan_best(&requests, &SearchLimits::default());
+    let plan = best.plan;
     check_plan(&requests, &plan).map_err(|error| MemoryError::BadPlan {
         function: name.to_string(),
         error,
@@ -289,6 +296,11 @@ pub fn memory_report(module: &Module, name: &str) -> Result<MemoryReport, Memory
         peak_bytes: plan.arena_size + params_bytes + state_bytes,
         arena_bytes: plan.arena_size,
         lower_bound_bytes: plan.lower_bound,
+        planner: format!(
+            "{}{}",
+            best.method.name(),
+            if best.optimal { ", optimal" } else { "" }
+        ),
         params_bytes,
         updated_params,
         state_bytes,
@@ -305,6 +317,11 @@ pub fn memory_report(module: &Module, name: &str) -> Result<MemoryReport, Memory
         peak_step,
         at_peak,
         buffers,
+        steps: schedule
+            .ops()
+            .iter()
+            .map(|&id| describe_op(func, id))
+            .collect(),
     })
 }
 
@@ -318,10 +335,11 @@ impl fmt::Display for MemoryReport {
         writeln!(f, "  SRAM peak            {:>12}", kb(self.peak_bytes))?;
         writeln!(
             f,
-            "    arena              {:>12}  (lower bound {}, ratio {:.3})",
+            "    arena              {:>12}  (lower bound {}, ratio {:.3}, {})",
             kb(self.arena_bytes),
             kb(self.lower_bound_bytes),
-            self.ratio()
+            self.ratio(),
+            self.planner
         )?;
         writeln!(
             f,

@@ -9,6 +9,7 @@
 //! | `dce` | [`Dce`] | removes unused pure ops and unread constants |
 //! | `dge` | [`DeadGradientElimination`] | drops updates of frozen parameters and the gradients, masks and saved activations only they needed |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
+//! | `schedule` | [`Schedule`] | reorders ops to lower the peak of live memory, respecting effects |
 //! | `stream-bottlenecks` | [`StreamBottlenecks`] | fuses frozen inverted bottlenecks (pw → dw → pw) into row-streamed `q.bottleneck` ops |
 //! | (`quantize`) | [`Quantize`] | float graph + calibration ranges → the real int8 graph (not in the registry: needs ranges) |
 
@@ -20,6 +21,7 @@ mod dce;
 mod dequantize;
 mod dge;
 mod quantize;
+mod schedule;
 mod stream_bottlenecks;
 
 pub use autodiff::{
@@ -32,4 +34,5 @@ pub use dce::Dce;
 pub use dequantize::Dequantize;
 pub use dge::DeadGradientElimination;
 pub use quantize::{quantize_weight_per_channel, Calibration, Quantize, Range};
+pub use schedule::{schedule_cost, schedule_function, Schedule, ScheduleCost, ScheduleResult};
 pub use stream_bottlenecks::{stream_bottlenecks, FusedBlock, StreamBottlenecks};

@@ -1,0 +1,160 @@
+//! The paper's memory table (NOTES §5), side by side with ours, for the three paper models.
+//!
+//! For each model (the built-in zoo networks; the `../shared` ONNX models too when present,
+//! `$MITE_SHARED` overrides the directory) three training steps are compiled:
+//! - **full**: every tensor trained, updates after the backward pass, program order;
+//! - **sparse**: the paper's scheme (`paper:99kb` for MbV2 and MCUNet, `paper:98kb` for
+//!   Proxyless), updates after the backward pass (`--updates end`), program order;
+//! - **sparse + reorder**: the same scheme, each update as soon as its gradient exists
+//!   (`--updates asap`) and the `schedule` pass.
+//!
+//! Printed: the SRAM peak (arena + updated parameters + optimizer state), the arena and its
+//! lower bound, their ratio and the planner's method, the peak of the backward part, the
+//! paper's figure and the compile time. The figures are the graph-level memory report (the
+//! lowered Program will replace them). With a directory argument, one SVG per model is written
+//! there with the three timelines (like the paper's Fig. 10).
+//!
+//! `cargo run --release --example paper_memory [PLOT_DIR]`
+
+use mite::compile::{compile_with_memory, CompileOptions};
+use mite::ir::memory::timeline::{to_svg, Timeline};
+use mite::passes::passes::{TrainConfig, UpdatePlacement};
+use mite::train::scheme::Scheme;
+use std::path::PathBuf;
+
+/// (zoo name, shared ONNX file, paper scheme, paper KB: full, sparse, sparse + reorder)
+const MODELS: [(&str, &str, &str, [u32; 3]); 3] = [
+    (
+        "mbv2-w0.35",
+        "mbv2-w0.35.onnx",
+        "paper:99kb",
+        [2939, 335, 141],
+    ),
+    (
+        "proxyless-w0.3",
+        "proxyless-w0.3.onnx",
+        "paper:98kb",
+        [2745, 326, 135],
+    ),
+    (
+        "mcunet-5fps",
+        "mcunet-5fps.onnx",
+        "paper:99kb",
+        [3650, 560, 173],
+    ),
+];
+
+fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("MITE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared"));
+    dir.join("models").is_dir().then_some(dir)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let plot_dir = std::env::args().nth(1).map(PathBuf::from);
+    let mut sources: Vec<(String, String, &str, [u32; 3])> = MODELS
+        .iter()
+        .map(|&(zoo, _, scheme, paper)| (format!("zoo:{zoo}"), zoo.to_string(), scheme, paper))
+        .collect();
+    match shared_dir() {
+        Some(dir) => {
+            for &(zoo, file, scheme, paper) in &MODELS {
+                let path = dir.join("models").join(file);
+                if path.is_file() {
+                    sources.push((
+                        path.display().to_string(),
+                        format!("{zoo} (onnx)"),
+                        scheme,
+                        paper,
+                    ));
+                }
+            }
+        }
+        None => println!("(no ../shared: the ONNX models are left out)"),
+    }
+    println!(
+        "{:<22} {:<17} {:>9} {:>9} {:>9} {:>6} {:<20} {:>9} {:>7} {:>8}",
+        "model",
+        "step",
+        "SRAM KB",
+        "arena KB",
+        "bound KB",
+        "ratio",
+        "planner",
+        "bwd KB",
+        "paper",
+        "compile"
+    );
+    let configs: [(&str, bool, UpdatePlacement, bool); 3] = [
+        ("full", true, UpdatePlacement::End, false),
+        ("sparse", false, UpdatePlacement::End, false),
+        (
+            "sparse + reorder + fusion",
+            false,
+            UpdatePlacement::AsSoonAsReady,
+            true,
+        ),
+    ];
+    for (source, label, scheme, paper) in &sources {
+        let mut timelines = Vec::new();
+        for (k, &(name, full, updates, reorder)) in configs.iter().enumerate() {
+            let mut model = mite::model::load_model(source)?;
+            let opts = CompileOptions {
+                scheme: Scheme::parse(if full { "full" } else { scheme })?,
+                classes: Some(10),
+                seed: 0,
+                config: TrainConfig {
+                    updates,
+                    ..TrainConfig::default()
+                },
+                magnitude: false,
+                reorder,
+                // Streaming frozen bottlenecks goes with the reordered configuration.
+                fusion: reorder,
+            };
+            let start = std::time::Instant::now();
+            let (report, memory) = compile_with_memory(&model.name, &mut model.module, &opts)?;
+            let millis = start.elapsed().as_secs_f64() * 1000.0;
+            let kb = |b: u64| b as f64 / 1024.0;
+            let s = &report.sram;
+            // The backward part: the steps after the loss's operands exist (as the schedule
+            // pass measures it).
+            let backward = report.schedule.as_ref().map_or_else(
+                || {
+                    let f = model.module.function("train_step").expect("built");
+                    let order = mite::ir::analysis::Schedule::program_order(f);
+                    mite::passes::passes::schedule_cost(f, &order).backward_peak
+                },
+                |r| r.backward_peak_after_bytes,
+            );
+            println!(
+                "{:<22} {:<17} {:>9.1} {:>9.1} {:>9.1} {:>6.3} {:<20} {:>9.1} {:>7} {:>6.0} ms",
+                label,
+                name,
+                kb(s.peak_bytes),
+                kb(s.arena_bytes),
+                kb(s.lower_bound_bytes),
+                s.arena_bytes as f64 / s.lower_bound_bytes.max(1) as f64,
+                s.planner,
+                kb(backward),
+                paper[k],
+                millis
+            );
+            timelines.push(Timeline::from_report(
+                format!("{name} ({:.0} KB SRAM)", kb(s.peak_bytes)),
+                &memory,
+            ));
+        }
+        if let Some(dir) = &plot_dir {
+            std::fs::create_dir_all(dir)?;
+            let file = dir.join(format!("{}.svg", label.replace([' ', '(', ')'], "")));
+            std::fs::write(
+                &file,
+                to_svg(&timelines, &format!("{label}: live arena per op")),
+            )?;
+            println!("  wrote {}", file.display());
+        }
+    }
+    Ok(())
+}
