@@ -33,7 +33,8 @@ mod kernels;
 use std::collections::HashMap;
 
 use mite_ir::analysis::{Liveness, Schedule};
-use mite_ir::memory::plan::{check_plan, plan_greedy, Plan, PlanError, Request};
+use mite_ir::memory::best::{plan_best, SearchLimits};
+use mite_ir::memory::plan::{check_plan, Plan, PlanError, Request};
 use mite_ir::program::{
     verify_program, ArgRole, BufElem, BufferDecl, BufferId, Call, Entry, Program, ProgramErrors,
     Storage,
@@ -106,9 +107,15 @@ fn loc_text(loc: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// Places arena buffers: THE planner of the lowering (swap this line for a better one).
+/// Places arena buffers: THE planner of the lowering —
+/// [`plan_best`](mite_ir::memory::best::plan_best) with its default search, except that the node
+/// limit, not the clock, bounds the exact search, so the same program always gets the same plan.
 pub fn place(requests: &[Request]) -> Plan {
-    plan_greedy(requests)
+    let limits = SearchLimits {
+        time_limit: std::time::Duration::from_secs(3600),
+        ..SearchLimits::default()
+    };
+    plan_best(requests, &limits).plan
 }
 
 /// Lowers the inference function and the training step of `module` (see the module
