@@ -2,7 +2,7 @@
 
 use crate::pass::Pass;
 use crate::passes::{
-    Autodiff, Canonicalize, ConstantFold, Cse, Dce, DeadGradientElimination, Dequantize,
+    Autodiff, Canonicalize, ConstantFold, Cse, Dce, DeadGradientElimination, Dequantize, Fuse,
 };
 use crate::pipeline::{parse_pipeline, PipelineParseError};
 use std::collections::BTreeMap;
@@ -80,6 +80,7 @@ impl PassRegistry {
             .and_then(|()| r.register_default::<Dce>())
             .and_then(|()| r.register_default::<DeadGradientElimination>())
             .and_then(|()| r.register_default::<Dequantize>())
+            .and_then(|()| r.register_default::<Fuse>())
             .expect("built-in pass names are valid and distinct");
         r
     }

@@ -8,6 +8,7 @@
 //! | `cse` | [`Cse`] | merges identical pure ops |
 //! | `dce` | [`Dce`] | removes unused pure ops and unread constants |
 //! | `dge` | [`DeadGradientElimination`] | drops updates of frozen parameters and the gradients, masks and saved activations only they needed |
+//! | `fuse` | [`Fuse`] | fuses pure tensor ops by equality saturation (egg), cost in bytes materialised |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
 //! | (`quantize`) | [`Quantize`] | float graph + calibration ranges → the real int8 graph (not in the registry: needs ranges) |
 
@@ -18,6 +19,7 @@ mod cse;
 mod dce;
 mod dequantize;
 mod dge;
+pub mod fuse;
 mod quantize;
 
 pub use autodiff::{
@@ -29,4 +31,5 @@ pub use cse::Cse;
 pub use dce::Dce;
 pub use dequantize::Dequantize;
 pub use dge::DeadGradientElimination;
+pub use fuse::Fuse;
 pub use quantize::{quantize_weight_per_channel, Calibration, Quantize, Range};
