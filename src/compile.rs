@@ -7,7 +7,7 @@ use crate::train::scheme::permute::permute_by_magnitude;
 use crate::train::scheme::{analytic_extra_bits, layers, Scheme};
 use mite_ir::memory::memory_report;
 use mite_ir::Module;
-use mite_passes::passes::{build_training_step, TrainConfig, TrainStats};
+use mite_passes::passes::{build_training_step, stream_bottlenecks, TrainConfig, TrainStats};
 use serde::Serialize;
 
 /// What to compile.
@@ -24,6 +24,9 @@ pub struct CompileOptions {
     /// Train the largest-magnitude channels of partial-channel layers (permuting channels at
     /// compile time) instead of the first ones.
     pub magnitude: bool,
+    /// Fuse frozen inverted bottlenecks into row-streamed `q.bottleneck` ops (the
+    /// `stream-bottlenecks` pass; `--no-fusion` turns it off).
+    pub fusion: bool,
 }
 
 /// The scheme section of the report.
@@ -97,6 +100,15 @@ pub struct FlashReport {
     pub constants_bytes: u64,
 }
 
+/// The fusion section of the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FusionReport {
+    /// The frozen bottlenecks streamed by rows, by their expansion weight.
+    pub streamed_blocks: Vec<String>,
+    /// Bytes of the intermediates they no longer materialise, less their scratch.
+    pub bytes_saved: u64,
+}
+
 /// The report of `mite compile` (`--report-json`); one field per section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CompileReport {
@@ -110,6 +122,8 @@ pub struct CompileReport {
     pub sram: SramReport,
     /// Flash.
     pub flash: FlashReport,
+    /// Fusion.
+    pub fusion: FusionReport,
     /// Wall-clock time of the compilation, in milliseconds.
     pub compile_millis: u64,
 }
@@ -167,6 +181,15 @@ pub fn compile(
     }
     let bits = analytic_extra_bits(&all_layers, &trained);
     let stats = build_training_step(module, &opts.config).map_err(|e| format!("error: {e}"))?;
+    let fused = if opts.fusion {
+        stream_bottlenecks(module)
+    } else {
+        Vec::new()
+    };
+    let step_blocks: Vec<_> = fused
+        .iter()
+        .filter(|b| b.function == opts.config.train_step)
+        .collect();
     let memory =
         memory_report(module, &opts.config.train_step).map_err(|e| format!("error: {e}"))?;
     Ok(CompileReport {
@@ -188,6 +211,13 @@ pub fn compile(
         flash: FlashReport {
             constants_bytes: memory.flash_bytes,
         },
+        fusion: FusionReport {
+            streamed_blocks: step_blocks
+                .iter()
+                .map(|b| b.expand_weight.clone())
+                .collect(),
+            bytes_saved: step_blocks.iter().map(|b| b.bytes_saved).sum(),
+        },
         compile_millis: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }
@@ -205,6 +235,7 @@ mod tests {
             seed: 0,
             config: TrainConfig::default(),
             magnitude: false,
+            fusion: true,
         };
         let r = compile("mcunet", &mut m, &opts).unwrap();
         assert_eq!(r.scheme.name, "paper:49kb");

@@ -304,6 +304,9 @@ struct CompileArgs {
     /// compiler) or `magnitude` (the largest, made contiguous by a compile-time permutation).
     #[arg(long, default_value = "first")]
     channels: String,
+    /// Do not fuse frozen inverted bottlenecks into row-streamed `q.bottleneck` ops.
+    #[arg(long = "no-fusion")]
+    no_fusion: bool,
     /// Write the report as JSON.
     #[arg(long = "report-json", value_name = "FILE")]
     report_json: Option<PathBuf>,
@@ -584,6 +587,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             ..Default::default()
         },
         magnitude: parse_channels(&args.channels)?,
+        fusion: !args.no_fusion,
     };
     let report = compile(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {
@@ -598,6 +602,14 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         report.training_step.backward_ops,
         report.training_step.optimizer_ops
     ));
+    if !report.fusion.streamed_blocks.is_empty() {
+        note(&format!(
+            "streamed {} frozen bottlenecks ({}), {:.1} KB of intermediates not materialised\n",
+            report.fusion.streamed_blocks.len(),
+            report.fusion.streamed_blocks.join(", "),
+            report.fusion.bytes_saved as f64 / 1024.0
+        ));
+    }
     out.print(&report.memory_table())?;
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;

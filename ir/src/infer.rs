@@ -146,6 +146,7 @@ pub fn infer_result_types(
             }
             conv_type(operands, strides, pads, dilations, *groups, ElemType::I8)?
         }
+        Op::QBottleneck { .. } => bottleneck_type(op, operands)?,
         Op::Linear {} | Op::QLinear { .. } => {
             let (x, w) = (operands[0], operands[1]);
             if let Op::QLinear { act_min, act_max } = op {
@@ -990,6 +991,89 @@ fn conv_type(
         pair(dilations, "dilations", 1)?,
     )?;
     Ok(TensorType::new(&[n, co, out[0], out[1]], elem))
+}
+
+/// The result type of `q.bottleneck`: the three `q.conv2d` types chained through intermediates
+/// of the attributes' quantization (errors name the convolution that does not fit).
+fn bottleneck_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+    let Op::QBottleneck {
+        strides,
+        pads,
+        dilations,
+        expand_scale,
+        expand_zero_point,
+        expand_act,
+        dw_scale,
+        dw_zero_point,
+        dw_act,
+        act_min,
+        act_max,
+    } = op
+    else {
+        bail!("not a q.bottleneck: {}", op.name());
+    };
+    for act in [expand_act, dw_act] {
+        let [lo, hi] = act.as_slice() else {
+            bail!("expand_act/dw_act: expected [min, max], found {act:?}");
+        };
+        check_act(*lo, *hi)?;
+    }
+    check_act(*act_min, *act_max)?;
+    let x = operands[0];
+    expect_elem(x, ElemType::I8, 0)?;
+    expect_per_tensor(x, 0)?;
+    for i in [1, 3, 5] {
+        expect_elem(operands[i], ElemType::I8, i)?;
+        expect_weight_quant(operands[i], i)?;
+        expect_elem(operands[i + 1], ElemType::I32, i + 1)?;
+        if i != 3 && (operands[i].rank() != 4 || operands[i].shape[2..] != [1, 1]) {
+            bail!(
+                "operand {i}: expected a 1x1 pointwise weight, found {}",
+                operands[i]
+            );
+        }
+    }
+    let intermediate = |shape: &TensorType, scale: f32, zero_point: i64, what: &str| {
+        let zero_point = i32::try_from(zero_point)
+            .map_err(|_| TypeError(format!("{what}_zero_point {zero_point} is out of range")))?;
+        let t = TensorType {
+            quant: Some(Quant::per_tensor(scale, zero_point)),
+            ..shape.clone()
+        };
+        check_type(&t).map_err(|e| TypeError(format!("the {what} intermediate: {e}")))?;
+        Ok::<_, TypeError>(t)
+    };
+    let in_conv = |what: &str, e: TypeError| TypeError(format!("{what} convolution: {e}"));
+    let (ones, zeros) = ([1, 1], [0, 0, 0, 0]);
+    let mid = conv_type(&operands[0..3], &ones, &zeros, &ones, 1, ElemType::I8)
+        .map_err(|e| in_conv("expansion", e))?;
+    let mid = intermediate(&mid, *expand_scale, *expand_zero_point, "expand")?;
+    let c_mid = mid.shape[1];
+    if operands[3].shape.first() != Some(&c_mid) {
+        bail!(
+            "operand 3: expected a depthwise weight with {c_mid} channels, found {}",
+            operands[3]
+        );
+    }
+    let dw = conv_type(
+        &[&mid, operands[3], operands[4]],
+        strides,
+        pads,
+        dilations,
+        c_mid as i64,
+        ElemType::I8,
+    )
+    .map_err(|e| in_conv("depthwise", e))?;
+    let dw = intermediate(&dw, *dw_scale, *dw_zero_point, "dw")?;
+    conv_type(
+        &[&dw, operands[5], operands[6]],
+        &ones,
+        &zeros,
+        &ones,
+        1,
+        ElemType::I8,
+    )
+    .map_err(|e| in_conv("projection", e))
 }
 
 fn pool_type(

@@ -516,6 +516,36 @@ op_table! {
         /// Upper clamp of the int8 output.
         act_max: i64 = Some(127),
     }
+    /// A frozen inverted bottleneck fused into one op, executed in row tiles (the expanded
+    /// tensor and the depthwise output never exist whole): `(x, w1, b1, wd, bd, w2, b2)`, the
+    /// `q.conv2d` chain pointwise `w1` → depthwise `wd` → pointwise `w2`, each with its `i32`
+    /// bias. The two intermediates have no tensor of their own; their quantization (per tensor)
+    /// and clamps are attributes. The result type carries the output quantization. Made by the
+    /// `stream-bottlenecks` pass; forward only (autodiff refuses it).
+    QBottleneck "q.bottleneck" (Arity::Exact(7), Pure) {
+        /// Depthwise vertical and horizontal stride.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Depthwise padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Depthwise vertical and horizontal dilation.
+        dilations: Vec<i64> = ints(&[1, 1]),
+        /// Scale of the expanded (pointwise `w1`) intermediate.
+        expand_scale: f32 = None,
+        /// Zero point of the expanded intermediate.
+        expand_zero_point: i64 = None,
+        /// Clamp `[min, max]` of the expanded intermediate.
+        expand_act: Vec<i64> = ints(&[-128, 127]),
+        /// Scale of the depthwise intermediate.
+        dw_scale: f32 = None,
+        /// Zero point of the depthwise intermediate.
+        dw_zero_point: i64 = None,
+        /// Clamp `[min, max]` of the depthwise intermediate.
+        dw_act: Vec<i64> = ints(&[-128, 127]),
+        /// Lower clamp of the int8 output.
+        act_min: i64 = Some(-128),
+        /// Upper clamp of the int8 output.
+        act_max: i64 = Some(127),
+    }
     /// Requantizing int8 fully connected layer `(x [N,K], w [M,K], bias [M]?) -> [N,M]`.
     QLinear "q.linear" (Arity::Range(2, 3), Pure) {
         /// Lower clamp of the int8 output.
@@ -733,6 +763,7 @@ impl Op {
             Op::Quantize {}
                 | Op::Requantize {}
                 | Op::QConv2d { .. }
+                | Op::QBottleneck { .. }
                 | Op::QLinear { .. }
                 | Op::QAdd { .. }
                 | Op::QAvgPool { .. }

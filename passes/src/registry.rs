@@ -3,6 +3,7 @@
 use crate::pass::Pass;
 use crate::passes::{
     Autodiff, Canonicalize, ConstantFold, Cse, Dce, DeadGradientElimination, Dequantize, Fuse,
+    StreamBottlenecks,
 };
 use crate::pipeline::{parse_pipeline, PipelineParseError};
 use std::collections::BTreeMap;
@@ -81,6 +82,7 @@ impl PassRegistry {
             .and_then(|()| r.register_default::<DeadGradientElimination>())
             .and_then(|()| r.register_default::<Dequantize>())
             .and_then(|()| r.register_default::<Fuse>())
+            .and_then(|()| r.register_default::<StreamBottlenecks>())
             .expect("built-in pass names are valid and distinct");
         r
     }

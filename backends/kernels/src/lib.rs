@@ -11,7 +11,8 @@
 //!   fully connected, add, average and global average pooling, quantize / dequantize /
 //!   requantize), bit-exact with TFLite / CMSIS-NN for [`Rounding::Double`] and
 //!   [`Rounding::Single`], with the paper's simulation for [`Rounding::FloatScale`], and with
-//!   onnxruntime's fused kernels for [`Rounding::OnnxRuntime`];
+//!   onnxruntime's fused kernels for [`Rounding::OnnxRuntime`]; and a frozen inverted bottleneck
+//!   (pointwise → depthwise → pointwise) streamed by rows ([`int8::bottleneck_int8`]);
 //! - [`float`]: the `f32` backward kernels (convolution input / weight / bias gradients including
 //!   a weight gradient for a slice of input channels, linear gradients, pooling gradients, packed
 //!   bit masks, softmax cross-entropy);

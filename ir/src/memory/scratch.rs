@@ -7,6 +7,9 @@
 //!   input in place);
 //! - `q.conv2d`, depthwise (`groups = C_in`, one input channel per group): one window of `int16`
 //!   per channel, `C_in · k_h · k_w · 2` bytes;
+//! - `q.bottleneck`: the streamed block's int8 ring of expanded rows and one depthwise output row,
+//!   `C_mid · min(span, H) · W + C_mid · W_out` bytes (`span = dilation · (k_h − 1) + 1`), the
+//!   figure of `mite_kernels::int8::bottleneck_int8_scratch_len`;
 //! - every other op: 0 (the fp32 backward kernels loop directly over their operands).
 
 use crate::module::{Function, OpData};
@@ -14,6 +17,9 @@ use crate::ops::Op;
 
 /// The scratch bytes of op `data` of `func` (see the module documentation).
 pub fn scratch_bytes(func: &Function, data: &OpData) -> u64 {
+    if let Op::QBottleneck { dilations, .. } = &data.op {
+        return bottleneck_scratch_bytes(func, data, dilations);
+    }
     let Op::QConv2d { groups, .. } = &data.op else {
         return 0;
     };
@@ -33,6 +39,25 @@ pub fn scratch_bytes(func: &Function, data: &OpData) -> u64 {
         2 * per_group * kh * kw * 2
     };
     bytes as u64
+}
+
+/// The ring and depthwise row of a `q.bottleneck` (0 when the types are not as inferred).
+fn bottleneck_scratch_bytes(func: &Function, data: &OpData, dilations: &[i64]) -> u64 {
+    let (Some(&x), Some(&wd), Some(&y)) = (
+        data.operands.first(),
+        data.operands.get(3),
+        data.results.first(),
+    ) else {
+        return 0;
+    };
+    let (x, wd, y) = (func.ty(x), func.ty(wd), func.ty(y));
+    if x.rank() != 4 || wd.rank() != 4 || y.rank() != 4 {
+        return 0;
+    }
+    let (h, w, c_mid, kh, ow) = (x.shape[2], x.shape[3], wd.shape[0], wd.shape[2], y.shape[3]);
+    let dilation = dilations.first().map_or(1, |&d| d.max(1) as usize);
+    let span = (dilation * kh.saturating_sub(1) + 1).min(h);
+    (c_mid * span * w + c_mid * ow) as u64
 }
 
 #[cfg(test)]
@@ -74,6 +99,59 @@ mod tests {
         b.ret(&[y]);
         let f = &m.functions[0];
         scratch_bytes(f, f.op(*f.layout().last().unwrap()))
+    }
+
+    #[test]
+    fn bottleneck_ring_and_row() {
+        // x [1,4,8,8] -> 12 channels -> dw 3x3 stride 2 (pads 1) -> 6 channels [1,6,4,4].
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let q = Quant::per_tensor(0.1, 0);
+        let x = b.arg(
+            "x",
+            TensorType::quantized(&[1, 4, 8, 8], ElemType::I8, q.clone()),
+        );
+        let mut param = |name: &str, shape: &[usize]| {
+            let ty = if shape.len() == 1 {
+                TensorType::new(shape, ElemType::I32)
+            } else {
+                TensorType::quantized(
+                    shape,
+                    ElemType::I8,
+                    Quant::per_channel(0, vec![0.1; shape[0]]),
+                )
+            };
+            b.param(name, ty, false, None).unwrap()
+        };
+        let ops = [
+            param("w1", &[12, 4, 1, 1]),
+            param("b1", &[12]),
+            param("wd", &[12, 1, 3, 3]),
+            param("bd", &[12]),
+            param("w2", &[6, 12, 1, 1]),
+            param("b2", &[6]),
+        ];
+        let op = Op::QBottleneck {
+            strides: vec![2, 2],
+            pads: vec![1; 4],
+            dilations: vec![1, 1],
+            expand_scale: 0.1,
+            expand_zero_point: 0,
+            expand_act: vec![-128, 127],
+            dw_scale: 0.1,
+            dw_zero_point: 0,
+            dw_act: vec![-128, 127],
+            act_min: -128,
+            act_max: 127,
+        };
+        let mut operands = vec![x];
+        operands.extend(ops);
+        let y = b.op_quant(op, &operands, q).unwrap();
+        b.ret(&[y]);
+        let f = &m.functions[0];
+        assert_eq!(f.ty(y).shape.as_slice(), &[1, 6, 4, 4]);
+        let data = f.op(*f.layout().last().unwrap());
+        assert_eq!(scratch_bytes(f, data), 12 * 3 * 8 + 12 * 4);
     }
 
     #[test]

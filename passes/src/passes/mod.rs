@@ -10,6 +10,7 @@
 //! | `dge` | [`DeadGradientElimination`] | drops updates of frozen parameters and the gradients, masks and saved activations only they needed |
 //! | `fuse` | [`Fuse`] | fuses pure tensor ops by equality saturation (egg), cost in bytes materialised |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
+//! | `stream-bottlenecks` | [`StreamBottlenecks`] | fuses frozen inverted bottlenecks (pw → dw → pw) into row-streamed `q.bottleneck` ops |
 //! | (`quantize`) | [`Quantize`] | float graph + calibration ranges → the real int8 graph (not in the registry: needs ranges) |
 
 mod autodiff;
@@ -21,6 +22,7 @@ mod dequantize;
 mod dge;
 pub mod fuse;
 mod quantize;
+mod stream_bottlenecks;
 
 pub use autodiff::{
     build_training_step, Autodiff, AutodiffError, Loss, TrainConfig, TrainStats, UpdatePlacement,
@@ -33,3 +35,4 @@ pub use dequantize::Dequantize;
 pub use dge::DeadGradientElimination;
 pub use fuse::Fuse;
 pub use quantize::{quantize_weight_per_channel, Calibration, Quantize, Range};
+pub use stream_bottlenecks::{stream_bottlenecks, FusedBlock, StreamBottlenecks};

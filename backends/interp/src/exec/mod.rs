@@ -64,6 +64,7 @@
 //! Errors ([`InterpError`]) name the function, the op's position, name and location name, and
 //! what went wrong.
 
+mod bottleneck;
 mod error;
 mod float_ops;
 mod fused_ops;
@@ -628,6 +629,7 @@ impl<'m> Interpreter<'m> {
                 (*act_min, *act_max),
                 (rounding, exclusive),
             )?,
+            Op::QBottleneck { .. } => bottleneck::bottleneck(x, op, out, rounding)?,
             Op::QLinear { act_min, act_max } => {
                 int8_ops::linear(x, out, (*act_min, *act_max), (rounding, exclusive))?
             }

@@ -5,12 +5,16 @@
 //! output with an [`OutputStage`](crate::OutputStage).
 
 pub mod add;
+pub mod bottleneck;
 pub mod conv;
 pub mod linear;
 pub mod pool;
 pub mod quantize;
 
 pub use add::{add_int8, AddParams, ADD_LEFT_SHIFT};
+pub use bottleneck::{
+    bottleneck_int8, bottleneck_int8_scratch_len, BottleneckInt8Params, BottleneckWeights,
+};
 pub use conv::{conv2d_int8, conv2d_int8_scratch_len, BiasAdd, Conv2dInt8Params};
 pub use linear::{linear_int8, LinearInt8Params};
 pub use pool::{avg_pool_int8, global_avg_pool_int8, mean_int8, MeanParams};

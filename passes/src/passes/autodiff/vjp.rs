@@ -111,6 +111,7 @@ pub(super) fn saved_mask(op: &Op) -> Option<MaskSpec> {
         | Op::PadGrad { .. }
         | Op::Slice { .. }
         | Op::Sgd { .. }
+        | Op::QBottleneck { .. }
         | Op::Custom(_) => None,
     }
 }
@@ -445,6 +446,12 @@ pub(super) fn vjp(
         }
         Op::Sgd { .. } => {
             return Err(fwd.not_differentiable("parameter updates have no gradient"));
+        }
+        Op::QBottleneck { .. } => {
+            return Err(fwd.not_differentiable(
+                "`q.bottleneck` is a fused frozen block (forward only); differentiate before \
+                 `stream-bottlenecks` fuses it",
+            ));
         }
         Op::Custom(_) => {
             return Err(fwd.not_differentiable("custom ops have no gradient rule"));

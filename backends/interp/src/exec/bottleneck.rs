@@ -1,0 +1,171 @@
+//! `q.bottleneck`: the streamed frozen inverted bottleneck, through
+//! [`mite_kernels::int8::bottleneck_int8`], with the parameters the three `q.conv2d` it replaces
+//! would have (the intermediates' quantization comes from the op's attributes).
+
+use std::borrow::Cow;
+
+use mite_ir::{Op, TensorType};
+use mite_kernels::int8 as k;
+
+use crate::quant::{ActRange, OutputStage, QuantParams, Requantizer, Rounding};
+
+use super::error::OpFailure;
+use super::float_ops::OpResult;
+use super::operands::{conv_shape, per_tensor, weight_quant, zero_point_i8, Operands};
+use super::value::{Data, ExecReal};
+
+/// The clamp of a `[min, max]` attribute.
+fn act(range: &[i64], what: &str) -> Result<ActRange, OpFailure> {
+    match range {
+        [lo, hi] => match (i8::try_from(*lo), i8::try_from(*hi)) {
+            (Ok(min), Ok(max)) => Ok(ActRange { min, max }),
+            _ => Err(OpFailure::Internal(format!(
+                "{what} {range:?} outside the i8 range"
+            ))),
+        },
+        _ => Err(OpFailure::Internal(format!(
+            "{what}: expected [min, max], found {range:?}"
+        ))),
+    }
+}
+
+/// One of the three convolutions: its output stage and weight zero points.
+struct Stage {
+    out: OutputStage,
+    w_zero_points: Vec<i8>,
+    x_zero_point: i8,
+}
+
+impl Stage {
+    fn new(
+        input: QuantParams,
+        weight: &TensorType,
+        output: QuantParams,
+        range: ActRange,
+        rounding: Rounding,
+    ) -> Result<Self, OpFailure> {
+        let (w_scales, w_zero_points) = weight_quant(weight)?;
+        let requantizer =
+            Requantizer::from_tensor_scales(input.scale, &w_scales, output.scale, rounding)?;
+        Ok(Self {
+            out: OutputStage {
+                requantizer,
+                zero_point: output.zero_point,
+                range,
+            },
+            w_zero_points,
+            x_zero_point: input.zero_point,
+        })
+    }
+
+    fn params(
+        &self,
+        shape: &crate::geometry::Conv2dShape,
+    ) -> Result<k::Conv2dInt8Params<'_>, OpFailure> {
+        let geometry = shape.geometry()?;
+        Ok(k::Conv2dInt8Params::new(
+            geometry,
+            self.x_zero_point,
+            &self.w_zero_points,
+            self.out.as_kernel(),
+        )
+        .map_err(crate::kernel_error::KernelError::from)?)
+    }
+}
+
+/// `q.bottleneck` with operands `(x, w1, b1, wd, bd, w2, b2)`. Refused with
+/// [`Rounding::OnnxRuntime`]: onnxruntime runs a block's convolutions fused or in float depending
+/// on the data flow of the graph the fusion removed.
+pub(crate) fn bottleneck<T: ExecReal>(
+    x: &Operands<'_, '_, T>,
+    op: &Op,
+    out: &TensorType,
+    rounding: Rounding,
+) -> OpResult<T> {
+    let Op::QBottleneck {
+        strides,
+        pads,
+        dilations,
+        expand_scale,
+        expand_zero_point,
+        expand_act,
+        dw_scale,
+        dw_zero_point,
+        dw_act,
+        act_min,
+        act_max,
+    } = op
+    else {
+        return Err(OpFailure::Internal(format!(
+            "not a q.bottleneck: {}",
+            op.name()
+        )));
+    };
+    if rounding == Rounding::OnnxRuntime {
+        return Err(OpFailure::Unsupported(
+            "q.bottleneck with onnxruntime rounding (compile without fusion, --no-fusion)".into(),
+        ));
+    }
+    let quant = |scale: f32, zero_point: i64, what: &str| -> Result<QuantParams, OpFailure> {
+        let zero_point = i32::try_from(zero_point)
+            .map_err(|_| OpFailure::Internal(format!("{what} zero point {zero_point}")))?;
+        Ok(QuantParams {
+            scale,
+            zero_point: zero_point_i8(zero_point)?,
+        })
+    };
+    let input = per_tensor(x.ty(0)?, "operand 0")?;
+    let mid = quant(*expand_scale, *expand_zero_point, "expand")?;
+    let dw = quant(*dw_scale, *dw_zero_point, "dw")?;
+    let output = per_tensor(out, "result")?;
+    let ranges = [
+        act(expand_act, "expand_act")?,
+        act(dw_act, "dw_act")?,
+        act(&[*act_min, *act_max], "act_min/act_max")?,
+    ];
+    let stages = [
+        Stage::new(input, x.ty(1)?, mid, ranges[0], rounding)?,
+        Stage::new(mid, x.ty(3)?, dw, ranges[1], rounding)?,
+        Stage::new(dw, x.ty(5)?, output, ranges[2], rounding)?,
+    ];
+    let (ones, zeros) = ([1, 1], [0; 4]);
+    let xs = x.shape4(0)?;
+    let expand = conv_shape(xs, x.shape4(1)?, &ones, &zeros, &ones, 1)?;
+    let mid_shape = [xs[0], expand.c_out, xs[2], xs[3]];
+    let depthwise = conv_shape(
+        mid_shape,
+        x.shape4(3)?,
+        strides,
+        pads,
+        dilations,
+        expand.c_out as i64,
+    )?;
+    let [oh, ow] = depthwise.checked_out_hw()?;
+    let project = conv_shape(
+        [xs[0], depthwise.c_out, oh, ow],
+        x.shape4(5)?,
+        &ones,
+        &zeros,
+        &ones,
+        1,
+    )?;
+    let params = k::BottleneckInt8Params::new(
+        stages[0].params(&expand)?,
+        stages[1].params(&depthwise)?,
+        stages[2].params(&project)?,
+    )
+    .map_err(crate::kernel_error::KernelError::from)?;
+    let weights = k::BottleneckWeights {
+        w_expand: x.i8(1)?,
+        b_expand: Some(x.i32(2)?),
+        w_depthwise: x.i8(3)?,
+        b_depthwise: Some(x.i32(4)?),
+        w_project: x.i8(5)?,
+        b_project: Some(x.i32(6)?),
+    };
+    let mut y = vec![0; params.project.geometry.output_len()];
+    let mut scratch = vec![0; k::bottleneck_int8_scratch_len(&params)];
+    k::bottleneck_int8(x.i8(0)?, &weights, &mut y, &mut scratch, &params)
+        .map_err(crate::kernel_error::KernelError::from)?;
+    Ok(Data::I8(Cow::Owned(y)))
+}

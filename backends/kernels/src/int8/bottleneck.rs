@@ -1,0 +1,578 @@
+//! A frozen inverted bottleneck — pointwise expansion, depthwise convolution, pointwise
+//! projection — streamed row by row, so that neither the expanded tensor nor the depthwise output
+//! ever exists whole.
+//!
+//! The expansion is computed one input row at a time into a ring of the last `span` rows (`span`
+//! is the depthwise window's vertical extent, `dilation · (kh − 1) + 1`, at most the input
+//! height). As soon as the rows an output row of the depthwise convolution reads are in the ring,
+//! that row is computed (all channels) and projected straight into the output. Every expanded row
+//! is computed exactly once: there is no recomputed halo.
+//!
+//! The result is bit-identical to running [`conv2d_int8`](super::conv2d_int8) three times with
+//! the same parameters: each output element sums the same wrapped `i32` products (integer
+//! addition is associative under wrapping), adds the bias the same way and goes through the same
+//! [`OutputStage`](crate::OutputStage).
+//!
+//! Scratch: `i8` elements, the ring (`c_mid · span · w`) then one depthwise output row
+//! (`c_mid · ow`); see [`bottleneck_int8_scratch_len`].
+
+use crate::error::{check_len, check_scratch, KernelError};
+use crate::geometry::WindowAxis;
+
+use super::conv::Conv2dInt8Params;
+use super::{check_zero_points, zero_point_of};
+
+/// The parameters of [`bottleneck_int8`]: those of the three convolutions it fuses, checked to
+/// chain (shapes and batch agree, the first and last are pointwise, the middle one depthwise).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BottleneckInt8Params<'a> {
+    /// The pointwise expansion `[n, c_in, h, w] -> [n, c_mid, h, w]`.
+    pub expand: Conv2dInt8Params<'a>,
+    /// The depthwise convolution `[n, c_mid, h, w] -> [n, c_mid, oh, ow]`.
+    pub depthwise: Conv2dInt8Params<'a>,
+    /// The pointwise projection `[n, c_mid, oh, ow] -> [n, c_out, oh, ow]`.
+    pub project: Conv2dInt8Params<'a>,
+}
+
+impl<'a> BottleneckInt8Params<'a> {
+    /// Checks that the three convolutions chain and bundles them.
+    pub fn new(
+        expand: Conv2dInt8Params<'a>,
+        depthwise: Conv2dInt8Params<'a>,
+        project: Conv2dInt8Params<'a>,
+    ) -> Result<Self, KernelError> {
+        let (e, d, p) = (&expand.geometry, &depthwise.geometry, &project.geometry);
+        if !e.is_pointwise() {
+            return Err(KernelError::Geometry(
+                "bottleneck: the expansion must be a pointwise (1x1, stride 1, no padding) convolution",
+            ));
+        }
+        if !d.is_depthwise() {
+            return Err(KernelError::Geometry(
+                "bottleneck: the middle convolution must be depthwise (one channel per group)",
+            ));
+        }
+        if !p.is_pointwise() {
+            return Err(KernelError::Geometry(
+                "bottleneck: the projection must be a pointwise (1x1, stride 1, no padding) convolution",
+            ));
+        }
+        if e.n() != d.n() || d.n() != p.n() {
+            return Err(KernelError::Geometry(
+                "bottleneck: the three convolutions have different batch sizes",
+            ));
+        }
+        if e.c_out() != d.c_in() || e.out_hw() != d.in_hw() {
+            return Err(KernelError::Geometry(
+                "bottleneck: the expansion's output is not the depthwise convolution's input",
+            ));
+        }
+        if d.c_out() != p.c_in() || d.out_hw() != p.in_hw() {
+            return Err(KernelError::Geometry(
+                "bottleneck: the depthwise output is not the projection's input",
+            ));
+        }
+        for conv in [&expand, &depthwise, &project] {
+            check_zero_points(conv.w_zero_points, conv.geometry.c_out())?;
+            conv.out.check(conv.geometry.c_out())?;
+        }
+        Ok(Self {
+            expand,
+            depthwise,
+            project,
+        })
+    }
+
+    /// Rows of expanded input kept at once: the depthwise window's vertical extent, at most the
+    /// input height.
+    pub fn ring_rows(&self) -> usize {
+        let [ay, _] = self.depthwise.geometry.axes();
+        (ay.dilation * (ay.kernel - 1) + 1).min(ay.in_len)
+    }
+
+    /// Bytes the unfused sequence materialises that this kernel does not: the expanded tensor and
+    /// the depthwise output, less the scratch.
+    pub fn bytes_saved(&self) -> usize {
+        let whole = self.expand.geometry.output_len() + self.depthwise.geometry.output_len();
+        whole.saturating_sub(bottleneck_int8_scratch_len(self))
+    }
+}
+
+/// The `i8` scratch elements [`bottleneck_int8`] needs: the ring of expanded rows
+/// (`c_mid · ring_rows · w`) and one depthwise output row (`c_mid · ow`).
+pub fn bottleneck_int8_scratch_len(p: &BottleneckInt8Params<'_>) -> usize {
+    let d = &p.depthwise.geometry;
+    let (c_mid, w, ow) = (d.c_in(), d.in_hw()[1], d.out_hw()[1]);
+    c_mid * p.ring_rows() * w + c_mid * ow
+}
+
+/// The weights and biases of the three convolutions of a bottleneck (shapes as for
+/// [`conv2d_int8`](super::conv2d_int8); a missing bias adds nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BottleneckWeights<'a> {
+    /// Expansion weight `[c_mid, c_in, 1, 1]`.
+    pub w_expand: &'a [i8],
+    /// Expansion bias `[c_mid]`.
+    pub b_expand: Option<&'a [i32]>,
+    /// Depthwise weight `[c_mid, 1, kh, kw]`.
+    pub w_depthwise: &'a [i8],
+    /// Depthwise bias `[c_mid]`.
+    pub b_depthwise: Option<&'a [i32]>,
+    /// Projection weight `[c_out, c_mid, 1, 1]`.
+    pub w_project: &'a [i8],
+    /// Projection bias `[c_out]`.
+    pub b_project: Option<&'a [i32]>,
+}
+
+impl BottleneckWeights<'_> {
+    fn check(&self, p: &BottleneckInt8Params<'_>) -> Result<(), KernelError> {
+        let convs = [
+            (&p.expand, self.w_expand, self.b_expand, "expansion"),
+            (
+                &p.depthwise,
+                self.w_depthwise,
+                self.b_depthwise,
+                "depthwise",
+            ),
+            (&p.project, self.w_project, self.b_project, "projection"),
+        ];
+        for (conv, w, b, what) in convs {
+            let g = &conv.geometry;
+            check_len(what, g.weight_len(), w.len())?;
+            if let Some(b) = b {
+                check_len(what, g.c_out(), b.len())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fused bottleneck: `x` `[n, c_in, h, w]` into `out` `[n, c_out, oh, ow]`, equal to the
+/// three convolutions of `p` in sequence; `scratch` holds [`bottleneck_int8_scratch_len`]
+/// elements.
+pub fn bottleneck_int8(
+    x: &[i8],
+    weights: &BottleneckWeights<'_>,
+    out: &mut [i8],
+    scratch: &mut [i8],
+    p: &BottleneckInt8Params<'_>,
+) -> Result<(), KernelError> {
+    let (e, d, pr) = (
+        &p.expand.geometry,
+        &p.depthwise.geometry,
+        &p.project.geometry,
+    );
+    check_len("bottleneck x", e.input_len(), x.len())?;
+    check_len("bottleneck out", pr.output_len(), out.len())?;
+    weights.check(p)?;
+    let needed = bottleneck_int8_scratch_len(p);
+    check_scratch(needed, scratch.len())?;
+    if pr.output_len() == 0 || e.input_len() == 0 {
+        return Ok(());
+    }
+    let ring_rows = p.ring_rows();
+    let [h, w] = d.in_hw();
+    let [oh, ow] = d.out_hw();
+    let c_mid = d.c_in();
+    let (ring, rest) = scratch[..needed].split_at_mut(c_mid * ring_rows * w);
+    let dw_row = &mut rest[..c_mid * ow];
+    let [ay, ax] = d.axes();
+    for b in 0..e.n() {
+        let x_b = &x[b * e.c_in() * h * w..][..e.c_in() * h * w];
+        let mut next_row = 0;
+        for oy in 0..oh {
+            let taps = ay.valid_taps(oy);
+            if let Some(last) = taps.clone().last() {
+                let last_row = ay.input_index(oy, last);
+                while next_row <= last_row {
+                    expand_row(x_b, next_row, ring, ring_rows, weights, p);
+                    next_row += 1;
+                }
+            }
+            depthwise_row(ring, ring_rows, oy, &ay, &ax, dw_row, weights, p);
+            let out_b = &mut out[b * pr.c_out() * oh * ow..][..pr.c_out() * oh * ow];
+            project_row(dw_row, oy, out_b, weights, p);
+        }
+    }
+    Ok(())
+}
+
+/// Expanded input row `iy` (all channels) into its ring slot `iy % ring_rows`.
+fn expand_row(
+    x: &[i8],
+    iy: usize,
+    ring: &mut [i8],
+    ring_rows: usize,
+    weights: &BottleneckWeights<'_>,
+    p: &BottleneckInt8Params<'_>,
+) {
+    let conv = &p.expand;
+    let g = &conv.geometry;
+    let [h, w] = g.in_hw();
+    let plane = h * w;
+    let zx = i32::from(conv.x_zero_point);
+    let slot = iy % ring_rows;
+    for c in 0..g.c_out() {
+        let zw = zero_point_of(conv.w_zero_points, c);
+        let w_c = &weights.w_expand[c * g.c_in()..][..g.c_in()];
+        let bias = weights.b_expand.map_or(0, |b| b[c]);
+        let row = &mut ring[(c * ring_rows + slot) * w..][..w];
+        for (ix, y) in row.iter_mut().enumerate() {
+            let mut acc = 0_i32;
+            for (ci, &wv) in w_c.iter().enumerate() {
+                let xv = i32::from(x[ci * plane + iy * w + ix]);
+                acc = acc.wrapping_add((xv - zx).wrapping_mul(i32::from(wv) - zw));
+            }
+            *y = conv.out.finish(conv.bias_add.add(acc, bias), c);
+        }
+    }
+}
+
+/// Depthwise output row `oy` (all channels) from the expanded rows in the ring.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_row(
+    ring: &[i8],
+    ring_rows: usize,
+    oy: usize,
+    ay: &WindowAxis,
+    ax: &WindowAxis,
+    dw_row: &mut [i8],
+    weights: &BottleneckWeights<'_>,
+    p: &BottleneckInt8Params<'_>,
+) {
+    let conv = &p.depthwise;
+    let g = &conv.geometry;
+    let (w, ow) = (ax.in_len, ax.out_len);
+    let [kh, kw] = g.window().kernel;
+    let zx = i32::from(conv.x_zero_point);
+    for c in 0..g.c_out() {
+        let zw = zero_point_of(conv.w_zero_points, c);
+        let wk = &weights.w_depthwise[c * kh * kw..][..kh * kw];
+        let bias = weights.b_depthwise.map_or(0, |b| b[c]);
+        for (ox, y) in dw_row[c * ow..][..ow].iter_mut().enumerate() {
+            let mut acc = 0_i32;
+            for ky in ay.valid_taps(oy) {
+                let slot = ay.input_index(oy, ky) % ring_rows;
+                let row = &ring[(c * ring_rows + slot) * w..][..w];
+                for kx in ax.valid_taps(ox) {
+                    let xv = i32::from(row[ax.input_index(ox, kx)]);
+                    let wv = i32::from(wk[ky * kw + kx]);
+                    acc = acc.wrapping_add((xv - zx).wrapping_mul(wv - zw));
+                }
+            }
+            *y = conv.out.finish(conv.bias_add.add(acc, bias), c);
+        }
+    }
+}
+
+/// Output row `oy` of every projection channel from one depthwise output row.
+fn project_row(
+    dw_row: &[i8],
+    oy: usize,
+    out: &mut [i8],
+    weights: &BottleneckWeights<'_>,
+    p: &BottleneckInt8Params<'_>,
+) {
+    let conv = &p.project;
+    let g = &conv.geometry;
+    let [oh, ow] = g.in_hw();
+    let zx = i32::from(conv.x_zero_point);
+    for o in 0..g.c_out() {
+        let zw = zero_point_of(conv.w_zero_points, o);
+        let w_o = &weights.w_project[o * g.c_in()..][..g.c_in()];
+        let bias = weights.b_project.map_or(0, |b| b[o]);
+        let row = &mut out[(o * oh + oy) * ow..][..ow];
+        for (ox, y) in row.iter_mut().enumerate() {
+            let mut acc = 0_i32;
+            for (c, &wv) in w_o.iter().enumerate() {
+                let xv = i32::from(dw_row[c * ow + ox]);
+                acc = acc.wrapping_add((xv - zx).wrapping_mul(i32::from(wv) - zw));
+            }
+            *y = conv.out.finish(conv.bias_add.add(acc, bias), o);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::geometry::{Conv2dGeometry, Window2d};
+    use crate::int8::conv::{conv2d_int8, conv2d_int8_scratch_len};
+    use crate::requant::{quantize_multipliers, ActRange, OutputStage, Requant, Rounding};
+    use proptest::prelude::*;
+
+    const ROUNDINGS: [Rounding; 4] = [
+        Rounding::Double,
+        Rounding::Single,
+        Rounding::FloatScale,
+        Rounding::OnnxRuntime,
+    ];
+
+    fn fill(seed: u64, len: usize) -> Vec<i8> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s as i8
+            })
+            .collect()
+    }
+
+    /// Owned requantization tables of one convolution.
+    struct Tables {
+        scales: Vec<f64>,
+        m: Vec<i32>,
+        s: Vec<i32>,
+        wz: Vec<i8>,
+    }
+
+    impl Tables {
+        fn new(channels: usize, base: f64, rounding: Rounding, seed: u64, zw: bool) -> Self {
+            let scales: Vec<f64> = (0..channels)
+                .map(|c| base + c as f64 * base * 0.13)
+                .collect();
+            let (mut m, mut s) = (vec![0; channels], vec![0; channels]);
+            quantize_multipliers(&scales, rounding, &mut m, &mut s).unwrap();
+            let wz = if zw { fill(seed, channels) } else { vec![] };
+            Self { scales, m, s, wz }
+        }
+
+        fn params(
+            &self,
+            g: Conv2dGeometry,
+            rounding: Rounding,
+            zx: i8,
+            zy: i8,
+            range: ActRange,
+        ) -> Conv2dInt8Params<'_> {
+            let out = OutputStage {
+                requant: Requant::new(rounding, &self.scales, &self.m, &self.s).unwrap(),
+                zero_point: zy,
+                range,
+            };
+            Conv2dInt8Params::new(g, zx, &self.wz, out).unwrap()
+        }
+    }
+
+    /// One case: the fused kernel against the three convolutions in sequence.
+    #[allow(clippy::too_many_arguments)]
+    fn check_case(
+        n: usize,
+        c_in: usize,
+        c_mid: usize,
+        c_out: usize,
+        hw: [usize; 2],
+        window: Window2d,
+        rounding: Rounding,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let pw = Window2d {
+            kernel: [1, 1],
+            strides: [1, 1],
+            pads: [0; 4],
+            dilations: [1, 1],
+        };
+        let ge = Conv2dGeometry::new(n, c_in, hw, c_mid, 1, pw).unwrap();
+        let Ok(gd) = Conv2dGeometry::new(n, c_mid, hw, c_mid, c_mid, window) else {
+            return Ok(());
+        };
+        let gp = Conv2dGeometry::new(n, c_mid, gd.out_hw(), c_out, 1, pw).unwrap();
+        let zs = fill(seed ^ 0x55, 4);
+        let relu6 = ActRange {
+            min: zs[1].min(100),
+            max: 100,
+        };
+        let te = Tables::new(c_mid, 0.004, rounding, seed ^ 1, seed % 2 == 0);
+        let td = Tables::new(c_mid, 0.02, rounding, seed ^ 2, seed % 3 == 0);
+        let tp = Tables::new(c_out, 0.01, rounding, seed ^ 3, false);
+        let mut pe = te.params(ge, rounding, zs[0], zs[1], relu6);
+        let mut pd = td.params(gd, rounding, zs[1], zs[2], ActRange::FULL);
+        let mut pp = tp.params(gp, rounding, zs[2], zs[3], ActRange::FULL);
+        if seed % 5 == 0 {
+            // The saturating bias of the paper's dead channels, whatever the rounding.
+            pe.bias_add = crate::int8::BiasAdd::Saturating;
+            pd.bias_add = crate::int8::BiasAdd::Wrapping;
+            pp.bias_add = crate::int8::BiasAdd::Wrapping;
+        }
+        let x = fill(seed, ge.input_len());
+        let (we, wd, wp) = (
+            fill(seed ^ 4, ge.weight_len()),
+            fill(seed ^ 5, gd.weight_len()),
+            fill(seed ^ 6, gp.weight_len()),
+        );
+        let bias = |s: u64, len: usize| -> Vec<i32> {
+            fill(s, len).iter().map(|&b| i32::from(b) * 300).collect()
+        };
+        let (be, bd, bp) = (
+            bias(seed ^ 7, c_mid),
+            bias(seed ^ 8, c_mid),
+            bias(seed ^ 9, c_out),
+        );
+        let with_bias = seed % 7 != 0;
+        let pick = |b: &[i32]| -> Option<Vec<i32>> { with_bias.then(|| b.to_vec()) };
+        let (be, bd, bp) = (pick(&be), pick(&bd), pick(&bp));
+
+        let run = |x: &[i8], w: &[i8], b: Option<&[i32]>, p: &Conv2dInt8Params<'_>| {
+            let mut y = vec![0; p.geometry.output_len()];
+            let mut scratch = vec![0; conv2d_int8_scratch_len(p)];
+            conv2d_int8(x, w, b, &mut y, &mut scratch, p).unwrap();
+            y
+        };
+        let mid = run(&x, &we, be.as_deref(), &pe);
+        let dw = run(&mid, &wd, bd.as_deref(), &pd);
+        let expected = run(&dw, &wp, bp.as_deref(), &pp);
+
+        let p = BottleneckInt8Params::new(pe, pd, pp).unwrap();
+        let weights = BottleneckWeights {
+            w_expand: &we,
+            b_expand: be.as_deref(),
+            w_depthwise: &wd,
+            b_depthwise: bd.as_deref(),
+            w_project: &wp,
+            b_project: bp.as_deref(),
+        };
+        let mut y = vec![0; gp.output_len()];
+        let mut scratch = vec![0; bottleneck_int8_scratch_len(&p)];
+        bottleneck_int8(&x, &weights, &mut y, &mut scratch, &p).unwrap();
+        prop_assert_eq!(y, expected);
+        prop_assert!(scratch.len() <= ge.output_len() + gd.output_len());
+        Ok(())
+    }
+
+    fn window() -> impl Strategy<Value = Window2d> {
+        (
+            1..4_usize,
+            1..4_usize,
+            1..3_usize,
+            0..3_usize,
+            0..2_usize,
+            1..3_usize,
+        )
+            .prop_map(|(kh, kw, s, pad_t, pad_b, d)| Window2d {
+                kernel: [kh, kw],
+                strides: [s, 3 - s],
+                pads: [pad_t, pad_b, pad_b, pad_t],
+                dilations: [d, 1],
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn matches_the_three_convolutions(
+            n in 1..3_usize,
+            c_in in 1..5_usize,
+            c_mid in 1..7_usize,
+            c_out in 1..5_usize,
+            h in 1..9_usize,
+            w in 1..8_usize,
+            window in window(),
+            rounding in 0..4_usize,
+            seed in any::<u64>(),
+        ) {
+            check_case(n, c_in, c_mid, c_out, [h, w], window, ROUNDINGS[rounding], seed)?;
+        }
+    }
+
+    #[test]
+    fn mobilenet_shapes() {
+        // 3x3 stride 1 and stride 2 with padding 1, the blocks of the paper's networks; odd sizes.
+        for (k, s, hw) in [
+            (3, 1, [8, 8]),
+            (3, 2, [9, 7]),
+            (5, 2, [11, 11]),
+            (7, 1, [6, 5]),
+        ] {
+            let pad = k / 2;
+            let window = Window2d {
+                kernel: [k, k],
+                strides: [s, s],
+                pads: [pad; 4],
+                dilations: [1, 1],
+            };
+            for (i, rounding) in ROUNDINGS.into_iter().enumerate() {
+                check_case(1, 3, 12, 5, hw, window, rounding, 0x9e37 + i as u64).unwrap();
+            }
+        }
+    }
+
+    fn pointwise(n: usize, c_in: usize, hw: [usize; 2], c_out: usize) -> Conv2dGeometry {
+        let pw = Window2d {
+            kernel: [1, 1],
+            strides: [1, 1],
+            pads: [0; 4],
+            dilations: [1, 1],
+        };
+        Conv2dGeometry::new(n, c_in, hw, c_out, 1, pw).unwrap()
+    }
+
+    #[test]
+    fn chaining_errors_and_scratch() {
+        let t = Tables::new(4, 0.01, Rounding::Double, 1, false);
+        let p = |g| t.params(g, Rounding::Double, 0, 0, ActRange::FULL);
+        let dw = Conv2dGeometry::new(
+            1,
+            4,
+            [6, 6],
+            4,
+            4,
+            Window2d {
+                kernel: [3, 3],
+                strides: [2, 2],
+                pads: [1; 4],
+                dilations: [1, 1],
+            },
+        )
+        .unwrap();
+        let e = pointwise(1, 2, [6, 6], 4);
+        let pr = pointwise(1, 4, [3, 3], 4);
+        let ok = BottleneckInt8Params::new(p(e), p(dw), p(pr)).unwrap();
+        assert_eq!(ok.ring_rows(), 3);
+        assert_eq!(bottleneck_int8_scratch_len(&ok), 4 * 3 * 6 + 4 * 3);
+        assert_eq!(ok.bytes_saved(), 4 * 36 + 4 * 9 - (72 + 12));
+        assert!(matches!(
+            BottleneckInt8Params::new(p(dw), p(dw), p(pr)),
+            Err(KernelError::Geometry(_))
+        ));
+        assert!(matches!(
+            BottleneckInt8Params::new(p(e), p(pointwise(1, 4, [6, 6], 4)), p(pr)),
+            Err(KernelError::Geometry(_))
+        ));
+        assert!(matches!(
+            BottleneckInt8Params::new(p(e), p(dw), p(pointwise(1, 4, [6, 6], 4))),
+            Err(KernelError::Geometry(_))
+        ));
+        let weights = BottleneckWeights {
+            w_expand: &[0; 8],
+            b_expand: None,
+            w_depthwise: &[0; 36],
+            b_depthwise: None,
+            w_project: &[0; 16],
+            b_project: None,
+        };
+        let mut out = [0; 36];
+        let mut scratch = [0; 84];
+        bottleneck_int8(&[0; 72], &weights, &mut out, &mut scratch, &ok).unwrap();
+        assert_eq!(
+            bottleneck_int8(&[0; 72], &weights, &mut out, &mut scratch[..83], &ok),
+            Err(KernelError::Scratch {
+                needed: 84,
+                found: 83
+            })
+        );
+        let short = BottleneckWeights {
+            w_depthwise: &[0; 35],
+            ..weights
+        };
+        assert!(matches!(
+            bottleneck_int8(&[0; 72], &short, &mut out, &mut scratch, &ok),
+            Err(KernelError::Length { .. })
+        ));
+    }
+}

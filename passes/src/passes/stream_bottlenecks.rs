@@ -1,0 +1,394 @@
+//! `stream-bottlenecks`: fuses frozen inverted bottlenecks into `q.bottleneck`, which runs them in
+//! row tiles so that the expanded tensor and the depthwise output never exist whole.
+//!
+//! A chain `q.conv2d` 1×1 (`w1`, `b1`) → `q.conv2d` depthwise (`wd`, `bd`) → `q.conv2d` 1×1
+//! (`w2`, `b2`) is fused when:
+//! - each convolution has its `i32` bias, the first and last are pointwise (1×1 kernel, unit
+//!   stride and dilation, no padding, one group) and the middle one depthwise (`groups` = its
+//!   channels, one weight channel per group);
+//! - the two intermediates are used only by the next convolution of the chain (no backward op,
+//!   `grad.mask`, saved activation or function output reads them) and are int8 per tensor;
+//! - the six weights and biases are read by `const` or by `param` of a parameter that is not
+//!   trainable and that no op of the module may write (a frozen parameter).
+//!
+//! The fused op takes the last convolution's place and result type; the intermediates'
+//! quantization and clamps become its attributes, so it computes the same bits
+//! (`mite_kernels::int8::bottleneck_int8`). Run it after `autodiff`: the backward ops of trained
+//! blocks read their intermediates and so keep them unfused.
+//!
+//! Statistics: `blocks-fused`, `bytes-saved` (per block, the bytes of the two intermediates less
+//! the fused op's scratch).
+
+use crate::pass::{Pass, PassError};
+use crate::statistics::Statistics;
+use mite_ir::memory::scratch::scratch_bytes;
+use mite_ir::{ElemType, Function, GlobalKind, Module, Op, OpId, Quant, Value};
+use std::collections::{HashMap, HashSet};
+
+/// The `stream-bottlenecks` pass (see the module documentation).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StreamBottlenecks;
+
+/// One fused block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FusedBlock {
+    /// The function it is in.
+    pub function: String,
+    /// The global the expansion weight reads (names the block, e.g. `blocks.1.pointwise1.weight`).
+    pub expand_weight: String,
+    /// Bytes of the two intermediates less the fused op's scratch.
+    pub bytes_saved: u64,
+}
+
+impl Pass for StreamBottlenecks {
+    fn name(&self) -> &str {
+        "stream-bottlenecks"
+    }
+
+    fn description(&self) -> &str {
+        "Fuses frozen inverted bottlenecks (pw -> dw -> pw) into row-streamed q.bottleneck ops"
+    }
+
+    fn run(&mut self, module: &mut Module, stats: &mut Statistics) -> Result<bool, PassError> {
+        let fused = stream_bottlenecks(module);
+        stats.add("blocks-fused", fused.len() as u64);
+        stats.add("bytes-saved", fused.iter().map(|b| b.bytes_saved).sum());
+        Ok(!fused.is_empty())
+    }
+}
+
+/// Fuses every eligible bottleneck of every function of `module`; returns the fused blocks in
+/// program order.
+pub fn stream_bottlenecks(module: &mut Module) -> Vec<FusedBlock> {
+    let frozen = frozen_globals(module);
+    let mut fused = Vec::new();
+    for func in &mut module.functions {
+        fuse_function(func, &frozen, &mut fused);
+    }
+    fused
+}
+
+/// Parameters no training updates (not trainable, written by no op) and constants.
+fn frozen_globals(module: &Module) -> HashSet<String> {
+    let mut written: HashSet<&str> = HashSet::new();
+    let mut unknown = false;
+    for func in &module.functions {
+        for &id in func.layout() {
+            let effects = func.op(id).op.effects();
+            unknown |= effects.unknown;
+            written.extend(effects.writes);
+        }
+    }
+    if unknown {
+        return HashSet::new();
+    }
+    module
+        .globals
+        .iter()
+        .filter(|(name, g)| match g.kind {
+            GlobalKind::Param { .. } => !g.kind.is_trainable() && !written.contains(name.as_str()),
+            GlobalKind::Const => true,
+            GlobalKind::State => false,
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// How many times each value is used (operands and function outputs).
+fn use_counts(func: &Function) -> HashMap<Value, usize> {
+    let mut uses = HashMap::new();
+    for &id in func.layout() {
+        for &v in &func.op(id).operands {
+            *uses.entry(v).or_insert(0) += 1;
+        }
+    }
+    for &v in func.outputs() {
+        *uses.entry(v).or_insert(0) += 1;
+    }
+    uses
+}
+
+/// The convolution attributes of a `q.conv2d`: strides, pads, dilations, groups, clamp.
+struct Conv<'a> {
+    strides: &'a [i64],
+    pads: &'a [i64],
+    dilations: &'a [i64],
+    groups: i64,
+    act: [i64; 2],
+}
+
+fn as_conv(op: &Op) -> Option<Conv<'_>> {
+    match op {
+        Op::QConv2d {
+            strides,
+            pads,
+            dilations,
+            groups,
+            act_min,
+            act_max,
+        } => Some(Conv {
+            strides,
+            pads,
+            dilations,
+            groups: *groups,
+            act: [*act_min, *act_max],
+        }),
+        _ => None,
+    }
+}
+
+/// The `q.conv2d` defining `v` with its three operands, if `v` is used exactly once.
+fn single_use_conv(func: &Function, v: Value, uses: &HashMap<Value, usize>) -> Option<OpId> {
+    let id = func.defining_op(v)?;
+    let data = func.op(id);
+    (as_conv(&data.op).is_some() && data.operands.len() == 3 && uses.get(&v) == Some(&1))
+        .then_some(id)
+}
+
+/// Whether a `q.conv2d` is pointwise: 1×1 weight, unit strides and dilations, no padding.
+fn is_pointwise(func: &Function, id: OpId) -> bool {
+    let data = func.op(id);
+    let Some(c) = as_conv(&data.op) else {
+        return false;
+    };
+    let w = func.ty(data.operands[1]);
+    c.groups == 1
+        && w.rank() == 4
+        && w.shape[2..] == [1, 1]
+        && c.strides == [1, 1]
+        && c.dilations == [1, 1]
+        && c.pads.iter().all(|&p| p == 0)
+}
+
+/// Whether a `q.conv2d` is depthwise with one output channel per input channel.
+fn is_depthwise(func: &Function, id: OpId) -> bool {
+    let data = func.op(id);
+    let Some(c) = as_conv(&data.op) else {
+        return false;
+    };
+    let (x, w) = (func.ty(data.operands[0]), func.ty(data.operands[1]));
+    x.rank() == 4
+        && w.rank() == 4
+        && c.groups as usize == x.shape[1]
+        && w.shape[0] == x.shape[1]
+        && w.shape[1] == 1
+}
+
+/// The per-tensor int8 quantization of `v`.
+fn per_tensor_i8(func: &Function, v: Value) -> Option<(f32, i64)> {
+    let t = func.ty(v);
+    match (&t.elem, &t.quant) {
+        (ElemType::I8, Some(Quant::PerTensor { scale, zero_point })) => {
+            Some((*scale, i64::from(*zero_point)))
+        }
+        _ => None,
+    }
+}
+
+/// A candidate chain ending at op `last`: `[expand, depthwise, project]`.
+fn chain(func: &Function, last: OpId, uses: &HashMap<Value, usize>) -> Option<[OpId; 3]> {
+    if as_conv(&func.op(last).op).is_none() || func.op(last).operands.len() != 3 {
+        return None;
+    }
+    if !is_pointwise(func, last) {
+        return None;
+    }
+    let dw = single_use_conv(func, func.op(last).operands[0], uses)?;
+    if !is_depthwise(func, dw) {
+        return None;
+    }
+    let expand = single_use_conv(func, func.op(dw).operands[0], uses)?;
+    is_pointwise(func, expand).then_some([expand, dw, last])
+}
+
+fn fuse_function(func: &mut Function, frozen: &HashSet<String>, fused: &mut Vec<FusedBlock>) {
+    let uses = use_counts(func);
+    let reads_frozen =
+        |func: &Function, v: Value| func.global_read(v).is_some_and(|g| frozen.contains(g));
+    let mut chains = Vec::new();
+    for &id in func.layout() {
+        let Some(ops) = chain(func, id, &uses) else {
+            continue;
+        };
+        let params_frozen = ops.iter().all(|&c| {
+            func.op(c).operands[1..]
+                .iter()
+                .all(|&v| reads_frozen(func, v))
+        });
+        let mids = [func.op(ops[0]).result(), func.op(ops[1]).result()];
+        if params_frozen && mids.iter().all(|&v| per_tensor_i8(func, v).is_some()) {
+            chains.push(ops);
+        }
+    }
+    for [expand, dw, project] in chains {
+        let (e, d, p) = (func.op(expand), func.op(dw), func.op(project));
+        let (Some(ce), Some(cd), Some(cp)) = (as_conv(&e.op), as_conv(&d.op), as_conv(&p.op))
+        else {
+            continue;
+        };
+        let (Some((expand_scale, expand_zero_point)), Some((dw_scale, dw_zero_point))) = (
+            per_tensor_i8(func, e.result()),
+            per_tensor_i8(func, d.result()),
+        ) else {
+            continue;
+        };
+        let op = Op::QBottleneck {
+            strides: cd.strides.to_vec(),
+            pads: cd.pads.to_vec(),
+            dilations: cd.dilations.to_vec(),
+            expand_scale,
+            expand_zero_point,
+            expand_act: ce.act.to_vec(),
+            dw_scale,
+            dw_zero_point,
+            dw_act: cd.act.to_vec(),
+            act_min: cp.act[0],
+            act_max: cp.act[1],
+        };
+        let operands = [
+            e.operands[0],
+            e.operands[1],
+            e.operands[2],
+            d.operands[1],
+            d.operands[2],
+            p.operands[1],
+            p.operands[2],
+        ];
+        let intermediates = func.ty(e.result()).num_elements() + func.ty(d.result()).num_elements();
+        let expand_weight = func.global_read(e.operands[1]).unwrap_or("?").to_string();
+        let result_ty = func.ty(p.result()).clone();
+        let (old, loc) = (p.result(), p.loc.clone());
+        let Some(pos) = func.position(project) else {
+            continue;
+        };
+        let new = func.insert_op(pos, op, &operands, vec![result_ty], loc);
+        let scratch = scratch_bytes(func, func.op(new));
+        let result = func.op(new).result();
+        func.replace_all_uses(old, result);
+        for id in [project, dw, expand] {
+            func.erase_op(id);
+        }
+        fused.push(FusedBlock {
+            function: func.name.clone(),
+            expand_weight,
+            bytes_saved: (intermediates as u64).saturating_sub(scratch),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+    use mite_ir::{Builder, TensorData, TensorType};
+
+    /// `x [1,4,8,8] -> pw 4->12 (relu6) -> dw 3x3 stride `s` -> pw 12->6`, parameters frozen
+    /// unless `trained`; `extra_use` makes the expanded tensor a function output too.
+    fn block(stride: i64, trained: bool, extra_use: bool) -> Module {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let q = |s: f32, z: i32| Quant::per_tensor(s, z);
+        let x = b.arg(
+            "x",
+            TensorType::quantized(&[1, 4, 8, 8], ElemType::I8, q(0.05, -3)),
+        );
+        let param = |b: &mut Builder<'_>, name: &str, shape: &[usize], int32: bool| {
+            let c = shape[0];
+            let ty = if int32 {
+                TensorType::new(shape, ElemType::I32)
+            } else {
+                TensorType::quantized(shape, ElemType::I8, Quant::per_channel(0, vec![0.02; c]))
+            };
+            let n: usize = shape.iter().product();
+            let data = if int32 {
+                TensorData::I32((0..n).map(|i| i as i32 * 7 - 20).collect())
+            } else {
+                TensorData::I8((0..n).map(|i| (i * 37 % 255) as i8).collect())
+            };
+            b.param(name, ty, trained && name == "w1", Some(data))
+                .unwrap()
+        };
+        let (w1, b1) = (
+            param(&mut b, "w1", &[12, 4, 1, 1], false),
+            param(&mut b, "b1", &[12], true),
+        );
+        let (wd, bd) = (
+            param(&mut b, "wd", &[12, 1, 3, 3], false),
+            param(&mut b, "bd", &[12], true),
+        );
+        let (w2, b2) = (
+            param(&mut b, "w2", &[6, 12, 1, 1], false),
+            param(&mut b, "b2", &[6], true),
+        );
+        let conv = |strides: i64, pads: i64, groups: i64, act: [i64; 2]| Op::QConv2d {
+            strides: vec![strides; 2],
+            pads: vec![pads; 4],
+            dilations: vec![1, 1],
+            groups,
+            act_min: act[0],
+            act_max: act[1],
+        };
+        let mid = b
+            .op_quant(conv(1, 0, 1, [-128, 60]), &[x, w1, b1], q(0.1, -128))
+            .unwrap();
+        let dw = b
+            .op_quant(conv(stride, 1, 12, [-128, 127]), &[mid, wd, bd], q(0.2, 5))
+            .unwrap();
+        let y = b
+            .op_quant(conv(1, 0, 1, [-128, 127]), &[dw, w2, b2], q(0.3, 1))
+            .unwrap();
+        if extra_use {
+            b.ret(&[y, mid]);
+        } else {
+            b.ret(&[y]);
+        }
+        m
+    }
+
+    #[test]
+    fn fuses_a_frozen_block() {
+        for stride in [1, 2] {
+            let mut m = block(stride, false, false);
+            let stats = run_ok(&mut StreamBottlenecks, &mut m);
+            assert_eq!(stats.get("blocks-fused"), 1);
+            // 12·64 + 12·(8/stride)² intermediates, less the ring (12·3·8) and a row (12·8/stride).
+            let side = 8 / stride as u64;
+            assert_eq!(
+                stats.get("bytes-saved"),
+                12 * 64 + 12 * side * side - (12 * 3 * 8 + 12 * side)
+            );
+            let names: Vec<String> = op_names(&m).into_iter().filter(|n| n != "param").collect();
+            assert_eq!(names, ["q.bottleneck"]);
+            let f = &m.functions[0];
+            let fused = f.op(*f.layout().last().unwrap());
+            let Op::QBottleneck {
+                strides,
+                expand_scale,
+                expand_zero_point,
+                expand_act,
+                dw_zero_point,
+                ..
+            } = &fused.op
+            else {
+                panic!("{:?}", fused.op);
+            };
+            assert_eq!(strides, &[stride, stride]);
+            assert_eq!((*expand_scale, *expand_zero_point), (0.1, -128));
+            assert_eq!(expand_act, &[-128, 60]);
+            assert_eq!(*dw_zero_point, 5);
+            assert_eq!(f.ty(fused.result()).quant, Some(Quant::per_tensor(0.3, 1)));
+            assert_idempotent(&mut StreamBottlenecks, &m);
+        }
+    }
+
+    #[test]
+    fn keeps_trained_and_shared_blocks() {
+        for m in [block(1, true, false), block(1, false, true)] {
+            let mut m = m;
+            let before = op_names(&m);
+            let stats = run_ok(&mut StreamBottlenecks, &mut m);
+            assert_eq!(stats.get("blocks-fused"), 0);
+            assert_eq!(op_names(&m), before);
+        }
+    }
+}
