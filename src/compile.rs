@@ -9,6 +9,7 @@ use mite_ir::memory::memory_report;
 use mite_ir::Module;
 use mite_passes::passes::{build_training_step, stream_bottlenecks, TrainConfig, TrainStats};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// What to compile.
 #[derive(Clone, Debug)]
@@ -107,6 +108,8 @@ pub struct FusionReport {
     pub streamed_blocks: Vec<String>,
     /// Bytes of the intermediates they no longer materialise, less their scratch.
     pub bytes_saved: u64,
+    /// The statistics of the `fuse` pass (egg): rules fired, e-graph size, stop reasons, bytes.
+    pub egg_statistics: BTreeMap<String, u64>,
 }
 
 /// The report of `mite compile` (`--report-json`); one field per section.
@@ -154,6 +157,17 @@ impl CompileReport {
     }
 }
 
+/// Runs the `fuse` pass (fusion on egg) and the verifier after it; returns its statistics.
+fn fuse_with_egg(module: &mut Module) -> Result<BTreeMap<String, u64>, String> {
+    use mite_passes::Pass;
+    let mut stats = mite_passes::Statistics::new();
+    mite_passes::passes::Fuse::default()
+        .run(module, &mut stats)
+        .map_err(|e| format!("error: {e}"))?;
+    mite_ir::verify_module(module).map_err(|e| format!("error: after fuse: {e}"))?;
+    Ok(stats.iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
 /// Applies the scheme to `module`, builds the training step and reports it.
 pub fn compile(
     name: &str,
@@ -186,6 +200,11 @@ pub fn compile(
     } else {
         Vec::new()
     };
+    let egg = if opts.fusion {
+        fuse_with_egg(module)?
+    } else {
+        BTreeMap::new()
+    };
     let step_blocks: Vec<_> = fused
         .iter()
         .filter(|b| b.function == opts.config.train_step)
@@ -217,6 +236,7 @@ pub fn compile(
                 .map(|b| b.expand_weight.clone())
                 .collect(),
             bytes_saved: step_blocks.iter().map(|b| b.bytes_saved).sum(),
+            egg_statistics: egg,
         },
         compile_millis: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
     })

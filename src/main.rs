@@ -610,6 +610,18 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             report.fusion.bytes_saved as f64 / 1024.0
         ));
     }
+    let egg = &report.fusion.egg_statistics;
+    if !egg.is_empty() {
+        let get = |k: &str| egg.get(k).copied().unwrap_or(0);
+        note(&format!(
+            "fuse (egg): {} roots rewritten, pure bytes {} -> {}, e-graph {} nodes after {} iterations\n",
+            get("roots-rewritten"),
+            get("bytes-before"),
+            get("bytes-after"),
+            get("egraph-nodes"),
+            get("iterations")
+        ));
+    }
     out.print(&report.memory_table())?;
     if let Some(path) = &args.report_json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;

@@ -58,10 +58,12 @@ impl ClassSet {
 /// The cost of a choice: bytes materialised, then ops.
 pub type Cost = (u64, u64);
 
-/// The chosen node of every class that has one, with the cost of its DAG.
+/// The chosen node of every class that has one, with the set of classes its DAG needs.
 #[derive(Debug, Default)]
 pub struct Extraction {
     choice: HashMap<Id, (TensorNode, Cost)>,
+    sets: HashMap<Id, ClassSet>,
+    pinned: HashSet<Id>,
 }
 
 impl Extraction {
@@ -70,10 +72,27 @@ impl Extraction {
         self.choice.get(&class).map(|(n, _)| n)
     }
 
-    /// The cost of the DAG needed for `class`.
-    pub fn cost(&self, class: Id) -> Option<Cost> {
-        self.choice.get(&class).map(|&(_, c)| c)
+    /// The cost of the DAG needed for `class` under the final choices.
+    pub fn cost(&self, graph: &TensorGraph, class: Id) -> Option<Cost> {
+        let set = self.sets.get(&class)?;
+        Some(total(graph, &self.pinned, set, &self.choice))
     }
+}
+
+/// The cost of the classes in `set` under `choice`.
+fn total(
+    graph: &TensorGraph,
+    pinned: &HashSet<Id>,
+    set: &ClassSet,
+    choice: &HashMap<Id, (TensorNode, Cost)>,
+) -> Cost {
+    set.iter().fold((0, 0), |acc, c| {
+        let c = Id::from(c);
+        let own = choice
+            .get(&c)
+            .map_or((0, 0), |(n, _)| own_cost(graph, pinned, c, n));
+        (acc.0 + own.0, acc.1 + own.1)
+    })
 }
 
 /// What one node of class `class` costs on its own: bytes of its value unless it is a view or a
@@ -94,54 +113,51 @@ const MAX_SWEEPS: usize = 32;
 
 /// Chooses a node for every class (see the module documentation). The classes in `pinned` hold
 /// values that are materialised whatever the choice (the roots): they cost nothing.
+///
+/// A node with one operand class (a chain) costs that class's cost plus its own, in constant
+/// time; a node with several counts the union of their sets, so shared classes count once.
 pub fn extract(graph: &TensorGraph, pinned: &HashSet<Id>) -> Extraction {
     let mut ids: Vec<Id> = graph.classes().map(|c| c.id).collect();
     ids.sort();
     let mut sets: HashMap<Id, ClassSet> = HashMap::new();
     let mut choice: HashMap<Id, (TensorNode, Cost)> = HashMap::new();
-    let total = |set: &ClassSet, choice: &HashMap<Id, (TensorNode, Cost)>| -> Cost {
-        set.iter().fold((0, 0), |acc, c| {
-            let own = choice
-                .get(&Id::from(c))
-                .map_or((0, 0), |(n, _)| own_cost(graph, pinned, Id::from(c), n));
-            (acc.0 + own.0, acc.1 + own.1)
-        })
-    };
     // Costs only decrease, so this ends; the cap bounds the time on adversarial graphs.
     for _ in 0..MAX_SWEEPS {
         let mut changed = false;
         for &class in &ids {
             for node in &graph[class].nodes {
-                let mut set = ClassSet::default();
-                let mut ready = true;
-                for &child in node.children() {
-                    let child = graph.find(child);
-                    match sets.get(&child) {
-                        Some(s) => set.union_with(s),
-                        None => ready = false,
-                    }
+                let mut children: Vec<Id> =
+                    node.children().iter().map(|&c| graph.find(c)).collect();
+                children.sort();
+                children.dedup();
+                if children.iter().any(|c| !sets.contains_key(c)) {
+                    continue;
                 }
-                if !ready || set.contains(usize::from(class)) {
+                let mut set = ClassSet::default();
+                for c in &children {
+                    set.union_with(&sets[c]);
+                }
+                if set.contains(usize::from(class)) {
                     continue;
                 }
                 set.insert(usize::from(class));
-                // The cost with this node as the class's choice.
                 let own = own_cost(graph, pinned, class, node);
-                let rest = {
-                    let others: Cost =
-                        set.iter()
-                            .filter(|&c| c != usize::from(class))
-                            .fold((0, 0), |acc, c| {
-                                let o = choice.get(&Id::from(c)).map_or((0, 0), |(n, _)| {
-                                    own_cost(graph, pinned, Id::from(c), n)
-                                });
-                                (acc.0 + o.0, acc.1 + o.1)
-                            });
-                    others
+                let cost = match children.as_slice() {
+                    [] => own,
+                    [only] => {
+                        let c = choice.get(only).map_or((0, 0), |&(_, c)| c);
+                        (c.0 + own.0, c.1 + own.1)
+                    }
+                    _ => {
+                        let rest = total(graph, pinned, &set, &choice);
+                        let mine = choice
+                            .get(&class)
+                            .map_or((0, 0), |(n, _)| own_cost(graph, pinned, class, n));
+                        // `total` counted the class's current choice; count this node instead.
+                        (rest.0 - mine.0 + own.0, rest.1 - mine.1 + own.1)
+                    }
                 };
-                let cost = (own.0 + rest.0, own.1 + rest.1);
-                let better = choice.get(&class).is_none_or(|&(_, old)| cost < old);
-                if better {
+                if choice.get(&class).is_none_or(|&(_, old)| cost < old) {
                     choice.insert(class, (node.clone(), cost));
                     sets.insert(class, set);
                     changed = true;
@@ -152,12 +168,9 @@ pub fn extract(graph: &TensorGraph, pinned: &HashSet<Id>) -> Extraction {
             break;
         }
     }
-    // Recompute the final costs with the final choices (earlier ones may be stale).
-    let finals: Vec<(Id, Cost)> = sets.iter().map(|(&c, s)| (c, total(s, &choice))).collect();
-    for (class, cost) in finals {
-        if let Some(entry) = choice.get_mut(&class) {
-            entry.1 = cost;
-        }
+    Extraction {
+        choice,
+        sets,
+        pinned: pinned.clone(),
     }
-    Extraction { choice }
 }

@@ -412,7 +412,7 @@ impl Rebuild<'_> {
         let mut rewritten = 0;
         for (limit, root) in roots {
             let class = self.graph.find(self.class_of[&root]);
-            let Some(best) = self.extraction.cost(class) else {
+            let Some(best) = self.extraction.cost(self.graph, class) else {
                 continue;
             };
             let free = |v: Value| {

@@ -53,6 +53,12 @@ impl Term {
     }
 }
 
+/// The most proposals one rule adds to one class per application.
+const MAX_PROPOSALS: usize = 8;
+
+/// The most nodes of an operand class a rule looks at.
+const MAX_INNER: usize = 8;
+
 /// Proposes the terms equivalent to one node of a class (empty: the rule does not apply).
 pub type Propose = fn(&TensorGraph, Id, &TensorNode) -> Vec<Term>;
 
@@ -66,12 +72,14 @@ pub struct NodeRule {
 }
 
 impl NodeRule {
-    /// Every proposal of the rule for class `class`.
-    pub fn proposals(&self, graph: &TensorGraph, class: Id) -> Vec<Term> {
+    /// The first `limit` proposals of the rule for class `class` (a class merged from a long
+    /// chain can hold thousands of nodes: the limit keeps one application linear).
+    pub fn proposals(&self, graph: &TensorGraph, class: Id, limit: usize) -> Vec<Term> {
         graph[class]
             .nodes
             .iter()
             .flat_map(|n| (self.propose)(graph, class, n))
+            .take(limit)
             .collect()
     }
 
@@ -88,7 +96,7 @@ impl Searcher<TensorNode, super::lang::OpTable> for NodeRule {
         eclass: Id,
         limit: usize,
     ) -> Option<SearchMatches<'_, TensorNode>> {
-        if limit == 0 || self.proposals(graph, eclass).is_empty() {
+        if limit == 0 || self.proposals(graph, eclass, 1).is_empty() {
             return None;
         }
         Some(SearchMatches {
@@ -113,7 +121,7 @@ impl Applier<TensorNode, super::lang::OpTable> for NodeRule {
         _rule: Symbol,
     ) -> Vec<Id> {
         let mut changed = Vec::new();
-        for term in self.proposals(graph, eclass) {
+        for term in self.proposals(graph, eclass, MAX_PROPOSALS) {
             let id = term.add(graph);
             if graph.union(eclass, id) {
                 changed.push(id);
@@ -175,6 +183,7 @@ fn reshape_of_reshape(g: &TensorGraph, class: Id, node: &TensorNode) -> Vec<Term
         .nodes
         .iter()
         .filter(|n| node_op(g, n).is_some_and(is_view))
+        .take(MAX_INNER)
         .map(|n| n.children()[0])
         .filter(|&x| g[x].data.elem == ty.elem && g[x].data.quant == ty.quant)
         .map(|x| Term::Node {
@@ -239,6 +248,7 @@ fn clip_of_clip(g: &TensorGraph, class: Id, node: &TensorNode) -> Vec<Term> {
             _ => None,
         })
         // Equal bounds of different signs (-0.0 and 0.0) would make the choice visible.
+        .take(MAX_INNER)
         .filter(|&(lo, hi, _)| lo <= hi && signs_agree(lo, c) && signs_agree(hi, d))
         .map(|(min, max, x)| Term::Node {
             op: Op::Clip { min, max },
@@ -289,5 +299,6 @@ fn mask_into_conv_input(g: &TensorGraph, class: Id, node: &TensorNode) -> Vec<Te
             }),
             _ => None,
         })
+        .take(MAX_INNER)
         .collect()
 }

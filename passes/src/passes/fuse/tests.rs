@@ -17,7 +17,7 @@ fn rule(name: &str) -> NodeRule {
 fn proposals(m: &Module, name: &str, v: Value) -> (Entered, Vec<Term>) {
     let entered = enter(&m.functions[0]);
     let class = entered.class_of[&v];
-    let terms = rule(name).proposals(&entered.graph, class);
+    let terms = rule(name).proposals(&entered.graph, class, usize::MAX);
     (entered, terms)
 }
 
