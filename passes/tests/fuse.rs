@@ -40,3 +40,27 @@ fn a_chain_of_ten_thousand_reshapes_stops_at_the_node_limit() {
     // Stopped early, the pass still shortens the chain with what it found.
     assert!(m.functions[0].num_ops() < 10_001, "{stats}");
 }
+
+#[test]
+fn the_iteration_and_time_limits_are_reported() {
+    let mut m = reshape_chain(2_000);
+    let mut stats = Statistics::new();
+    let mut pass = Fuse {
+        node_limit: usize::MAX,
+        iter_limit: 1,
+        time_limit: Duration::from_secs(20),
+    };
+    pass.run(&mut m, &mut stats).unwrap();
+    verify_module(&m).unwrap();
+    assert_eq!(stats.get("stop.iter-limit"), 1, "{stats}");
+    let mut m = reshape_chain(2_000);
+    let mut stats = Statistics::new();
+    let mut pass = Fuse {
+        node_limit: usize::MAX,
+        iter_limit: usize::MAX,
+        time_limit: Duration::ZERO,
+    };
+    pass.run(&mut m, &mut stats).unwrap();
+    verify_module(&m).unwrap();
+    assert_eq!(stats.get("stop.time-limit"), 1, "{stats}");
+}
