@@ -380,7 +380,17 @@ impl Rebuild<'_> {
                         Some(o) => o,
                         None => {
                             let (op, ty) = self.graph.analysis.op(*op).clone();
-                            let at = func.position(root_op)?;
+                            // Right after the last operand's definition: as early as possible, so
+                            // never after an update of a parameter an operand was read from.
+                            let mut at = 0;
+                            for &a in &args {
+                                if let Some(def) = func.defining_op(a) {
+                                    at = at.max(func.position(def)? + 1);
+                                }
+                            }
+                            if at > func.position(root_op)? {
+                                return None;
+                            }
                             let loc = func.op(root_op).loc.clone();
                             let loc = Loc {
                                 name: loc.name.map(|n| format!("{n}.fused")),
