@@ -407,6 +407,9 @@ pub fn compile_with_memory(
     } else {
         Vec::new()
     };
+    // The `fuse` pass (egg) is not part of this pipeline: its rewrites (mask folding, view and
+    // requantize chains) do not lower the planned arena — masks are applied in place and views
+    // cost nothing — and it is available to `mite opt` and library users by name.
     let step_blocks: Vec<_> = fused
         .iter()
         .filter(|b| b.function == opts.config.train_step)

@@ -463,6 +463,27 @@ pub fn infer_result_types(
             expect_shape(dy, &fwd.shape, 1)?;
             w
         }
+        Op::ConvInputGradMasked {
+            strides,
+            pads,
+            dilations,
+            groups,
+            input_shape,
+        } => {
+            let unmasked = Op::ConvInputGrad {
+                strides: strides.clone(),
+                pads: pads.clone(),
+                dilations: dilations.clone(),
+                groups: *groups,
+                input_shape: input_shape.clone(),
+            };
+            let dx = infer_result_types(&unmasked, &operands[..2], globals)?
+                .and_then(|mut v| v.pop())
+                .ok_or_else(|| TypeError("the unmasked input gradient has no type".into()))?;
+            expect_elem(operands[2], ElemType::I1, 2)?;
+            expect_shape(operands[2], &dx.shape, 2)?;
+            dx
+        }
         Op::ConvBiasGrad {} => {
             let dy = operands[0];
             expect_real(dy, 0)?;

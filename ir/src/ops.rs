@@ -731,6 +731,22 @@ op_table! {
         /// The first channel the gradient covers along `slice_axis`.
         slice_start: i64 = Some(0),
     }
+
+    /// `grad.apply_mask(grad.conv2d_input(dy, w), mask)` as one op `(dy, w, mask i1) -> dx`: the
+    /// transposed convolution with the mask applied to each element as it is finished, so the
+    /// unmasked input gradient never exists beside the masked one (built by the `fuse` pass).
+    ConvInputGradMasked "grad.conv2d_input_masked" (Arity::Exact(3), Pure) {
+        /// Forward strides.
+        strides: Vec<i64> = ints(&[1, 1]),
+        /// Forward padding `[top, left, bottom, right]`.
+        pads: Vec<i64> = ints(&[0, 0, 0, 0]),
+        /// Forward dilations.
+        dilations: Vec<i64> = ints(&[1, 1]),
+        /// Forward groups.
+        groups: i64 = Some(1),
+        /// Shape of the forward input.
+        input_shape: Vec<i64> = None,
+    }
 }
 
 impl Op {

@@ -2,8 +2,8 @@
 
 use crate::pass::Pass;
 use crate::passes::{
-    Autodiff, Canonicalize, ConstantFold, Cse, Dce, DeadGradientElimination, Dequantize, Schedule,
-    StreamBottlenecks,
+    Autodiff, Canonicalize, ConstantFold, Cse, Dce, DeadGradientElimination, Dequantize, Fuse,
+    Schedule, StreamBottlenecks,
 };
 use crate::pipeline::{parse_pipeline, PipelineParseError};
 use std::collections::BTreeMap;
@@ -81,6 +81,7 @@ impl PassRegistry {
             .and_then(|()| r.register_default::<Dce>())
             .and_then(|()| r.register_default::<DeadGradientElimination>())
             .and_then(|()| r.register_default::<Dequantize>())
+            .and_then(|()| r.register_default::<Fuse>())
             .and_then(|()| r.register_default::<Schedule>())
             .and_then(|()| r.register_default::<StreamBottlenecks>())
             .expect("built-in pass names are valid and distinct");

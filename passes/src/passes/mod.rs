@@ -8,6 +8,7 @@
 //! | `cse` | [`Cse`] | merges identical pure ops |
 //! | `dce` | [`Dce`] | removes unused pure ops and unread constants |
 //! | `dge` | [`DeadGradientElimination`] | drops updates of frozen parameters and the gradients, masks and saved activations only they needed |
+//! | `fuse` | [`Fuse`] | fuses pure tensor ops by equality saturation (egg), cost in bytes materialised |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
 //! | `schedule` | [`Schedule`] | reorders ops to lower the peak of live memory, respecting effects |
 //! | `stream-bottlenecks` | [`StreamBottlenecks`] | fuses frozen inverted bottlenecks (pw → dw → pw) into row-streamed `q.bottleneck` ops |
@@ -20,6 +21,7 @@ mod cse;
 mod dce;
 mod dequantize;
 mod dge;
+pub mod fuse;
 mod quantize;
 mod schedule;
 mod stream_bottlenecks;
@@ -33,6 +35,7 @@ pub use cse::Cse;
 pub use dce::Dce;
 pub use dequantize::Dequantize;
 pub use dge::DeadGradientElimination;
+pub use fuse::Fuse;
 pub use quantize::{quantize_weight_per_channel, Calibration, Quantize, Range};
 pub use schedule::{schedule_cost, schedule_function, Schedule, ScheduleCost, ScheduleResult};
 pub use stream_bottlenecks::{stream_bottlenecks, FusedBlock, StreamBottlenecks};

@@ -67,6 +67,7 @@
 mod bottleneck;
 mod error;
 mod float_ops;
+mod fused_ops;
 mod grad_ops;
 mod int8_ops;
 mod layout_ops;
@@ -658,6 +659,13 @@ impl<'m> Interpreter<'m> {
                 groups,
                 input_shape,
             } => grad_ops::conv2d_input(x, strides, pads, dilations, *groups, input_shape)?,
+            Op::ConvInputGradMasked {
+                strides,
+                pads,
+                dilations,
+                groups,
+                input_shape,
+            } => fused_ops::conv2d_input_masked(x, strides, pads, dilations, *groups, input_shape)?,
             Op::ConvWeightGrad {
                 strides,
                 pads,

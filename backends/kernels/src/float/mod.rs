@@ -5,6 +5,7 @@
 //! match the generated code.
 
 pub mod conv;
+pub mod fused;
 pub mod linear;
 pub mod loss;
 pub mod mask;

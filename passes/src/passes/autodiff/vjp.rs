@@ -90,6 +90,7 @@ pub(super) fn saved_mask(op: &Op) -> Option<MaskSpec> {
         | Op::Dequantize {}
         | Op::QGlobalAvgPool {}
         | Op::ConvInputGrad { .. }
+        | Op::ConvInputGradMasked { .. }
         | Op::ConvWeightGrad { .. }
         | Op::ConvBiasGrad {}
         | Op::LinearInputGrad {}
@@ -419,6 +420,7 @@ pub(super) fn vjp(
             ))
         }
         Op::ConvInputGrad { .. }
+        | Op::ConvInputGradMasked { .. }
         | Op::ConvWeightGrad { .. }
         | Op::ConvBiasGrad {}
         | Op::LinearInputGrad {}
