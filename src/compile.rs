@@ -107,6 +107,25 @@ pub struct FlashReport {
     pub constants_bytes: u64,
 }
 
+/// The memory of the lowered Program (what the C and Rust backends emit): the planned arena,
+/// the SRAM copies of the trained parameters, the optimizer state and the caller's int8 input
+/// and label; flash holds the frozen constants and the trained parameters' initial images.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProgramReport {
+    /// Arena + parameters + state + arguments.
+    pub sram_bytes: u64,
+    /// The planned arena (largest over the entries).
+    pub arena_bytes: u64,
+    /// SRAM copies of the trained parameters.
+    pub params_bytes: u64,
+    /// Optimizer state.
+    pub state_bytes: u64,
+    /// The entry arguments (the int8 input image, the label, ...).
+    pub args_bytes: u64,
+    /// Flash: frozen constants and the trained parameters' initial values.
+    pub flash_bytes: u64,
+}
+
 /// The fusion section of the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FusionReport {
@@ -159,6 +178,11 @@ pub struct CompileReport {
     pub fusion: FusionReport,
     /// Wall-clock time of the compilation, in milliseconds.
     pub compile_millis: u64,
+    /// The lowered Program's memory (absent when the step cannot be lowered; see
+    /// `program_error`).
+    pub program: Option<ProgramReport>,
+    /// Why the step could not be lowered to a Program, if it could not.
+    pub program_error: Option<String>,
     /// Reordering (absent with `--no-reorder`).
     pub schedule: Option<ScheduleReport>,
     /// Wall-clock time of each stage.
@@ -175,8 +199,23 @@ impl CompileReport {
         } else {
             s.arena_bytes as f64 / s.lower_bound_bytes as f64
         };
+        let program = match (&self.program, &self.program_error) {
+            (Some(p), _) => format!(
+                "Program SRAM    {}  (arena {}, parameters {}, state {}, int8 input and label {})\n\
+                 Program flash   {}\n",
+                kb(p.sram_bytes),
+                kb(p.arena_bytes).trim(),
+                kb(p.params_bytes).trim(),
+                kb(p.state_bytes).trim(),
+                kb(p.args_bytes).trim(),
+                kb(p.flash_bytes)
+            ),
+            (None, Some(e)) => format!("Program         not lowered: {e}\n"),
+            (None, None) => String::new(),
+        };
         format!(
-            "SRAM peak       {}\n  arena         {}  (lower bound {}, ratio {ratio:.3}, {})\n  \
+            "{program}graph estimate (f32 input in the arena):\n\
+             SRAM peak       {}\n  arena         {}  (lower bound {}, ratio {ratio:.3}, {})\n  \
              parameters    {}\n  state         {}\n  input         {}  (in the arena)\n\
              flash constants {}\ncompile time    {:>9} ms\n",
             kb(s.peak_bytes),
@@ -295,7 +334,12 @@ pub fn check_budgets(
         }
     };
     let mut errors = Vec::new();
-    if let Some(limit) = budgets.sram.filter(|&l| report.sram.peak_bytes > l) {
+    // The lowered Program's SRAM when there is one (int8 input), else the graph estimate.
+    let sram = report
+        .program
+        .as_ref()
+        .map_or(report.sram.peak_bytes, |p| p.sram_bytes);
+    if let Some(limit) = budgets.sram.filter(|&l| sram > l) {
         let step = memory.peak_step;
         let at_peak: Vec<(String, u64)> = memory
             .buffers
@@ -310,11 +354,11 @@ pub fn check_budgets(
             .collect();
         errors.push(format!(
             "error: SRAM {} exceeds the budget of {} (--sram) by {}\n  \
-             arena {} at its peak, step {} ({}): {}\n  \
+             graph arena {} at its peak, step {} ({}): {}\n  \
              updated parameters {}: {}\n  optimizer state {}",
-            kb(report.sram.peak_bytes),
+            kb(sram),
             kb(limit),
-            kb(report.sram.peak_bytes - limit),
+            kb(sram - limit),
             kb(report.sram.arena_bytes),
             step,
             memory.steps.get(step).map_or("", String::as_str),
@@ -424,6 +468,22 @@ pub fn compile_with_memory(
     let memory =
         memory_report(module, &opts.config.train_step).map_err(|e| format!("error: {e}"))?;
     time("plan");
+    let (program, program_error) = match lower_program(module, &opts.config) {
+        Ok(p) => {
+            let b = p.storage_bytes();
+            let report = ProgramReport {
+                sram_bytes: b.sram(),
+                arena_bytes: b.arena,
+                params_bytes: b.param,
+                state_bytes: b.state,
+                args_bytes: b.args,
+                flash_bytes: b.flash,
+            };
+            (Some(report), None)
+        }
+        Err(e) => (None, Some(e.trim_start_matches("error: ").to_string())),
+    };
+    time("lower");
     let report = CompileReport {
         model: name.to_string(),
         scheme: SchemeReport {
@@ -452,6 +512,8 @@ pub fn compile_with_memory(
             bytes_saved: step_blocks.iter().map(|b| b.bytes_saved).sum(),
         },
         compile_millis: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        program,
+        program_error,
         schedule,
         timings,
     };
