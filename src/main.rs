@@ -595,8 +595,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             ..Default::default()
         },
         magnitude: parse_channels(&args.channels)?,
-        // The Program lowering has no `q.bottleneck` kernel yet.
-        fusion: !args.no_fusion && args.emit != "program",
+        fusion: !args.no_fusion,
     };
     let report = compile(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {
