@@ -499,7 +499,9 @@ impl BottleneckStage {
     fn write(&self, input: &mut In) {
         input.i(self.x_zp.into()).i8s(&self.zps);
         stage_in(input, &self.t, self.y_zp, self.range);
-        input.u(rounding_code_bias(int8::BiasAdd::for_rounding(self.t.rounding)));
+        input.u(rounding_code_bias(int8::BiasAdd::for_rounding(
+            self.t.rounding,
+        )));
     }
 
     fn params(&self, g: Conv2dGeometry) -> Result<Conv2dInt8Params<'_>, KernelError> {
