@@ -626,8 +626,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             ..Default::default()
         },
         magnitude: parse_channels(&args.channels)?,
-        // The Program lowering has no `q.bottleneck` kernel yet.
-        fusion: !args.no_fusion && !matches!(args.emit.as_str(), "program" | "rust"),
+        fusion: !args.no_fusion,
         reorder: !args.no_reorder,
     };
     let (report, memory) = compile_with_memory(&model.name, &mut model.module, &opts)?;

@@ -14,7 +14,7 @@ use mite::interp::program::ProgramExecutor;
 use mite::interp::{Interpreter, Tensor};
 use mite::ir::{ElemType, Module, TensorData, TensorType};
 use mite::passes::lower::{lower_module, quantize_image, LowerOptions};
-use mite::passes::passes::{build_training_step, TrainConfig};
+use mite::passes::passes::{build_training_step, stream_bottlenecks, TrainConfig};
 use mite::passes::scheme::Scheme;
 use mite_test_support::shared_file;
 
@@ -63,11 +63,20 @@ fn scalar(ty: TensorType, data: TensorData) -> Tensor {
 }
 
 fn check(file: &str, zoo: &str, scheme: &str) {
+    check_with(file, zoo, scheme, false);
+}
+
+/// As [`check`], with the frozen bottlenecks fused into `q.bottleneck` (`fusion`) or not.
+fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool) {
     let (spec, mut m) = model(file, zoo);
-    let what = format!("{spec} {scheme}");
+    let what = format!("{spec} {scheme} fusion={fusion}");
     mite::train::head::replace_classifier(&mut m, 10, 0).unwrap();
     Scheme::parse(scheme).unwrap().apply(&mut m).unwrap();
     build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    if fusion {
+        let fused = stream_bottlenecks(&mut m);
+        assert!(!fused.is_empty(), "{what}: no bottleneck fused");
+    }
     let program = lower_module(&m, &LowerOptions::default()).unwrap();
     let s = program.storage_bytes();
     println!(
@@ -157,6 +166,21 @@ fn proxyless_last6() {
 #[test]
 fn proxyless_paper() {
     check("proxyless-w0.3.onnx", "proxyless-w0.3", "paper:98kb");
+}
+
+#[test]
+fn mcunet_paper_fused() {
+    check_with("mcunet-5fps.onnx", "mcunet-5fps", "paper:99kb", true);
+}
+
+#[test]
+fn mbv2_paper_fused() {
+    check_with("mbv2-w0.35.onnx", "mbv2-w0.35", "paper:99kb", true);
+}
+
+#[test]
+fn proxyless_paper_fused() {
+    check_with("proxyless-w0.3.onnx", "proxyless-w0.3", "paper:98kb", true);
 }
 
 /// The tiny zoo CNN, its last two layers trained, lowered.

@@ -178,6 +178,48 @@ mite_status mite_conv2d_int8(const int8_t *x, size_t x_len, const int8_t *w, siz
                              int32_t *scratch, size_t scratch_len,
                              const mite_conv2d_int8_params *p);
 
+/* ---------------------------------------------------------------- streamed bottleneck */
+
+/** The three convolutions of a frozen inverted bottleneck (Rust `BottleneckInt8Params`):
+ *  expand is pointwise [n, c_in, h, w] -> [n, c_mid, h, w], depthwise is depthwise
+ *  (groups = c_mid) -> [n, c_mid, oh, ow], project is pointwise -> [n, c_out, oh, ow]. */
+typedef struct {
+    mite_conv2d_int8_params expand;
+    mite_conv2d_int8_params depthwise;
+    mite_conv2d_int8_params project;
+} mite_bottleneck_int8_params;
+
+/** The weights ([c_mid, c_in, 1, 1], [c_mid, 1, kh, kw], [c_out, c_mid, 1, 1]) and biases
+ *  ([c_mid], [c_mid], [c_out]; each may be NULL) of a bottleneck (Rust `BottleneckWeights`). */
+typedef struct {
+    const int8_t *w_expand;
+    size_t w_expand_len;
+    const int32_t *b_expand;
+    size_t b_expand_len;
+    const int8_t *w_depthwise;
+    size_t w_depthwise_len;
+    const int32_t *b_depthwise;
+    size_t b_depthwise_len;
+    const int8_t *w_project;
+    size_t w_project_len;
+    const int32_t *b_project;
+    size_t b_project_len;
+} mite_bottleneck_int8_weights;
+
+/** Scratch elements (int8) mite_bottleneck_int8 needs: the ring of expanded rows
+ *  (c_mid * min(dilation_h * (kh - 1) + 1, h) * w) then one depthwise row (c_mid * ow). */
+size_t mite_bottleneck_int8_scratch_len(const mite_bottleneck_int8_params *p);
+
+/** The fused bottleneck (Program kernel `bottleneck_int8`, IR op `q.bottleneck`): x
+ *  [n, c_in, h, w] into out [n, c_out, oh, ow], bit-identical to mite_conv2d_int8 run on the
+ *  three convolutions in turn; the expanded tensor and the depthwise output never exist whole.
+ *  Operand order of the Program call: (x, w_expand, b_expand, w_depthwise, b_depthwise,
+ *  w_project, b_project) -> out, scratch int8[mite_bottleneck_int8_scratch_len]. */
+mite_status mite_bottleneck_int8(const int8_t *x, size_t x_len,
+                                 const mite_bottleneck_int8_weights *weights, int8_t *out,
+                                 size_t out_len, int8_t *scratch, size_t scratch_len,
+                                 const mite_bottleneck_int8_params *p);
+
 /** int8 fully connected parameters (Rust `LinearInt8Params`). */
 typedef struct {
     mite_linear_geometry geometry;

@@ -18,6 +18,10 @@ pub const FILES: &[(&str, &str)] = &[
     ("mite_int8.c", include_str!("../runtime/mite_int8.c")),
     ("mite_float.c", include_str!("../runtime/mite_float.c")),
     ("mite_sgd.c", include_str!("../runtime/mite_sgd.c")),
+    (
+        "mite_bottleneck.c",
+        include_str!("../runtime/mite_bottleneck.c"),
+    ),
 ];
 
 /// The Cortex-M platform (startup code and vector table, semihosting, SysTick counter, linker

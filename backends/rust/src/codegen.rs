@@ -727,43 +727,11 @@ fn kernel_stmt(
             call: ci,
             kernel: call.kernel.name(),
         }),
-        Kernel::ConvInt8 {
-            geometry: g,
-            x_zero_point,
-            w_zero_points,
-            scales,
-            multipliers,
-            shifts,
-            out_zero_point,
-            range,
-            rounding,
-            bias,
-        } => {
-            let w = g.window();
-            let [h, wd] = g.in_hw();
+        Kernel::ConvInt8 { bias, .. } => {
             let desc = tables.intern(
                 desc,
                 "ConvDesc",
-                format!(
-                "{{\n    input: {},\n    c_out: {},\n    groups: {},\n    \
-                 window: Window2d {{ kernel: {}, strides: {}, pads: {}, dilations: {} }},\n    x_zp: {x_zero_point},\n    \
-                 w_zp: {},\n    scales: {},\n    multipliers: {},\n    shifts: {},\n    y_zp: {out_zero_point},\n    \
-                 range: ActRange {{ min: {}, max: {} }},\n    rounding: Rounding::{:?},\n}}",
-                usizes([g.n(), g.c_in(), h, wd]),
-                g.c_out(),
-                g.groups(),
-                usizes(w.kernel),
-                usizes(w.strides),
-                usizes(w.pads),
-                usizes(w.dilations),
-                list(w_zero_points, |z| z.to_string()),
-                list(scales, f64_lit),
-                list(multipliers, |m| m.to_string()),
-                list(shifts, |s| s.to_string()),
-                range.min,
-                range.max,
-                rounding
-            ),
+                conv_desc(&call.kernel).unwrap_or_default(),
             );
             let bias_arg = if *bias {
                 format!("Some({})", v.inputs[2])
@@ -774,6 +742,36 @@ fn kernel_stmt(
                 "rt::conv_int8(&t::{desc}, {}, {}, {bias_arg}, {}, {})?;",
                 v.inputs[0],
                 v.inputs[1],
+                v.outputs[0],
+                scratch(e, ci, call, v)?
+            ))
+        }
+        Kernel::BottleneckInt8 {
+            expand,
+            depthwise,
+            project,
+        } => {
+            let mut names = Vec::new();
+            for (suffix, k) in [("_E", expand), ("_D", depthwise), ("_P", project)] {
+                let fields = conv_desc(k).ok_or_else(|| EmitError::Entry {
+                    entry: e.name.clone(),
+                    what: format!("call {ci} (bottleneck_int8): a stage is not conv2d_int8"),
+                })?;
+                names.push(tables.intern(&format!("{desc}{suffix}"), "ConvDesc", fields));
+            }
+            let i = &v.inputs;
+            Ok(format!(
+                "rt::bottleneck_int8([&t::{}, &t::{}, &t::{}], {}, [{}, {}, {}], [{}, {}, {}], {}, {})?;",
+                names[0],
+                names[1],
+                names[2],
+                i[0],
+                i[1],
+                i[3],
+                i[5],
+                i[2],
+                i[4],
+                i[6],
                 v.outputs[0],
                 scratch(e, ci, call, v)?
             ))
@@ -1056,6 +1054,47 @@ fn geometry_desc(tables: &mut Tables, desc: &str, g: &mite_kernels::Conv2dGeomet
             usizes(w.dilations),
         ),
     )
+}
+
+/// The body of the `ConvDesc` of a [`Kernel::ConvInt8`] (`None` for another kernel).
+fn conv_desc(k: &Kernel) -> Option<String> {
+    let Kernel::ConvInt8 {
+        geometry: g,
+        x_zero_point,
+        w_zero_points,
+        scales,
+        multipliers,
+        shifts,
+        out_zero_point,
+        range,
+        rounding,
+        ..
+    } = k
+    else {
+        return None;
+    };
+    let w = g.window();
+    let [h, wd] = g.in_hw();
+    Some(format!(
+        "{{\n    input: {},\n    c_out: {},\n    groups: {},\n    \
+         window: Window2d {{ kernel: {}, strides: {}, pads: {}, dilations: {} }},\n    x_zp: {x_zero_point},\n    \
+         w_zp: {},\n    scales: {},\n    multipliers: {},\n    shifts: {},\n    y_zp: {out_zero_point},\n    \
+         range: ActRange {{ min: {}, max: {} }},\n    rounding: Rounding::{:?},\n}}",
+        usizes([g.n(), g.c_in(), h, wd]),
+        g.c_out(),
+        g.groups(),
+        usizes(w.kernel),
+        usizes(w.strides),
+        usizes(w.pads),
+        usizes(w.dilations),
+        list(w_zero_points, |z| z.to_string()),
+        list(scales, f64_lit),
+        list(multipliers, |m| m.to_string()),
+        list(shifts, |s| s.to_string()),
+        range.min,
+        range.max,
+        rounding
+    ))
 }
 
 fn scratch(e: &Entry, ci: usize, call: &Call, v: &Views) -> Result<String, EmitError> {

@@ -219,6 +219,48 @@ pub fn conv_int8(
     Ok(())
 }
 
+/// The parameters of one convolution of a [`ConvDesc`].
+fn conv_params(d: &ConvDesc) -> Result<mite_kernels::int8::Conv2dInt8Params<'_>, Error> {
+    let [n, c_in, h, wd] = d.input;
+    let g = Conv2dGeometry::new(n, c_in, [h, wd], d.c_out, d.groups, d.window)?;
+    let requant = Requant::new(d.rounding, d.scales, d.multipliers, d.shifts)?;
+    let stage = OutputStage {
+        requant,
+        zero_point: d.y_zp,
+        range: d.range,
+    };
+    Ok(mite_kernels::int8::Conv2dInt8Params::new(
+        g, d.x_zp, d.w_zp, stage,
+    )?)
+}
+
+/// Runs `mite_kernels::int8::bottleneck_int8` with the expansion, depthwise and projection
+/// convolutions `d`, their weights `w` and biases `b`.
+pub fn bottleneck_int8(
+    d: [&ConvDesc; 3],
+    x: &[i8],
+    w: [&[i8]; 3],
+    b: [&[i32]; 3],
+    out: &mut [i8],
+    scratch: &mut [i8],
+) -> Result<(), Error> {
+    let p = mite_kernels::int8::BottleneckInt8Params::new(
+        conv_params(d[0])?,
+        conv_params(d[1])?,
+        conv_params(d[2])?,
+    )?;
+    let weights = mite_kernels::int8::BottleneckWeights {
+        w_expand: w[0],
+        b_expand: Some(b[0]),
+        w_depthwise: w[1],
+        b_depthwise: Some(b[1]),
+        w_project: w[2],
+        b_project: Some(b[2]),
+    };
+    mite_kernels::int8::bottleneck_int8(x, &weights, out, scratch, &p)?;
+    Ok(())
+}
+
 /// The channels of a parameter a sparse update's gradient covers (`[outer, channels, inner]`,
 /// channels `start..start + count`).
 pub struct SliceDesc {

@@ -230,6 +230,68 @@ pub enum Kernel {
         /// The channels the gradient covers (`None`: the whole parameter).
         slice: Option<SgdSlice>,
     },
+    /// `mite_kernels::int8::bottleneck_int8` (`q.bottleneck`, streamed row by row):
+    /// `(x: i8, w_expand: i8, b_expand: i32, w_dw: i8, b_dw: i32, w_project: i8,
+    /// b_project: i32) -> y: i8`, scratch `i8[bottleneck_int8_scratch_len]`. Each stage is a
+    /// [`Kernel::ConvInt8`] with a bias (pointwise, depthwise, pointwise).
+    BottleneckInt8 {
+        /// The pointwise expansion.
+        expand: Box<Kernel>,
+        /// The depthwise convolution.
+        depthwise: Box<Kernel>,
+        /// The pointwise projection.
+        project: Box<Kernel>,
+    },
+}
+
+/// Attribute names of a bottleneck's stages (expansion, depthwise, projection).
+const BOTTLENECK_STAGE_ATTRS: [[&str; 7]; 3] = [
+    [
+        "e_x_zp",
+        "e_w_zp",
+        "e_scales",
+        "e_multipliers",
+        "e_shifts",
+        "e_y_zp",
+        "e_range",
+    ],
+    [
+        "d_x_zp",
+        "d_w_zp",
+        "d_scales",
+        "d_multipliers",
+        "d_shifts",
+        "d_y_zp",
+        "d_range",
+    ],
+    [
+        "p_x_zp",
+        "p_w_zp",
+        "p_scales",
+        "p_multipliers",
+        "p_shifts",
+        "p_y_zp",
+        "p_range",
+    ],
+];
+
+/// The geometry and `i8` scratch length of a bottleneck's three stages, if each is a
+/// [`Kernel::ConvInt8`] and they chain (`None` otherwise; the verifier then reports the
+/// signature mismatch).
+fn bottleneck_shape(stages: [&Kernel; 3]) -> Option<([Conv2dGeometry; 3], usize)> {
+    let mut gs = Vec::with_capacity(3);
+    for k in stages {
+        match k {
+            Kernel::ConvInt8 { geometry, .. } => gs.push(*geometry),
+            _ => return None,
+        }
+    }
+    let gs: [Conv2dGeometry; 3] = gs.try_into().ok()?;
+    let d = &gs[1];
+    let [ay, _] = d.axes();
+    let ring_rows = (ay.dilation * ay.kernel.saturating_sub(1) + 1).min(ay.in_len);
+    let scratch = d.c_in() * ring_rows * d.in_hw()[1] + d.c_in() * d.out_hw()[1];
+    Some((gs, scratch))
 }
 
 /// The channels of a parameter a sparse update's gradient covers: the parameter viewed as
@@ -317,6 +379,7 @@ impl Kernel {
             Kernel::SoftmaxCrossEntropy { .. } => "softmax_cross_entropy",
             Kernel::SoftmaxCrossEntropyBackward { .. } => "softmax_cross_entropy_backward",
             Kernel::Sgd { .. } => "sgd",
+            Kernel::BottleneckInt8 { .. } => "bottleneck_int8",
         }
     }
 
@@ -492,6 +555,11 @@ impl Kernel {
                 }
                 a
             }
+            Kernel::BottleneckInt8 {
+                expand,
+                depthwise,
+                project,
+            } => bottleneck_attrs([expand, depthwise, project]),
         }
     }
 
@@ -596,6 +664,27 @@ impl Kernel {
                 let scratch = (slice.is_some() || *accumulate > 1).then_some((F32, *len));
                 sig(vec![(F32, grad_len), (F32, 1), (I64, 1)], outputs, scratch)
             }
+            Kernel::BottleneckInt8 {
+                expand,
+                depthwise,
+                project,
+            } => match bottleneck_shape([expand, depthwise, project]) {
+                Some(([e, d, p], scratch)) => sig(
+                    vec![
+                        (I8, e.input_len()),
+                        (I8, e.weight_len()),
+                        (I32, e.c_out()),
+                        (I8, d.weight_len()),
+                        (I32, d.c_out()),
+                        (I8, p.weight_len()),
+                        (I32, p.c_out()),
+                    ],
+                    vec![(I8, p.output_len())],
+                    Some((I8, scratch)),
+                ),
+                // Not three convolutions: a signature no call can match.
+                None => sig(Vec::new(), Vec::new(), None),
+            },
         }
     }
 
@@ -603,6 +692,69 @@ impl Kernel {
     pub fn reads_outputs(&self) -> bool {
         matches!(self, Kernel::Sgd { .. })
     }
+}
+
+/// A bottleneck's attributes: the geometry once (`in`, `mid`, `out`, the depthwise window), then
+/// each stage's quantization.
+fn bottleneck_attrs(stages: [&Kernel; 3]) -> Vec<(&'static str, KernelAttr)> {
+    use KernelAttr as A;
+    let mut a = Vec::new();
+    if let Some(([e, d, p], scratch)) = bottleneck_shape(stages) {
+        let w = d.window();
+        a.extend([
+            ("in", ints(&[e.n(), e.c_in(), e.in_hw()[0], e.in_hw()[1]])),
+            ("mid", ints(&[d.c_in(), d.in_hw()[0], d.in_hw()[1]])),
+            (
+                "out",
+                ints(&[p.n(), p.c_out(), p.out_hw()[0], p.out_hw()[1]]),
+            ),
+            ("kernel", ints(&w.kernel)),
+            ("strides", ints(&w.strides)),
+            ("pads", ints(&w.pads)),
+            ("dilations", ints(&w.dilations)),
+            ("scratch", A::Int(scratch as i64)),
+        ]);
+    }
+    for (names, k) in BOTTLENECK_STAGE_ATTRS.iter().zip(stages) {
+        if let Kernel::ConvInt8 {
+            x_zero_point,
+            w_zero_points,
+            scales,
+            multipliers,
+            shifts,
+            out_zero_point,
+            range,
+            rounding,
+            ..
+        } = k
+        {
+            a.extend([
+                (names[0], A::Int(i64::from(*x_zero_point))),
+                (
+                    names[1],
+                    A::Ints(w_zero_points.iter().map(|&z| i64::from(z)).collect()),
+                ),
+                (names[2], A::F64s(scales.clone())),
+                (
+                    names[3],
+                    A::Ints(multipliers.iter().map(|&m| i64::from(m)).collect()),
+                ),
+                (
+                    names[4],
+                    A::Ints(shifts.iter().map(|&s| i64::from(s)).collect()),
+                ),
+                (names[5], A::Int(i64::from(*out_zero_point))),
+                (
+                    names[6],
+                    A::Ints(vec![i64::from(range.min), i64::from(range.max)]),
+                ),
+            ]);
+            if names[0].starts_with('p') {
+                a.push(("rounding", A::Word(rounding_name(*rounding))));
+            }
+        }
+    }
+    a
 }
 
 /// The text name of a rounding mode.

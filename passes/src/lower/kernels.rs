@@ -84,6 +84,32 @@ impl EntryLowering<'_> {
                 });
                 return Ok(());
             }
+            Op::QBottleneck { .. } => {
+                let r = result.ok_or_else(|| self.unsupported(pos, "no result"))?;
+                let k = self.bottleneck(pos, &data.op, x, r)?;
+                let len = match k.signature().scratch {
+                    Some((_, len)) => len,
+                    None => {
+                        return Err(self.unsupported(pos, "the bottleneck's stages do not chain"))
+                    }
+                };
+                let inputs = x
+                    .iter()
+                    .map(|&v| self.buffer(v, pos))
+                    .collect::<Result<Vec<_>>>()?;
+                let y = out(self)?;
+                let scratch = self.temp(
+                    format!("{}.scratch", self.program.buffer(y).name),
+                    BufElem::I8,
+                    &[len],
+                    0,
+                );
+                self.push(Call {
+                    scratch: Some(scratch),
+                    ..call(k, inputs, vec![y])
+                });
+                return Ok(());
+            }
             Op::QAdd { act_min, act_max } => {
                 let r = result.ok_or_else(|| self.unsupported(pos, "no result"))?;
                 let params = AddParams::new(
@@ -375,16 +401,36 @@ impl EntryLowering<'_> {
         (act_min, act_max): (i64, i64),
     ) -> Result<Kernel> {
         let f = self.func;
-        let rounding = self.rounding(pos)?;
-        let (tx, tw, ty) = (f.ty(x[0]), f.ty(x[1]), f.ty(r));
-        let geometry = self.geometry(
+        let (tx, ty) = (f.ty(x[0]), f.ty(r));
+        let mut k = self.conv_int8_stage(
             pos,
             self.dims4(pos, &tx.shape)?,
-            self.dims4(pos, &tw.shape)?,
+            (
+                self.per_tensor(pos, tx)?,
+                f.ty(x[1]),
+                self.per_tensor(pos, ty)?,
+            ),
             window,
+            (act_min, act_max),
         )?;
-        let input = self.per_tensor(pos, tx)?;
-        let output = self.per_tensor(pos, ty)?;
+        if let Kernel::ConvInt8 { bias, .. } = &mut k {
+            *bias = x.len() > 2;
+        }
+        Ok(k)
+    }
+
+    /// A convolution of an input of dims `x` (quantization `input`) by a weight of type `tw`
+    /// into quantization `output`, with a bias.
+    fn conv_int8_stage(
+        &self,
+        pos: usize,
+        x: [usize; 4],
+        (input, tw, output): (QuantParams, &TensorType, QuantParams),
+        window: (&[i64], &[i64], &[i64], i64),
+        (act_min, act_max): (i64, i64),
+    ) -> Result<Kernel> {
+        let rounding = self.rounding(pos)?;
+        let geometry = self.geometry(pos, x, self.dims4(pos, &tw.shape)?, window)?;
         let (w_scales, w_zero_points) = match &tw.quant {
             Some(Quant::PerTensor { scale, zero_point }) => (vec![*scale], vec![*zero_point]),
             Some(Quant::PerChannel {
@@ -420,7 +466,82 @@ impl EntryLowering<'_> {
             out_zero_point: output.zero_point,
             range: self.act_range(pos, act_min, act_max)?,
             rounding,
-            bias: x.len() > 2,
+            bias: true,
+        })
+    }
+
+    /// `q.bottleneck` as [`Kernel::BottleneckInt8`], its three stages resolved as the
+    /// interpreter's `exec::bottleneck` resolves them (intermediate quantizations from the
+    /// op's attributes).
+    fn bottleneck(&self, pos: usize, op: &Op, x: &[Value], r: Value) -> Result<Kernel> {
+        let Op::QBottleneck {
+            strides,
+            pads,
+            dilations,
+            expand_scale,
+            expand_zero_point,
+            expand_act,
+            dw_scale,
+            dw_zero_point,
+            dw_act,
+            act_min,
+            act_max,
+        } = op
+        else {
+            return Err(self.unsupported(pos, "not a q.bottleneck"));
+        };
+        if x.len() != 7 {
+            return Err(self.unsupported(pos, "q.bottleneck needs 7 operands"));
+        }
+        let f = self.func;
+        let quant = |scale: f32, zp: i64| -> Result<QuantParams> {
+            Ok(QuantParams {
+                scale,
+                zero_point: i8::try_from(zp)
+                    .map_err(|_| self.unsupported(pos, "a zero point outside i8"))?,
+            })
+        };
+        let pair = |v: &[i64], what: &str| -> Result<(i64, i64)> {
+            match v {
+                [a, b] => Ok((*a, *b)),
+                _ => Err(self.unsupported(pos, &format!("{what}: expected [min, max]"))),
+            }
+        };
+        let input = self.per_tensor(pos, f.ty(x[0]))?;
+        let mid = quant(*expand_scale, *expand_zero_point)?;
+        let dw = quant(*dw_scale, *dw_zero_point)?;
+        let output = self.per_tensor(pos, f.ty(r))?;
+        let (ones, zeros): ([i64; 2], [i64; 4]) = ([1, 1], [0; 4]);
+        let xs = self.dims4(pos, &f.ty(x[0]).shape)?;
+        let expand = self.conv_int8_stage(
+            pos,
+            xs,
+            (input, f.ty(x[1]), mid),
+            (&ones, &zeros, &ones, 1),
+            pair(expand_act, "expand_act")?,
+        )?;
+        let eg = conv_geometry(&expand);
+        let c_mid = eg.c_out();
+        let depthwise = self.conv_int8_stage(
+            pos,
+            [xs[0], c_mid, xs[2], xs[3]],
+            (mid, f.ty(x[3]), dw),
+            (strides, pads, dilations, c_mid as i64),
+            pair(dw_act, "dw_act")?,
+        )?;
+        let dg = conv_geometry(&depthwise);
+        let [oh, ow] = dg.out_hw();
+        let project = self.conv_int8_stage(
+            pos,
+            [xs[0], dg.c_out(), oh, ow],
+            (dw, f.ty(x[5]), output),
+            (&ones, &zeros, &ones, 1),
+            (*act_min, *act_max),
+        )?;
+        Ok(Kernel::BottleneckInt8 {
+            expand: Box::new(expand),
+            depthwise: Box::new(depthwise),
+            project: Box::new(project),
         })
     }
 
@@ -588,5 +709,13 @@ impl EntryLowering<'_> {
                 .or_else(|| Some(format!("{name}.update"))),
         });
         Ok(())
+    }
+}
+
+/// The geometry of a [`Kernel::ConvInt8`] (what `conv_int8_stage` builds).
+fn conv_geometry(k: &Kernel) -> Conv2dGeometry {
+    match k {
+        Kernel::ConvInt8 { geometry, .. } => *geometry,
+        _ => unreachable!("conv_int8_stage builds a ConvInt8"),
     }
 }

@@ -459,6 +459,173 @@ pub fn conv_i8(rng: &mut Rng) -> Case {
     case("conv_i8", input, &r, o)
 }
 
+/// One convolution of a bottleneck: requantization tables, zero points, clamp.
+struct BottleneckStage {
+    t: Tables,
+    x_zp: i8,
+    y_zp: i8,
+    zps: Vec<i8>,
+    range: ActRange,
+}
+
+impl BottleneckStage {
+    fn new(rng: &mut Rng, rounding: Rounding, channels: usize) -> Self {
+        let mut t = tables(rng, channels);
+        if t.rounding != rounding {
+            // One rounding for the whole bottleneck, as the lowering gives it.
+            t = Tables {
+                rounding,
+                scales: t.scales.clone(),
+                multipliers: vec![0; t.scales.len()],
+                shifts: vec![0; t.scales.len()],
+            };
+            mite_kernels::requant::quantize_multipliers(
+                &t.scales,
+                rounding,
+                &mut t.multipliers,
+                &mut t.shifts,
+            )
+            .expect("valid scales");
+        }
+        Self {
+            t,
+            x_zp: rng.i8(),
+            y_zp: rng.i8(),
+            zps: zero_points(rng, channels),
+            range: act_range(rng),
+        }
+    }
+
+    fn write(&self, input: &mut In) {
+        input.i(self.x_zp.into()).i8s(&self.zps);
+        stage_in(input, &self.t, self.y_zp, self.range);
+        input.u(rounding_code_bias(int8::BiasAdd::for_rounding(
+            self.t.rounding,
+        )));
+    }
+
+    fn params(&self, g: Conv2dGeometry) -> Result<Conv2dInt8Params<'_>, KernelError> {
+        let requant = Requant::new(
+            self.t.rounding,
+            &self.t.scales,
+            &self.t.multipliers,
+            &self.t.shifts,
+        )?;
+        let stage = OutputStage {
+            requant,
+            zero_point: self.y_zp,
+            range: self.range,
+        };
+        Conv2dInt8Params::new(g, self.x_zp, &self.zps, stage)
+    }
+}
+
+/// The streamed bottleneck: a pointwise expansion, a depthwise convolution with a random
+/// window, a pointwise projection.
+pub fn bottleneck_i8(rng: &mut Rng) -> Case {
+    let (dw, hw) = window(rng, 9);
+    let (n, c_in, c_mid, c_out) = (
+        rng.usize(1, 2),
+        rng.usize(1, 4),
+        rng.usize(1, 6),
+        rng.usize(1, 4),
+    );
+    let rounding = rng.pick(&ROUNDINGS);
+    let stages = [
+        BottleneckStage::new(rng, rounding, c_mid),
+        BottleneckStage::new(rng, rounding, c_mid),
+        BottleneckStage::new(rng, rounding, c_out),
+    ];
+    let mut input = In::default();
+    input
+        .u(n)
+        .u(c_in)
+        .u(hw[0])
+        .u(hw[1])
+        .u(c_mid)
+        .u(c_out)
+        .window(&dw);
+    for s in &stages {
+        s.write(&mut input);
+    }
+    let pw = Window2d {
+        kernel: [1, 1],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+    };
+    let geometries = Conv2dGeometry::new(n, c_in, hw, c_mid, 1, pw).and_then(|e| {
+        let d = Conv2dGeometry::new(n, c_mid, hw, c_mid, c_mid, dw)?;
+        let p = Conv2dGeometry::new(n, c_mid, d.out_hw(), c_out, 1, pw)?;
+        Ok([e, d, p])
+    });
+    let lens = match &geometries {
+        Ok([e, d, p]) => [
+            e.input_len(),
+            e.weight_len(),
+            c_mid,
+            d.weight_len(),
+            c_mid,
+            p.weight_len(),
+            c_out,
+            p.output_len(),
+        ],
+        Err(_) => [rng.usize(0, 20), 3, 3, 3, 3, 3, 3, rng.usize(0, 20)],
+    };
+    let x = {
+        let len = maybe_off(rng, lens[0]);
+        rng.i8s(len)
+    };
+    let mut ws = Vec::new();
+    let mut bs = Vec::new();
+    for k in 0..3 {
+        let len = maybe_off(rng, lens[1 + 2 * k]);
+        ws.push(rng.i8s(len));
+        let len = maybe_off(rng, lens[2 + 2 * k]);
+        bs.push(bias(rng, len));
+    }
+    let out_len = maybe_off(rng, lens[7]);
+    let r = geometries.and_then(|[e, d, p]| {
+        let params = int8::BottleneckInt8Params::new(
+            stages[0].params(e)?,
+            stages[1].params(d)?,
+            stages[2].params(p)?,
+        )?;
+        Ok(params)
+    });
+    let needed = r.as_ref().map_or(4, int8::bottleneck_int8_scratch_len);
+    let scratch_len = if rng.chance(5) {
+        needed.saturating_sub(1)
+    } else {
+        needed + rng.usize(0, 2)
+    };
+    let mut out = vec![0i8; out_len];
+    let mut scratch = vec![0i8; scratch_len];
+    let r = r.and_then(|params| {
+        let weights = int8::BottleneckWeights {
+            w_expand: &ws[0],
+            b_expand: bs[0].as_deref(),
+            w_depthwise: &ws[1],
+            b_depthwise: bs[1].as_deref(),
+            w_project: &ws[2],
+            b_project: bs[2].as_deref(),
+        };
+        int8::bottleneck_int8(&x, &weights, &mut out, &mut scratch, &params)
+    });
+    input.i8s(&x);
+    for (w, b) in ws.iter().zip(&bs) {
+        input.i8s(w);
+        match b {
+            Some(b) => input.u(1).i32s(b),
+            None => input.u(0),
+        };
+    }
+    input.u(out_len).u(scratch_len);
+    let mut o = Out::default();
+    o.i8s(&out);
+    case("bottleneck_i8", input, &r, o)
+}
+
 fn rounding_code_bias(b: int8::BiasAdd) -> usize {
     match b {
         int8::BiasAdd::Saturating => 0,
@@ -1195,6 +1362,7 @@ pub type Generator = fn(&mut Rng) -> Case;
 pub fn generators() -> Vec<(&'static str, Generator)> {
     let mut g: Vec<(&'static str, Generator)> = vec![
         ("conv_i8", conv_i8),
+        ("bottleneck_i8", bottleneck_i8),
         ("linear_i8", linear_i8),
         ("add_i8", add_i8),
         ("avgpool_i8", avgpool_i8),

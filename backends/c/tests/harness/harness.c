@@ -331,6 +331,71 @@ static void op_conv_i8(void) {
     end_line();
 }
 
+/* One bottleneck stage: x_zp, w_zp list, output stage, bias mode. */
+static void rd_bottleneck_stage(mite_conv2d_int8_params *p) {
+    size_t zp_len;
+    p->x_zero_point = (int8_t)rd_i();
+    p->w_zero_points = rd_i8s(&zp_len);
+    p->w_zero_points_len = zp_len;
+    rd_output_stage(&p->out);
+    p->bias_add = (mite_bias_add)rd_u();
+}
+
+/* A weight, then a bias when its flag is set. */
+static const int32_t *rd_weight_bias(const int8_t **w, size_t *w_len, size_t *b_len) {
+    *w = rd_i8s(w_len);
+    *b_len = 0;
+    return rd_u() ? rd_i32s(b_len) : NULL;
+}
+
+/* n c_in h w c_mid c_out, the depthwise window, three stages, x, (w, bias) x 3, out_len,
+ * scratch_len. */
+static void op_bottleneck_i8(void) {
+    mite_bottleneck_int8_params p;
+    mite_bottleneck_int8_weights wts;
+    mite_window2d dw, pw = {{1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+    size_t n, c_in, hw[2], c_mid, c_out, x_len, out_len, scratch_len;
+    const int8_t *x;
+    int8_t *out, *scratch;
+    mite_status st;
+    n = rd_u();
+    c_in = rd_u();
+    hw[0] = rd_u();
+    hw[1] = rd_u();
+    c_mid = rd_u();
+    c_out = rd_u();
+    rd_window(&dw);
+    rd_bottleneck_stage(&p.expand);
+    rd_bottleneck_stage(&p.depthwise);
+    rd_bottleneck_stage(&p.project);
+    x = rd_i8s(&x_len);
+    wts.b_expand = rd_weight_bias(&wts.w_expand, &wts.w_expand_len, &wts.b_expand_len);
+    wts.b_depthwise =
+        rd_weight_bias(&wts.w_depthwise, &wts.w_depthwise_len, &wts.b_depthwise_len);
+    wts.b_project = rd_weight_bias(&wts.w_project, &wts.w_project_len, &wts.b_project_len);
+    out_len = rd_u();
+    scratch_len = rd_u();
+    out = (int8_t *)zeros(out_len, 1);
+    scratch = (int8_t *)zeros(scratch_len, 1);
+    if (bad_input) {
+        return;
+    }
+    st = mite_conv2d_geometry_init(&p.expand.geometry, n, c_in, hw, c_mid, 1, &pw);
+    if (st == MITE_OK) {
+        st = mite_conv2d_geometry_init(&p.depthwise.geometry, n, c_mid, hw, c_mid, c_mid, &dw);
+    }
+    if (st == MITE_OK) {
+        st = mite_conv2d_geometry_init(&p.project.geometry, n, c_mid,
+                                       p.depthwise.geometry.out_hw, c_out, 1, &pw);
+    }
+    if (st == MITE_OK) {
+        st = mite_bottleneck_int8(x, x_len, &wts, out, out_len, scratch, scratch_len, &p);
+    }
+    put_status(st);
+    put_i8s(out, out_len);
+    end_line();
+}
+
 static void op_linear_i8(void) {
     mite_linear_int8_params p;
     size_t n, k, m, x_len, w_len, b_len = 0, zp_len, out_len;
@@ -860,7 +925,9 @@ long harness_run(void) {
     long cases = 0;
     while (read_token(op, sizeof op)) {
         bad_input = 0;
-        if (strcmp(op, "conv_i8") == 0) {
+        if (strcmp(op, "bottleneck_i8") == 0) {
+            op_bottleneck_i8();
+        } else if (strcmp(op, "conv_i8") == 0) {
             op_conv_i8();
         } else if (strcmp(op, "linear_i8") == 0) {
             op_linear_i8();

@@ -251,11 +251,74 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
             Vals::F32(g)
         }
         Kernel::Sgd { .. } => return sgd_call(mem, call),
+        Kernel::BottleneckInt8 {
+            expand,
+            depthwise,
+            project,
+        } => {
+            let p = k8::BottleneckInt8Params::new(
+                conv_stage(expand)?,
+                conv_stage(depthwise)?,
+                conv_stage(project)?,
+            )
+            .map_err(ke)?;
+            let v: Vec<Vec<i8>> = [0, 1, 3, 5]
+                .into_iter()
+                .map(|i| i8s(mem, x(i)?))
+                .collect::<Res<_>>()?;
+            let b: Vec<Vec<i32>> = [2, 4, 6]
+                .into_iter()
+                .map(|i| i32s(mem, x(i)?))
+                .collect::<Res<_>>()?;
+            let weights = k8::BottleneckWeights {
+                w_expand: &v[1],
+                b_expand: Some(&b[0]),
+                w_depthwise: &v[2],
+                b_depthwise: Some(&b[1]),
+                w_project: &v[3],
+                b_project: Some(&b[2]),
+            };
+            let scratch_id = call.scratch.ok_or("bottleneck_int8 needs scratch")?;
+            let mut scratch = i8s(mem, scratch_id)?;
+            let mut y = vec![0; p.project.geometry.output_len()];
+            k8::bottleneck_int8(&v[0], &weights, &mut y, &mut scratch, &p).map_err(ke)?;
+            mem.write(scratch_id, Vals::I8(scratch))?;
+            Vals::I8(y)
+        }
     };
     mem.write(y0, out)
 }
 
 /// The full-size gradient of a sliced update: the covered elements in order, zeros elsewhere.
+/// The parameters of one stage of a bottleneck (a [`Kernel::ConvInt8`]).
+fn conv_stage(k: &Kernel) -> Res<k8::Conv2dInt8Params<'_>> {
+    let Kernel::ConvInt8 {
+        geometry,
+        x_zero_point,
+        w_zero_points,
+        scales,
+        multipliers,
+        shifts,
+        out_zero_point,
+        range,
+        rounding,
+        ..
+    } = k
+    else {
+        return Err(format!(
+            "a bottleneck stage is {}, not conv2d_int8",
+            k.name()
+        ));
+    };
+    let requant = Requant::new(*rounding, scales, multipliers, shifts).map_err(ke)?;
+    let stage = OutputStage {
+        requant,
+        zero_point: *out_zero_point,
+        range: *range,
+    };
+    k8::Conv2dInt8Params::new(*geometry, *x_zero_point, w_zero_points, stage).map_err(ke)
+}
+
 fn scatter(g: &[f32], slice: &SgdSlice, len: usize) -> Vec<f32> {
     let mut it = g.iter();
     (0..len)
