@@ -195,8 +195,8 @@ mite_status mite_conv2d_backward_input_int8w(const float *dy, size_t dy_len, con
     conv_ctx c;
     mite_status st;
     c.s = sizes_of(g);
-    if ((st = mite_check_len("conv2d weight", c.s.weight_len, w_len)) != MITE_OK ||
-        (st = mite_check_len("conv2d grad_output", c.s.output_len, dy_len)) != MITE_OK ||
+    if ((st = mite_check_len("conv2d grad_output", c.s.output_len, dy_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d weight", c.s.weight_len, w_len)) != MITE_OK ||
         (st = mite_check_len("conv2d grad_input", c.s.input_len, out_len)) != MITE_OK) {
         return st;
     }

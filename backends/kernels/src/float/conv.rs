@@ -86,7 +86,7 @@ pub fn conv2d_backward_input<T: Scalar>(
     out: &mut [T],
     g: &Conv2dGeometry,
 ) -> Result<(), KernelError> {
-    check_len("conv2d weight", g.weight_len(), w.len())?;
+    check_lens(dy.len(), w.len(), out.len(), g)?;
     backward_input_with(dy, out, g, |i| w[i])
 }
 
@@ -102,14 +102,21 @@ pub fn conv2d_backward_input_int8(
     out: &mut [f32],
     g: &Conv2dGeometry,
 ) -> Result<(), KernelError> {
-    check_len("conv2d weight", g.weight_len(), w.len())?;
+    check_lens(dy.len(), w.len(), out.len(), g)?;
     backward_input_with(dy, out, g, |i| {
         let (s, z) = p.of(i);
         f32::from(i16::from(w[i]) - i16::from(z)) * s
     })
 }
 
-/// The transposed convolution with the weight element `i` read through `weight(i)` (its length
+/// The length checks of the input gradient, in order: `dy`, the weight, the output.
+fn check_lens(dy: usize, w: usize, out: usize, g: &Conv2dGeometry) -> Result<(), KernelError> {
+    check_len("conv2d grad_output", g.output_len(), dy)?;
+    check_len("conv2d weight", g.weight_len(), w)?;
+    check_len("conv2d grad_input", g.input_len(), out)
+}
+
+/// The transposed convolution with the weight element `i` read through `weight(i)` (lengths
 /// already checked).
 fn backward_input_with<T: Scalar>(
     dy: &[T],
@@ -117,8 +124,6 @@ fn backward_input_with<T: Scalar>(
     g: &Conv2dGeometry,
     weight: impl Fn(usize) -> T,
 ) -> Result<(), KernelError> {
-    check_len("conv2d grad_output", g.output_len(), dy.len())?;
-    check_len("conv2d grad_input", g.input_len(), out.len())?;
     out.fill(T::ZERO);
     let (in_plane, out_plane) = (g.in_plane(), g.out_plane());
     if out_plane == 0 || in_plane == 0 {
