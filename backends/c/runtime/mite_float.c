@@ -69,6 +69,8 @@ typedef struct {
     const float *a; /* x (forward, weight grad) or dy (input grad) */
     const float *b; /* w (forward, input grad) or dy (weight grad) */
     float *out;
+    const int8_t *wq;          /* int8 weight (input grad with an int8 weight) */
+    const mite_per_axis *wpa; /* its quantization */
 } conv_ctx;
 
 static void conv_forward_pair(const channel_pair *pair, void *vctx) {
@@ -161,6 +163,55 @@ mite_status mite_conv2d_backward_input_f32(const float *dy, size_t dy_len, const
     c.b = w;
     c.out = out;
     for_each_channel_pair(g, conv_input_pair, &c);
+    return MITE_OK;
+}
+
+/* conv_input_pair with the int8 weight dequantized tap by tap: f32(q - z) * s of its channel,
+ * the same value mite_dequantize computes (Rust `conv2d_backward_input_int8`). */
+static void conv_input_pair_int8(const channel_pair *pair, void *vctx) {
+    conv_ctx *c = (conv_ctx *)vctx;
+    const float *dyp = c->a + (pair->b * c->g->c_out + pair->oc) * c->s.out_plane;
+    float *dx = c->out + (pair->b * c->g->c_in + pair->ic) * c->s.in_plane;
+    size_t w_in = c->axes[1].in_len, ow = c->axes[1].out_len, sw = c->axes[1].stride, ox, ix;
+    mite_tap_rows it;
+    mite_tap_rows_init(&it, c->axes);
+    while (mite_tap_rows_next(&it)) {
+        size_t wi = pair->w_base + it.row_tap;
+        float s, wv;
+        int8_t z;
+        const float *dy_row = dyp + it.row_oy * ow;
+        float *dx_row = dx + it.row_iy * w_in;
+        mite_per_axis_of(c->wpa, wi, &s, &z);
+        wv = (float)((int16_t)c->wq[wi] - (int16_t)z) * s;
+        for (ox = it.row_ox_lo, ix = it.row_ix0; ox < it.row_ox_hi; ox++, ix += sw) {
+            dx_row[ix] += wv * dy_row[ox];
+        }
+    }
+}
+
+mite_status mite_conv2d_backward_input_int8w(const float *dy, size_t dy_len, const int8_t *w,
+                                             size_t w_len, const mite_per_axis *wp, float *out,
+                                             size_t out_len, const mite_conv2d_geometry *g) {
+    conv_ctx c;
+    mite_status st;
+    c.s = sizes_of(g);
+    if ((st = mite_check_len("conv2d grad_output", c.s.output_len, dy_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d weight", c.s.weight_len, w_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d grad_input", c.s.input_len, out_len)) != MITE_OK) {
+        return st;
+    }
+    fill_f32(out, out_len, 0.0f);
+    if (c.s.out_plane == 0 || c.s.in_plane == 0) {
+        return MITE_OK;
+    }
+    c.g = g;
+    mite_conv_axes(g, c.axes);
+    c.a = dy;
+    c.b = NULL;
+    c.out = out;
+    c.wq = w;
+    c.wpa = wp;
+    for_each_channel_pair(g, conv_input_pair_int8, &c);
     return MITE_OK;
 }
 

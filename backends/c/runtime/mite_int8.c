@@ -364,7 +364,7 @@ mite_status mite_mean_int8(const int8_t *x, size_t x_len, const size_t dims[4], 
 
 /* ---------------------------------------------------------------- quantize */
 
-static void per_axis_of(const mite_per_axis *p, size_t i, float *s, int8_t *z) {
+void mite_per_axis_of(const mite_per_axis *p, size_t i, float *s, int8_t *z) {
     size_t c = (i / (p->inner > 0 ? p->inner : 1)) % p->scales_len;
     *s = p->scales[c];
     *z = c < p->zero_points_len ? p->zero_points[c] : 0;
@@ -390,7 +390,7 @@ mite_status mite_quantize(const float *x, size_t x_len, int8_t *out, size_t out_
         return st;
     }
     for (i = 0; i < x_len; i++) {
-        per_axis_of(p, i, &s, &z);
+        mite_per_axis_of(p, i, &s, &z);
         out[i] = mite_quantize_one(x[i], s, z);
     }
     return MITE_OK;
@@ -406,7 +406,7 @@ mite_status mite_dequantize(const int8_t *x, size_t x_len, float *out, size_t ou
         return st;
     }
     for (i = 0; i < x_len; i++) {
-        per_axis_of(p, i, &s, &z);
+        mite_per_axis_of(p, i, &s, &z);
         out[i] = (float)((int16_t)x[i] - (int16_t)z) * s;
     }
     return MITE_OK;

@@ -71,6 +71,9 @@ static inline int8_t mite_clamp_act(mite_act_range r, int32_t v) {
 }
 mite_status mite_act_range_check(mite_act_range r);
 mite_status mite_scale_check(float scale);
+
+/* Scale and zero point of element i of a per-axis quantized tensor (Rust `PerAxis::of`). */
+void mite_per_axis_of(const mite_per_axis *p, size_t i, float *s, int8_t *z);
 mite_status mite_output_stage_check(const mite_output_stage *s, size_t channels);
 int8_t mite_output_stage_finish(const mite_output_stage *s, int32_t acc, size_t channel);
 mite_status mite_check_zero_points(size_t len, size_t channels);

@@ -304,6 +304,12 @@ mite_status mite_conv2d_f32(const float *x, size_t x_len, const float *w, size_t
 mite_status mite_conv2d_backward_input_f32(const float *dy, size_t dy_len, const float *w,
                                            size_t w_len, float *out, size_t out_len,
                                            const mite_conv2d_geometry *g);
+/** Gradient of a convolution with respect to its input, with an int8 weight used at its real
+ *  value f32(q - z) * s of its channel (wp: scales_len >= 1), dequantized tap by tap
+ *  (Rust `conv2d_backward_input_int8`; bit-exact with mite_dequantize + the f32 kernel). */
+mite_status mite_conv2d_backward_input_int8w(const float *dy, size_t dy_len, const int8_t *w,
+                                             size_t w_len, const mite_per_axis *wp, float *out,
+                                             size_t out_len, const mite_conv2d_geometry *g);
 /** Gradient of a convolution with respect to its weight. */
 mite_status mite_conv2d_backward_weight_f32(const float *x, size_t x_len, const float *dy,
                                             size_t dy_len, float *out, size_t out_len,

@@ -242,9 +242,301 @@ pub fn sgd_i32(
     Ok(())
 }
 
+/// A gradient covering the channels `start..start + count` of a parameter viewed as
+/// `[outer, channels, inner]` (a sparse, channel-slice update): the gradient is laid out
+/// `[outer, count, inner]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SliceView {
+    /// Product of the dimensions before the sliced axis.
+    pub outer: usize,
+    /// Channels of the parameter along the sliced axis.
+    pub channels: usize,
+    /// Product of the dimensions after the sliced axis.
+    pub inner: usize,
+    /// First covered channel.
+    pub start: usize,
+    /// Covered channels.
+    pub count: usize,
+}
+
+impl SliceView {
+    /// Elements of the whole parameter.
+    pub fn param_len(&self) -> usize {
+        self.outer * self.channels * self.inner
+    }
+
+    /// Elements of the slice gradient.
+    pub fn slice_len(&self) -> usize {
+        self.outer * self.count * self.inner
+    }
+
+    /// The slice gradient's index of parameter element `i` (`None` outside the slice).
+    pub fn grad_index(&self, i: usize) -> Option<usize> {
+        let inner = self.inner.max(1);
+        let c = (i / inner) % self.channels.max(1);
+        let o = i / inner / self.channels.max(1);
+        let c = c.checked_sub(self.start).filter(|&c| c < self.count)?;
+        Some((o * self.count + c) * self.inner + i % inner)
+    }
+
+    /// Checks the slice against the parameter and the gradient lengths.
+    fn check(&self, param: usize, grad: usize) -> Result<(), KernelError> {
+        if self
+            .start
+            .checked_add(self.count)
+            .is_none_or(|end| end > self.channels)
+        {
+            return Err(KernelError::Param("channel slice outside the parameter"));
+        }
+        check_len("parameter", self.param_len(), param)?;
+        check_len("slice gradient", self.slice_len(), grad)
+    }
+
+    /// Calls `f(param_index, grad_index)` for every covered element in increasing order.
+    fn try_for_each(
+        &self,
+        mut f: impl FnMut(usize, usize) -> Result<(), KernelError>,
+    ) -> Result<(), KernelError> {
+        let mut j = 0;
+        for o in 0..self.outer {
+            let base = (o * self.channels + self.start) * self.inner;
+            for i in base..base + self.count * self.inner {
+                f(i, j)?;
+                j += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`accumulate`] for a slice gradient: `acc` is the parameter-sized accumulator, of which only
+/// the covered elements change; on the last step of a window the covered means go to `out`
+/// (slice-sized) and the covered accumulator elements are reset.
+pub fn accumulate_slice(
+    g: &[f32],
+    acc: &mut [f32],
+    out: &mut [f32],
+    view: &SliceView,
+    step: i64,
+    every: u32,
+) -> Result<bool, KernelError> {
+    view.check(acc.len(), g.len())?;
+    check_len("accumulated gradient", g.len(), out.len())?;
+    if every == 0 {
+        return Err(KernelError::Param("accumulation over zero steps"));
+    }
+    view.try_for_each(|i, j| {
+        acc[i] += g[j];
+        Ok(())
+    })?;
+    if (i128::from(step) + 1).rem_euclid(i128::from(every)) != 0 {
+        return Ok(false);
+    }
+    let nf = every as f32;
+    view.try_for_each(|i, j| {
+        out[j] = acc[i] / nf;
+        acc[i] = 0.0;
+        Ok(())
+    })?;
+    Ok(true)
+}
+
+/// [`sgd_f32`] of the covered elements only (`m`, when given, is parameter-sized and indexed
+/// like the parameter); the other elements and their momentum are untouched.
+pub fn sgd_f32_slice(
+    w: &mut [f32],
+    g: &[f32],
+    mut m: Option<&mut [f32]>,
+    view: &SliceView,
+    p: &SgdParams,
+) -> Result<(), KernelError> {
+    view.check(w.len(), g.len())?;
+    check_momentum(w.len(), &m, p)?;
+    view.try_for_each(|i, j| {
+        let mut gi = g[j];
+        if p.weight_decay != 0.0 {
+            gi += p.weight_decay * w[i];
+        }
+        if let Some(m) = m.as_deref_mut() {
+            m[i] = p.momentum * m[i] + gi;
+            gi = m[i];
+        }
+        w[i] -= p.eta * gi;
+        Ok(())
+    })
+}
+
+/// [`sgd_i8`] of the covered elements only: element `i` of the parameter keeps its channel
+/// quantization, stochastic-rounding index and momentum element `i`.
+pub fn sgd_i8_slice(
+    q: &mut [i8],
+    g: &[f32],
+    mut m: Option<&mut [f32]>,
+    view: &SliceView,
+    cq: &ChannelQuant<'_>,
+    p: &SgdParams,
+) -> Result<(), KernelError> {
+    view.check(q.len(), g.len())?;
+    check_momentum(q.len(), &m, p)?;
+    view.try_for_each(|i, j| {
+        let v = update_int(i64::from(q[i]), g[j], i, &mut m, p, cq, (-128.0, 127.0))
+            .ok_or(KernelError::NanUpdate { index: i })?;
+        q[i] = v as i8;
+        Ok(())
+    })
+}
+
+/// [`sgd_i32`] of the covered elements only (as [`sgd_i8_slice`]).
+pub fn sgd_i32_slice(
+    q: &mut [i32],
+    g: &[f32],
+    mut m: Option<&mut [f32]>,
+    view: &SliceView,
+    cq: &ChannelQuant<'_>,
+    p: &SgdParams,
+) -> Result<(), KernelError> {
+    view.check(q.len(), g.len())?;
+    check_momentum(q.len(), &m, p)?;
+    let range = (f64::from(i32::MIN), f64::from(i32::MAX));
+    view.try_for_each(|i, j| {
+        let v = update_int(i64::from(q[i]), g[j], i, &mut m, p, cq, range)
+            .ok_or(KernelError::NanUpdate { index: i })?;
+        q[i] = v as i32;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The interpreter's reference: scatter the slice gradient into a full-size zero gradient,
+    /// run the full kernel, put back the parameter and momentum outside the slice.
+    fn covered(v: &SliceView) -> Vec<bool> {
+        let mut inside = std::vec![false; v.param_len()];
+        v.try_for_each(|i, _| {
+            inside[i] = true;
+            Ok(())
+        })
+        .unwrap();
+        inside
+    }
+
+    fn scatter(g: &[f32], v: &SliceView) -> Vec<f32> {
+        let mut full = std::vec![0.0; v.param_len()];
+        v.try_for_each(|i, j| {
+            full[i] = g[j];
+            Ok(())
+        })
+        .unwrap();
+        full
+    }
+
+    fn restore<T: Copy>(new: &mut [T], old: &[T], inside: &[bool]) {
+        for ((n, &o), &k) in new.iter_mut().zip(old).zip(inside) {
+            if !k {
+                *n = o;
+            }
+        }
+    }
+
+    proptest! {
+        /// Every slice kernel equals scatter + full kernel + restore, bit for bit (parameter,
+        /// momentum, accumulator, mean).
+        #[test]
+        fn slice_kernels_match_scatter_and_restore(outer in 1..4_usize, channels in 1..6_usize, inner in 1..4_usize, lo in 0..6_usize, count in 0..6_usize, momentum in prop_oneof![Just(0.0_f32), 0.1_f32..0.95], wd in prop_oneof![Just(0.0_f32), 0.0001_f32..0.1], qas in any::<bool>(), stochastic in any::<bool>(), every in 1..4_u32, step in 0..6_i64, seed in any::<u32>()) {
+            let start = lo.min(channels);
+            let count = count.min(channels - start);
+            let v = SliceView { outer, channels, inner, start, count };
+            let mut s = seed | 1;
+            let mut next = || { s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223); s >> 8 };
+            let unit = |x: u32| x as f32 / 16_777_216.0 - 0.5;
+            let n = v.param_len();
+            let g: Vec<f32> = (0..v.slice_len()).map(|_| unit(next()) * 4.0).collect();
+            let w: Vec<f32> = (0..n).map(|_| unit(next())).collect();
+            let q8: Vec<i8> = (0..n).map(|_| next() as u8 as i8).collect();
+            let q32: Vec<i32> = (0..n).map(|_| (next() as i32) >> 4).collect();
+            let m0: Vec<f32> = (0..n).map(|_| unit(next())).collect();
+            let acc0: Vec<f32> = scatter(&(0..v.slice_len()).map(|_| unit(next())).collect::<Vec<_>>(), &v);
+            let scales: Vec<f32> = (0..channels).map(|_| (next() % 1000 + 1) as f32 / 4093.0).collect();
+            let zps: Vec<i32> = (0..channels).map(|_| (next() % 9) as i32 - 4).collect();
+            let cq = ChannelQuant::new(&scales, &zps, inner).unwrap();
+            let p = SgdParams {
+                eta: 0.37,
+                momentum,
+                weight_decay: wd,
+                qas,
+                rounding: if stochastic { UpdateRounding::Stochastic { seed: i64::from(seed), step } } else { UpdateRounding::HalfEven },
+            };
+            let inside = covered(&v);
+            let full_g = scatter(&g, &v);
+            let use_m = momentum > 0.0;
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+
+            // Accumulation.
+            let (mut acc_ref, mut mean_ref) = (acc0.clone(), std::vec![0.0; n]);
+            let ready_ref = accumulate(&full_g, &mut acc_ref, &mut mean_ref, step, every).unwrap();
+            let (mut acc, mut mean) = (acc0.clone(), std::vec![0.0; v.slice_len()]);
+            let ready = accumulate_slice(&g, &mut acc, &mut mean, &v, step, every).unwrap();
+            prop_assert_eq!(ready, ready_ref);
+            prop_assert_eq!(bits(&acc), bits(&acc_ref));
+            if ready {
+                let mut covered_mean = Vec::new();
+                v.try_for_each(|i, _| { covered_mean.push(mean_ref[i]); Ok(()) }).unwrap();
+                prop_assert_eq!(bits(&mean), bits(&covered_mean));
+            }
+
+            // f32.
+            let (mut w_ref, mut m_ref) = (w.clone(), m0.clone());
+            sgd_f32(&mut w_ref, &full_g, use_m.then_some(&mut m_ref[..]), &p).unwrap();
+            restore(&mut w_ref, &w, &inside);
+            restore(&mut m_ref, &m0, &inside);
+            let (mut w_new, mut m_new) = (w.clone(), m0.clone());
+            sgd_f32_slice(&mut w_new, &g, use_m.then_some(&mut m_new[..]), &v, &p).unwrap();
+            prop_assert_eq!(bits(&w_new), bits(&w_ref));
+            prop_assert_eq!(bits(&m_new), bits(&m_ref));
+
+            // i8.
+            let (mut q_ref, mut m_ref) = (q8.clone(), m0.clone());
+            sgd_i8(&mut q_ref, &full_g, use_m.then_some(&mut m_ref[..]), &cq, &p).unwrap();
+            restore(&mut q_ref, &q8, &inside);
+            restore(&mut m_ref, &m0, &inside);
+            let (mut q_new, mut m_new) = (q8.clone(), m0.clone());
+            sgd_i8_slice(&mut q_new, &g, use_m.then_some(&mut m_new[..]), &v, &cq, &p).unwrap();
+            prop_assert_eq!(q_new, q_ref);
+            prop_assert_eq!(bits(&m_new), bits(&m_ref));
+
+            // i32.
+            let (mut q_ref, mut m_ref) = (q32.clone(), m0.clone());
+            sgd_i32(&mut q_ref, &full_g, use_m.then_some(&mut m_ref[..]), &cq, &p).unwrap();
+            restore(&mut q_ref, &q32, &inside);
+            restore(&mut m_ref, &m0, &inside);
+            let (mut q_new, mut m_new) = (q32.clone(), m0.clone());
+            sgd_i32_slice(&mut q_new, &g, use_m.then_some(&mut m_new[..]), &v, &cq, &p).unwrap();
+            prop_assert_eq!(q_new, q_ref);
+            prop_assert_eq!(bits(&m_new), bits(&m_ref));
+        }
+    }
+
+    #[test]
+    fn slice_outside_the_parameter_is_an_error() {
+        let v = SliceView {
+            outer: 1,
+            channels: 2,
+            inner: 1,
+            start: 1,
+            count: 2,
+        };
+        let mut w = [0.0_f32; 2];
+        let p = SgdParams {
+            eta: 1.0,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            qas: false,
+            rounding: UpdateRounding::HalfEven,
+        };
+        assert!(sgd_f32_slice(&mut w, &[1.0, 1.0], None, &v, &p).is_err());
+    }
 
     #[test]
     fn splitmix64_reference_values() {

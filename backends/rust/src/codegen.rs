@@ -720,13 +720,27 @@ fn kernel_stmt(
     tables: &mut Tables,
 ) -> Result<String, EmitError> {
     match &call.kernel {
-        // mite-kernels has no transposed convolution over int8 weights yet (it dequantizes tap
-        // by tap); until it does, a program that needs one is refused by name.
-        Kernel::ConvBackwardInputInt8 { .. } => Err(EmitError::Unsupported {
-            entry: e.name.clone(),
-            call: ci,
-            kernel: call.kernel.name(),
-        }),
+        Kernel::ConvBackwardInputInt8 {
+            geometry,
+            scales,
+            zero_points,
+            inner,
+        } => {
+            let geom = geometry_desc(tables, desc, geometry);
+            let quant = tables.intern(
+                &format!("{desc}_W"),
+                "DequantDesc",
+                format!(
+                    "{{ scales: {}, zero_points: {}, inner: {inner} }}",
+                    list(scales, f32_lit),
+                    list(zero_points, |z| z.to_string())
+                ),
+            );
+            Ok(format!(
+                "rt::conv_backward_input_int8(&t::{geom}, &t::{quant}, {}, {}, {})?;",
+                v.inputs[0], v.inputs[1], v.outputs[0]
+            ))
+        }
         Kernel::ConvInt8 { bias, .. } => {
             let desc = tables.intern(
                 desc,

@@ -52,6 +52,10 @@ pub(crate) const KERNEL_SOURCES: &[(&str, &str)] = &[
         include_str!("../../kernels/src/int8/add.rs"),
     ),
     (
+        "src/int8/bottleneck.rs",
+        include_str!("../../kernels/src/int8/bottleneck.rs"),
+    ),
+    (
         "src/int8/conv.rs",
         include_str!("../../kernels/src/int8/conv.rs"),
     ),

@@ -597,6 +597,19 @@ pub fn conv_backward_input(d: &GeomDesc, dy: &[f32], w: &[f32], dx: &mut [f32]) 
     Ok(())
 }
 
+/// Runs `mite_kernels::float::conv2d_backward_input_int8` (the `i8` weight dequantized tap by tap).
+pub fn conv_backward_input_int8(
+    d: &GeomDesc,
+    q: &DequantDesc,
+    dy: &[f32],
+    w: &[i8],
+    dx: &mut [f32],
+) -> Result<(), Error> {
+    let p = mite_kernels::int8::PerAxis::new(q.scales, q.zero_points, q.inner)?;
+    mite_kernels::float::conv2d_backward_input_int8(dy, w, &p, dx, &d.geometry()?)?;
+    Ok(())
+}
+
 /// Runs `mite_kernels::float::conv2d_backward_weight`.
 pub fn conv_backward_weight(d: &GeomDesc, x: &[f32], dy: &[f32], dw: &mut [f32]) -> Result<(), Error> {
     mite_kernels::float::conv2d_backward_weight(x, dy, dw, &d.geometry()?)?;

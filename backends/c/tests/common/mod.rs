@@ -990,6 +990,42 @@ pub fn conv_f32(rng: &mut Rng, which: ConvF32) -> Case {
     case(op, input, &r, o)
 }
 
+/// The transposed convolution over an `i8` weight dequantized tap by tap.
+pub fn conv_bwd_in_i8w(rng: &mut Rng) -> Case {
+    let geo = conv_geometry(rng, 9);
+    let (n, c_in, hw, c_out, groups, w) = geo;
+    let g = Conv2dGeometry::new(n, c_in, hw, c_out, groups, w);
+    let (x_len, w_len, y_len) = match g {
+        Ok(g) => (g.input_len(), g.weight_len(), g.output_len()),
+        Err(_) => (rng.usize(0, 9), rng.usize(0, 9), rng.usize(0, 9)),
+    };
+    let (scales, zps, inner) = per_axis_tables(rng);
+    let p = PerAxis::new(&scales, &zps, inner).unwrap();
+    let dy = {
+        let len = maybe_off(rng, y_len);
+        rng.f32s(len)
+    };
+    let wq = {
+        let len = maybe_off(rng, w_len);
+        rng.i8s(len)
+    };
+    let out_len = maybe_off(rng, x_len);
+    let mut input = In::default();
+    conv_in(&mut input, &geo);
+    input
+        .f32s(&scales)
+        .i8s(&zps)
+        .u(inner)
+        .f32s(&dy)
+        .i8s(&wq)
+        .u(out_len);
+    let mut out = vec![0f32; out_len];
+    let r = g.and_then(|g| float::conv2d_backward_input_int8(&dy, &wq, &p, &mut out, &g));
+    let mut o = Out::default();
+    o.f32s(&out);
+    case("conv_bwd_in_i8w", input, &r, o)
+}
+
 /// Which float linear kernel.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum LinearF32 {
@@ -1376,6 +1412,7 @@ pub fn generators() -> Vec<(&'static str, Generator)> {
         ("conv_bwd_w", |r| conv_f32(r, ConvF32::Weight)),
         ("conv_bwd_w_slice", |r| conv_f32(r, ConvF32::WeightSlice)),
         ("conv_bwd_b", |r| conv_f32(r, ConvF32::Bias)),
+        ("conv_bwd_in_i8w", conv_bwd_in_i8w),
         ("linear_f32", |r| linear_f32(r, LinearF32::Forward)),
         ("linear_bwd_in", |r| linear_f32(r, LinearF32::Input)),
         ("linear_bwd_w", |r| linear_f32(r, LinearF32::Weight)),

@@ -644,6 +644,34 @@ static void op_conv_f32(int which) {
     end_line();
 }
 
+/* Input gradient over an int8 weight: geometry, per-axis tables, dy, w (i8), out_len. */
+static void op_conv_bwd_in_i8w(void) {
+    conv_fields f;
+    mite_conv2d_geometry g;
+    mite_per_axis p;
+    size_t dy_len, w_len, out_len;
+    const float *dy;
+    const int8_t *w;
+    float *out;
+    mite_status st;
+    rd_conv_fields(&f);
+    rd_per_axis(&p);
+    dy = rd_f32s(&dy_len);
+    w = rd_i8s(&w_len);
+    out_len = rd_u();
+    out = (float *)zeros(out_len, 4);
+    if (bad_input) {
+        return;
+    }
+    st = init_conv(&g, &f);
+    if (st == MITE_OK) {
+        st = mite_conv2d_backward_input_int8w(dy, dy_len, w, w_len, &p, out, out_len, &g);
+    }
+    put_status(st);
+    put_f32s(out, out_len);
+    end_line();
+}
+
 /* Float linear family: which = 0 forward (x w [bias]), 1 input grad (dy w), 2 weight grad
  * (x dy), 3 bias grad (dy). */
 static void op_linear_f32(int which) {
@@ -955,6 +983,8 @@ long harness_run(void) {
             op_conv_f32(3);
         } else if (strcmp(op, "conv_bwd_b") == 0) {
             op_conv_f32(4);
+        } else if (strcmp(op, "conv_bwd_in_i8w") == 0) {
+            op_conv_bwd_in_i8w();
         } else if (strcmp(op, "linear_f32") == 0) {
             op_linear_f32(0);
         } else if (strcmp(op, "linear_bwd_in") == 0) {

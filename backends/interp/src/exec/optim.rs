@@ -51,7 +51,7 @@ use std::collections::HashMap;
 
 use mite_ir::{GlobalData, Module, Op, Quant, Symbol, TensorData, TensorType};
 
-use mite_kernels::sgd::{self, SgdParams, UpdateRounding};
+use mite_kernels::sgd::{self, SgdParams, SliceView, UpdateRounding};
 
 use crate::kernel_error::KernelError;
 
@@ -214,10 +214,7 @@ pub(crate) fn sgd<T: ExecReal>(
     let len = ty.num_elements();
     let slice = channel_slice(&ty.shape, x.shape(0)?, *slice_axis, *slice_start, name)?;
     let mut g: Vec<f32> = T::cow_to_f32(x.real(0)?).into_owned();
-    if let Some(inside) = &slice {
-        g = scatter(&g, inside, len);
-    }
-    if g.len() != len {
+    if g.len() != slice.as_ref().map_or(len, SliceView::slice_len) {
         return Err(OpFailure::Internal(format!(
             "gradient of {} elements for @{name} : {ty}",
             g.len()
@@ -232,9 +229,12 @@ pub(crate) fn sgd<T: ExecReal>(
         })?;
         let acc_name = state_name(accum_state.as_ref(), "accum_state", name, true)?;
         let mut acc = globals.state(&acc_name, len)?;
-        let mut mean = vec![0.0; len];
-        let ready =
-            sgd::accumulate(&g, &mut acc, &mut mean, step, every).map_err(KernelError::from)?;
+        let mut mean = vec![0.0; g.len()];
+        let ready = match &slice {
+            Some(view) => sgd::accumulate_slice(&g, &mut acc, &mut mean, view, step, every),
+            None => sgd::accumulate(&g, &mut acc, &mut mean, step, every),
+        }
+        .map_err(KernelError::from)?;
         globals.pending.insert(acc_name, TensorData::F32(acc));
         if !ready {
             return Ok(());
@@ -273,23 +273,30 @@ pub(crate) fn sgd<T: ExecReal>(
             current.len()
         )));
     }
-    let before_m = m.clone();
+    // A sliced update touches only the covered elements (and their momentum).
     let mut updated = current.clone();
-    let result = match &mut updated {
-        TensorData::F32(w) => sgd::sgd_f32(w, &g, m.as_deref_mut(), &rule),
-        TensorData::I8(q) => {
+    let result = match (&mut updated, &slice) {
+        (TensorData::F32(w), None) => sgd::sgd_f32(w, &g, m.as_deref_mut(), &rule),
+        (TensorData::F32(w), Some(v)) => sgd::sgd_f32_slice(w, &g, m.as_deref_mut(), v, &rule),
+        (TensorData::I8(q), _) => {
             let (scales, zero_points, inner) = ChannelQuant::new(ty, name)?.tables();
             let cq =
                 sgd::ChannelQuant::new(&scales, &zero_points, inner).map_err(KernelError::from)?;
-            sgd::sgd_i8(q, &g, m.as_deref_mut(), &cq, &rule)
+            match &slice {
+                Some(v) => sgd::sgd_i8_slice(q, &g, m.as_deref_mut(), v, &cq, &rule),
+                None => sgd::sgd_i8(q, &g, m.as_deref_mut(), &cq, &rule),
+            }
         }
-        TensorData::I32(q) => {
+        (TensorData::I32(q), _) => {
             let (scales, zero_points, inner) = ChannelQuant::new(ty, name)?.tables();
             let cq =
                 sgd::ChannelQuant::new(&scales, &zero_points, inner).map_err(KernelError::from)?;
-            sgd::sgd_i32(q, &g, m.as_deref_mut(), &cq, &rule)
+            match &slice {
+                Some(v) => sgd::sgd_i32_slice(q, &g, m.as_deref_mut(), v, &cq, &rule),
+                None => sgd::sgd_i32(q, &g, m.as_deref_mut(), &cq, &rule),
+            }
         }
-        other => {
+        (other, _) => {
             return Err(OpFailure::Unsupported(format!(
                 "@{name}: cannot train {} elements",
                 other.elem()
@@ -297,18 +304,18 @@ pub(crate) fn sgd<T: ExecReal>(
         }
     };
     result.map_err(|e| match e {
-        mite_kernels::KernelError::NanUpdate { index } => KernelError::Invalid(format!(
-            "@{name}: the update of element {index} is NaN (gradient {})",
-            g[index]
-        )),
+        mite_kernels::KernelError::NanUpdate { index } => {
+            let gi = match &slice {
+                Some(v) => v.grad_index(index),
+                None => Some(index),
+            };
+            KernelError::Invalid(format!(
+                "@{name}: the update of element {index} is NaN (gradient {})",
+                gi.and_then(|j| g.get(j)).copied().unwrap_or(f32::NAN)
+            ))
+        }
         e => e.into(),
     })?;
-    if let Some(inside) = &slice {
-        keep_outside(&mut updated, current, inside);
-        if let (Some(m), Some(old)) = (m.as_mut(), &before_m) {
-            restore(m, old, inside);
-        }
-    }
     globals.pending.insert(name.to_string(), updated);
     if let Some(m) = m {
         globals.pending.insert(momentum_name, TensorData::F32(m));
@@ -333,14 +340,15 @@ fn state_name(
 }
 
 /// For a gradient covering only a channel slice of the parameter (`optim.sgd`'s `slice_axis` /
-/// `slice_start`): which parameter elements it covers (`None` when it covers the whole tensor).
+/// `slice_start`): the parameter viewed as `[outer, channels, inner]` and the covered channels
+/// (`None` when it covers the whole tensor).
 fn channel_slice(
     param: &[usize],
     grad: &[usize],
     axis: i64,
     start: i64,
     name: &str,
-) -> Result<Option<Vec<bool>>, OpFailure> {
+) -> Result<Option<SliceView>, OpFailure> {
     if grad == param && start == 0 {
         return Ok(None);
     }
@@ -354,47 +362,11 @@ fn channel_slice(
     if grad.len() != param.len() || axis >= param.len() || start + grad[axis] > param[axis] {
         return Err(bad());
     }
-    let inner: usize = param[axis + 1..].iter().product();
-    let channels = param[axis];
-    let len: usize = param.iter().product();
-    Ok(Some(
-        (0..len)
-            .map(|i| {
-                let c = (i / inner.max(1)) % channels.max(1);
-                (start..start + grad[axis]).contains(&c)
-            })
-            .collect(),
-    ))
-}
-
-/// The full-size gradient: `g`'s elements at the covered positions (in order), zeros elsewhere.
-fn scatter(g: &[f32], inside: &[bool], len: usize) -> Vec<f32> {
-    let mut it = g.iter();
-    (0..len)
-        .map(|i| {
-            if inside[i] {
-                it.next().copied().unwrap_or(0.0)
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
-/// Puts back the elements outside the slice: a sliced update changes nothing else.
-fn restore<T: Copy>(new: &mut [T], old: &[T], inside: &[bool]) {
-    for ((n, &o), &keep_new) in new.iter_mut().zip(old).zip(inside) {
-        if !keep_new {
-            *n = o;
-        }
-    }
-}
-
-fn keep_outside(updated: &mut TensorData, current: &TensorData, inside: &[bool]) {
-    match (updated, current) {
-        (TensorData::F32(n), TensorData::F32(o)) => restore(n, o, inside),
-        (TensorData::I8(n), TensorData::I8(o)) => restore(n, o, inside),
-        (TensorData::I32(n), TensorData::I32(o)) => restore(n, o, inside),
-        _ => {}
-    }
+    Ok(Some(SliceView {
+        outer: param[..axis].iter().product(),
+        channels: param[axis],
+        inner: param[axis + 1..].iter().product(),
+        start,
+        count: grad[axis],
+    }))
 }

@@ -196,13 +196,16 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
             zero_points,
             inner,
         } => {
-            // On the host the weight is dequantized whole (the same f32 values a device kernel
-            // computes tap by tap), then the f32 kernel runs.
             let p = k8::PerAxis::new(scales, zero_points, *inner).map_err(ke)?;
-            let mut w = vec![0.0; geometry.weight_len()];
-            k8::dequantize(&i8s(mem, x(1)?)?, &mut w, &p).map_err(ke)?;
             let mut y = vec![0.0; geometry.input_len()];
-            kf::conv2d_backward_input(&f32s(mem, x(0)?)?, &w, &mut y, geometry).map_err(ke)?;
+            kf::conv2d_backward_input_int8(
+                &f32s(mem, x(0)?)?,
+                &i8s(mem, x(1)?)?,
+                &p,
+                &mut y,
+                geometry,
+            )
+            .map_err(ke)?;
             Vals::F32(y)
         }
         Kernel::ConvBackwardWeight { geometry } => {

@@ -86,9 +86,44 @@ pub fn conv2d_backward_input<T: Scalar>(
     out: &mut [T],
     g: &Conv2dGeometry,
 ) -> Result<(), KernelError> {
-    check_len("conv2d grad_output", g.output_len(), dy.len())?;
-    check_len("conv2d weight", g.weight_len(), w.len())?;
-    check_len("conv2d grad_input", g.input_len(), out.len())?;
+    check_lens(dy.len(), w.len(), out.len(), g)?;
+    backward_input_with(dy, out, g, |i| w[i])
+}
+
+/// `conv2d_backward_input` with an `i8` weight used at its real value `f32(q − z) · s` (the
+/// channel's scale and zero point, exactly as [`crate::int8::dequantize`] computes it),
+/// dequantized tap by tap: the same `f32` values in the same order as dequantizing the whole
+/// weight and calling [`conv2d_backward_input`], so the result is bit-identical, without an
+/// `f32` copy of the weight.
+pub fn conv2d_backward_input_int8(
+    dy: &[f32],
+    w: &[i8],
+    p: &crate::int8::PerAxis<'_>,
+    out: &mut [f32],
+    g: &Conv2dGeometry,
+) -> Result<(), KernelError> {
+    check_lens(dy.len(), w.len(), out.len(), g)?;
+    backward_input_with(dy, out, g, |i| {
+        let (s, z) = p.of(i);
+        f32::from(i16::from(w[i]) - i16::from(z)) * s
+    })
+}
+
+/// The length checks of the input gradient, in order: `dy`, the weight, the output.
+fn check_lens(dy: usize, w: usize, out: usize, g: &Conv2dGeometry) -> Result<(), KernelError> {
+    check_len("conv2d grad_output", g.output_len(), dy)?;
+    check_len("conv2d weight", g.weight_len(), w)?;
+    check_len("conv2d grad_input", g.input_len(), out)
+}
+
+/// The transposed convolution with the weight element `i` read through `weight(i)` (lengths
+/// already checked).
+fn backward_input_with<T: Scalar>(
+    dy: &[T],
+    out: &mut [T],
+    g: &Conv2dGeometry,
+    weight: impl Fn(usize) -> T,
+) -> Result<(), KernelError> {
     out.fill(T::ZERO);
     let (in_plane, out_plane) = (g.in_plane(), g.out_plane());
     if out_plane == 0 || in_plane == 0 {
@@ -96,13 +131,11 @@ pub fn conv2d_backward_input<T: Scalar>(
     }
     let axes = g.axes();
     let (w_in, ow, sw) = (axes[1].in_len, axes[1].out_len, axes[1].stride);
-    let taps = g.window().kernel[0] * g.window().kernel[1];
     for_each_channel_pair(g, |b, oc, ic, w_base| {
         let dyp = &dy[(b * g.c_out() + oc) * out_plane..][..out_plane];
         let dx = &mut out[(b * g.c_in() + ic) * in_plane..][..in_plane];
-        let wk = &w[w_base..w_base + taps];
         for_each_tap_row(&axes, |oy, iy, oxs, ix0, tap| {
-            let wv = wk[tap];
+            let wv = weight(w_base + tap);
             let dy_row = &dyp[oy * ow..(oy + 1) * ow][oxs];
             let dx_row = &mut dx[iy * w_in..(iy + 1) * w_in];
             if sw == 1 {
@@ -272,6 +305,29 @@ mod tests {
             conv2d_backward_weight_slice(&xs, &dy, &mut part, &g, ChannelSlice { start: lo, len }).unwrap();
             let expect: Vec<f32> = (0..c_out).flat_map(|o| full[(o * c_in + lo) * k * k..(o * c_in + lo + len) * k * k].to_vec()).collect();
             prop_assert_eq!(part, expect);
+        }
+
+        /// The int8-weight kernel equals dequantizing the whole weight and running the f32 kernel.
+        #[test]
+        fn int8_weight_matches_dequantized(c in 1..4_usize, groups in 1..3_usize, c_out_g in 1..3_usize, hw in 1..6_usize, k in 1..4_usize, stride in 1..3_usize, per_channel in any::<bool>(), seed in any::<u32>()) {
+            let window = Window2d { kernel: [k, k], strides: [stride, stride], pads: [1; 4], dilations: [1, 1] };
+            let Ok(g) = Conv2dGeometry::new(2, c * groups, [hw, hw], c_out_g * groups, groups, window) else { return Ok(()) };
+            let mut s = seed | 1;
+            let mut next = || { s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223); s >> 8 };
+            let dy: Vec<f32> = (0..g.output_len()).map(|_| next() as f32 / 16_777_216.0 - 0.5).collect();
+            let w: Vec<i8> = (0..g.weight_len()).map(|_| next() as u8 as i8).collect();
+            let channels = if per_channel { g.c_out() } else { 1 };
+            let scales: Vec<f32> = (0..channels).map(|_| (next() % 1000 + 1) as f32 / 7919.0).collect();
+            let zps: Vec<i8> = (0..channels).map(|_| next() as u8 as i8).collect();
+            let inner = g.weight_len() / g.c_out();
+            let p = crate::int8::PerAxis::new(&scales, &zps, inner).unwrap();
+            let mut wf = vec![0.0; w.len()];
+            crate::int8::dequantize(&w, &mut wf, &p).unwrap();
+            let mut expect = vec![0.0; g.input_len()];
+            conv2d_backward_input(&dy, &wf, &mut expect, &g).unwrap();
+            let mut got = vec![1.0; g.input_len()];
+            conv2d_backward_input_int8(&dy, &w, &p, &mut got, &g).unwrap();
+            prop_assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), expect.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
     }
 }

@@ -15,8 +15,8 @@ use core::iter::Sum;
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 pub use conv::{
-    conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
-    conv2d_backward_weight_slice, ChannelSlice,
+    conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_input_int8,
+    conv2d_backward_weight, conv2d_backward_weight_slice, ChannelSlice,
 };
 pub use linear::{linear, linear_backward_bias, linear_backward_input, linear_backward_weight};
 pub use loss::{softmax_cross_entropy, softmax_cross_entropy_backward};

@@ -51,7 +51,7 @@ impl<'a> PerAxis<'a> {
 
     /// `(scale, zero point)` of element `i`.
     #[inline]
-    fn of(&self, i: usize) -> (f32, i8) {
+    pub(crate) fn of(&self, i: usize) -> (f32, i8) {
         let c = (i / self.inner.max(1)) % self.scales.len();
         (
             self.scales[c],
