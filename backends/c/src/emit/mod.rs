@@ -15,6 +15,7 @@
 //! The arena is accessed through pointers of the buffers' element types; build with
 //! `-fno-strict-aliasing` (in [`crate::toolchain::STRICT_FLAGS`]).
 
+mod arms;
 mod literal;
 
 use std::fmt::Write as _;
@@ -165,12 +166,20 @@ pub fn emit_program(program: &Program) -> Result<EmittedProgram, EmitError> {
         globals: String::new(),
         functions: String::new(),
         prototypes: String::new(),
+        dequant_len: 0,
     };
     e.buffers()?;
     for (index, entry) in program.entries.iter().enumerate() {
         e.entry(index, entry)?;
     }
     e.init_and_persistence();
+    if e.dequant_len > 0 {
+        let _ = writeln!(
+            e.globals,
+            "/* An int8 weight dequantized for its input gradient (SRAM). */\nstatic float {DEQUANT}[{}];\n",
+            e.dequant_len
+        );
+    }
     let bytes = program.storage_bytes();
     let guard = format!("MITE_PROGRAM_{}_H", ident(&program.name).to_uppercase());
     let header = format!(
@@ -207,7 +216,12 @@ struct Emitter<'a> {
     globals: String,
     functions: String,
     prototypes: String,
+    /// Elements of the f32 buffer that holds a dequantized int8 weight ([`DEQUANT`]).
+    dequant_len: usize,
 }
+
+/// The static f32 buffer into which an int8 weight is dequantized for its input gradient.
+const DEQUANT: &str = "mite_dequantized_weight";
 
 /// The C name of a non-arena, non-argument buffer.
 fn global_name(p: &Program, id: BufferId) -> String {
@@ -287,13 +301,6 @@ impl Emitter<'_> {
             }
         }
         Ok(())
-    }
-
-    /// The argument of role `role` of entry `entry`, if it has one.
-    fn arg(&self, entry: &Entry, role: ArgRole) -> Option<BufferId> {
-        entry.args.iter().copied().find(|&a| {
-            matches!(self.program.buffer(a).storage, Storage::Arg { role: r, .. } if r == role)
-        })
     }
 
     fn entry(&mut self, index: usize, entry: &Entry) -> Result<(), EmitError> {
@@ -521,30 +528,14 @@ impl Emitter<'_> {
                 accumulate,
                 slice,
             } => {
-                if *accumulate > 1 || slice.is_some() {
+                if slice.is_some() && (*weight_decay != 0.0 || stochastic_seed.is_some()) {
                     return Err(EmitError::Unsupported {
                         entry: entry.name.clone(),
                         call: c,
                         kernel: call.kernel.name(),
-                        what: "gradient accumulation and channel-slice updates",
+                        what: "a channel-slice update with weight decay or stochastic rounding",
                     });
                 }
-                let missing = |role| EmitError::MissingArgument {
-                    entry: entry.name.clone(),
-                    call: c,
-                    kernel: call.kernel.name(),
-                    role,
-                };
-                self.arg(entry, ArgRole::LearningRate)
-                    .ok_or_else(|| missing("lr"))?;
-                let step = match stochastic_seed {
-                    Some(_) => {
-                        self.arg(entry, ArgRole::Step)
-                            .ok_or_else(|| missing("step"))?;
-                        "step"
-                    }
-                    None => "0",
-                };
                 let cq = if *elem == BufElem::F32 {
                     String::new()
                 } else {
@@ -559,39 +550,90 @@ impl Emitter<'_> {
                     );
                     format!(" &{prefix}_cq,")
                 };
-                let (m, m_len) = match call.outputs.get(1) {
-                    Some(&m) => (expr(m)?, len(m)),
-                    None => ("NULL".to_owned(), 0),
+                // The executor uses the momentum state only when momentum > 0.
+                let m = match call.outputs.get(1) {
+                    Some(&m) if *momentum > 0.0 => format!("{}, {}u", expr(m)?, len(m)),
+                    _ => "NULL, 0u".to_owned(),
                 };
                 let func = match elem {
                     BufElem::F32 => "mite_sgd_f32",
                     BufElem::I8 => "mite_sgd_i8",
                     _ => "mite_sgd_i32",
                 };
+                let (grad, lr, step) = (
+                    expr(call.inputs[0])?,
+                    expr(call.inputs[1])?,
+                    expr(call.inputs[2])?,
+                );
+                let mut pre = String::new();
+                let mut ready = "";
+                if let Some(s) = slice {
+                    // The full-size gradient: the covered channels' elements in order, zeros
+                    // elsewhere (an update by zero leaves the rest unchanged, no weight decay).
+                    let scratch = expr(call.scratch.expect("checked by check_operands"))?;
+                    let _ = write!(
+                        pre,
+                        "        {{\n            float *full = {scratch};\n            size_t i, k = 0;\n            \
+                         for (i = 0; i < {n}u; i++) {{\n                size_t ch = (i / {si}u) % {sc}u;\n                \
+                         if (ch >= {start}u && ch < {end}u) {{\n                    full[i] = g[k];\n                    k++;\n                \
+                         }} else {{\n                    full[i] = 0.0f;\n                }}\n            }}\n            g = full;\n        }}\n",
+                        si = s.inner.max(1),
+                        sc = s.channels.max(1),
+                        start = s.start,
+                        end = s.start + s.count,
+                    );
+                }
+                if *accumulate > 1 {
+                    let scratch = expr(call.scratch.expect("checked by check_operands"))?;
+                    let acc = expr(call.outputs[1 + usize::from(*momentum != 0.0)])?;
+                    let _ = write!(
+                        pre,
+                        "        st = mite_accumulate(g, {n}u, {acc}, {n}u, {scratch}, {n}u, ({step})[0], {accumulate}u, &ready);\n        \
+                         g = {scratch};\n"
+                    );
+                    ready = " && ready";
+                }
                 let _ = writeln!(
                     body,
-                    "    if (st == MITE_OK) {{\n        mite_sgd_params p;\n        \
-                     p.eta = lr * {lr};\n        p.momentum = {mom};\n        p.weight_decay = {wd};\n        \
-                     p.qas = {qas};\n        p.rounding.stochastic = {sto};\n        p.rounding.seed = {seed};\n        \
-                     p.rounding.step = {step};\n        \
-                     st = {func}({q}, {n}u, {g}, {n}u, {m}, {m_len}u,{cq} &p);\n    }}",
-                    lr = f32_lit(*lr_scale),
+                    "    if (st == MITE_OK) {{\n        const float *g = {grad};\n{decl}{pre}        \
+                     if (st == MITE_OK{ready}) {{\n            mite_sgd_params p;\n            \
+                     p.eta = ({lr})[0] * {lrs};\n            p.momentum = {mom};\n            p.weight_decay = {wd};\n            \
+                     p.qas = {qas};\n            p.rounding.stochastic = {sto};\n            p.rounding.seed = {seed};\n            \
+                     p.rounding.step = ({step})[0];\n            \
+                     st = {func}({q}, {n}u, g, {n}u, {m},{cq} &p);\n        }}\n    }}",
+                    decl = if *accumulate > 1 { "        int ready = 0;\n" } else { "" },
+                    lrs = f32_lit(*lr_scale),
                     mom = f32_lit(*momentum),
                     wd = f32_lit(*weight_decay),
                     qas = i32::from(*qas),
                     sto = i32::from(stochastic_seed.is_some()),
                     seed = i64_lit(stochastic_seed.unwrap_or(0)),
                     q = expr(call.outputs[0])?,
-                    g = expr(call.inputs[0])?,
                 );
             }
             other => {
-                return Err(EmitError::Unsupported {
-                    entry: entry.name.clone(),
-                    call: c,
-                    kernel: other.name(),
-                    what: "this kernel",
-                })
+                let ops = arms::Operands {
+                    prefix: prefix.clone(),
+                    ins: call
+                        .inputs
+                        .iter()
+                        .map(|&b| Ok((expr(b)?, len(b))))
+                        .collect::<Result<_, EmitError>>()?,
+                    outs: call
+                        .outputs
+                        .iter()
+                        .map(|&b| Ok((expr(b)?, len(b))))
+                        .collect::<Result<_, EmitError>>()?,
+                    scratch: call.scratch.map(|b| Ok((expr(b)?, len(b)))).transpose()?,
+                };
+                arms::print(
+                    other,
+                    &ops,
+                    &mut self.globals,
+                    body,
+                    DEQUANT,
+                    &mut self.dequant_len,
+                );
             }
         }
         Ok(())
