@@ -562,11 +562,17 @@ fn split_inputs(dir: &std::path::Path, split: &str) -> [PathBuf; 2] {
 fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
     use mite::compile::{compile, CompileOptions};
     use mite::train::scheme::Scheme;
-    if !matches!(args.emit.as_str(), "none" | "mir" | "program" | "rust") {
+    if !matches!(
+        args.emit.as_str(),
+        "none" | "mir" | "program" | "rust" | "c"
+    ) {
         return Err(format!(
-            "error: --emit: expected none, mir, program or rust, found `{}`",
+            "error: --emit: expected none, mir, program, rust or c, found `{}`",
             args.emit
         ));
+    }
+    if args.emit == "c" && args.output.is_none() {
+        return Err("error: --emit c needs -o DIR (the project's folder)".into());
     }
     if args.emit == "rust" && args.output.is_none() {
         return Err("error: --emit rust needs -o DIR (the crate's folder)".into());
@@ -596,7 +602,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         },
         magnitude: parse_channels(&args.channels)?,
         // The Program lowering has no `q.bottleneck` kernel yet.
-        fusion: !args.no_fusion && args.emit != "program",
+        fusion: !args.no_fusion && !matches!(args.emit.as_str(), "program" | "c"),
     };
     let report = compile(&model.name, &mut model.module, &opts)?;
     if args.emit == "mir" {
@@ -621,6 +627,20 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         let (files, bytes) = mite::compile::emit_rust(&model.module, &opts.config, dir, &options)?;
         note(&format!(
             "wrote a no_std Rust crate to {} ({files} files, {bytes} bytes); self-test: cd {} && cargo run --release --example selftest\n",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    if let (true, Some(dir)) = (args.emit == "c", &args.output) {
+        let description = format!(
+            "model `{}`, scheme `{}`, SGD with QAS, learning rate {}",
+            model.name,
+            args.scheme,
+            mite::cgen::emit::DEFAULT_LR
+        );
+        let (files, bytes) = mite::compile::emit_c(&model.module, &opts.config, dir, &description)?;
+        note(&format!(
+            "wrote a C project to {} ({files} files, {bytes} bytes); self-test: make -C {} run-host\n",
             dir.display(),
             dir.display()
         ));

@@ -294,9 +294,7 @@ pub(super) fn print(
             );
             guarded(
                 body,
-                &format!(
-                    "mite_global_avg_pool_backward_f32({i0}, {i0n}u, {p}_dims, {y}, {yn}u)"
-                ),
+                &format!("mite_global_avg_pool_backward_f32({i0}, {i0n}u, {p}_dims, {y}, {yn}u)"),
             );
         }
         Kernel::SoftmaxCrossEntropy { batch, classes } => {
