@@ -45,6 +45,9 @@ pub fn synthetic_samples(count: usize, len: usize, classes: usize, seed: u64) ->
         .collect()
 }
 
+/// The self-test's learning rate (the synthetic images diverge at the API's default).
+pub const SELFTEST_LR: f32 = 0.001;
+
 /// The self-test's epochs over its images.
 pub const SELFTEST_EPOCHS: usize = 3;
 
@@ -124,7 +127,7 @@ fn selftest(samples: &[Sample]) -> String {
          static void fail(const char *reason) {{\n    mite_platform_write(\"mite-selftest: FAIL \");\n    \
          mite_platform_write(reason);\n    mite_platform_write(\"\\n\");\n    mite_platform_exit(1);\n}}\n\n\
          int main(void) {{\n    float first = 0.0f, last = 0.0f, loss = 0.0f;\n    float logits[MITE_CLASSES];\n    \
-         uint64_t t0, ticks = 0u;\n    unsigned e, i;\n    mite_init();\n    \
+         uint64_t t0, ticks = 0u;\n    unsigned e, i;\n    mite_init();\n    mite_set_lr({lr});\n    \
          for (e = 0; e < EPOCHS; e++) {{\n        float sum = 0.0f;\n        \
          for (i = 0; i < N_IMAGES; i++) {{\n            mite_status st;\n            \
          t0 = mite_platform_ticks();\n            st = mite_train_step(images[i], labels[i], &loss);\n            \
@@ -146,6 +149,7 @@ fn selftest(samples: &[Sample]) -> String {
          mite_platform_write(\"mite-selftest: ok\\n\");\n    mite_platform_exit(0);\n    return 0;\n}}\n",
         n = samples.len(),
         epochs = SELFTEST_EPOCHS,
+        lr = crate::emit::f32_lit(SELFTEST_LR),
         labels = labels.join(", "),
     )
 }
