@@ -30,7 +30,7 @@ fn roles(p: &Program, e: &Entry) -> Vec<ArgRole> {
 }
 
 /// The index of the call that computes the loss of a training entry, checked to come before
-/// every update; `None` if the entry updates nothing.
+/// every update; `None` if the entry updates nothing or computes no loss.
 pub(super) fn loss_call(entry: &Entry) -> Result<Option<usize>, EmitError> {
     let loss = entry
         .calls
@@ -41,7 +41,7 @@ pub(super) fn loss_call(entry: &Entry) -> Result<Option<usize>, EmitError> {
         .iter()
         .position(|c| matches!(c.kernel, Kernel::Sgd { .. }));
     match (loss, first_update) {
-        (_, None) => Ok(None),
+        (_, None) | (None, _) => Ok(None),
         (Some(l), Some(u)) if l < u => Ok(Some(l)),
         (_, Some(u)) => Err(EmitError::UpdateBeforeLoss {
             entry: entry.name.clone(),
