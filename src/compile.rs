@@ -397,6 +397,47 @@ pub fn check_budgets(
     }
 }
 
+/// Lowers `module` (after [`compile`]) and writes the C backend's project (program, runtime,
+/// self-test on seeded synthetic images, Makefile, README) into `dir`; returns the number of
+/// files and their bytes.
+pub fn emit_c(
+    module: &Module,
+    config: &TrainConfig,
+    dir: &std::path::Path,
+    description: &str,
+) -> Result<(usize, usize), String> {
+    let program = lower_program(module, config)?;
+    let (len, classes) = program_io(&program)
+        .ok_or_else(|| "error: --emit c: the program has no int8 input and loss".to_string())?;
+    let samples = mite_c::project::synthetic_samples(4, len, classes, 7);
+    let files = mite_c::project::emit_project(&program, &samples, description)
+        .map_err(|e| format!("error: --emit c: {e}"))?;
+    mite_c::project::write_project(dir, &files)
+        .map_err(|e| format!("error: {}: {e}", dir.display()))?;
+    Ok((files.len(), files.iter().map(|f| f.1.len()).sum()))
+}
+
+/// The input length and the classes of a lowered training program.
+fn program_io(p: &mite_ir::program::Program) -> Option<(usize, usize)> {
+    use mite_ir::program::{ArgRole, Kernel, Storage};
+    let len = p.buffers.iter().find_map(|b| match b.storage {
+        Storage::Arg {
+            role: ArgRole::Input,
+            ..
+        } => Some(b.len),
+        _ => None,
+    })?;
+    let classes = p
+        .entries
+        .iter()
+        .flat_map(|e| &e.calls)
+        .find_map(|c| match c.kernel {
+            Kernel::SoftmaxCrossEntropy { classes, .. } => Some(classes),
+            _ => None,
+        })?;
+    Some((len, classes))
+}
+
 /// Applies the scheme to `module`, builds the training step and reports it.
 pub fn compile(
     name: &str,

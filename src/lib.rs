@@ -22,6 +22,8 @@ pub mod quantize;
 pub mod search;
 pub mod train;
 
+/// The C backend (`--emit c`).
+pub use mite_c as cgen;
 pub use mite_data as data;
 pub use mite_interp as interp;
 pub use mite_ir as ir;

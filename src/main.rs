@@ -579,11 +579,17 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
     use mite::compile::{check_budgets, compile_with_memory, Budgets, CompileOptions};
     use mite::ir::memory::timeline::{to_svg, Timeline};
     use mite::train::scheme::Scheme;
-    if !matches!(args.emit.as_str(), "none" | "mir" | "program" | "rust") {
+    if !matches!(
+        args.emit.as_str(),
+        "none" | "mir" | "program" | "rust" | "c"
+    ) {
         return Err(format!(
-            "error: --emit: expected none, mir, program or rust, found `{}`",
+            "error: --emit: expected none, mir, program, rust or c, found `{}`",
             args.emit
         ));
+    }
+    if args.emit == "c" && args.output.is_none() {
+        return Err("error: --emit c needs -o DIR (the project's folder)".into());
     }
     if args.emit == "rust" && args.output.is_none() {
         return Err("error: --emit rust needs -o DIR (the crate's folder)".into());
@@ -626,7 +632,8 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             ..Default::default()
         },
         magnitude: parse_channels(&args.channels)?,
-        fusion: !args.no_fusion,
+        // The C emitter has no `q.bottleneck` arm yet: C programs keep the unfused convolutions.
+        fusion: !args.no_fusion && args.emit != "c",
         reorder: !args.no_reorder,
     };
     let (report, memory) = compile_with_memory(&model.name, &mut model.module, &opts)?;
@@ -652,6 +659,20 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         let (files, bytes) = mite::compile::emit_rust(&model.module, &opts.config, dir, &options)?;
         note(&format!(
             "wrote a no_std Rust crate to {} ({files} files, {bytes} bytes); self-test: cd {} && cargo run --release --example selftest\n",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    if let (true, Some(dir)) = (args.emit == "c", &args.output) {
+        let description = format!(
+            "model `{}`, scheme `{}`, SGD with QAS, learning rate {}",
+            model.name,
+            args.scheme,
+            mite::cgen::emit::DEFAULT_LR
+        );
+        let (files, bytes) = mite::compile::emit_c(&model.module, &opts.config, dir, &description)?;
+        note(&format!(
+            "wrote a C project to {} ({files} files, {bytes} bytes); self-test: make -C {} run-host\n",
             dir.display(),
             dir.display()
         ));

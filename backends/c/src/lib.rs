@@ -11,5 +11,6 @@
 #![forbid(unsafe_code)]
 
 pub mod emit;
+pub mod project;
 pub mod runtime;
 pub mod toolchain;

@@ -184,7 +184,7 @@ fn program() -> (Program, Vec<i8>) {
                 accumulate: 1,
                 slice: None,
             },
-            inputs: vec![b(9)],
+            inputs: vec![b(9), b(1), b(2)],
             outputs: vec![b(7), b(10)],
             scratch: None,
             loc: Some("conv1.weight update".into()),
@@ -204,7 +204,7 @@ fn program() -> (Program, Vec<i8>) {
                 accumulate: 1,
                 slice: None,
             },
-            inputs: vec![b(12)],
+            inputs: vec![b(12), b(1), b(2)],
             outputs: vec![b(11)],
             scratch: None,
             loc: Some("conv1.bias update".into()),
@@ -376,12 +376,12 @@ const MAIN: &str = r#"#include <stdio.h>
 
 int main(void) {
     static int8_t y[150];
-    static unsigned char params[MITE_PARAMS_BYTES];
+    static unsigned char params[MITE_SAVE_BYTES];
     int64_t step;
     size_t i;
     mite_init();
     for (step = 0; step < STEPS; step++) {
-        mite_status st = mite_train_step(input, LR, step, y);
+        mite_status st = mite_entry_train_step(input, LR, step, y);
         printf("step %d status %d:", (int)step, (int)st);
         for (i = 0; i < sizeof y; i++) {
             printf(" %d", y[i]);
@@ -392,7 +392,7 @@ int main(void) {
         return 1;
     }
     printf("params:");
-    for (i = 0; i < sizeof params; i++) {
+    for (i = 0; i < MITE_PARAMS_BYTES; i++) {
         printf(" %02x", params[i]);
     }
     printf("\n");
@@ -500,7 +500,7 @@ static void put_hex(unsigned v) {
 
 int main(void) {
     static int8_t y[150];
-    static unsigned char params[MITE_PARAMS_BYTES];
+    static unsigned char params[MITE_SAVE_BYTES];
     int64_t step;
     size_t i;
     uint64_t ticks = 0, t0;
@@ -508,7 +508,7 @@ int main(void) {
     for (step = 0; step < STEPS; step++) {
         mite_status st;
         t0 = mite_platform_ticks();
-        st = mite_train_step(input, LR, step, y);
+        st = mite_entry_train_step(input, LR, step, y);
         ticks += mite_platform_ticks() - t0;
         mite_platform_write("step ");
         put_int((long)step);
@@ -523,7 +523,7 @@ int main(void) {
     }
     (void)mite_save_params(params, sizeof params);
     mite_platform_write("params:");
-    for (i = 0; i < sizeof params; i++) {
+    for (i = 0; i < MITE_PARAMS_BYTES; i++) {
         put_hex(params[i]);
     }
     mite_platform_write("\nmite-selftest: instructions ");
@@ -594,12 +594,22 @@ fn emitted_program_is_clean_under_sanitizers() {
 }
 
 #[test]
-fn emitter_refuses_an_update_without_a_learning_rate() {
+fn emitter_refuses_an_update_before_the_loss() {
     let (mut p, _) = program();
-    p.entries[0].args.retain(|&a| a != BufferId(1));
+    let b = |i| BufferId(i);
+    p.entries[0].calls.push(Call {
+        kernel: Kernel::SoftmaxCrossEntropy {
+            batch: 1,
+            classes: 6,
+        },
+        inputs: vec![b(9), b(1)],
+        outputs: vec![b(12)],
+        scratch: Some(b(9)),
+        loc: Some("a loss after the updates".into()),
+    });
     assert!(matches!(
         emit_program(&p),
-        Err(EmitError::MissingArgument { role: "lr", .. })
+        Err(EmitError::UpdateBeforeLoss { call: 2, .. })
     ));
 }
 
@@ -699,7 +709,7 @@ fn inference_entry_without_parameters_builds_and_runs() {
          static const int8_t input[100] = {{{}}};\n\
          int main(void) {{\n    int8_t y[24];\n    int32_t label = 0;\n    size_t i;\n    \
          unsigned char none[1];\n    mite_init();\n    \
-         if (mite_infer(input, &label, y) != MITE_OK || mite_save_params(none, 0) != 0) {{\n        \
+         if (mite_entry_infer(input, &label, y) != MITE_OK || mite_save_params(none, 0) != MITE_SAVE_BYTES) {{\n        \
          return 1;\n    }}\n    for (i = 0; i < sizeof y; i++) {{\n        printf(\" %d\", y[i]);\n    }}\n    \
          printf(\"\\n\");\n    return 0;\n}}\n",
         input

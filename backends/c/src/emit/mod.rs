@@ -15,6 +15,8 @@
 //! The arena is accessed through pointers of the buffers' element types; build with
 //! `-fno-strict-aliasing` (in [`crate::toolchain::STRICT_FLAGS`]).
 
+mod api;
+mod arms;
 mod literal;
 
 use std::fmt::Write as _;
@@ -24,6 +26,7 @@ use mite_ir::TensorData;
 use mite_kernels::int8::BiasAdd;
 use mite_kernels::requant::Rounding;
 
+pub use api::DEFAULT_LR;
 use literal::elements;
 pub use literal::{f32_lit, f64_lit, i32_lit, i64_lit, ident};
 
@@ -71,6 +74,18 @@ pub enum EmitError {
         /// The argument's role.
         role: &'static str,
     },
+    /// An entry updates a parameter before it computes the loss, so a non-finite loss could
+    /// not skip the update.
+    #[error("entry `{entry}`: call {call} updates a parameter before the loss is computed")]
+    UpdateBeforeLoss {
+        /// The entry.
+        entry: String,
+        /// The update's index.
+        call: usize,
+    },
+    /// A self-test project needs the `infer` and `train_step` entries of issue #11's API.
+    #[error("the program has no `infer(input) -> logits` and `train_step(input, label, lr, step) -> loss` entries for the device API")]
+    NoTrainingApi,
     /// A kernel the C emitter does not print yet.
     #[error("entry `{entry}`: call {call} ({kernel}): the C emitter does not support {what} yet")]
     Unsupported {
@@ -165,12 +180,25 @@ pub fn emit_program(program: &Program) -> Result<EmittedProgram, EmitError> {
         globals: String::new(),
         functions: String::new(),
         prototypes: String::new(),
+        dequant_len: 0,
     };
     e.buffers()?;
     for (index, entry) in program.entries.iter().enumerate() {
         e.entry(index, entry)?;
     }
-    e.init_and_persistence();
+    let api = api::api(program);
+    e.init_and_persistence(api.is_some());
+    if let Some((protos, funcs)) = &api {
+        e.prototypes.push_str(protos);
+        e.functions.push_str(funcs);
+    }
+    if e.dequant_len > 0 {
+        let _ = writeln!(
+            e.globals,
+            "/* An int8 weight dequantized for its input gradient (SRAM). */\nstatic float {DEQUANT}[{}];\n",
+            e.dequant_len
+        );
+    }
     let bytes = program.storage_bytes();
     let guard = format!("MITE_PROGRAM_{}_H", ident(&program.name).to_uppercase());
     let header = format!(
@@ -180,7 +208,13 @@ pub fn emit_program(program: &Program) -> Result<EmittedProgram, EmitError> {
          /* Memory: arena {arena} B, trained parameters {param} B, optimizer state {state} B,\n \
          * arguments {args} B (SRAM {sram} B); flash constants and parameter images {flash} B. */\n\
          #define MITE_ARENA_BYTES {arena}u\n#define MITE_SRAM_BYTES {sram}u\n\
-         #define MITE_FLASH_BYTES {flash}u\n#define MITE_PARAMS_BYTES {persist}u\n\n{protos}\n\
+         #define MITE_FLASH_BYTES {flash}u\n#define MITE_PARAMS_BYTES {persist}u\n\
+         /* What mite_save_params writes: the parameters, the state and a 4-byte checksum. */\n\
+         #define MITE_SAVE_BYTES ({persist}u + 4u)\n\n\
+         /* A training entry's loss is not finite; its updates were skipped, nothing changed. */\n\
+         #define MITE_ERR_NONFINITE_LOSS ((mite_status)17)\n\
+         /* mite_load_params: the checksum does not match. */\n\
+         #define MITE_ERR_CHECKSUM ((mite_status)18)\n\n{protos}\n\
          #endif\n",
         name = program.name,
         arena = bytes.arena,
@@ -207,7 +241,12 @@ struct Emitter<'a> {
     globals: String,
     functions: String,
     prototypes: String,
+    /// Elements of the f32 buffer that holds a dequantized int8 weight ([`DEQUANT`]).
+    dequant_len: usize,
 }
+
+/// The static f32 buffer into which an int8 weight is dequantized for its input gradient.
+const DEQUANT: &str = "mite_dequantized_weight";
 
 /// The C name of a non-arena, non-argument buffer.
 fn global_name(p: &Program, id: BufferId) -> String {
@@ -289,13 +328,6 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    /// The argument of role `role` of entry `entry`, if it has one.
-    fn arg(&self, entry: &Entry, role: ArgRole) -> Option<BufferId> {
-        entry.args.iter().copied().find(|&a| {
-            matches!(self.program.buffer(a).storage, Storage::Arg { role: r, .. } if r == role)
-        })
-    }
-
     fn entry(&mut self, index: usize, entry: &Entry) -> Result<(), EmitError> {
         let p = self.program;
         let mut params = Vec::new();
@@ -314,7 +346,7 @@ impl Emitter<'_> {
             params.push(format!("{} *result{k}_{}", c_type(b.elem), ident(&b.name)));
         }
         let signature = format!(
-            "mite_status mite_{}({})",
+            "mite_status mite_entry_{}({})",
             ident(&entry.name),
             if params.is_empty() {
                 "void".to_owned()
@@ -336,7 +368,18 @@ impl Emitter<'_> {
                 let _ = writeln!(body, "    (void){};", role.name());
             }
         }
+        let loss = api::loss_call(entry)?;
+        let mut checked = false;
         for (c, call) in entry.calls.iter().enumerate() {
+            if let (Some(l), Kernel::Sgd { .. }, false) = (loss, &call.kernel, checked) {
+                // The loss is computed before any update: a non-finite one skips them all.
+                let _ = writeln!(
+                    body,
+                    "    if (st == MITE_OK && !isfinite(({})[0])) {{\n        return MITE_ERR_NONFINITE_LOSS;\n    }}",
+                    buffer_expr(p, entry.calls[l].outputs[0], index, c)?
+                );
+                checked = true;
+            }
             self.call(index, entry, c, call, &mut body)?;
         }
         for (k, &r) in entry.results.iter().enumerate() {
@@ -521,30 +564,14 @@ impl Emitter<'_> {
                 accumulate,
                 slice,
             } => {
-                if *accumulate > 1 || slice.is_some() {
+                if slice.is_some() && (*weight_decay != 0.0 || stochastic_seed.is_some()) {
                     return Err(EmitError::Unsupported {
                         entry: entry.name.clone(),
                         call: c,
                         kernel: call.kernel.name(),
-                        what: "gradient accumulation and channel-slice updates",
+                        what: "a channel-slice update with weight decay or stochastic rounding",
                     });
                 }
-                let missing = |role| EmitError::MissingArgument {
-                    entry: entry.name.clone(),
-                    call: c,
-                    kernel: call.kernel.name(),
-                    role,
-                };
-                self.arg(entry, ArgRole::LearningRate)
-                    .ok_or_else(|| missing("lr"))?;
-                let step = match stochastic_seed {
-                    Some(_) => {
-                        self.arg(entry, ArgRole::Step)
-                            .ok_or_else(|| missing("step"))?;
-                        "step"
-                    }
-                    None => "0",
-                };
                 let cq = if *elem == BufElem::F32 {
                     String::new()
                 } else {
@@ -559,39 +586,101 @@ impl Emitter<'_> {
                     );
                     format!(" &{prefix}_cq,")
                 };
-                let (m, m_len) = match call.outputs.get(1) {
-                    Some(&m) => (expr(m)?, len(m)),
-                    None => ("NULL".to_owned(), 0),
+                // The executor uses the momentum state only when momentum > 0.
+                let m = match call.outputs.get(1) {
+                    Some(&m) if *momentum > 0.0 => format!("{}, {}u", expr(m)?, len(m)),
+                    _ => "NULL, 0u".to_owned(),
                 };
                 let func = match elem {
                     BufElem::F32 => "mite_sgd_f32",
                     BufElem::I8 => "mite_sgd_i8",
                     _ => "mite_sgd_i32",
                 };
+                let (grad, lr, step) = (
+                    expr(call.inputs[0])?,
+                    expr(call.inputs[1])?,
+                    expr(call.inputs[2])?,
+                );
+                let mut pre = String::new();
+                let mut ready = "";
+                if let Some(s) = slice {
+                    // The full-size gradient: the covered channels' elements in order, zeros
+                    // elsewhere (an update by zero leaves the rest unchanged, no weight decay).
+                    let scratch = expr(call.scratch.expect("checked by check_operands"))?;
+                    let _ = write!(
+                        pre,
+                        "        {{\n            float *full = {scratch};\n            size_t i, k = 0;\n            \
+                         for (i = 0; i < {n}u; i++) {{\n                size_t ch = (i / {si}u) % {sc}u;\n                \
+                         if ({cond}) {{\n                    full[i] = g[k];\n                    k++;\n                \
+                         }} else {{\n                    full[i] = 0.0f;\n                }}\n            }}\n            g = full;\n        }}\n",
+                        si = s.inner.max(1),
+                        sc = s.channels.max(1),
+                        cond = if s.start == 0 {
+                            format!("ch < {}u", s.count)
+                        } else {
+                            format!("ch >= {}u && ch < {}u", s.start, s.start + s.count)
+                        },
+                    );
+                }
+                if *accumulate > 1 {
+                    let scratch = expr(call.scratch.expect("checked by check_operands"))?;
+                    let acc = expr(call.outputs[1 + usize::from(*momentum != 0.0)])?;
+                    let _ = write!(
+                        pre,
+                        "        st = mite_accumulate(g, {n}u, {acc}, {n}u, {scratch}, {n}u, ({step})[0], {accumulate}u, &ready);\n        \
+                         g = {scratch};\n"
+                    );
+                    ready = " && ready";
+                }
                 let _ = writeln!(
                     body,
-                    "    if (st == MITE_OK) {{\n        mite_sgd_params p;\n        \
-                     p.eta = lr * {lr};\n        p.momentum = {mom};\n        p.weight_decay = {wd};\n        \
-                     p.qas = {qas};\n        p.rounding.stochastic = {sto};\n        p.rounding.seed = {seed};\n        \
-                     p.rounding.step = {step};\n        \
-                     st = {func}({q}, {n}u, {g}, {n}u, {m}, {m_len}u,{cq} &p);\n    }}",
-                    lr = f32_lit(*lr_scale),
+                    "    if (st == MITE_OK) {{\n        const float *g = {grad};\n{decl}{pre}        \
+                     if (st == MITE_OK{ready}) {{\n            mite_sgd_params p;\n            \
+                     p.eta = ({lr})[0] * {lrs};\n            p.momentum = {mom};\n            p.weight_decay = {wd};\n            \
+                     p.qas = {qas};\n            p.rounding.stochastic = {sto};\n            p.rounding.seed = {seed};\n            \
+                     p.rounding.step = ({step})[0];\n            \
+                     st = {func}({q}, {n}u, g, {n}u, {m},{cq} &p);\n        }}\n    }}",
+                    decl = if *accumulate > 1 { "        int ready = 0;\n" } else { "" },
+                    lrs = f32_lit(*lr_scale),
                     mom = f32_lit(*momentum),
                     wd = f32_lit(*weight_decay),
                     qas = i32::from(*qas),
                     sto = i32::from(stochastic_seed.is_some()),
                     seed = i64_lit(stochastic_seed.unwrap_or(0)),
                     q = expr(call.outputs[0])?,
-                    g = expr(call.inputs[0])?,
                 );
             }
             other => {
-                return Err(EmitError::Unsupported {
-                    entry: entry.name.clone(),
-                    call: c,
-                    kernel: other.name(),
-                    what: "this kernel",
-                })
+                let ops = arms::Operands {
+                    prefix: prefix.clone(),
+                    ins: call
+                        .inputs
+                        .iter()
+                        .map(|&b| Ok((expr(b)?, len(b))))
+                        .collect::<Result<_, EmitError>>()?,
+                    outs: call
+                        .outputs
+                        .iter()
+                        .map(|&b| Ok((expr(b)?, len(b))))
+                        .collect::<Result<_, EmitError>>()?,
+                    scratch: call.scratch.map(|b| Ok((expr(b)?, len(b)))).transpose()?,
+                };
+                let printed = arms::print(
+                    other,
+                    &ops,
+                    &mut self.globals,
+                    body,
+                    DEQUANT,
+                    &mut self.dequant_len,
+                );
+                if !printed {
+                    return Err(EmitError::Unsupported {
+                        entry: entry.name.clone(),
+                        call: c,
+                        kernel: other.name(),
+                        what: "this kernel (compile with --no-fusion for C)",
+                    });
+                }
             }
         }
         Ok(())
@@ -618,7 +707,7 @@ impl Emitter<'_> {
     }
 
     /// `mite_init`, `mite_save_params`, `mite_load_params`.
-    fn init_and_persistence(&mut self) {
+    fn init_and_persistence(&mut self, api: bool) {
         let mut init = String::new();
         let mut save = String::new();
         let mut load = String::new();
@@ -639,32 +728,45 @@ impl Emitter<'_> {
             let _ = writeln!(load, "    memcpy({name}, bytes + {offset}u, {bytes}u);");
             offset += bytes;
         }
+        if api {
+            let _ = writeln!(self.globals, "static void mite_api_reset(void);\n");
+            init.push_str("    mite_api_reset();\n");
+        }
         let _ = writeln!(
             self.prototypes,
-            "/* Initialise the trained parameters (from flash) and the optimizer state (zeros). */\n\
+            "/* Initialise the trained parameters (from flash), the optimizer state (zeros) and the\n \
+             * API's learning rate and step. */\n\
              void mite_init(void);\n\n\
-             /* Copy the trained parameters and optimizer state (MITE_PARAMS_BYTES) to out;\n \
-             * returns the bytes needed, copying nothing if cap is smaller. */\n\
+             /* Copy the trained parameters and optimizer state and their checksum (MITE_SAVE_BYTES)\n \
+             * to out; returns the bytes needed, copying nothing if cap is smaller. */\n\
              size_t mite_save_params(void *out, size_t cap);\n\n\
-             /* Restore what mite_save_params wrote; returns MITE_ERR_LENGTH if len differs. */\n\
+             /* Restore what mite_save_params wrote: MITE_ERR_LENGTH if len differs, MITE_ERR_CHECKSUM\n \
+             * if the checksum does not match (then nothing changes). */\n\
              mite_status mite_load_params(const void *in, size_t len);\n"
         );
-        // With nothing to save, `cap < 0u` would trip -Wtype-limits.
-        let cap_check = if offset == 0 {
-            "    (void)cap;\n"
-        } else {
-            "    if (cap < MITE_PARAMS_BYTES) {\n        return MITE_PARAMS_BYTES;\n    }\n"
-        };
         let _ = writeln!(
             self.functions,
             "void mite_init(void) {{\n{init}}}\n\n\
+             /* FNV-1a over n bytes. */\n\
+             static uint32_t mite_checksum(const unsigned char *bytes, size_t n) {{\n    \
+             uint32_t h = 2166136261u;\n    size_t i;\n    \
+             for (i = 0; i < n; i++) {{\n        h = (h ^ bytes[i]) * 16777619u;\n    }}\n    return h;\n}}\n\n\
+             static void mite_put_u32(unsigned char *b, uint32_t v) {{\n    \
+             b[0] = (unsigned char)(v & 0xffu);\n    b[1] = (unsigned char)((v >> 8) & 0xffu);\n    \
+             b[2] = (unsigned char)((v >> 16) & 0xffu);\n    b[3] = (unsigned char)(v >> 24);\n}}\n\n\
+             static uint32_t mite_get_u32(const unsigned char *b) {{\n    \
+             return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);\n}}\n\n\
              size_t mite_save_params(void *out, size_t cap) {{\n    \
-             unsigned char *bytes = (unsigned char *)out;\n{cap_check}{save}    \
-             (void)bytes;\n    return MITE_PARAMS_BYTES;\n}}\n\n\
+             unsigned char *bytes = (unsigned char *)out;\n    \
+             if (cap < MITE_SAVE_BYTES) {{\n        return MITE_SAVE_BYTES;\n    }}\n{save}    \
+             mite_put_u32(bytes + MITE_PARAMS_BYTES, mite_checksum(bytes, MITE_PARAMS_BYTES));\n    \
+             return MITE_SAVE_BYTES;\n}}\n\n\
              mite_status mite_load_params(const void *in, size_t len) {{\n    \
              const unsigned char *bytes = (const unsigned char *)in;\n    \
-             if (len != MITE_PARAMS_BYTES) {{\n        return MITE_ERR_LENGTH;\n    }}\n{load}    \
-             (void)bytes;\n    return MITE_OK;\n}}"
+             if (len != MITE_SAVE_BYTES) {{\n        return MITE_ERR_LENGTH;\n    }}\n    \
+             if (mite_checksum(bytes, MITE_PARAMS_BYTES) != mite_get_u32(bytes + MITE_PARAMS_BYTES)) {{\n        \
+             return MITE_ERR_CHECKSUM;\n    }}\n{load}    \
+             return MITE_OK;\n}}\n"
         );
     }
 }

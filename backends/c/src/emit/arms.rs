@@ -1,0 +1,322 @@
+//! The C of every kernel but the int8 convolution and the update: one runtime call (or a short
+//! loop where the runtime has no function) per [`Kernel`] variant, mirroring the Program
+//! executor's semantics (`mite_interp::program`, `run.rs`).
+
+use std::fmt::Write as _;
+
+use mite_ir::program::Kernel;
+use mite_kernels::Conv2dGeometry;
+
+use super::literal::{elements, f32_lit, f64_lit, i32_lit};
+use super::{c_type, rounding_c};
+
+/// The C operands of one call: `(expression, stored length)` of each operand, result and the
+/// scratch buffer, and the prefix of the call's globals.
+pub(super) struct Operands {
+    pub prefix: String,
+    pub ins: Vec<(String, usize)>,
+    pub outs: Vec<(String, usize)>,
+    pub scratch: Option<(String, usize)>,
+}
+
+/// A `mite_conv2d_geometry` initialiser.
+pub(super) fn geometry_init(g: &Conv2dGeometry) -> String {
+    let w = g.window();
+    let [oh, ow] = g.out_hw();
+    format!(
+        "{{{n}u, {ci}u, {{{h}u, {wd}u}}, {co}u, {gr}u,\n     \
+         {{{{{kh}u, {kw}u}}, {{{sh}u, {sw}u}}, {{{p0}u, {p1}u, {p2}u, {p3}u}}, {{{dh}u, {dw}u}}}},\n     \
+         {{{oh}u, {ow}u}}}}",
+        n = g.n(),
+        ci = g.c_in(),
+        h = g.in_hw()[0],
+        wd = g.in_hw()[1],
+        co = g.c_out(),
+        gr = g.groups(),
+        kh = w.kernel[0],
+        kw = w.kernel[1],
+        sh = w.strides[0],
+        sw = w.strides[1],
+        p0 = w.pads[0],
+        p1 = w.pads[1],
+        p2 = w.pads[2],
+        p3 = w.pads[3],
+        dh = w.dilations[0],
+        dw = w.dilations[1],
+    )
+}
+
+fn dims_init(d: &[usize; 4]) -> String {
+    format!("{{{}u, {}u, {}u, {}u}}", d[0], d[1], d[2], d[3])
+}
+
+fn quant_init(q: &mite_kernels::requant::QuantParams) -> String {
+    format!("{{{}, {}}}", f32_lit(q.scale), q.zero_point)
+}
+
+fn pair_init(p: (i32, i32)) -> String {
+    format!("{{{}, {}}}", i32_lit(p.0), i32_lit(p.1))
+}
+
+/// `st = CALL;` guarded by the status so far.
+fn guarded(body: &mut String, call: &str) {
+    let _ = writeln!(
+        body,
+        "    if (st == MITE_OK) {{\n        st = {call};\n    }}"
+    );
+}
+
+/// A per-axis table (`mite_per_axis`) named `{prefix}_pa`.
+fn per_axis(globals: &mut String, prefix: &str, scales: &[f32], zps: &[i8], inner: usize) {
+    let zp = if zps.is_empty() {
+        "NULL".to_owned()
+    } else {
+        let _ = writeln!(
+            globals,
+            "static const int8_t {prefix}_zp[] = {{{}}};",
+            elements(zps, |v| v.to_string())
+        );
+        format!("{prefix}_zp")
+    };
+    let _ = writeln!(
+        globals,
+        "static const float {prefix}_scales[] = {{{}}};\n\
+         static const mite_per_axis {prefix}_pa = {{{prefix}_scales, {}u, {zp}, {}u, {inner}u}};\n",
+        elements(scales, |v| f32_lit(*v)),
+        scales.len(),
+        zps.len(),
+    );
+}
+
+/// Prints `kernel` (any variant but `ConvInt8` and `Sgd`); returns `false` for those two.
+/// `dequant` is the name of the static f32 buffer that holds a dequantized int8 weight; its
+/// needed length is raised in `dequant_len`.
+pub(super) fn print(
+    kernel: &Kernel,
+    o: &Operands,
+    globals: &mut String,
+    body: &mut String,
+    dequant: &str,
+    dequant_len: &mut usize,
+) -> bool {
+    let p = &o.prefix;
+    let (i0, i0n) = o.ins.first().cloned().unwrap_or_default();
+    let (i1, i1n) = o.ins.get(1).cloned().unwrap_or_default();
+    let (y, yn) = o.outs.first().cloned().unwrap_or_default();
+    match kernel {
+        Kernel::ConvInt8 { .. } | Kernel::Sgd { .. } | Kernel::BottleneckInt8 { .. } => {
+            return false
+        }
+        Kernel::AddInt8 { params: a, .. } => {
+            let [ma, mb] = a.input_multipliers;
+            let _ = writeln!(
+                globals,
+                "static const mite_add_params {p} = {{{}, {}, {}, {{{}, {}}}, {}, {{{}, {}}}, {}}};\n",
+                quant_init(&a.a),
+                quant_init(&a.b),
+                quant_init(&a.out),
+                a.range.min,
+                a.range.max,
+                rounding_c(a.rounding),
+                pair_init(ma),
+                pair_init(mb),
+                pair_init(a.output_multiplier),
+            );
+            guarded(
+                body,
+                &format!("mite_add_int8({i0}, {i0n}u, {i1}, {i1n}u, {y}, {yn}u, &{p})"),
+            );
+        }
+        Kernel::GlobalAvgPoolInt8 { dims, rounding } => {
+            let _ = writeln!(
+                globals,
+                "static const size_t {p}_dims[4] = {};",
+                dims_init(dims)
+            );
+            guarded(
+                body,
+                &format!(
+                    "mite_global_avg_pool_int8({i0}, {i0n}u, {p}_dims, {}, {y}, {yn}u)",
+                    rounding_c(*rounding)
+                ),
+            );
+        }
+        Kernel::MeanInt8 { dims, params: m } => {
+            let _ = writeln!(
+                globals,
+                "static const size_t {p}_dims[4] = {};\n\
+                 static const mite_mean_params {p} = {{{}, {}, {}, {}, {}}};\n",
+                dims_init(dims),
+                quant_init(&m.input),
+                quant_init(&m.output),
+                rounding_c(m.rounding),
+                f64_lit(m.real),
+                pair_init(m.multiplier),
+            );
+            guarded(
+                body,
+                &format!("mite_mean_int8({i0}, {i0n}u, {p}_dims, {y}, {yn}u, &{p})"),
+            );
+        }
+        Kernel::Dequantize {
+            scales,
+            zero_points,
+            inner,
+            ..
+        } => {
+            per_axis(globals, p, scales, zero_points, *inner);
+            guarded(
+                body,
+                &format!("mite_dequantize({i0}, {i0n}u, {y}, {yn}u, &{p}_pa)"),
+            );
+        }
+        Kernel::MaskInt8 { len, min, max } => {
+            // The executor widens the int8 values to f32 and makes the f32 mask.
+            let _ = writeln!(
+                body,
+                "    if (st == MITE_OK) {{\n        \
+                 const int8_t *x = {i0};\n        uint32_t *bits = {y};\n        size_t w;\n        \
+                 for (w = 0; w < {yn}u; w++) {{\n            uint32_t word = 0u;\n            size_t b;\n            \
+                 for (b = 0; b < 32u && w * 32u + b < {len}u; b++) {{\n                \
+                 float v = (float)x[w * 32u + b];\n                \
+                 if ({lo} < v && v < {hi}) {{\n                    word |= (uint32_t)1u << b;\n                }}\n            }}\n            \
+                 bits[w] = word;\n        }}\n    }}",
+                lo = f32_lit(*min),
+                hi = f32_lit(*max),
+            );
+        }
+        Kernel::MaskF32 { min, max, .. } => guarded(
+            body,
+            &format!(
+                "mite_make_mask_f32({i0}, {i0n}u, {y}, {yn}u, {}, {})",
+                f32_lit(*min),
+                f32_lit(*max)
+            ),
+        ),
+        Kernel::ApplyMask { .. } => guarded(
+            body,
+            &format!("mite_apply_mask_f32({i0}, {i0n}u, {i1}, {i1n}u, {y}, {yn}u)"),
+        ),
+        Kernel::AddF32 { len } => {
+            let _ = writeln!(
+                body,
+                "    if (st == MITE_OK) {{\n        \
+                 const float *a = {i0};\n        const float *b = {i1};\n        float *y = {y};\n        \
+                 size_t i;\n        for (i = 0; i < {len}u; i++) {{\n            y[i] = a[i] + b[i];\n        }}\n    }}"
+            );
+        }
+        Kernel::Slice {
+            elem,
+            outer,
+            channels,
+            inner,
+            start,
+            size,
+        } => {
+            let ty = c_type(*elem);
+            let _ = writeln!(
+                body,
+                "    if (st == MITE_OK) {{\n        \
+                 const {ty} *x = {i0};\n        {ty} *y = {y};\n        size_t o;\n        \
+                 for (o = 0; o < {outer}u; o++) {{\n            \
+                 memmove(y + o * {run}u, x + o * {stride}u + {first}u, {run}u * sizeof *y);\n        }}\n    }}",
+                run = size * inner,
+                stride = channels * inner,
+                first = start * inner,
+            );
+        }
+        Kernel::ConvBackwardInput { geometry } => {
+            let _ = writeln!(
+                globals,
+                "static const mite_conv2d_geometry {p}_g = {};\n",
+                geometry_init(geometry)
+            );
+            guarded(
+                body,
+                &format!(
+                    "mite_conv2d_backward_input_f32({i0}, {i0n}u, {i1}, {i1n}u, {y}, {yn}u, &{p}_g)"
+                ),
+            );
+        }
+        Kernel::ConvBackwardInputInt8 {
+            geometry,
+            scales,
+            zero_points,
+            inner,
+        } => {
+            // As the executor: the int8 weight dequantized whole, then the f32 kernel.
+            let _ = writeln!(
+                globals,
+                "static const mite_conv2d_geometry {p}_g = {};",
+                geometry_init(geometry)
+            );
+            per_axis(globals, p, scales, zero_points, *inner);
+            *dequant_len = (*dequant_len).max(i1n);
+            guarded(
+                body,
+                &format!("mite_dequantize({i1}, {i1n}u, {dequant}, {i1n}u, &{p}_pa)"),
+            );
+            guarded(
+                body,
+                &format!(
+                    "mite_conv2d_backward_input_f32({i0}, {i0n}u, {dequant}, {i1n}u, {y}, {yn}u, &{p}_g)"
+                ),
+            );
+        }
+        Kernel::ConvBackwardWeight { geometry } => {
+            let _ = writeln!(
+                globals,
+                "static const mite_conv2d_geometry {p}_g = {};\n",
+                geometry_init(geometry)
+            );
+            guarded(
+                body,
+                &format!(
+                    "mite_conv2d_backward_weight_f32({i0}, {i0n}u, {i1}, {i1n}u, {y}, {yn}u, &{p}_g)"
+                ),
+            );
+        }
+        Kernel::ConvBackwardBias { dims } => {
+            let [n, c, h, w] = *dims;
+            let _ = writeln!(
+                globals,
+                "static const mite_conv2d_geometry {p}_g = {{{n}u, {c}u, {{{h}u, {w}u}}, {c}u, 1u,\n     \
+                 {{{{1u, 1u}}, {{1u, 1u}}, {{0u, 0u, 0u, 0u}}, {{1u, 1u}}}}, {{{h}u, {w}u}}}};\n"
+            );
+            guarded(
+                body,
+                &format!("mite_conv2d_backward_bias_f32({i0}, {i0n}u, {y}, {yn}u, &{p}_g)"),
+            );
+        }
+        Kernel::GlobalAvgPoolBackward { dims } => {
+            let _ = writeln!(
+                globals,
+                "static const size_t {p}_dims[4] = {};",
+                dims_init(dims)
+            );
+            guarded(
+                body,
+                &format!("mite_global_avg_pool_backward_f32({i0}, {i0n}u, {p}_dims, {y}, {yn}u)"),
+            );
+        }
+        Kernel::SoftmaxCrossEntropy { batch, classes } => {
+            let (s, sn) = o.scratch.clone().unwrap_or_default();
+            guarded(
+                body,
+                &format!(
+                    "mite_softmax_cross_entropy_f32({i0}, {i0n}u, {i1}, {i1n}u, {s}, {sn}u, {batch}u, {classes}u, {y})"
+                ),
+            );
+        }
+        Kernel::SoftmaxCrossEntropyBackward { batch, classes } => {
+            let (g, _) = o.ins.get(2).cloned().unwrap_or_default();
+            guarded(
+                body,
+                &format!(
+                    "mite_softmax_cross_entropy_backward_f32({i0}, {i0n}u, {i1}, {i1n}u, ({g})[0], {y}, {yn}u, {batch}u, {classes}u)"
+                ),
+            );
+        }
+    }
+    true
+}
