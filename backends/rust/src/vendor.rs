@@ -44,6 +44,10 @@ pub(crate) const KERNEL_SOURCES: &[(&str, &str)] = &[
         include_str!("../../kernels/src/float/pool.rs"),
     ),
     (
+        "src/float/fused.rs",
+        include_str!("../../kernels/src/float/fused.rs"),
+    ),
+    (
         "src/int8/mod.rs",
         include_str!("../../kernels/src/int8/mod.rs"),
     ),
