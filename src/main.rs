@@ -19,6 +19,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once per run; boxing the large argument structs would only add indirection.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Parse, verify and transform an IR file with a pass pipeline; print the result on stdout.
     Opt(OptArgs),

@@ -69,13 +69,13 @@ fn unknown_pass_lists_the_known_ones() {
         PipelineParseError::UnknownPass {
             position: 5,
             name: "dead-code".into(),
-            known: "autodiff, canonicalize, constant-fold, cse, dce, dequantize, dge, schedule"
+            known: "autodiff, canonicalize, constant-fold, cse, dce, dequantize, dge, fuse, schedule, stream-bottlenecks"
                 .into()
         }
     );
     assert_eq!(
         e.to_string(),
-        "pipeline, at character 5: unknown pass `dead-code` (known passes: autodiff, canonicalize, constant-fold, cse, dce, dequantize, dge, schedule)"
+        "pipeline, at character 5: unknown pass `dead-code` (known passes: autodiff, canonicalize, constant-fold, cse, dce, dequantize, dge, fuse, schedule, stream-bottlenecks)"
     );
 }
 
@@ -259,17 +259,20 @@ fn listing() {
             "dce",
             "dequantize",
             "dge",
-            "schedule"
+            "fuse",
+            "schedule",
+            "stream-bottlenecks"
         ]
     );
     let text = r.to_string();
-    assert_eq!(text.lines().count(), 8);
+    assert_eq!(text.lines().count(), 10);
     assert!(
         text.lines().all(|l| l.starts_with("  ")),
         "indented listing:\n{text}"
     );
+    // Names are padded to the longest one (`stream-bottlenecks`).
     assert!(
-        text.contains("  cse            Merges identical pure ops"),
+        text.contains("  cse                 Merges identical pure ops"),
         "{text}"
     );
 }

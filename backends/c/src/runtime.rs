@@ -82,7 +82,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), len);
-        assert_eq!(sources(FILES).count(), 4);
+        assert_eq!(sources(FILES).count(), 5);
         assert!(sources(ARM_FILES).all(|s| s.ends_with(".c")));
     }
 

@@ -24,6 +24,9 @@ use egg::{
 use mite_ir::{ElemType, Op, TensorType};
 
 /// An expression a rule adds: an existing class, or an op over sub-terms.
+// Terms are built once per rule application and consumed at once; boxing the large variant would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Term {
     /// An existing e-class.
