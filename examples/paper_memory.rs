@@ -8,15 +8,18 @@
 //! - **sparse + reorder**: the same scheme, each update as soon as its gradient exists
 //!   (`--updates asap`) and the `schedule` pass.
 //!
-//! Printed: the SRAM peak (arena + updated parameters + optimizer state), the arena and its
-//! lower bound, their ratio and the planner's method, the peak of the backward part, the
-//! paper's figure and the compile time. The figures are the graph-level memory report (the
-//! lowered Program will replace them). With a directory argument, one SVG per model is written
-//! there with the three timelines (like the paper's Fig. 10).
+//! Printed, from the lowered Program (what the C and Rust backends emit): its peak SRAM (the
+//! planned arena + SRAM copies of the trained parameters + optimizer state + the int8 input and
+//! label outside the arena), the arena, the arena's lower bound (the most bytes live at one
+//! call) and their ratio, the trained parameters' SRAM, the peak of the backward part (graph
+//! level), the paper's figure and the compile time (the whole pipeline, lowering included).
+//! Under each model, where its reordered Program's arena peaks. With a directory argument, one
+//! SVG per model is written there with the three graph-level timelines (like the paper's
+//! Fig. 10).
 //!
 //! `cargo run --release --example paper_memory [PLOT_DIR]`
 
-use mite::compile::{compile_with_memory, CompileOptions};
+use mite::compile::{compile_with_memory, lower_program, CompileOptions};
 use mite::ir::memory::timeline::{to_svg, Timeline};
 use mite::passes::passes::{TrainConfig, UpdatePlacement};
 use mite::train::scheme::Scheme;
@@ -74,14 +77,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("(no ../shared: the ONNX models are left out)"),
     }
     println!(
-        "{:<22} {:<17} {:>9} {:>9} {:>9} {:>6} {:<20} {:>9} {:>7} {:>8}",
+        "{:<22} {:<25} {:>8} {:>8} {:>8} {:>6} {:>8} {:>7} {:>7} {:>6} {:>8}",
         "model",
         "step",
         "SRAM KB",
-        "arena KB",
-        "bound KB",
+        "arena",
+        "bound",
         "ratio",
-        "planner",
+        "params",
+        "input",
         "bwd KB",
         "paper",
         "compile"
@@ -115,9 +119,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let start = std::time::Instant::now();
             let (report, memory) = compile_with_memory(&model.name, &mut model.module, &opts)?;
+            let program = lower_program(&model.module, &opts.config)?;
             let millis = start.elapsed().as_secs_f64() * 1000.0;
             let kb = |b: u64| b as f64 / 1024.0;
-            let s = &report.sram;
+            let bytes = program.storage_bytes();
+            let bound = program.arena_lower_bound();
             // The backward part: the steps after the loss's operands exist (as the schedule
             // pass measures it).
             let backward = report.schedule.as_ref().map_or_else(
@@ -129,18 +135,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 |r| r.backward_peak_after_bytes,
             );
             println!(
-                "{:<22} {:<17} {:>9.1} {:>9.1} {:>9.1} {:>6.3} {:<20} {:>9.1} {:>7} {:>6.0} ms",
+                "{:<22} {:<25} {:>8.1} {:>8.1} {:>8.1} {:>6.3} {:>8.1} {:>7.1} {:>7.1} {:>6} {:>5.0} ms",
                 label,
                 name,
-                kb(s.peak_bytes),
-                kb(s.arena_bytes),
-                kb(s.lower_bound_bytes),
-                s.arena_bytes as f64 / s.lower_bound_bytes.max(1) as f64,
-                s.planner,
+                kb(bytes.sram()),
+                kb(bytes.arena),
+                kb(bound),
+                bytes.arena as f64 / bound.max(1) as f64,
+                kb(bytes.param),
+                kb(bytes.args),
                 kb(backward),
                 paper[k],
                 millis
             );
+            if k + 1 == configs.len() {
+                for line in program.arena_peak_report(4).lines() {
+                    println!("    {line}");
+                }
+            }
+            let s = &report.sram;
             timelines.push(Timeline::from_report(
                 format!("{name} ({:.0} KB SRAM)", kb(s.peak_bytes)),
                 &memory,

@@ -6,7 +6,7 @@
 //!    live) and by lifetime length (each largest or earliest first, ties by index), each placed
 //!    by best fit ([`plan_in_order`]; by size that is [`plan_greedy`]) and by first fit (the
 //!    lowest offset that holds it).
-//! 2. **Improvement**: from the best order so far, the buffer that reaches the top of the arena
+//! 2. **Improvement**: from each of the two best greedy orders (half the rounds each), the buffer that reaches the top of the arena
 //!    is moved to the front of the order and the order is placed again, kept when the arena does
 //!    not grow; when that stalls, two positions are swapped (a seeded, deterministic choice).
 //!    Stops at the lower bound, after `improve_rounds` rounds or at the time limit.
@@ -68,7 +68,7 @@ impl Default for SearchLimits {
 /// Which step of [`plan_best`] found the plan it returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
-    /// A greedy order (its name: `size`, `start`, `area`, `length`).
+    /// A greedy order (its name: `size`, `start`, `area`, `length`, `end`, `size-end`).
     Greedy(&'static str),
     /// The improvement step.
     Improved,
@@ -116,7 +116,7 @@ pub fn plan_best(requests: &[Request], limits: &SearchLimits) -> BestPlan {
         order
     };
     let len = |r: &Request| (r.last.max(r.first) - r.first + 1) as u64;
-    let orders: [(&'static str, Vec<usize>); 4] = [
+    let orders: [(&'static str, Vec<usize>); 6] = [
         ("size", by(&|r| (u64::MAX - r.size, r.first as u64))),
         ("start", by(&|r| (r.first as u64, u64::MAX - r.size))),
         (
@@ -124,6 +124,14 @@ pub fn plan_best(requests: &[Request], limits: &SearchLimits) -> BestPlan {
             by(&|r| (u64::MAX - r.size.saturating_mul(len(r)), 0)),
         ),
         ("length", by(&|r| (u64::MAX - len(r), u64::MAX - r.size))),
+        (
+            "end",
+            by(&|r| (u64::MAX - r.last as u64, u64::MAX - r.size)),
+        ),
+        (
+            "size-end",
+            by(&|r| (u64::MAX - r.size, u64::MAX - r.last as u64)),
+        ),
     ];
     let mut best = BestPlan {
         plan: greedy,
@@ -132,19 +140,30 @@ pub fn plan_best(requests: &[Request], limits: &SearchLimits) -> BestPlan {
         greedy_arena,
         nodes: 0,
     };
-    let mut best_order = orders[0].1.clone();
+    // Every greedy plan's arena with its order: the improvement starts from the best two
+    // (a local search from one start can stall where another start does not).
+    let mut starts: Vec<(u64, usize)> = Vec::new();
     for (k, (name, order)) in orders.iter().enumerate() {
         let best_fit = (k > 0).then(|| plan_in_order(requests, order));
+        let mut arena = u64::MAX;
         for plan in best_fit.into_iter().chain([plan_lowest(requests, order)]) {
+            arena = arena.min(plan.arena_size);
             if plan.arena_size < best.plan.arena_size && check_plan(requests, &plan).is_ok() {
                 best.plan = plan;
                 best.method = Method::Greedy(name);
-                best_order = order.clone();
             }
         }
+        starts.push((arena, k));
     }
-    if best.plan.arena_size > lower {
-        improve(requests, &mut best, best_order, limits, start);
+    starts.sort_unstable();
+    let per_start = SearchLimits {
+        improve_rounds: limits.improve_rounds.div_ceil(2),
+        ..*limits
+    };
+    for &(_, k) in starts.iter().take(2) {
+        if best.plan.arena_size > lower {
+            improve(requests, &mut best, orders[k].1.clone(), &per_start, start);
+        }
     }
     let sized = requests.iter().filter(|r| r.size > 0).count();
     if best.plan.arena_size > lower && sized <= limits.exact_max_buffers {

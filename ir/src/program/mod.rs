@@ -21,10 +21,12 @@
 //! buffer fits its storage and every call's buffers have the lengths its kernel expects.
 
 mod kernel;
+mod live;
 mod print;
 mod verify;
 
 pub use kernel::{rounding_name, Kernel, KernelAttr, SgdSlice, Signature};
+pub use live::ArenaLiveness;
 pub use print::print_program;
 pub use verify::{verify_program, ProgramError, ProgramErrors};
 

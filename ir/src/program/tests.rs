@@ -268,3 +268,25 @@ proptest! {
         prop_assert!(verify_program(&broken).is_err());
     }
 }
+
+#[test]
+fn arena_lower_bound_and_peak_follow_the_live_intervals() {
+    // [3, 8, 4] over 4×4: call 0 holds y0 (128 B) and s0 (64 B); call 1 holds y0, y1 (64 B)
+    // and s1 (64 B), so the bound is 256 B at call 1.
+    let p = chain(&[3, 8, 4]);
+    let live = ArenaLiveness::of(&p, 0);
+    assert_eq!(live.bytes_per_call(&p), vec![192, 256]);
+    assert_eq!(live.peak(&p), Some((1, 256)));
+    assert_eq!(p.arena_lower_bound(), 256);
+    assert!(p.arena_bytes >= p.arena_lower_bound());
+    assert_eq!(
+        live.live_at(&p, 1),
+        vec![BufferId(2), BufferId(5), BufferId(6)]
+    );
+    let report = p.arena_peak_report(2);
+    assert!(
+        report.starts_with("@infer: arena peak 0.2 KB at call 1 (conv2d_int8 conv1)\n"),
+        "{report}"
+    );
+    assert_eq!(report.lines().count(), 3, "{report}");
+}
