@@ -3,13 +3,14 @@
 //!
 //! [`plan_best`] runs, within [`SearchLimits`]:
 //! 1. **Greedy orders**: the requests ordered by size, by first live step, by area (size × steps
-//!    live) and by lifetime length (each largest or earliest first, ties by index), each placed
-//!    by best fit ([`plan_in_order`]; by size that is [`plan_greedy`]) and by first fit (the
-//!    lowest offset that holds it).
-//! 2. **Improvement**: from each of the two best greedy orders (half the rounds each), the buffer that reaches the top of the arena
-//!    is moved to the front of the order and the order is placed again, kept when the arena does
-//!    not grow; when that stalls, two positions are swapped (a seeded, deterministic choice).
-//!    Stops at the lower bound, after `improve_rounds` rounds or at the time limit.
+//!    live), by lifetime length, by last live step, and by size then last live step (largest,
+//!    earliest or latest first; ties by index), each placed by best fit ([`plan_in_order`]; by
+//!    size that is [`plan_greedy`]) and by first fit (the lowest offset that holds it).
+//! 2. **Improvement**: from each of the two best greedy orders (half the rounds each), the
+//!    buffer that reaches the top of the arena is moved to the front of the order and the order
+//!    is placed again, kept when the arena does not grow; when that stalls, two positions are
+//!    swapped (a seeded, deterministic choice). Stops at the lower bound, after `improve_rounds`
+//!    rounds or at the time limit.
 //! 3. **Exact search** (when at most `exact_max_buffers` buffers have bytes and the best plan is
 //!    above the lower bound): a depth-first branch and bound over placement orders, in the
 //!    canonical form of dynamic storage allocation (buffers taken in order of their offsets,
