@@ -28,6 +28,7 @@
 //! ops, ops outside the paper models' training steps, and [`Rounding::OnnxRuntime`] (the
 //! interpreter's onnxruntime float-path groups).
 
+mod fuse_update;
 mod kernels;
 
 use std::collections::HashMap;
@@ -263,6 +264,7 @@ impl EntryLowering<'_> {
         let (quantize_pos, input) = input_quantize(f)?;
         let schedule = Schedule::program_order(f);
         let live = Liveness::compute(f, &schedule);
+        let fusion = fuse_update::UpdateFusion::plan(self.module, f, &schedule, &live);
 
         // Arguments: the quantized image, then label, learning rate and step.
         let mut args = vec![self.arg(input, ArgRole::Input)];
@@ -295,7 +297,10 @@ impl EntryLowering<'_> {
             if pos != quantize_pos {
                 // Results first: calls name them.
                 for &r in &op.results {
-                    if self.values.contains_key(&r) || op.op.global().is_some() {
+                    if self.values.contains_key(&r)
+                        || op.op.global().is_some()
+                        || fusion.is_fused_grad(r)
+                    {
                         continue;
                     }
                     match live.buffer_of(r) {
@@ -322,7 +327,10 @@ impl EntryLowering<'_> {
                         None => {}
                     }
                 }
-                self.lower_op(pos, id)?;
+                if !fusion.is_fused(pos) {
+                    self.lower_op(pos, id)?;
+                }
+                self.lower_fused_updates(&fusion, pos)?;
             }
             call_range.push((first_call, self.calls.len()));
         }
@@ -334,7 +342,8 @@ impl EntryLowering<'_> {
         for (b, lifetime) in live.buffers().iter().enumerate() {
             let Some(&id) = arena.get(&b) else { continue };
             let first = call_range[lifetime.first].0;
-            let last = call_range[lifetime.last].1.saturating_sub(1).max(first);
+            let last_step = fusion.last_step(b, lifetime.last);
+            let last = call_range[last_step].1.saturating_sub(1).max(first);
             ids.push(id);
             requests.push(self.request(id, first, last));
         }
