@@ -737,6 +737,15 @@ impl Kernel {
         self.is_update()
     }
 
+    /// The bytes of the `f32` gradient buffer a fused weight-gradient update does not
+    /// materialise (0 for other kernels).
+    pub fn fused_gradient_bytes(&self) -> usize {
+        match self {
+            Kernel::ConvWeightSgd { geometry, .. } => geometry.weight_len() * 4,
+            _ => 0,
+        }
+    }
+
     /// Whether the kernel updates a trained parameter (an `sgd`, alone or fused).
     pub fn is_update(&self) -> bool {
         matches!(self, Kernel::Sgd { .. } | Kernel::ConvWeightSgd { .. })

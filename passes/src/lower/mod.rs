@@ -54,6 +54,9 @@ pub struct LowerOptions {
     pub forward: String,
     /// The training step, lowered to entry `train_step` (`None`: inference only).
     pub train_step: Option<String>,
+    /// Lower each weight gradient whose only use is its parameter's update, with that update,
+    /// to one fused call (no gradient buffer; see `fuse_update`). Default: on.
+    pub fuse_updates: bool,
 }
 
 impl Default for LowerOptions {
@@ -62,6 +65,7 @@ impl Default for LowerOptions {
             rounding: Rounding::Double,
             forward: "forward".into(),
             train_step: Some("train_step".into()),
+            fuse_updates: true,
         }
     }
 }
@@ -141,6 +145,7 @@ pub fn lower_module(module: &Module, opts: &LowerOptions) -> Result<Program, Low
             module,
             func: f,
             rounding: opts.rounding,
+            fuse_updates: opts.fuse_updates,
             program: &mut program,
             globals: &mut globals,
             entry_index: 0,
@@ -247,6 +252,7 @@ struct EntryLowering<'a> {
     module: &'a Module,
     func: &'a Function,
     rounding: Rounding,
+    fuse_updates: bool,
     program: &'a mut Program,
     /// Buffers of module globals, shared by the entries.
     globals: &'a mut HashMap<String, BufferId>,
@@ -264,7 +270,11 @@ impl EntryLowering<'_> {
         let (quantize_pos, input) = input_quantize(f)?;
         let schedule = Schedule::program_order(f);
         let live = Liveness::compute(f, &schedule);
-        let fusion = fuse_update::UpdateFusion::plan(self.module, f, &schedule, &live);
+        let fusion = if self.fuse_updates {
+            fuse_update::UpdateFusion::plan(self.module, f, &schedule, &live)
+        } else {
+            fuse_update::UpdateFusion::default()
+        };
 
         // Arguments: the quantized image, then label, learning rate and step.
         let mut args = vec![self.arg(input, ArgRole::Input)];
