@@ -124,6 +124,10 @@ pub struct ProgramReport {
     pub args_bytes: u64,
     /// Flash: frozen constants and the trained parameters' initial values.
     pub flash_bytes: u64,
+    /// Weight gradients computed by the kernel that applies their update (no gradient buffer).
+    pub fused_updates: u64,
+    /// The bytes of the gradient buffers those fused updates do not materialise.
+    pub fused_update_bytes: u64,
 }
 
 /// The fusion section of the report.
@@ -202,13 +206,16 @@ impl CompileReport {
         let program = match (&self.program, &self.program_error) {
             (Some(p), _) => format!(
                 "Program SRAM    {}  (arena {}, parameters {}, state {}, int8 input and label {})\n\
-                 Program flash   {}\n",
+                 Program flash   {}\n\
+                 fused updates   {:>9}     ({} of weight gradients not materialised)\n",
                 kb(p.sram_bytes),
                 kb(p.arena_bytes).trim(),
                 kb(p.params_bytes).trim(),
                 kb(p.state_bytes).trim(),
                 kb(p.args_bytes).trim(),
-                kb(p.flash_bytes)
+                kb(p.flash_bytes),
+                p.fused_updates,
+                kb(p.fused_update_bytes).trim()
             ),
             (None, Some(e)) => format!("Program         not lowered: {e}\n"),
             (None, None) => String::new(),
@@ -519,6 +526,18 @@ pub fn compile_with_memory(
                 state_bytes: b.state,
                 args_bytes: b.args,
                 flash_bytes: b.flash,
+                fused_updates: p
+                    .entries
+                    .iter()
+                    .flat_map(|e| &e.calls)
+                    .filter(|c| c.kernel.fused_gradient_bytes() > 0)
+                    .count() as u64,
+                fused_update_bytes: p
+                    .entries
+                    .iter()
+                    .flat_map(|e| &e.calls)
+                    .map(|c| c.kernel.fused_gradient_bytes() as u64)
+                    .sum(),
             };
             (Some(report), None)
         }

@@ -77,7 +77,19 @@ fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool) {
         let fused = stream_bottlenecks(&mut m);
         assert!(!fused.is_empty(), "{what}: no bottleneck fused");
     }
-    let program = lower_module(&m, &LowerOptions::default()).unwrap();
+    // Fusion on: the frozen bottlenecks streamed and each weight gradient fused with its
+    // update; off: neither.
+    let opts = LowerOptions {
+        fuse_updates: fusion,
+        ..LowerOptions::default()
+    };
+    let program = lower_module(&m, &opts).unwrap();
+    let fused_updates = fused_update_calls(&program);
+    assert_eq!(
+        fused_updates > 0,
+        fusion,
+        "{what}: {fused_updates} fused updates"
+    );
     let s = program.storage_bytes();
     println!(
         "{what}: arena {} B, params {} B, state {} B, flash {} B, input {} B",
@@ -181,6 +193,52 @@ fn mbv2_paper_fused() {
 #[test]
 fn proxyless_paper_fused() {
     check_with("proxyless-w0.3.onnx", "proxyless-w0.3", "paper:98kb", true);
+}
+
+/// The calls of `p` computing a weight gradient fused with its update.
+fn fused_update_calls(p: &mite::ir::program::Program) -> usize {
+    p.entries
+        .iter()
+        .flat_map(|e| &e.calls)
+        .filter(|c| matches!(c.kernel, mite::ir::program::Kernel::ConvWeightSgd { .. }))
+        .count()
+}
+
+/// The tiny CNN's parameters after `steps` training steps of `p`.
+fn tiny_trained(
+    m: &Module,
+    p: &mite::ir::program::Program,
+    steps: usize,
+) -> Vec<(String, TensorData)> {
+    let mut exec = ProgramExecutor::new(p).unwrap();
+    for step in 0..steps {
+        let q = quantize_image(m, "train_step", &tiny_image(step)).unwrap();
+        exec.train_step(&q, (step % 10) as i32, 0.5).unwrap();
+    }
+    exec.params()
+}
+
+#[test]
+fn fused_updates_train_like_unfused_ones_and_save_their_gradients() {
+    let (m, fused) = tiny();
+    let unfused = lower_module(
+        &m,
+        &LowerOptions {
+            fuse_updates: false,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(fused_update_calls(&fused) > 0);
+    assert_eq!(fused_update_calls(&unfused), 0);
+    assert!(fused.storage_bytes().arena <= unfused.storage_bytes().arena);
+    let want = tiny_trained(&m, &unfused, 5);
+    assert_eq!(tiny_trained(&m, &fused, 5), want);
+    assert_ne!(
+        tiny_trained(&m, &fused, 0),
+        want,
+        "the steps changed nothing"
+    );
 }
 
 /// The tiny zoo CNN, its last two layers trained, lowered.

@@ -651,3 +651,8 @@ mite_status mite_softmax_cross_entropy_backward_f32(const float *logits, size_t 
     }
     return MITE_OK;
 }
+
+void mite_weight_taps(const float *xp, const float *dyp, float *dw,
+                      const mite_window_axis axes[2]) {
+    weight_taps(xp, dyp, dw, axes);
+}

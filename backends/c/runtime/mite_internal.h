@@ -43,6 +43,10 @@ typedef struct {
 } mite_tap_rows;
 
 void mite_tap_rows_init(mite_tap_rows *it, const mite_window_axis axes[2]);
+/* dw[tap] += sum over the tap's rows of dy * x for one (input plane, output plane) pair (Rust
+ * `weight_taps`). */
+void mite_weight_taps(const float *xp, const float *dyp, float *dw,
+                      const mite_window_axis axes[2]);
 /* Advance; returns 0 when done. */
 int mite_tap_rows_next(mite_tap_rows *it);
 

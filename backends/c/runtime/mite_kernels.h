@@ -414,6 +414,28 @@ mite_status mite_sgd_i8(int8_t *q, size_t q_len, const float *g, size_t g_len, f
 mite_status mite_sgd_i32(int32_t *q, size_t q_len, const float *g, size_t g_len, float *m,
                          size_t m_len, const mite_channel_quant *cq, const mite_sgd_params *p);
 
+/** A gradient covering channels start..start+count of a parameter viewed as
+ *  [outer, channels, inner] (Rust `SliceView`). */
+typedef struct {
+    size_t outer, channels, inner, start, count;
+} mite_slice_view;
+
+/** The convolution weight gradient of x, dy fused with the f32 update of w (Rust
+ *  `update::conv2d_weight_sgd_f32`): no gradient buffer; view NULL (the gradient is all of w) or
+ *  the channel slice the gradient covers; m may be NULL; scratch holds kh*kw floats. */
+mite_status mite_conv2d_weight_sgd_f32(const float *x, size_t x_len, const float *dy,
+                                       size_t dy_len, const mite_conv2d_geometry *g,
+                                       const mite_slice_view *view, float *w, size_t w_len,
+                                       float *m, size_t m_len, const mite_sgd_params *p,
+                                       float *scratch, size_t scratch_len);
+/** The int8 counterpart (Rust `update::conv2d_weight_sgd_i8`). */
+mite_status mite_conv2d_weight_sgd_i8(const float *x, size_t x_len, const float *dy,
+                                      size_t dy_len, const mite_conv2d_geometry *g,
+                                      const mite_slice_view *view, int8_t *q, size_t q_len,
+                                      float *m, size_t m_len, const mite_channel_quant *cq,
+                                      const mite_sgd_params *p, float *scratch,
+                                      size_t scratch_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,9 @@
 /*
  * mite_sgd.c - the SGD / QAS parameter update in place (mirrors mite-kernels' sgd module).
  * Arithmetic in f32 except the final integer rounding, done in f64 (exact for every i32).
+ * Also the convolution weight gradient fused with the update (mirrors mite-kernels' update
+ * module): the same sums in the same order as mite_conv2d_backward_weight_f32, one
+ * (output channel, input channel) pair at a time in a kh*kw scratch.
  */
 #include "mite_internal.h"
 
@@ -154,4 +157,140 @@ mite_status mite_sgd_i32(int32_t *q, size_t q_len, const float *g, size_t g_len,
         q[i] = (int32_t)v;
     }
     return MITE_OK;
+}
+
+/* The parameter index of slice-gradient element j (Rust `SliceView::param_index`). */
+static size_t slice_param_index(const mite_slice_view *v, size_t j) {
+    size_t inner = v->inner > 0 ? v->inner : 1;
+    size_t per_outer = v->count * inner > 0 ? v->count * inner : 1;
+    size_t o = j / per_outer, rem = j % per_outer;
+    return (o * v->channels + v->start + rem / inner) * inner + rem % inner;
+}
+
+/* The update of one element: f32 parameter w or int8 parameter q (the other NULL). */
+typedef struct {
+    float *w;
+    int8_t *q;
+    float *m;
+    const mite_channel_quant *cq;
+    const mite_sgd_params *p;
+} weight_update;
+
+static mite_status apply_update(const weight_update *u, size_t i, float gi) {
+    int64_t v;
+    if (u->w != NULL) {
+        if (u->p->weight_decay != 0.0f) {
+            gi += u->p->weight_decay * u->w[i];
+        }
+        if (u->m != NULL) {
+            u->m[i] = u->p->momentum * u->m[i] + gi;
+            gi = u->m[i];
+        }
+        u->w[i] -= u->p->eta * gi;
+        return MITE_OK;
+    }
+    if (!update_int(u->q[i], gi, i, u->m, u->cq, u->p, -128.0, 127.0, &v)) {
+        return mite_fail(MITE_ERR_NAN_UPDATE, "", 0, 0, i);
+    }
+    u->q[i] = (int8_t)v;
+    return MITE_OK;
+}
+
+static mite_status weight_grad_update(const float *x, size_t x_len, const float *dy,
+                                      size_t dy_len, const mite_conv2d_geometry *g,
+                                      const mite_slice_view *view, size_t param_len,
+                                      float *scratch, size_t scratch_len,
+                                      const weight_update *u) {
+    size_t in_plane = g->in_hw[0] * g->in_hw[1], out_plane = g->out_hw[0] * g->out_hw[1];
+    size_t input_len = g->n * g->c_in * in_plane, output_len = g->n * g->c_out * out_plane;
+    size_t cin_g = g->c_in / g->groups, cout_g = g->c_out / g->groups;
+    size_t taps = g->window.kernel[0] * g->window.kernel[1];
+    size_t weight_len = g->c_out * cin_g * taps;
+    size_t grp, oc, icg, b, t;
+    int empty;
+    mite_window_axis axes[2];
+    mite_status st;
+    if ((st = mite_check_len("conv2d input", input_len, x_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d grad_output", output_len, dy_len)) != MITE_OK ||
+        (st = mite_check_len("weight-update scratch", taps, scratch_len)) != MITE_OK) {
+        return st;
+    }
+    if (view != NULL) {
+        if (view->start + view->count < view->start ||
+            view->start + view->count > view->channels) {
+            return mite_fail(MITE_ERR_PARAM, "channel slice outside the parameter", 0, 0, 0);
+        }
+        if ((st = mite_check_len("parameter", view->outer * view->channels * view->inner,
+                                 param_len)) != MITE_OK ||
+            (st = mite_check_len("slice gradient", view->outer * view->count * view->inner,
+                                 weight_len)) != MITE_OK) {
+            return st;
+        }
+    } else if ((st = mite_check_len("parameter", weight_len, param_len)) != MITE_OK) {
+        return st;
+    }
+    empty = in_plane == 0 || out_plane == 0 || input_len == 0 || output_len == 0;
+    mite_conv_axes(g, axes);
+    for (grp = 0; grp < g->groups; grp++) {
+        for (oc = grp * cout_g; oc < (grp + 1) * cout_g; oc++) {
+            for (icg = 0; icg < cin_g; icg++) {
+                size_t base = (oc * cin_g + icg) * taps;
+                for (t = 0; t < taps; t++) {
+                    scratch[t] = 0.0f;
+                }
+                if (!empty) {
+                    size_t ic = grp * cin_g + icg;
+                    for (b = 0; b < g->n; b++) {
+                        mite_weight_taps(x + (b * g->c_in + ic) * in_plane,
+                                         dy + (b * g->c_out + oc) * out_plane, scratch, axes);
+                    }
+                }
+                for (t = 0; t < taps; t++) {
+                    size_t j = base + t;
+                    size_t i = view != NULL ? slice_param_index(view, j) : j;
+                    if ((st = apply_update(u, i, scratch[t])) != MITE_OK) {
+                        return st;
+                    }
+                }
+            }
+        }
+    }
+    return MITE_OK;
+}
+
+mite_status mite_conv2d_weight_sgd_f32(const float *x, size_t x_len, const float *dy,
+                                       size_t dy_len, const mite_conv2d_geometry *g,
+                                       const mite_slice_view *view, float *w, size_t w_len,
+                                       float *m, size_t m_len, const mite_sgd_params *p,
+                                       float *scratch, size_t scratch_len) {
+    weight_update u;
+    mite_status st;
+    if ((st = check_momentum(w_len, m, m_len, p)) != MITE_OK) {
+        return st;
+    }
+    u.w = w;
+    u.q = NULL;
+    u.m = m;
+    u.cq = NULL;
+    u.p = p;
+    return weight_grad_update(x, x_len, dy, dy_len, g, view, w_len, scratch, scratch_len, &u);
+}
+
+mite_status mite_conv2d_weight_sgd_i8(const float *x, size_t x_len, const float *dy,
+                                      size_t dy_len, const mite_conv2d_geometry *g,
+                                      const mite_slice_view *view, int8_t *q, size_t q_len,
+                                      float *m, size_t m_len, const mite_channel_quant *cq,
+                                      const mite_sgd_params *p, float *scratch,
+                                      size_t scratch_len) {
+    weight_update u;
+    mite_status st;
+    if ((st = check_momentum(q_len, m, m_len, p)) != MITE_OK) {
+        return st;
+    }
+    u.w = NULL;
+    u.q = q;
+    u.m = m;
+    u.cq = cq;
+    u.p = p;
+    return weight_grad_update(x, x_len, dy, dy_len, g, view, q_len, scratch, scratch_len, &u);
 }

@@ -36,6 +36,7 @@ pub mod geometry;
 pub mod int8;
 pub mod requant;
 pub mod sgd;
+pub mod update;
 
 pub use error::KernelError;
 pub use geometry::{Conv2dGeometry, LinearGeometry, Window2d};

@@ -143,7 +143,11 @@ pub fn accumulate(
 }
 
 /// Checks the momentum buffer against the parameter.
-fn check_momentum(len: usize, m: &Option<&mut [f32]>, p: &SgdParams) -> Result<(), KernelError> {
+pub(crate) fn check_momentum(
+    len: usize,
+    m: &Option<&mut [f32]>,
+    p: &SgdParams,
+) -> Result<(), KernelError> {
     match m {
         Some(m) => check_len("momentum", len, m.len()),
         None if p.momentum > 0.0 => Err(KernelError::Param("momentum > 0 needs a momentum buffer")),
@@ -160,23 +164,35 @@ pub fn sgd_f32(
 ) -> Result<(), KernelError> {
     check_len("gradient", w.len(), g.len())?;
     check_momentum(w.len(), &m, p)?;
-    for (i, (wi, &gi)) in w.iter_mut().zip(g).enumerate() {
-        let mut gi = gi;
-        if p.weight_decay != 0.0 {
-            gi += p.weight_decay * *wi;
-        }
-        if let Some(m) = m.as_deref_mut() {
-            m[i] = p.momentum * m[i] + gi;
-            gi = m[i];
-        }
-        *wi -= p.eta * gi;
+    for (i, &gi) in g.iter().enumerate() {
+        update_f32(w, i, gi, &mut m, p);
     }
     Ok(())
 }
 
+/// The `f32` rule for element `i` of `w` (lengths already checked).
+#[inline]
+pub(crate) fn update_f32(
+    w: &mut [f32],
+    i: usize,
+    gi: f32,
+    m: &mut Option<&mut [f32]>,
+    p: &SgdParams,
+) {
+    let mut gi = gi;
+    if p.weight_decay != 0.0 {
+        gi += p.weight_decay * w[i];
+    }
+    if let Some(m) = m.as_deref_mut() {
+        m[i] = p.momentum * m[i] + gi;
+        gi = m[i];
+    }
+    w[i] -= p.eta * gi;
+}
+
 /// The integer rule for one element: the new value (in `[lo, hi]`), or `None` when NaN.
 #[inline]
-fn update_int(
+pub(crate) fn update_int(
     q: i64,
     gi: f32,
     i: usize,
@@ -279,8 +295,16 @@ impl SliceView {
         Some((o * self.count + c) * self.inner + i % inner)
     }
 
+    /// The parameter index of slice-gradient element `j` (the inverse of [`Self::grad_index`]).
+    pub fn param_index(&self, j: usize) -> usize {
+        let inner = self.inner.max(1);
+        let per_outer = (self.count * inner).max(1);
+        let (o, rem) = (j / per_outer, j % per_outer);
+        (o * self.channels + self.start + rem / inner) * inner + rem % inner
+    }
+
     /// Checks the slice against the parameter and the gradient lengths.
-    fn check(&self, param: usize, grad: usize) -> Result<(), KernelError> {
+    pub(crate) fn check(&self, param: usize, grad: usize) -> Result<(), KernelError> {
         if self
             .start
             .checked_add(self.count)
@@ -353,15 +377,7 @@ pub fn sgd_f32_slice(
     view.check(w.len(), g.len())?;
     check_momentum(w.len(), &m, p)?;
     view.try_for_each(|i, j| {
-        let mut gi = g[j];
-        if p.weight_decay != 0.0 {
-            gi += p.weight_decay * w[i];
-        }
-        if let Some(m) = m.as_deref_mut() {
-            m[i] = p.momentum * m[i] + gi;
-            gi = m[i];
-        }
-        w[i] -= p.eta * gi;
+        update_f32(w, i, g[j], &mut m, p);
         Ok(())
     })
 }

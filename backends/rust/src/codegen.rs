@@ -792,14 +792,9 @@ fn kernel_stmt(
         }
         Kernel::Sgd {
             elem,
-            lr_scale,
             momentum,
             weight_decay,
-            qas,
             stochastic_seed,
-            scales,
-            zero_points,
-            inner,
             accumulate,
             slice,
             ..
@@ -824,28 +819,7 @@ fn kernel_stmt(
                 BufElem::I8 | BufElem::I32 | BufElem::F32 => rust_elem(*elem),
                 _ => return Err(unsupported("sgd of a non-numeric parameter")),
             };
-            let slice_text = match slice {
-                Some(s) => format!(
-                    "Some(SliceDesc {{ channels: {}, inner: {}, start: {}, count: {} }})",
-                    s.channels, s.inner, s.start, s.count
-                ),
-                None => "None".to_string(),
-            };
-            let desc = tables.intern(
-                desc,
-                "SgdDesc",
-                format!(
-                    "{{\n    lr_scale: {},\n    momentum: {},\n    weight_decay: {},\n    qas: {qas},\n    \
-                     seed: {:?},\n    scales: {},\n    zero_points: {},\n    inner: {inner},\n    \
-                     accumulate: {accumulate},\n    slice: {slice_text},\n}}",
-                    f32_lit(*lr_scale),
-                    f32_lit(*momentum),
-                    f32_lit(*weight_decay),
-                    stochastic_seed,
-                    list(scales, f32_lit),
-                    list(zero_points, |z| z.to_string()),
-                ),
-            );
+            let desc = tables.intern(desc, "SgdDesc", sgd_desc(&call.kernel));
             let mut state = v.outputs[1..].iter();
             let mut opt = |present: bool| match (present, state.next()) {
                 (true, Some(x)) => format!("Some({x})"),
@@ -860,6 +834,33 @@ fn kernel_stmt(
             Ok(format!(
                 "rt::sgd::<{ty}>(&t::{desc}, {}, {}, {}, {}, {m}, {acc}, {scratch})?;",
                 v.inputs[0], v.inputs[1], v.inputs[2], v.outputs[0]
+            ))
+        }
+        Kernel::ConvWeightSgd { geometry, update } => {
+            let (Kernel::Sgd { elem, momentum, .. }, BufElem::I8 | BufElem::F32) =
+                (update.as_ref(), update_elem(update))
+            else {
+                return Err(EmitError::Unsupported {
+                    entry: e.name.clone(),
+                    call: ci,
+                    kernel: "conv2d_backward_weight_sgd of a parameter neither i8 nor f32",
+                });
+            };
+            let geom = geometry_desc(tables, &format!("{desc}_G"), geometry);
+            let sgd = tables.intern(desc, "SgdDesc", sgd_desc(update));
+            let m = match v.outputs.get(1) {
+                Some(m) if *momentum != 0.0 => format!("Some({m})"),
+                _ => "None".to_string(),
+            };
+            Ok(format!(
+                "rt::conv_weight_sgd::<{}>(&t::{geom}, &t::{sgd}, {}, {}, {}, {}, {}, {m}, {})?;",
+                rust_elem(*elem),
+                v.inputs[0],
+                v.inputs[1],
+                v.inputs[2],
+                v.inputs[3],
+                v.outputs[0],
+                scratch(e, ci, call, v)?
             ))
         }
         Kernel::AddInt8 { params: a, .. } => {
@@ -1050,6 +1051,52 @@ fn kernel_stmt(
 }
 
 /// The `static` geometry of a convolution (shared by identical ones).
+/// The element type of an update's parameter (`Bits` for a kernel that is not an update).
+fn update_elem(k: &Kernel) -> BufElem {
+    match k {
+        Kernel::Sgd { elem, .. } => *elem,
+        _ => BufElem::Bits,
+    }
+}
+
+/// The body of the `SgdDesc` of a [`Kernel::Sgd`] (empty braces for another kernel).
+fn sgd_desc(k: &Kernel) -> String {
+    let Kernel::Sgd {
+        lr_scale,
+        momentum,
+        weight_decay,
+        qas,
+        stochastic_seed,
+        scales,
+        zero_points,
+        inner,
+        accumulate,
+        slice,
+        ..
+    } = k
+    else {
+        return "{}".to_string();
+    };
+    let slice_text = match slice {
+        Some(s) => format!(
+            "Some(SliceDesc {{ channels: {}, inner: {}, start: {}, count: {} }})",
+            s.channels, s.inner, s.start, s.count
+        ),
+        None => "None".to_string(),
+    };
+    format!(
+        "{{\n    lr_scale: {},\n    momentum: {},\n    weight_decay: {},\n    qas: {qas},\n    \
+         seed: {:?},\n    scales: {},\n    zero_points: {},\n    inner: {inner},\n    \
+         accumulate: {accumulate},\n    slice: {slice_text},\n}}",
+        f32_lit(*lr_scale),
+        f32_lit(*momentum),
+        f32_lit(*weight_decay),
+        stochastic_seed,
+        list(scales, f32_lit),
+        list(zero_points, |z| z.to_string()),
+    )
+}
+
 fn geometry_desc(tables: &mut Tables, desc: &str, g: &mite_kernels::Conv2dGeometry) -> String {
     let w = g.window();
     let [h, wd] = g.in_hw();

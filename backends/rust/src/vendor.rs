@@ -19,6 +19,7 @@ pub(crate) const KERNEL_SOURCES: &[(&str, &str)] = &[
         include_str!("../../kernels/src/requant.rs"),
     ),
     ("src/sgd.rs", include_str!("../../kernels/src/sgd.rs")),
+    ("src/update.rs", include_str!("../../kernels/src/update.rs")),
     (
         "src/float/mod.rs",
         include_str!("../../kernels/src/float/mod.rs"),

@@ -6,7 +6,7 @@
 use mite_kernels::float::Math;
 use mite_kernels::int8::AddParams;
 use mite_kernels::requant::{ActRange, OutputStage, Requant, Rounding};
-use mite_kernels::sgd::{ChannelQuant, SgdParams, UpdateRounding};
+use mite_kernels::sgd::{ChannelQuant, SgdParams, SliceView, UpdateRounding};
 use mite_kernels::{Conv2dGeometry, KernelError, Window2d};
 
 /// What can go wrong in a call of the model's API.
@@ -361,6 +361,83 @@ impl Trained for f32 {
     ) -> Result<(), KernelError> {
         mite_kernels::sgd::sgd_f32(w, g, m, p)
     }
+}
+
+/// A weight element type the fused weight-gradient update trains.
+pub trait WeightTrained: Copy {
+    /// Runs the `mite_kernels::update` kernel of this element type.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_update(
+        x: &[f32],
+        dy: &[f32],
+        g: &Conv2dGeometry,
+        view: Option<&SliceView>,
+        q: &mut [Self],
+        m: Option<&mut [f32]>,
+        d: &SgdDesc,
+        p: &SgdParams,
+        scratch: &mut [f32],
+    ) -> Result<(), KernelError>;
+}
+
+impl WeightTrained for i8 {
+    fn conv_update(
+        x: &[f32],
+        dy: &[f32],
+        g: &Conv2dGeometry,
+        view: Option<&SliceView>,
+        q: &mut [i8],
+        m: Option<&mut [f32]>,
+        d: &SgdDesc,
+        p: &SgdParams,
+        scratch: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let cq = ChannelQuant::new(d.scales, d.zero_points, d.inner)?;
+        mite_kernels::update::conv2d_weight_sgd_i8(x, dy, g, view, q, m, &cq, p, scratch)
+    }
+}
+
+impl WeightTrained for f32 {
+    fn conv_update(
+        x: &[f32],
+        dy: &[f32],
+        g: &Conv2dGeometry,
+        view: Option<&SliceView>,
+        w: &mut [f32],
+        m: Option<&mut [f32]>,
+        _d: &SgdDesc,
+        p: &SgdParams,
+        scratch: &mut [f32],
+    ) -> Result<(), KernelError> {
+        mite_kernels::update::conv2d_weight_sgd_f32(x, dy, g, view, w, m, p, scratch)
+    }
+}
+
+/// A convolution's weight gradient fused with the weight's update (`mite_kernels::update`):
+/// no gradient buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_weight_sgd<T: WeightTrained>(
+    geom: &GeomDesc,
+    d: &SgdDesc,
+    x: &[f32],
+    dy: &[f32],
+    lr: &[f32],
+    step: &[i64],
+    q: &mut [T],
+    m: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    let step = first(step)?;
+    let p = d.params(first(lr)?, step);
+    let view = d.slice.as_ref().map(|s| SliceView {
+        outer: q.len() / (s.channels * s.inner).max(1),
+        channels: s.channels,
+        inner: s.inner,
+        start: s.start,
+        count: s.count,
+    });
+    T::conv_update(x, dy, &geom.geometry()?, view.as_ref(), q, m, d, &p, scratch)?;
+    Ok(())
 }
 
 /// Writes the full-size gradient of a channel slice: `g`'s elements at the covered positions,

@@ -230,6 +230,17 @@ pub enum Kernel {
         /// The channels the gradient covers (`None`: the whole parameter).
         slice: Option<SgdSlice>,
     },
+    /// `mite_kernels::update::conv2d_weight_sgd_{f32,i8}`: a convolution's weight gradient
+    /// fused with its update, `update` (a [`Kernel::Sgd`] without accumulation whose gradient is
+    /// the `[c_out, c_in / groups, kh, kw]` gradient of `geometry`): operands
+    /// `(x: f32, dy: f32, lr: f32[1], step: i64[1])`, in-place results
+    /// `(param[, momentum: f32])`, scratch `f32[kh·kw]`. No gradient buffer exists.
+    ConvWeightSgd {
+        /// Geometry of the forward convolution (its weight is the gradient's shape).
+        geometry: Conv2dGeometry,
+        /// The update of the parameter.
+        update: Box<Kernel>,
+    },
     /// `mite_kernels::int8::bottleneck_int8` (`q.bottleneck`, streamed row by row):
     /// `(x: i8, w_expand: i8, b_expand: i32, w_dw: i8, b_dw: i32, w_project: i8,
     /// b_project: i32) -> y: i8`, scratch `i8[bottleneck_int8_scratch_len]`. Each stage is a
@@ -380,6 +391,7 @@ impl Kernel {
             Kernel::SoftmaxCrossEntropyBackward { .. } => "softmax_cross_entropy_backward",
             Kernel::Sgd { .. } => "sgd",
             Kernel::BottleneckInt8 { .. } => "bottleneck_int8",
+            Kernel::ConvWeightSgd { .. } => "conv2d_backward_weight_sgd",
         }
     }
 
@@ -560,6 +572,11 @@ impl Kernel {
                 depthwise,
                 project,
             } => bottleneck_attrs([expand, depthwise, project]),
+            Kernel::ConvWeightSgd { geometry, update } => {
+                let mut a = geometry_attrs(geometry);
+                a.extend(update.attrs());
+                a
+            }
         }
     }
 
@@ -685,12 +702,53 @@ impl Kernel {
                 // Not three convolutions: a signature no call can match.
                 None => sig(Vec::new(), Vec::new(), None),
             },
+            Kernel::ConvWeightSgd {
+                geometry: g,
+                update,
+            } => match update.as_ref() {
+                Kernel::Sgd {
+                    len,
+                    accumulate: 1,
+                    slice,
+                    ..
+                } if slice.map_or(*len, |s| len / s.channels.max(1) * s.count)
+                    == g.weight_len() =>
+                {
+                    let taps = g.window().kernel[0] * g.window().kernel[1];
+                    sig(
+                        vec![
+                            (F32, g.input_len()),
+                            (F32, g.output_len()),
+                            (F32, 1),
+                            (I64, 1),
+                        ],
+                        update.signature().outputs,
+                        Some((F32, taps)),
+                    )
+                }
+                // Not an update of this gradient: a signature no call can match.
+                _ => sig(Vec::new(), Vec::new(), None),
+            },
         }
     }
 
     /// Whether the kernel reads its results' previous contents (in-place updates).
     pub fn reads_outputs(&self) -> bool {
-        matches!(self, Kernel::Sgd { .. })
+        self.is_update()
+    }
+
+    /// The bytes of the `f32` gradient buffer a fused weight-gradient update does not
+    /// materialise (0 for other kernels).
+    pub fn fused_gradient_bytes(&self) -> usize {
+        match self {
+            Kernel::ConvWeightSgd { geometry, .. } => geometry.weight_len() * 4,
+            _ => 0,
+        }
+    }
+
+    /// Whether the kernel updates a trained parameter (an `sgd`, alone or fused).
+    pub fn is_update(&self) -> bool {
+        matches!(self, Kernel::Sgd { .. } | Kernel::ConvWeightSgd { .. })
     }
 }
 

@@ -230,20 +230,9 @@ impl EntryLowering<'_> {
                     }
                 }
             }
-            Op::ConvWeightGrad {
-                strides,
-                pads,
-                dilations,
-                groups,
-                ..
-            } => {
-                let r = result.ok_or_else(|| self.unsupported(pos, "no result"))?;
-                let xs = self.dims4(pos, &ty(x[0]).shape)?;
-                let ws = self.dims4(pos, &ty(r).shape)?;
-                let geometry = self.geometry(pos, xs, ws, (strides, pads, dilations, *groups))?;
-                self.need_f32(pos, &[x[0], x[1]])?;
-                Kernel::ConvBackwardWeight { geometry }
-            }
+            Op::ConvWeightGrad { .. } => Kernel::ConvBackwardWeight {
+                geometry: self.weight_grad_geometry(pos, id)?,
+            },
             Op::ConvBiasGrad {} => {
                 self.need_f32(pos, &[x[0]])?;
                 Kernel::ConvBackwardBias {
@@ -579,8 +568,43 @@ impl EntryLowering<'_> {
         })
     }
 
+    /// The geometry of the `conv2d_weight_grad` op `id` (at `pos`), whose operands must be
+    /// `f32`.
+    pub(super) fn weight_grad_geometry(&self, pos: usize, id: OpId) -> Result<Conv2dGeometry> {
+        let f = self.func;
+        let data = f.op(id);
+        let Op::ConvWeightGrad {
+            strides,
+            pads,
+            dilations,
+            groups,
+            ..
+        } = &data.op
+        else {
+            return Err(self.unsupported(pos, "not a convolution weight gradient"));
+        };
+        let (x, r) = match (&data.operands[..], data.results.first()) {
+            ([x, dy, ..], Some(&r)) => {
+                self.need_f32(pos, &[*x, *dy])?;
+                (*x, r)
+            }
+            _ => return Err(self.unsupported(pos, "expected operands (x, dy) and a result")),
+        };
+        let xs = self.dims4(pos, &f.ty(x).shape)?;
+        let ws = self.dims4(pos, &f.ty(r).shape)?;
+        self.geometry(pos, xs, ws, (strides, pads, dilations, *groups))
+    }
+
     /// `optim.sgd` (the interpreter's `exec::optim::sgd`).
     fn sgd(&mut self, pos: usize, id: OpId) -> Result<()> {
+        let call = self.sgd_call(pos, id, false)?;
+        self.push(call);
+        Ok(())
+    }
+
+    /// The call of `optim.sgd` op `id` (at `pos`); `fused`: its gradient is computed by the
+    /// fused call the caller builds, so no full-size gradient scratch is made.
+    pub(super) fn sgd_call(&mut self, pos: usize, id: OpId, fused: bool) -> Result<Call> {
         let f = self.func;
         let data = f.op(id);
         let Op::Sgd {
@@ -677,14 +701,14 @@ impl EntryLowering<'_> {
                 .ok_or_else(|| self.unsupported(pos, "accumulation without accum_state"))?;
             outputs.push(self.global_buffer(&s.0)?);
         }
-        let inputs = data
-            .operands
+        // A fused update's gradient has no buffer: its call takes the other operands.
+        let inputs = data.operands[usize::from(fused)..]
             .iter()
             .map(|&v| self.buffer(v, pos))
             .collect::<Result<Vec<_>>>()?;
-        let scratch = (slice.is_some() || accumulate > 1)
+        let scratch = (!fused && (slice.is_some() || accumulate > 1))
             .then(|| self.temp(format!("{name}.grad_full"), BufElem::F32, &ty.shape, 0));
-        self.push(Call {
+        Ok(Call {
             kernel: Kernel::Sgd {
                 elem: super::buf_elem(ty.elem),
                 len,
@@ -707,8 +731,7 @@ impl EntryLowering<'_> {
                 .name
                 .clone()
                 .or_else(|| Some(format!("{name}.update"))),
-        });
-        Ok(())
+        })
     }
 }
 

@@ -28,6 +28,7 @@
 //! ops, ops outside the paper models' training steps, and [`Rounding::OnnxRuntime`] (the
 //! interpreter's onnxruntime float-path groups).
 
+mod fuse_update;
 mod kernels;
 
 use std::collections::HashMap;
@@ -53,6 +54,9 @@ pub struct LowerOptions {
     pub forward: String,
     /// The training step, lowered to entry `train_step` (`None`: inference only).
     pub train_step: Option<String>,
+    /// Lower each weight gradient whose only use is its parameter's update, with that update,
+    /// to one fused call (no gradient buffer; see `fuse_update`). Default: on.
+    pub fuse_updates: bool,
 }
 
 impl Default for LowerOptions {
@@ -61,6 +65,7 @@ impl Default for LowerOptions {
             rounding: Rounding::Double,
             forward: "forward".into(),
             train_step: Some("train_step".into()),
+            fuse_updates: true,
         }
     }
 }
@@ -140,6 +145,7 @@ pub fn lower_module(module: &Module, opts: &LowerOptions) -> Result<Program, Low
             module,
             func: f,
             rounding: opts.rounding,
+            fuse_updates: opts.fuse_updates,
             program: &mut program,
             globals: &mut globals,
             entry_index: 0,
@@ -246,6 +252,7 @@ struct EntryLowering<'a> {
     module: &'a Module,
     func: &'a Function,
     rounding: Rounding,
+    fuse_updates: bool,
     program: &'a mut Program,
     /// Buffers of module globals, shared by the entries.
     globals: &'a mut HashMap<String, BufferId>,
@@ -263,6 +270,11 @@ impl EntryLowering<'_> {
         let (quantize_pos, input) = input_quantize(f)?;
         let schedule = Schedule::program_order(f);
         let live = Liveness::compute(f, &schedule);
+        let fusion = if self.fuse_updates {
+            fuse_update::UpdateFusion::plan(self.module, f, &schedule, &live)
+        } else {
+            fuse_update::UpdateFusion::default()
+        };
 
         // Arguments: the quantized image, then label, learning rate and step.
         let mut args = vec![self.arg(input, ArgRole::Input)];
@@ -295,7 +307,10 @@ impl EntryLowering<'_> {
             if pos != quantize_pos {
                 // Results first: calls name them.
                 for &r in &op.results {
-                    if self.values.contains_key(&r) || op.op.global().is_some() {
+                    if self.values.contains_key(&r)
+                        || op.op.global().is_some()
+                        || fusion.is_fused_grad(r)
+                    {
                         continue;
                     }
                     match live.buffer_of(r) {
@@ -322,7 +337,10 @@ impl EntryLowering<'_> {
                         None => {}
                     }
                 }
-                self.lower_op(pos, id)?;
+                if !fusion.is_fused(pos) {
+                    self.lower_op(pos, id)?;
+                }
+                self.lower_fused_updates(&fusion, pos)?;
             }
             call_range.push((first_call, self.calls.len()));
         }
@@ -334,7 +352,8 @@ impl EntryLowering<'_> {
         for (b, lifetime) in live.buffers().iter().enumerate() {
             let Some(&id) = arena.get(&b) else { continue };
             let first = call_range[lifetime.first].0;
-            let last = call_range[lifetime.last].1.saturating_sub(1).max(first);
+            let last_step = fusion.last_step(b, lifetime.last);
+            let last = call_range[last_step].1.saturating_sub(1).max(first);
             ids.push(id);
             requests.push(self.request(id, first, last));
         }

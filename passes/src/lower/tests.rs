@@ -48,7 +48,7 @@ fn tiny_model_lowers_with_every_storage_class() {
     let mut updated: Vec<BufferId> = train
         .calls
         .iter()
-        .filter(|c| c.kernel.name() == "sgd")
+        .filter(|c| c.kernel.is_update())
         .map(|c| c.outputs[0])
         .collect();
     updated.sort();
@@ -104,4 +104,50 @@ fn unsupported_ops_name_function_op_and_location() {
     )
     .unwrap_err();
     assert_eq!(err, LowerError::NoFunction("nope".into()));
+}
+
+/// The calls of the training step, by kernel name.
+fn train_kernels(p: &Program) -> Vec<&'static str> {
+    p.entries[1].calls.iter().map(|c| c.kernel.name()).collect()
+}
+
+#[test]
+fn weight_gradients_fuse_with_their_updates() {
+    let mut m = mite_zoo::mcunet_5fps();
+    Scheme::parse("paper:99kb").unwrap().apply(&mut m).unwrap();
+    build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    let fused = lower_module(&m, &LowerOptions::default()).unwrap();
+    let unfused = lower_module(
+        &m,
+        &LowerOptions {
+            fuse_updates: false,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
+    let count = |p: &Program, name: &str| train_kernels(p).iter().filter(|&&k| k == name).count();
+    let pairs = count(&unfused, "conv2d_backward_weight");
+    assert!(pairs > 0);
+    assert_eq!(count(&fused, "conv2d_backward_weight_sgd"), pairs);
+    assert_eq!(count(&fused, "conv2d_backward_weight"), 0);
+    assert_eq!(count(&unfused, "conv2d_backward_weight_sgd"), 0);
+    // Each fused pair drops one gradient and one update call, adds one.
+    assert_eq!(
+        fused.entries[1].calls.len() + pairs,
+        unfused.entries[1].calls.len()
+    );
+    // No gradient buffer and no full-size scratch of the fused updates remains.
+    let text = print_program(&fused);
+    assert!(!text.contains("grad_full"), "{text}");
+    assert!(fused.storage_bytes().arena < unfused.storage_bytes().arena);
+    // The fused call comes after every other reader of the weight it updates.
+    for (k, call) in fused.entries[1].calls.iter().enumerate() {
+        if call.kernel.fused_gradient_bytes() > 0 {
+            let w = call.outputs[0];
+            let later_reader = fused.entries[1].calls[k + 1..]
+                .iter()
+                .any(|c| c.inputs.contains(&w));
+            assert!(!later_reader, "call {k} updates {w} before a reader");
+        }
+    }
 }

@@ -36,10 +36,7 @@ pub(super) fn loss_call(entry: &Entry) -> Result<Option<usize>, EmitError> {
         .calls
         .iter()
         .position(|c| matches!(c.kernel, Kernel::SoftmaxCrossEntropy { .. }));
-    let first_update = entry
-        .calls
-        .iter()
-        .position(|c| matches!(c.kernel, Kernel::Sgd { .. }));
+    let first_update = entry.calls.iter().position(|c| c.kernel.is_update());
     match (loss, first_update) {
         (_, None) | (None, _) => Ok(None),
         (Some(l), Some(u)) if l < u => Ok(Some(l)),

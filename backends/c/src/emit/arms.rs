@@ -4,10 +4,10 @@
 
 use std::fmt::Write as _;
 
-use mite_ir::program::Kernel;
+use mite_ir::program::{BufElem, Kernel};
 use mite_kernels::Conv2dGeometry;
 
-use super::literal::{elements, f32_lit, f64_lit, i32_lit};
+use super::literal::{elements, f32_lit, f64_lit, i32_lit, i64_lit};
 use super::{c_type, rounding_c};
 
 /// The C operands of one call: `(expression, stored length)` of each operand, result and the
@@ -276,6 +276,9 @@ pub(super) fn print(
                 ),
             );
         }
+        Kernel::ConvWeightSgd { geometry, update } => {
+            return conv_weight_sgd(geometry, update, o, globals, body)
+        }
         Kernel::ConvBackwardBias { dims } => {
             let [n, c, h, w] = *dims;
             let _ = writeln!(
@@ -318,5 +321,97 @@ pub(super) fn print(
             );
         }
     }
+    true
+}
+
+/// A [`Kernel::ConvWeightSgd`]: `mite_conv2d_weight_sgd_{f32,i8}` with the update's constants
+/// (`false` when the update is not an `sgd` of an `f32` / `i8` parameter without accumulation).
+fn conv_weight_sgd(
+    geometry: &Conv2dGeometry,
+    update: &Kernel,
+    o: &Operands,
+    globals: &mut String,
+    body: &mut String,
+) -> bool {
+    let Kernel::Sgd {
+        elem,
+        len,
+        lr_scale,
+        momentum,
+        weight_decay,
+        qas,
+        stochastic_seed,
+        scales,
+        zero_points,
+        inner,
+        accumulate: 1,
+        slice,
+    } = update
+    else {
+        return false;
+    };
+    let p = &o.prefix;
+    let (func, cq) = match elem {
+        BufElem::F32 => ("mite_conv2d_weight_sgd_f32", String::new()),
+        BufElem::I8 => {
+            let _ = writeln!(
+                globals,
+                "static const float {p}_scales[] = {{{}}};\n\
+                 static const int32_t {p}_zero_points[] = {{{}}};\n\
+                 static const mite_channel_quant {p}_cq = {{{p}_scales, {p}_zero_points, {}u, {inner}u}};",
+                elements(scales, |v| f32_lit(*v)),
+                elements(zero_points, |v| i32_lit(*v)),
+                scales.len()
+            );
+            ("mite_conv2d_weight_sgd_i8", format!(" &{p}_cq,"))
+        }
+        _ => return false,
+    };
+    let _ = writeln!(
+        globals,
+        "static const mite_conv2d_geometry {p}_g = {};",
+        geometry_init(geometry)
+    );
+    let view = match slice {
+        Some(s) => {
+            let _ = writeln!(
+                globals,
+                "static const mite_slice_view {p}_sv = {{{}u, {}u, {}u, {}u, {}u}};",
+                len / (s.channels * s.inner).max(1),
+                s.channels,
+                s.inner,
+                s.start,
+                s.count
+            );
+            format!("&{p}_sv")
+        }
+        None => "NULL".to_owned(),
+    };
+    globals.push('\n');
+    let ((x, xn), (dy, dyn_)) = (o.ins[0].clone(), o.ins[1].clone());
+    let ((lr, _), (step, _)) = (o.ins[2].clone(), o.ins[3].clone());
+    let (q, qn) = o.outs[0].clone();
+    // The executor uses the momentum state only when momentum > 0.
+    let m = match o.outs.get(1) {
+        Some((m, mn)) if *momentum > 0.0 => format!("{m}, {mn}u"),
+        _ => "NULL, 0u".to_owned(),
+    };
+    let Some((s, sn)) = o.scratch.clone() else {
+        return false;
+    };
+    let _ = writeln!(
+        body,
+        "    if (st == MITE_OK) {{\n        mite_sgd_params p;\n        \
+         p.eta = ({lr})[0] * {lrs};\n        p.momentum = {mom};\n        p.weight_decay = {wd};\n        \
+         p.qas = {qas};\n        p.rounding.stochastic = {sto};\n        p.rounding.seed = {seed};\n        \
+         p.rounding.step = ({step})[0];\n        \
+         st = {func}({x}, {xn}u, {dy}, {dyn_}u, &{p}_g, {view}, {q}, {qn}u, {m},{cq} &p, {s}, {sn}u);\n    }}",
+        lrs = f32_lit(*lr_scale),
+        mom = f32_lit(*momentum),
+        wd = f32_lit(*weight_decay),
+        qas = i32::from(*qas),
+        sto = i32::from(stochastic_seed.is_some()),
+        seed = i64_lit(stochastic_seed.unwrap_or(0)),
+    );
     true
 }

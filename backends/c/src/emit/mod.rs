@@ -371,7 +371,7 @@ impl Emitter<'_> {
         let loss = api::loss_call(entry)?;
         let mut checked = false;
         for (c, call) in entry.calls.iter().enumerate() {
-            if let (Some(l), Kernel::Sgd { .. }, false) = (loss, &call.kernel, checked) {
+            if let (Some(l), true, false) = (loss, call.kernel.is_update(), checked) {
                 // The loss is computed before any update: a non-finite one skips them all.
                 let _ = writeln!(
                     body,

@@ -1358,6 +1358,155 @@ pub fn sgd(rng: &mut Rng, kind: Sgd) -> Case {
     case(op, input, &r, o)
 }
 
+/// A convolution weight gradient fused with the update of an `f32` or `i8` weight
+/// (`mite_kernels::update`), dense, grouped or over a channel slice of the parameter.
+pub fn conv_weight_sgd(rng: &mut Rng, int8: bool) -> Case {
+    let geo = conv_geometry(rng, 7);
+    let (n, c_in, hw, c_out, groups, w) = geo;
+    let g = Conv2dGeometry::new(n, c_in, hw, c_out, groups, w);
+    let (x_len, y_len, w_len) = match g {
+        Ok(g) => (g.input_len(), g.output_len(), g.weight_len()),
+        Err(_) => (rng.usize(0, 9), rng.usize(0, 9), rng.usize(0, 9)),
+    };
+    let taps = w.kernel[0] * w.kernel[1];
+    // A slice: the gradient's input channels are `c_in` of the parameter's `c_in + extra`.
+    let view = (groups == 1 && rng.chance(50)).then(|| {
+        let extra = rng.usize(0, 3);
+        let start = if rng.chance(5) {
+            rng.usize(0, extra + 2)
+        } else {
+            rng.usize(0, extra)
+        };
+        sgd::SliceView {
+            outer: c_out,
+            channels: c_in + extra,
+            inner: taps,
+            start,
+            count: c_in,
+        }
+    });
+    let param_len = maybe_off(rng, view.map_or(w_len, |v| v.outer * v.channels * v.inner));
+    let rounding = if rng.chance(50) {
+        UpdateRounding::HalfEven
+    } else {
+        UpdateRounding::Stochastic {
+            seed: rng.next() as i64,
+            step: rng.range(-3, 1000),
+        }
+    };
+    let p = SgdParams {
+        eta: rng.scale(1e-4, 0.5) as f32,
+        momentum: if rng.chance(50) {
+            0.0
+        } else {
+            rng.f32(0.0, 0.95)
+        },
+        weight_decay: if rng.chance(50) {
+            0.0
+        } else {
+            rng.scale(1e-5, 1e-2) as f32
+        },
+        qas: rng.chance(50),
+        rounding,
+    };
+    let mut input = In::default();
+    conv_in(&mut input, &geo);
+    input
+        .f(p.eta)
+        .f(p.momentum)
+        .f(p.weight_decay)
+        .u(p.qas.into());
+    match p.rounding {
+        UpdateRounding::HalfEven => input.u(0).i(0).i(0),
+        UpdateRounding::Stochastic { seed, step } => input.u(1).i(seed).i(step),
+    };
+    let channels = if rng.chance(80) { c_out.max(1) } else { 1 };
+    let scales: Vec<f32> = (0..channels).map(|_| rng.scale(1e-4, 0.1) as f32).collect();
+    let zps: Vec<i32> = (0..channels).map(|_| rng.range(-20, 20) as i32).collect();
+    let inner = param_len / channels;
+    if int8 {
+        input.f32s(&scales).i32s(&zps).u(inner);
+    }
+    let cq = ChannelQuant::new(&scales, &zps, inner).unwrap();
+    match &view {
+        Some(v) => input
+            .u(1)
+            .u(v.outer)
+            .u(v.channels)
+            .u(v.inner)
+            .u(v.start)
+            .u(v.count),
+        None => input.u(0),
+    };
+    let x = {
+        let len = maybe_off(rng, x_len);
+        rng.f32s(len)
+    };
+    let mut dy = {
+        let len = maybe_off(rng, y_len);
+        rng.f32s(len)
+    };
+    if rng.chance(5) && !dy.is_empty() {
+        let i = rng.usize(0, dy.len() - 1);
+        dy[i] = rng.pick(&[f32::NAN, f32::INFINITY]);
+    }
+    let m_len = maybe_off(rng, param_len);
+    let mut m = (rng.chance(40) || p.momentum > 0.0 && rng.chance(90)).then(|| rng.f32s(m_len));
+    let mut scratch = vec![0f32; maybe_off(rng, taps)];
+    input.f32s(&x).f32s(&dy);
+    let mut o = Out::default();
+    let (op, r) = if int8 {
+        let mut q = rng.i8s(param_len);
+        input.i8s(&q);
+        match &m {
+            Some(m) => input.u(1).f32s(m),
+            None => input.u(0),
+        };
+        input.u(scratch.len());
+        let r = g.and_then(|g| {
+            mite_kernels::update::conv2d_weight_sgd_i8(
+                &x,
+                &dy,
+                &g,
+                view.as_ref(),
+                &mut q,
+                m.as_deref_mut(),
+                &cq,
+                &p,
+                &mut scratch,
+            )
+        });
+        o.i8s(&q);
+        ("conv_w_sgd_i8", r)
+    } else {
+        let mut wf = rng.f32s(param_len);
+        input.f32s(&wf);
+        match &m {
+            Some(m) => input.u(1).f32s(m),
+            None => input.u(0),
+        };
+        input.u(scratch.len());
+        let r = g.and_then(|g| {
+            mite_kernels::update::conv2d_weight_sgd_f32(
+                &x,
+                &dy,
+                &g,
+                view.as_ref(),
+                &mut wf,
+                m.as_deref_mut(),
+                &p,
+                &mut scratch,
+            )
+        });
+        o.f32s(&wf);
+        ("conv_w_sgd_f32", r)
+    };
+    if let Some(m) = &m {
+        o.f32s(m);
+    }
+    case(op, input, &r, o)
+}
+
 /// The scalar fixed-point functions on wide-ranging arguments.
 pub fn fixed(rng: &mut Rng) -> Case {
     let edge = [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX];
@@ -1425,6 +1574,8 @@ pub fn generators() -> Vec<(&'static str, Generator)> {
         ("sgd_f32", |r| sgd(r, Sgd::F32)),
         ("sgd_i8", |r| sgd(r, Sgd::I8)),
         ("sgd_i32", |r| sgd(r, Sgd::I32)),
+        ("conv_w_sgd_f32", |r| conv_weight_sgd(r, false)),
+        ("conv_w_sgd_i8", |r| conv_weight_sgd(r, true)),
         ("fixed", fixed),
     ];
     g.push(("sce", |r| sce(r, false)));

@@ -917,6 +917,75 @@ static void op_sgd(int kind) {
     end_line();
 }
 
+/* Fused weight gradient + update; int8: 1 for an i8 weight. Fields: geometry, sgd params,
+ * [channel quant], has_view [outer channels inner start count], x, dy, param, [momentum],
+ * scratch_len. */
+static void op_conv_weight_sgd(int int8) {
+    conv_fields f;
+    mite_conv2d_geometry g;
+    mite_sgd_params p;
+    mite_channel_quant cq;
+    mite_slice_view view;
+    int has_view;
+    size_t x_len = 0, dy_len = 0, q_len = 0, m_len = 0, s_len = 0, z_len = 0, scratch_len;
+    const float *x, *dy;
+    float *wf = NULL, *m = NULL, *scratch;
+    int8_t *w8 = NULL;
+    mite_status st;
+    rd_conv_fields(&f);
+    rd_sgd(&p);
+    if (int8) {
+        cq.scales = rd_f32s(&s_len);
+        cq.zero_points = rd_i32s(&z_len);
+        cq.channels = s_len;
+        cq.inner = rd_u();
+        if (s_len == 0 || s_len != z_len) {
+            bad_input = 1;
+        }
+    }
+    has_view = (int)rd_u();
+    if (has_view) {
+        view.outer = rd_u();
+        view.channels = rd_u();
+        view.inner = rd_u();
+        view.start = rd_u();
+        view.count = rd_u();
+    }
+    x = rd_f32s(&x_len);
+    dy = rd_f32s(&dy_len);
+    if (int8) {
+        w8 = rd_i8s(&q_len);
+    } else {
+        wf = rd_f32s(&q_len);
+    }
+    if (rd_u()) {
+        m = rd_f32s(&m_len);
+    }
+    scratch_len = rd_u();
+    scratch = (float *)zeros(scratch_len, 4);
+    if (bad_input) {
+        return;
+    }
+    st = init_conv(&g, &f);
+    if (st == MITE_OK && int8) {
+        st = mite_conv2d_weight_sgd_i8(x, x_len, dy, dy_len, &g, has_view ? &view : NULL, w8,
+                                       q_len, m, m_len, &cq, &p, scratch, scratch_len);
+    } else if (st == MITE_OK) {
+        st = mite_conv2d_weight_sgd_f32(x, x_len, dy, dy_len, &g, has_view ? &view : NULL, wf,
+                                        q_len, m, m_len, &p, scratch, scratch_len);
+    }
+    put_status(st);
+    if (int8) {
+        put_i8s(w8, q_len);
+    } else {
+        put_f32s(wf, q_len);
+    }
+    if (m != NULL) {
+        put_f32s(m, m_len);
+    }
+    end_line();
+}
+
 /* Scalar fixed-point functions on (x, multiplier, shift, scale). */
 static void op_fixed(void) {
     int32_t x = (int32_t)rd_i(), mul = (int32_t)rd_i(), shift = (int32_t)rd_i();
@@ -1013,6 +1082,10 @@ long harness_run(void) {
             op_sgd(1);
         } else if (strcmp(op, "sgd_i32") == 0) {
             op_sgd(2);
+        } else if (strcmp(op, "conv_w_sgd_f32") == 0) {
+            op_conv_weight_sgd(0);
+        } else if (strcmp(op, "conv_w_sgd_i8") == 0) {
+            op_conv_weight_sgd(1);
         } else if (strcmp(op, "fixed") == 0) {
             op_fixed();
         } else if (strcmp(op, "exp_ln") == 0) {

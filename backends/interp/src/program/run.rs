@@ -254,6 +254,7 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
             Vals::F32(g)
         }
         Kernel::Sgd { .. } => return sgd_call(mem, call),
+        Kernel::ConvWeightSgd { .. } => return conv_weight_sgd_call(mem, call),
         Kernel::BottleneckInt8 {
             expand,
             depthwise,
@@ -446,6 +447,117 @@ fn sgd_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
             keep_outside(m, old, s);
         }
     }
+    mem.write(param, updated)?;
+    if let (Some(id), Some(m)) = (momentum_id, m) {
+        mem.write(id, Vals::F32(m))?;
+    }
+    Ok(())
+}
+
+/// `Kernel::ConvWeightSgd`: the weight gradient and its update in one
+/// `mite_kernels::update` kernel (bit-identical with `conv2d_backward_weight` then `sgd`).
+fn conv_weight_sgd_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
+    let Kernel::ConvWeightSgd { geometry, update } = &call.kernel else {
+        return Err("not a conv2d_backward_weight_sgd call".into());
+    };
+    let Kernel::Sgd {
+        len,
+        lr_scale,
+        momentum,
+        weight_decay,
+        qas,
+        stochastic_seed,
+        scales,
+        zero_points,
+        inner,
+        accumulate: 1,
+        slice,
+        ..
+    } = update.as_ref()
+    else {
+        return Err(
+            "conv2d_backward_weight_sgd: the update is not an sgd without accumulation".into(),
+        );
+    };
+    let x = f32s(mem, operand(call, 0)?)?;
+    let dy = f32s(mem, operand(call, 1)?)?;
+    let lr = scalar_f32(mem, operand(call, 2)?)?;
+    let step = match mem.read(operand(call, 3)?)? {
+        Vals::I64(v) if v.len() == 1 => v[0],
+        _ => return Err("the step operand is not one i64".into()),
+    };
+    let view = slice.map(|s| sgd::SliceView {
+        outer: len / (s.channels * s.inner).max(1),
+        channels: s.channels,
+        inner: s.inner,
+        start: s.start,
+        count: s.count,
+    });
+    let param = result(call, 0)?;
+    let momentum_id = if *momentum != 0.0 {
+        Some(result(call, 1)?)
+    } else {
+        None
+    };
+    // The interpreter uses the momentum state only when momentum > 0.
+    let mut m = match momentum_id {
+        Some(id) if *momentum > 0.0 => Some(f32s(mem, id)?),
+        _ => None,
+    };
+    let rule = SgdParams {
+        eta: lr * lr_scale,
+        momentum: *momentum,
+        weight_decay: *weight_decay,
+        qas: *qas,
+        rounding: match stochastic_seed {
+            Some(seed) => UpdateRounding::Stochastic { seed: *seed, step },
+            None => UpdateRounding::HalfEven,
+        },
+    };
+    let scratch_id = call
+        .scratch
+        .ok_or("conv2d_backward_weight_sgd needs scratch")?;
+    let mut scratch = f32s(mem, scratch_id)?;
+    let mut updated = mem.read(param)?;
+    let r = match &mut updated {
+        Vals::F32(w) => mite_kernels::update::conv2d_weight_sgd_f32(
+            &x,
+            &dy,
+            geometry,
+            view.as_ref(),
+            w,
+            m.as_deref_mut(),
+            &rule,
+            &mut scratch,
+        ),
+        Vals::I8(q) => {
+            let cq = sgd::ChannelQuant::new(scales, zero_points, *inner).map_err(ke)?;
+            mite_kernels::update::conv2d_weight_sgd_i8(
+                &x,
+                &dy,
+                geometry,
+                view.as_ref(),
+                q,
+                m.as_deref_mut(),
+                &cq,
+                &rule,
+                &mut scratch,
+            )
+        }
+        other => {
+            return Err(format!(
+                "conv2d_backward_weight_sgd cannot train {} elements",
+                other.elem_name()
+            ))
+        }
+    };
+    r.map_err(|e| match e {
+        mite_kernels::KernelError::NanUpdate { index } => {
+            format!("the update of element {index} is NaN")
+        }
+        e => e.to_string(),
+    })?;
+    mem.write(scratch_id, Vals::F32(scratch))?;
     mem.write(param, updated)?;
     if let (Some(id), Some(m)) = (momentum_id, m) {
         mem.write(id, Vals::F32(m))?;

@@ -237,7 +237,7 @@ pub fn conv2d_backward_weight_slice<T: Scalar>(
 
 /// `dw[tap] += Σ dy · x` over one (input plane, output plane) pair, row by row.
 #[inline]
-fn weight_taps<T: Scalar>(xp: &[T], dyp: &[T], dw: &mut [T], g: &Conv2dGeometry) {
+pub(crate) fn weight_taps<T: Scalar>(xp: &[T], dyp: &[T], dw: &mut [T], g: &Conv2dGeometry) {
     let axes = g.axes();
     let (w_in, ow, sw) = (axes[1].in_len, axes[1].out_len, axes[1].stride);
     for_each_tap_row(&axes, |oy, iy, oxs, ix0, tap| {
