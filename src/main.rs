@@ -634,8 +634,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             ..Default::default()
         },
         magnitude: parse_channels(&args.channels)?,
-        // The C emitter has no `q.bottleneck` arm yet: C programs keep the unfused convolutions.
-        fusion: !args.no_fusion && args.emit != "c",
+        fusion: !args.no_fusion,
         reorder: !args.no_reorder,
     };
     let (report, memory) = compile_with_memory(&model.name, &mut model.module, &opts)?;

@@ -1,5 +1,5 @@
 //! The C backend end to end (issue #11): MbV2-w0.35 (`../shared` ONNX model, else the zoo
-//! builder) with `paper:99kb` and 10 classes is lowered, printed as a C project, built with gcc
+//! builder) with `paper:99kb` and 10 classes, its frozen bottlenecks streamed, is lowered, printed as a C project, built with gcc
 //! (`-std=c99 -Wall -Wextra -Werror -pedantic`) and run on the host: after a few training steps
 //! on seeded synthetic images every loss, the logits and every trained parameter equal the
 //! Program executor's bit for bit; a bad label and a NaN learning rate return their codes and
@@ -13,7 +13,7 @@ use mite::interp::program::ProgramExecutor;
 use mite::ir::program::{Program, Storage};
 use mite::ir::TensorData;
 use mite::passes::lower::{lower_module, LowerOptions};
-use mite::passes::passes::{build_training_step, TrainConfig};
+use mite::passes::passes::{build_training_step, stream_bottlenecks, TrainConfig};
 use mite::passes::scheme::Scheme;
 use mite_test_support::{shared_file, tool};
 
@@ -68,6 +68,11 @@ fn program() -> Program {
     mite::train::head::replace_classifier(&mut m, 10, 0).unwrap();
     Scheme::parse("paper:99kb").unwrap().apply(&mut m).unwrap();
     build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    // The frozen bottlenecks streamed, as `mite compile --emit c` does.
+    assert!(
+        !stream_bottlenecks(&mut m).is_empty(),
+        "no bottleneck fused"
+    );
     lower_module(&m, &LowerOptions::default()).unwrap()
 }
 
@@ -94,6 +99,7 @@ fn build(dir: &Path, gcc: &Path, sanitize: bool) -> std::path::PathBuf {
         "mite_int8.c",
         "mite_float.c",
         "mite_sgd.c",
+        "mite_bottleneck.c",
         "parity.c",
         "-lm",
         "-o",

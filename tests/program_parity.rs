@@ -76,6 +76,11 @@ fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool) {
     if fusion {
         let fused = stream_bottlenecks(&mut m);
         assert!(!fused.is_empty(), "{what}: no bottleneck fused");
+        // The first stage (stem conv -> depthwise -> pointwise) is streamed too.
+        assert!(
+            fused.iter().any(|b| !b.pointwise_first),
+            "{what}: the first stage is not streamed"
+        );
     }
     // Fusion on: the frozen bottlenecks streamed and each weight gradient fused with its
     // update; off: neither.

@@ -61,10 +61,12 @@ fn compile_reports_the_scheme_as_json() {
         json["training_step"]["optimizer_ops"].as_u64().unwrap() as usize,
         trainable.len()
     );
-    // The seven frozen bottlenecks before the first trained block are streamed by rows.
+    // The first stage (stem conv -> depthwise -> pointwise) and the seven frozen bottlenecks
+    // before the first trained block are streamed by rows.
     let streamed = json["fusion"]["streamed_blocks"].as_array().unwrap();
-    assert_eq!(streamed.len(), 7, "{streamed:?}");
-    assert_eq!(streamed[0], "blocks.1.pointwise1.weight");
+    assert_eq!(streamed.len(), 8, "{streamed:?}");
+    assert_eq!(streamed[0], "first_conv.weight");
+    assert_eq!(streamed[1], "blocks.1.pointwise1.weight");
     let out = mite(&[
         "compile",
         "zoo:mbv2-w0.35",

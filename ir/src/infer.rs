@@ -1000,6 +1000,7 @@ fn bottleneck_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, Type
         strides,
         pads,
         dilations,
+        expand_window,
         expand_scale,
         expand_zero_point,
         expand_act,
@@ -1026,7 +1027,7 @@ fn bottleneck_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, Type
         expect_elem(operands[i], ElemType::I8, i)?;
         expect_weight_quant(operands[i], i)?;
         expect_elem(operands[i + 1], ElemType::I32, i + 1)?;
-        if i != 3 && (operands[i].rank() != 4 || operands[i].shape[2..] != [1, 1]) {
+        if i == 5 && (operands[i].rank() != 4 || operands[i].shape[2..] != [1, 1]) {
             bail!(
                 "operand {i}: expected a 1x1 pointwise weight, found {}",
                 operands[i]
@@ -1045,8 +1046,22 @@ fn bottleneck_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, Type
     };
     let in_conv = |what: &str, e: TypeError| TypeError(format!("{what} convolution: {e}"));
     let (ones, zeros) = ([1, 1], [0, 0, 0, 0]);
-    let mid = conv_type(&operands[0..3], &ones, &zeros, &ones, 1, ElemType::I8)
-        .map_err(|e| in_conv("expansion", e))?;
+    let Some((e_strides, e_pads, e_dilations)) =
+        crate::ops::bottleneck_expand_window(expand_window)
+    else {
+        bail!(
+            "expand_window: expected 8 values (strides, pads, dilations), found {expand_window:?}"
+        );
+    };
+    let mid = conv_type(
+        &operands[0..3],
+        e_strides,
+        e_pads,
+        e_dilations,
+        1,
+        ElemType::I8,
+    )
+    .map_err(|e| in_conv("expansion", e))?;
     let mid = intermediate(&mid, *expand_scale, *expand_zero_point, "expand")?;
     let c_mid = mid.shape[1];
     if operands[3].shape.first() != Some(&c_mid) {

@@ -383,6 +383,16 @@ fn custom_op(name: &str, attrs: Vec<(String, Attr)>) -> Result<Op, OpError> {
     }))
 }
 
+/// The `expand_window` of a `q.bottleneck` whose first convolution is pointwise: unit strides,
+/// no padding, unit dilations.
+pub const POINTWISE_WINDOW: [i64; 8] = [1, 1, 0, 0, 0, 0, 1, 1];
+
+/// A `q.bottleneck`'s `expand_window` split into `(strides, pads, dilations)` (2, 4 and 2
+/// values), or `None` when it does not hold 8 values.
+pub fn bottleneck_expand_window(window: &[i64]) -> Option<(&[i64], &[i64], &[i64])> {
+    (window.len() == 8).then(|| (&window[0..2], &window[2..6], &window[6..8]))
+}
+
 fn ints(v: &[i64]) -> Option<Vec<i64>> {
     Some(v.to_vec())
 }
@@ -518,7 +528,8 @@ op_table! {
     }
     /// A frozen inverted bottleneck fused into one op, executed in row tiles (the expanded
     /// tensor and the depthwise output never exist whole): `(x, w1, b1, wd, bd, w2, b2)`, the
-    /// `q.conv2d` chain pointwise `w1` → depthwise `wd` → pointwise `w2`, each with its `i32`
+    /// `q.conv2d` chain dense `w1` (one group: a pointwise expansion, or any window such as a
+    /// network's 3×3 stride-2 stem) → depthwise `wd` → pointwise `w2`, each with its `i32`
     /// bias. The two intermediates have no tensor of their own; their quantization (per tensor)
     /// and clamps are attributes. The result type carries the output quantization. Made by the
     /// `stream-bottlenecks` pass; forward only (autodiff refuses it).
@@ -529,7 +540,11 @@ op_table! {
         pads: Vec<i64> = ints(&[0, 0, 0, 0]),
         /// Depthwise vertical and horizontal dilation.
         dilations: Vec<i64> = ints(&[1, 1]),
-        /// Scale of the expanded (pointwise `w1`) intermediate.
+        /// Window of the first convolution (`w1`): `[stride_h, stride_w, pad_top, pad_left,
+        /// pad_bottom, pad_right, dilation_h, dilation_w]` (the default is a pointwise
+        /// expansion's; see [`bottleneck_expand_window`]).
+        expand_window: Vec<i64> = ints(&POINTWISE_WINDOW),
+        /// Scale of the first convolution's (`w1`) intermediate.
         expand_scale: f32 = None,
         /// Zero point of the expanded intermediate.
         expand_zero_point: i64 = None,

@@ -1,8 +1,9 @@
 /*
  * mite_bottleneck.c - the streamed frozen inverted bottleneck (Rust
- * `mite_kernels::int8::bottleneck_int8`): pointwise expansion, depthwise convolution and
- * pointwise projection computed row by row through a ring of expanded rows, in the same loop
- * order and with the same arithmetic as the Rust kernel (bit-exact).
+ * `mite_kernels::int8::bottleneck_int8`): a dense first convolution (a pointwise expansion, or
+ * any window such as a 3x3 stride-2 stem), a depthwise convolution and a pointwise projection
+ * computed row by row through a ring of rows of the first convolution's output, in the same
+ * loop order and with the same arithmetic as the Rust kernel (bit-exact).
  */
 #include "mite_internal.h"
 
@@ -40,11 +41,9 @@ static mite_status check_params(const mite_bottleneck_int8_params *p) {
     const mite_conv2d_int8_params *convs[3];
     size_t i;
     mite_status st;
-    if (!is_pointwise(e)) {
+    if (e->groups != 1) {
         return mite_fail(MITE_ERR_GEOMETRY,
-                         "bottleneck: the expansion must be a pointwise (1x1, stride 1, no "
-                         "padding) convolution",
-                         0, 0, 0);
+                         "bottleneck: the first convolution must be dense (one group)", 0, 0, 0);
     }
     if (!is_depthwise(d)) {
         return mite_fail(MITE_ERR_GEOMETRY,
@@ -86,27 +85,41 @@ static mite_status check_params(const mite_bottleneck_int8_params *p) {
     return MITE_OK;
 }
 
-/* Expanded input row iy (all channels) into ring slot iy % rows. */
-static void expand_row(const int8_t *x, size_t iy, int8_t *ring, size_t rows,
+/* Row my of the first convolution's output (all channels) into ring slot my % rows, from the
+ * whole input x of one batch element. */
+static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
                        const mite_bottleneck_int8_weights *wts,
                        const mite_bottleneck_int8_params *p) {
     const mite_conv2d_int8_params *conv = &p->expand;
     const mite_conv2d_geometry *g = &conv->geometry;
     size_t w = g->in_hw[1], plane = g->in_hw[0] * g->in_hw[1];
+    size_t kw = g->window.kernel[1], taps = g->window.kernel[0] * kw, mw = g->out_hw[1];
     int32_t zx = conv->x_zero_point;
-    size_t slot = iy % rows, c, ix, ci;
+    size_t slot = my % rows, c, mx, ci, ky, kx, ky_lo, ky_hi, kx_lo, kx_hi;
+    mite_window_axis axes[2];
+    mite_conv_axes(g, axes);
+    mite_axis_valid_taps(&axes[0], my, &ky_lo, &ky_hi);
     for (c = 0; c < g->c_out; c++) {
         int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
-        const int8_t *w_c = wts->w_expand + c * g->c_in;
+        const int8_t *w_c = wts->w_expand + c * g->c_in * taps;
         int32_t bias = wts->b_expand != NULL ? wts->b_expand[c] : 0;
-        int8_t *row = ring + (c * rows + slot) * w;
-        for (ix = 0; ix < w; ix++) {
+        int8_t *row = ring + (c * rows + slot) * mw;
+        for (mx = 0; mx < mw; mx++) {
             int32_t acc = 0;
+            mite_axis_valid_taps(&axes[1], mx, &kx_lo, &kx_hi);
             for (ci = 0; ci < g->c_in; ci++) {
-                int32_t xv = x[ci * plane + iy * w + ix];
-                acc = mite_wadd(acc, mite_wmul(xv - zx, (int32_t)w_c[ci] - zw));
+                const int8_t *xp = x + ci * plane;
+                const int8_t *wk = w_c + ci * taps;
+                for (ky = ky_lo; ky < ky_hi; ky++) {
+                    const int8_t *x_row = xp + mite_axis_input_index(&axes[0], my, ky) * w;
+                    for (kx = kx_lo; kx < kx_hi; kx++) {
+                        int32_t xv = x_row[mite_axis_input_index(&axes[1], mx, kx)];
+                        int32_t wv = wk[ky * kw + kx];
+                        acc = mite_wadd(acc, mite_wmul(xv - zx, wv - zw));
+                    }
+                }
             }
-            row[ix] = mite_output_stage_finish(&conv->out,
+            row[mx] = mite_output_stage_finish(&conv->out,
                                                stage_bias_add(conv->bias_add, acc, bias), c);
         }
     }
@@ -180,14 +193,16 @@ mite_status mite_bottleneck_int8(const int8_t *x, size_t x_len,
                                *pr = &p->project.geometry;
     size_t e_in = e->n * e->c_in * e->in_hw[0] * e->in_hw[1];
     size_t pr_out = pr->n * pr->c_out * pr->out_hw[0] * pr->out_hw[1];
-    size_t needed, rows, h, w, oh, ow, c_mid, b, oy, next_row;
+    size_t needed, rows, x_plane, mw, oh, ow, c_mid, b, oy, next_row;
     mite_window_axis axes[2];
     int8_t *ring, *dw_row;
     mite_status st;
     if ((st = check_params(p)) != MITE_OK ||
         (st = mite_check_len("bottleneck x", e_in, x_len)) != MITE_OK ||
         (st = mite_check_len("bottleneck out", pr_out, out_len)) != MITE_OK ||
-        (st = mite_check_len("expansion", e->c_out * e->c_in, wts->w_expand_len)) != MITE_OK ||
+        (st = mite_check_len("expansion",
+                             e->c_out * e->c_in * e->window.kernel[0] * e->window.kernel[1],
+                             wts->w_expand_len)) != MITE_OK ||
         (wts->b_expand != NULL &&
          (st = mite_check_len("expansion", e->c_out, wts->b_expand_len)) != MITE_OK) ||
         (st = mite_check_len("depthwise", d->c_out * d->window.kernel[0] * d->window.kernel[1],
@@ -208,16 +223,16 @@ mite_status mite_bottleneck_int8(const int8_t *x, size_t x_len,
         return MITE_OK;
     }
     rows = ring_rows(p);
-    h = d->in_hw[0];
-    w = d->in_hw[1];
+    x_plane = e->in_hw[0] * e->in_hw[1];
+    mw = d->in_hw[1];
     oh = d->out_hw[0];
     ow = d->out_hw[1];
     c_mid = d->c_in;
     ring = scratch;
-    dw_row = scratch + c_mid * rows * w;
+    dw_row = scratch + c_mid * rows * mw;
     mite_conv_axes(d, axes);
     for (b = 0; b < e->n; b++) {
-        const int8_t *x_b = x + b * e->c_in * h * w;
+        const int8_t *x_b = x + b * e->c_in * x_plane;
         int8_t *out_b = out + b * pr->c_out * oh * ow;
         next_row = 0;
         for (oy = 0; oy < oh; oy++) {

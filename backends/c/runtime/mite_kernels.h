@@ -181,15 +181,16 @@ mite_status mite_conv2d_int8(const int8_t *x, size_t x_len, const int8_t *w, siz
 /* ---------------------------------------------------------------- streamed bottleneck */
 
 /** The three convolutions of a frozen inverted bottleneck (Rust `BottleneckInt8Params`):
- *  expand is pointwise [n, c_in, h, w] -> [n, c_mid, h, w], depthwise is depthwise
- *  (groups = c_mid) -> [n, c_mid, oh, ow], project is pointwise -> [n, c_out, oh, ow]. */
+ *  expand is dense (one group, any window: a pointwise expansion or e.g. a 3x3 stride-2 stem)
+ *  [n, c_in, h, w] -> [n, c_mid, mh, mw], depthwise is depthwise (groups = c_mid) ->
+ *  [n, c_mid, oh, ow], project is pointwise -> [n, c_out, oh, ow]. */
 typedef struct {
     mite_conv2d_int8_params expand;
     mite_conv2d_int8_params depthwise;
     mite_conv2d_int8_params project;
 } mite_bottleneck_int8_params;
 
-/** The weights ([c_mid, c_in, 1, 1], [c_mid, 1, kh, kw], [c_out, c_mid, 1, 1]) and biases
+/** The weights ([c_mid, c_in, ekh, ekw], [c_mid, 1, kh, kw], [c_out, c_mid, 1, 1]) and biases
  *  ([c_mid], [c_mid], [c_out]; each may be NULL) of a bottleneck (Rust `BottleneckWeights`). */
 typedef struct {
     const int8_t *w_expand;
@@ -206,8 +207,9 @@ typedef struct {
     size_t b_project_len;
 } mite_bottleneck_int8_weights;
 
-/** Scratch elements (int8) mite_bottleneck_int8 needs: the ring of expanded rows
- *  (c_mid * min(dilation_h * (kh - 1) + 1, h) * w) then one depthwise row (c_mid * ow). */
+/** Scratch elements (int8) mite_bottleneck_int8 needs: the ring of rows of the first
+ *  convolution's output (c_mid * min(dilation_h * (kh - 1) + 1, mh) * mw) then one depthwise
+ *  row (c_mid * ow). */
 size_t mite_bottleneck_int8_scratch_len(const mite_bottleneck_int8_params *p);
 
 /** The fused bottleneck (Program kernel `bottleneck_int8`, IR op `q.bottleneck`): x

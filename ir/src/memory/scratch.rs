@@ -7,18 +7,25 @@
 //!   input in place);
 //! - `q.conv2d`, depthwise (`groups = C_in`, one input channel per group): one window of `int16`
 //!   per channel, `C_in · k_h · k_w · 2` bytes;
-//! - `q.bottleneck`: the streamed block's int8 ring of expanded rows and one depthwise output row,
-//!   `C_mid · min(span, H) · W + C_mid · W_out` bytes (`span = dilation · (k_h − 1) + 1`), the
+//! - `q.bottleneck`: the streamed block's int8 ring of rows of its first convolution's output and
+//!   one depthwise output row, `C_mid · min(span, H_mid) · W_mid + C_mid · W_out` bytes
+//!   (`span = dilation · (k_h − 1) + 1` of the depthwise window, `H_mid × W_mid` the first
+//!   convolution's output), the
 //!   figure of `mite_kernels::int8::bottleneck_int8_scratch_len`;
 //! - every other op: 0 (the fp32 backward kernels loop directly over their operands).
 
 use crate::module::{Function, OpData};
-use crate::ops::Op;
+use crate::ops::{bottleneck_expand_window, Op};
 
 /// The scratch bytes of op `data` of `func` (see the module documentation).
 pub fn scratch_bytes(func: &Function, data: &OpData) -> u64 {
-    if let Op::QBottleneck { dilations, .. } = &data.op {
-        return bottleneck_scratch_bytes(func, data, dilations);
+    if let Op::QBottleneck {
+        dilations,
+        expand_window,
+        ..
+    } = &data.op
+    {
+        return bottleneck_scratch_bytes(func, data, dilations, expand_window);
     }
     let Op::QConv2d { groups, .. } = &data.op else {
         return 0;
@@ -41,20 +48,41 @@ pub fn scratch_bytes(func: &Function, data: &OpData) -> u64 {
     bytes as u64
 }
 
-/// The ring and depthwise row of a `q.bottleneck` (0 when the types are not as inferred).
-fn bottleneck_scratch_bytes(func: &Function, data: &OpData, dilations: &[i64]) -> u64 {
-    let (Some(&x), Some(&wd), Some(&y)) = (
+/// The ring and depthwise row of a `q.bottleneck` whose first convolution has the window
+/// `expand_window` (0 when the types or the window are not as inferred).
+fn bottleneck_scratch_bytes(
+    func: &Function,
+    data: &OpData,
+    dilations: &[i64],
+    expand_window: &[i64],
+) -> u64 {
+    let (Some(&x), Some(&w1), Some(&wd), Some(&y)) = (
         data.operands.first(),
+        data.operands.get(1),
         data.operands.get(3),
         data.results.first(),
     ) else {
         return 0;
     };
-    let (x, wd, y) = (func.ty(x), func.ty(wd), func.ty(y));
-    if x.rank() != 4 || wd.rank() != 4 || y.rank() != 4 {
+    let (x, w1, wd, y) = (func.ty(x), func.ty(w1), func.ty(wd), func.ty(y));
+    if x.rank() != 4 || w1.rank() != 4 || wd.rank() != 4 || y.rank() != 4 {
         return 0;
     }
-    let (h, w, c_mid, kh, ow) = (x.shape[2], x.shape[3], wd.shape[0], wd.shape[2], y.shape[3]);
+    // The first convolution's output size along axis `d` (0: height, 1: width).
+    let Some((strides, pads, first_dilations)) = bottleneck_expand_window(expand_window) else {
+        return 0;
+    };
+    let mid = |d: usize| -> Option<usize> {
+        let at = |v: &[i64], i: usize| usize::try_from(*v.get(i)?).ok();
+        let (s, dl) = (at(strides, d)?.max(1), at(first_dilations, d)?.max(1));
+        let padded = x.shape[2 + d] + at(pads, d)? + at(pads, d + 2)?;
+        let span = dl * w1.shape[2 + d].checked_sub(1)? + 1;
+        Some(padded.checked_sub(span)? / s + 1)
+    };
+    let (Some(h), Some(w)) = (mid(0), mid(1)) else {
+        return 0;
+    };
+    let (c_mid, kh, ow) = (wd.shape[0], wd.shape[2], y.shape[3]);
     let dilation = dilations.first().map_or(1, |&d| d.max(1) as usize);
     let span = (dilation * kh.saturating_sub(1) + 1).min(h);
     (c_mid * span * w + c_mid * ow) as u64
@@ -101,9 +129,10 @@ mod tests {
         scratch_bytes(f, f.op(*f.layout().last().unwrap()))
     }
 
-    #[test]
-    fn bottleneck_ring_and_row() {
-        // x [1,4,8,8] -> 12 channels -> dw 3x3 stride 2 (pads 1) -> 6 channels [1,6,4,4].
+    /// `x [1,4,8,8]` -> first conv `k`x`k` stride `s` (pads `k/2`) to 12 channels -> dw 3x3
+    /// stride 2 (pads 1) -> 6 channels: the result shape and the scratch bytes.
+    fn bottleneck(k: usize, s: i64) -> (Vec<usize>, u64) {
+        let p = k as i64 / 2;
         let mut m = Module::new("m");
         let mut b = Builder::new(&mut m, "f");
         let q = Quant::per_tensor(0.1, 0);
@@ -124,7 +153,7 @@ mod tests {
             b.param(name, ty, false, None).unwrap()
         };
         let ops = [
-            param("w1", &[12, 4, 1, 1]),
+            param("w1", &[12, 4, k, k]),
             param("b1", &[12]),
             param("wd", &[12, 1, 3, 3]),
             param("bd", &[12]),
@@ -135,6 +164,7 @@ mod tests {
             strides: vec![2, 2],
             pads: vec![1; 4],
             dilations: vec![1, 1],
+            expand_window: vec![s, s, p, p, p, p, 1, 1],
             expand_scale: 0.1,
             expand_zero_point: 0,
             expand_act: vec![-128, 127],
@@ -149,9 +179,16 @@ mod tests {
         let y = b.op_quant(op, &operands, q).unwrap();
         b.ret(&[y]);
         let f = &m.functions[0];
-        assert_eq!(f.ty(y).shape.as_slice(), &[1, 6, 4, 4]);
         let data = f.op(*f.layout().last().unwrap());
-        assert_eq!(scratch_bytes(f, data), 12 * 3 * 8 + 12 * 4);
+        (f.ty(y).shape.to_vec(), scratch_bytes(f, data))
+    }
+
+    #[test]
+    fn bottleneck_ring_and_row() {
+        // Pointwise expansion: the ring spans 3 rows of 8; the depthwise row is 4 wide.
+        assert_eq!(bottleneck(1, 1), (vec![1, 6, 4, 4], 12 * 3 * 8 + 12 * 4));
+        // A 3x3 stride-2 stem first: its output is 4x4, the ring 3 rows of 4, the dw row 2.
+        assert_eq!(bottleneck(3, 2), (vec![1, 6, 2, 2], 12 * 3 * 4 + 12 * 2));
     }
 
     #[test]

@@ -244,9 +244,10 @@ pub enum Kernel {
     /// `mite_kernels::int8::bottleneck_int8` (`q.bottleneck`, streamed row by row):
     /// `(x: i8, w_expand: i8, b_expand: i32, w_dw: i8, b_dw: i32, w_project: i8,
     /// b_project: i32) -> y: i8`, scratch `i8[bottleneck_int8_scratch_len]`. Each stage is a
-    /// [`Kernel::ConvInt8`] with a bias (pointwise, depthwise, pointwise).
+    /// [`Kernel::ConvInt8`] with a bias (dense — a pointwise expansion or a stem-like k×k
+    /// convolution —, depthwise, pointwise).
     BottleneckInt8 {
-        /// The pointwise expansion.
+        /// The first convolution (a pointwise expansion, or any dense convolution).
         expand: Box<Kernel>,
         /// The depthwise convolution.
         depthwise: Box<Kernel>,
@@ -752,8 +753,9 @@ impl Kernel {
     }
 }
 
-/// A bottleneck's attributes: the geometry once (`in`, `mid`, `out`, the depthwise window), then
-/// each stage's quantization.
+/// A bottleneck's attributes: the geometry once (`in`, `mid`, `out`, the depthwise window, and
+/// the first convolution's window `e_*` when it is not pointwise), then each stage's
+/// quantization.
 fn bottleneck_attrs(stages: [&Kernel; 3]) -> Vec<(&'static str, KernelAttr)> {
     use KernelAttr as A;
     let mut a = Vec::new();
@@ -772,6 +774,16 @@ fn bottleneck_attrs(stages: [&Kernel; 3]) -> Vec<(&'static str, KernelAttr)> {
             ("dilations", ints(&w.dilations)),
             ("scratch", A::Int(scratch as i64)),
         ]);
+        if !e.is_pointwise() {
+            // A stem-like first stage: its window too.
+            let ew = e.window();
+            a.extend([
+                ("e_kernel", ints(&ew.kernel)),
+                ("e_strides", ints(&ew.strides)),
+                ("e_pads", ints(&ew.pads)),
+                ("e_dilations", ints(&ew.dilations)),
+            ]);
+        }
     }
     for (names, k) in BOTTLENECK_STAGE_ATTRS.iter().zip(stages) {
         if let Kernel::ConvInt8 {

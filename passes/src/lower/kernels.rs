@@ -1,6 +1,7 @@
 //! Each op of a training step as kernel calls with their parameters resolved, exactly as the
 //! interpreter resolves them (`mite-interp`'s `exec::{int8_ops, grad_ops, optim}`).
 
+use mite_ir::ops::bottleneck_expand_window;
 use mite_ir::program::{BufElem, Call, Kernel, SgdSlice};
 use mite_ir::{ElemType, Op, OpId, Quant, TensorType, Value};
 use mite_kernels::int8::{AddParams, MeanParams};
@@ -467,6 +468,7 @@ impl EntryLowering<'_> {
             strides,
             pads,
             dilations,
+            expand_window,
             expand_scale,
             expand_zero_point,
             expand_act,
@@ -502,18 +504,20 @@ impl EntryLowering<'_> {
         let output = self.per_tensor(pos, f.ty(r))?;
         let (ones, zeros): ([i64; 2], [i64; 4]) = ([1, 1], [0; 4]);
         let xs = self.dims4(pos, &f.ty(x[0]).shape)?;
+        let (e_strides, e_pads, e_dilations) = bottleneck_expand_window(expand_window)
+            .ok_or_else(|| self.unsupported(pos, "expand_window: expected 8 values"))?;
         let expand = self.conv_int8_stage(
             pos,
             xs,
             (input, f.ty(x[1]), mid),
-            (&ones, &zeros, &ones, 1),
+            (e_strides, e_pads, e_dilations, 1),
             pair(expand_act, "expand_act")?,
         )?;
         let eg = conv_geometry(&expand);
-        let c_mid = eg.c_out();
+        let (c_mid, [mh, mw]) = (eg.c_out(), eg.out_hw());
         let depthwise = self.conv_int8_stage(
             pos,
-            [xs[0], c_mid, xs[2], xs[3]],
+            [xs[0], c_mid, mh, mw],
             (mid, f.ty(x[3]), dw),
             (strides, pads, dilations, c_mid as i64),
             pair(dw_act, "dw_act")?,

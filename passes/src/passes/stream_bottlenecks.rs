@@ -1,22 +1,27 @@
 //! `stream-bottlenecks`: fuses frozen inverted bottlenecks into `q.bottleneck`, which runs them in
 //! row tiles so that the expanded tensor and the depthwise output never exist whole.
 //!
-//! A chain `q.conv2d` 1×1 (`w1`, `b1`) → `q.conv2d` depthwise (`wd`, `bd`) → `q.conv2d` 1×1
+//! A chain `q.conv2d` dense (`w1`, `b1`) → `q.conv2d` depthwise (`wd`, `bd`) → `q.conv2d` 1×1
 //! (`w2`, `b2`) is fused when:
-//! - each convolution has its `i32` bias, the first and last are pointwise (1×1 kernel, unit
-//!   stride and dilation, no padding, one group) and the middle one depthwise (`groups` = its
-//!   channels, one weight channel per group);
+//! - each convolution has its `i32` bias; the first is dense (one group, any window: the
+//!   pointwise expansion of an inverted bottleneck, or a network's stem convolution, whose rows
+//!   are then produced on demand from the whole input), the middle one depthwise (`groups` = its
+//!   channels, one weight channel per group) and the last pointwise (1×1 kernel, unit stride and
+//!   dilation, no padding, one group);
 //! - the two intermediates are used only by the next convolution of the chain (no backward op,
 //!   `grad.mask`, saved activation or function output reads them) and are int8 per tensor;
 //! - the six weights and biases are read by `const` or by `param` of a parameter that is not
-//!   trainable and that no op of the module may write (a frozen parameter).
+//!   trainable and that no op of the module may write (a frozen parameter);
+//! - no convolution of it is already in an earlier chain (chains are taken in program order: a
+//!   projection that could also start the next chain stays with its own block).
 //!
 //! The fused op takes the last convolution's place and result type; the intermediates'
 //! quantization and clamps become its attributes, so it computes the same bits
 //! (`mite_kernels::int8::bottleneck_int8`). Run it after `autodiff`: the backward ops of trained
 //! blocks read their intermediates and so keep them unfused.
 //!
-//! Statistics: `blocks-fused`, `bytes-saved` (per block, the bytes of the two intermediates less
+//! Statistics: `blocks-fused`, `first-stages-fused` (blocks whose first convolution is not
+//! pointwise, e.g. the stem), `bytes-saved` (per block, the bytes of the two intermediates less
 //! the fused op's scratch).
 
 use crate::pass::{Pass, PassError};
@@ -38,6 +43,9 @@ pub struct FusedBlock {
     pub expand_weight: String,
     /// Bytes of the two intermediates less the fused op's scratch.
     pub bytes_saved: u64,
+    /// Whether the first convolution is pointwise (an expansion); `false` for a stem-like
+    /// first stage (a k×k, possibly strided, convolution).
+    pub pointwise_first: bool,
 }
 
 impl Pass for StreamBottlenecks {
@@ -46,12 +54,14 @@ impl Pass for StreamBottlenecks {
     }
 
     fn description(&self) -> &str {
-        "Fuses frozen inverted bottlenecks (pw -> dw -> pw) into row-streamed q.bottleneck ops"
+        "Fuses frozen inverted bottlenecks (pw or any dense conv -> dw -> pw) into row-streamed q.bottleneck ops"
     }
 
     fn run(&mut self, module: &mut Module, stats: &mut Statistics) -> Result<bool, PassError> {
         let fused = stream_bottlenecks(module);
         stats.add("blocks-fused", fused.len() as u64);
+        let first_stages = fused.iter().filter(|b| !b.pointwise_first).count();
+        stats.add("first-stages-fused", first_stages as u64);
         stats.add("bytes-saved", fused.iter().map(|b| b.bytes_saved).sum());
         Ok(!fused.is_empty())
     }
@@ -160,6 +170,12 @@ fn is_pointwise(func: &Function, id: OpId) -> bool {
         && c.pads.iter().all(|&p| p == 0)
 }
 
+/// Whether a `q.conv2d` is dense: one group, a rank-4 weight (any window).
+fn is_dense(func: &Function, id: OpId) -> bool {
+    let data = func.op(id);
+    as_conv(&data.op).is_some_and(|c| c.groups == 1) && func.ty(data.operands[1]).rank() == 4
+}
+
 /// Whether a `q.conv2d` is depthwise with one output channel per input channel.
 fn is_depthwise(func: &Function, id: OpId) -> bool {
     let data = func.op(id);
@@ -197,8 +213,8 @@ fn chain(func: &Function, last: OpId, uses: &HashMap<Value, usize>) -> Option<[O
     if !is_depthwise(func, dw) {
         return None;
     }
-    let expand = single_use_conv(func, func.op(dw).operands[0], uses)?;
-    is_pointwise(func, expand).then_some([expand, dw, last])
+    let first = single_use_conv(func, func.op(dw).operands[0], uses)?;
+    is_dense(func, first).then_some([first, dw, last])
 }
 
 fn fuse_function(func: &mut Function, frozen: &HashSet<String>, fused: &mut Vec<FusedBlock>) {
@@ -206,10 +222,14 @@ fn fuse_function(func: &mut Function, frozen: &HashSet<String>, fused: &mut Vec<
     let reads_frozen =
         |func: &Function, v: Value| func.global_read(v).is_some_and(|g| frozen.contains(g));
     let mut chains = Vec::new();
+    let mut claimed: HashSet<OpId> = HashSet::new();
     for &id in func.layout() {
         let Some(ops) = chain(func, id, &uses) else {
             continue;
         };
+        if ops.iter().any(|op| claimed.contains(op)) {
+            continue;
+        }
         let params_frozen = ops.iter().all(|&c| {
             func.op(c).operands[1..]
                 .iter()
@@ -217,6 +237,7 @@ fn fuse_function(func: &mut Function, frozen: &HashSet<String>, fused: &mut Vec<
         });
         let mids = [func.op(ops[0]).result(), func.op(ops[1]).result()];
         if params_frozen && mids.iter().all(|&v| per_tensor_i8(func, v).is_some()) {
+            claimed.extend(ops);
             chains.push(ops);
         }
     }
@@ -232,10 +253,12 @@ fn fuse_function(func: &mut Function, frozen: &HashSet<String>, fused: &mut Vec<
         ) else {
             continue;
         };
+        let pointwise_first = is_pointwise(func, expand);
         let op = Op::QBottleneck {
             strides: cd.strides.to_vec(),
             pads: cd.pads.to_vec(),
             dilations: cd.dilations.to_vec(),
+            expand_window: [ce.strides, ce.pads, ce.dilations].concat(),
             expand_scale,
             expand_zero_point,
             expand_act: ce.act.to_vec(),
@@ -272,6 +295,7 @@ fn fuse_function(func: &mut Function, frozen: &HashSet<String>, fused: &mut Vec<
             function: func.name.clone(),
             expand_weight,
             bytes_saved: (intermediates as u64).saturating_sub(scratch),
+            pointwise_first,
         });
     }
 }
@@ -285,6 +309,17 @@ mod tests {
     /// `x [1,4,8,8] -> pw 4->12 (relu6) -> dw 3x3 stride `s` -> pw 12->6`, parameters frozen
     /// unless `trained`; `extra_use` makes the expanded tensor a function output too.
     fn block(stride: i64, trained: bool, extra_use: bool) -> Module {
+        block_with(1, 1, stride, trained, extra_use)
+    }
+
+    /// As [`block`] with a first convolution `k`x`k`, stride `first_stride`, padding `k / 2`.
+    fn block_with(
+        k: usize,
+        first_stride: i64,
+        stride: i64,
+        trained: bool,
+        extra_use: bool,
+    ) -> Module {
         let mut m = Module::new("m");
         let mut b = Builder::new(&mut m, "f");
         let q = |s: f32, z: i32| Quant::per_tensor(s, z);
@@ -309,7 +344,7 @@ mod tests {
                 .unwrap()
         };
         let (w1, b1) = (
-            param(&mut b, "w1", &[12, 4, 1, 1], false),
+            param(&mut b, "w1", &[12, 4, k, k], false),
             param(&mut b, "b1", &[12], true),
         );
         let (wd, bd) = (
@@ -329,7 +364,11 @@ mod tests {
             act_max: act[1],
         };
         let mid = b
-            .op_quant(conv(1, 0, 1, [-128, 60]), &[x, w1, b1], q(0.1, -128))
+            .op_quant(
+                conv(first_stride, k as i64 / 2, 1, [-128, 60]),
+                &[x, w1, b1],
+                q(0.1, -128),
+            )
             .unwrap();
         let dw = b
             .op_quant(conv(stride, 1, 12, [-128, 127]), &[mid, wd, bd], q(0.2, 5))
@@ -379,6 +418,40 @@ mod tests {
             assert_eq!(f.ty(fused.result()).quant, Some(Quant::per_tensor(0.3, 1)));
             assert_idempotent(&mut StreamBottlenecks, &m);
         }
+    }
+
+    #[test]
+    fn fuses_a_stem_first_stage() {
+        // 3x3 stride 2 first: its output is 4x4, the depthwise (stride 1) output 4x4.
+        let mut m = block_with(3, 2, 1, false, false);
+        let stats = run_ok(&mut StreamBottlenecks, &mut m);
+        assert_eq!(stats.get("blocks-fused"), 1);
+        assert_eq!(stats.get("first-stages-fused"), 1);
+        // 12·16 + 12·16 intermediates, less the ring (12·3·4) and a row (12·4).
+        assert_eq!(
+            stats.get("bytes-saved"),
+            12 * 16 * 2 - (12 * 3 * 4 + 12 * 4)
+        );
+        let f = &m.functions[0];
+        let fused = f.op(*f.layout().last().unwrap());
+        let Op::QBottleneck {
+            expand_window,
+            strides,
+            ..
+        } = &fused.op
+        else {
+            panic!("{:?}", fused.op);
+        };
+        assert_eq!(expand_window, &[2, 2, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(strides, &[1, 1]);
+        assert_eq!(f.ty(fused.result()).shape.as_slice(), &[1, 6, 4, 4]);
+        assert_idempotent(&mut StreamBottlenecks, &m);
+        // A pointwise expansion is not counted as a first stage.
+        let mut m = block(1, false, false);
+        assert_eq!(
+            run_ok(&mut StreamBottlenecks, &mut m).get("first-stages-fused"),
+            0
+        );
     }
 
     #[test]

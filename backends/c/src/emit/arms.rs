@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use mite_ir::program::{BufElem, Kernel};
 use mite_kernels::Conv2dGeometry;
 
+use mite_kernels::int8::BiasAdd;
+
 use super::literal::{elements, f32_lit, f64_lit, i32_lit, i64_lit};
 use super::{c_type, rounding_c};
 
@@ -58,6 +60,61 @@ fn pair_init(p: (i32, i32)) -> String {
     format!("{{{}, {}}}", i32_lit(p.0), i32_lit(p.1))
 }
 
+/// A `mite_conv2d_int8_params` initialiser of a [`Kernel::ConvInt8`] (`None` for any other
+/// kernel); its requantization tables are printed into `globals` as `{prefix}_scales`,
+/// `{prefix}_multipliers`, `{prefix}_shifts` and `{prefix}_w_zp`.
+fn conv_params_init(kernel: &Kernel, prefix: &str, globals: &mut String) -> Option<String> {
+    let Kernel::ConvInt8 {
+        geometry,
+        x_zero_point,
+        w_zero_points,
+        scales,
+        multipliers,
+        shifts,
+        out_zero_point,
+        range,
+        rounding,
+        ..
+    } = kernel
+    else {
+        return None;
+    };
+    let _ = writeln!(
+        globals,
+        "static const double {prefix}_scales[] = {{{}}};\n\
+         static const int32_t {prefix}_multipliers[] = {{{}}};\n\
+         static const int32_t {prefix}_shifts[] = {{{}}};",
+        elements(scales, |v| f64_lit(*v)),
+        elements(multipliers, |v| i32_lit(*v)),
+        elements(shifts, |v| i32_lit(*v)),
+    );
+    let zps = if w_zero_points.is_empty() {
+        "NULL".to_owned()
+    } else {
+        let _ = writeln!(
+            globals,
+            "static const int8_t {prefix}_w_zp[] = {{{}}};",
+            elements(w_zero_points, |v| v.to_string())
+        );
+        format!("{prefix}_w_zp")
+    };
+    let bias_add = match BiasAdd::for_rounding(*rounding) {
+        BiasAdd::Saturating => "MITE_BIAS_SATURATING",
+        BiasAdd::Wrapping => "MITE_BIAS_WRAPPING",
+    };
+    Some(format!(
+        "{{\n    {},\n    {x_zero_point}, {zps}, {}u,\n    \
+         {{{{{}, {}u, {prefix}_scales, {prefix}_multipliers, {prefix}_shifts}}, {out_zero_point}, {{{}, {}}}}},\n    \
+         {bias_add}}}",
+        geometry_init(geometry),
+        w_zero_points.len(),
+        rounding_c(*rounding),
+        scales.len(),
+        range.min,
+        range.max,
+    ))
+}
+
 /// `st = CALL;` guarded by the status so far.
 fn guarded(body: &mut String, call: &str) {
     let _ = writeln!(
@@ -104,8 +161,51 @@ pub(super) fn print(
     let (i1, i1n) = o.ins.get(1).cloned().unwrap_or_default();
     let (y, yn) = o.outs.first().cloned().unwrap_or_default();
     match kernel {
-        Kernel::ConvInt8 { .. } | Kernel::Sgd { .. } | Kernel::BottleneckInt8 { .. } => {
-            return false
+        Kernel::ConvInt8 { .. } | Kernel::Sgd { .. } => return false,
+        Kernel::BottleneckInt8 {
+            expand,
+            depthwise,
+            project,
+        } => {
+            let mut stages = Vec::with_capacity(3);
+            for (suffix, k) in [("e", expand), ("d", depthwise), ("p", project)] {
+                match conv_params_init(k, &format!("{p}_{suffix}"), globals) {
+                    Some(init) => stages.push(init),
+                    None => return false,
+                }
+            }
+            let _ = writeln!(
+                globals,
+                "static const mite_bottleneck_int8_params {p} = {{\n{},\n{},\n{}\n}};\n",
+                stages[0], stages[1], stages[2]
+            );
+            let ins: Vec<(String, usize)> = (0..7)
+                .map(|i| o.ins.get(i).cloned().unwrap_or_default())
+                .collect();
+            let (s, sn) = o.scratch.clone().unwrap_or_default();
+            let mut fields = String::new();
+            for (i, name) in [
+                "w_expand",
+                "b_expand",
+                "w_depthwise",
+                "b_depthwise",
+                "w_project",
+                "b_project",
+            ]
+            .iter()
+            .enumerate()
+            {
+                let (e, n) = &ins[i + 1];
+                let _ = write!(
+                    fields,
+                    "        w.{name} = {e};\n        w.{name}_len = {n}u;\n"
+                );
+            }
+            let _ = writeln!(
+                body,
+                "    if (st == MITE_OK) {{\n        mite_bottleneck_int8_weights w;\n{fields}        \
+                 st = mite_bottleneck_int8({i0}, {i0n}u, &w, {y}, {yn}u, {s}, {sn}u, &{p});\n    }}"
+            );
         }
         Kernel::AddInt8 { params: a, .. } => {
             let [ma, mb] = a.input_multipliers;

@@ -520,10 +520,33 @@ impl BottleneckStage {
     }
 }
 
-/// The streamed bottleneck: a pointwise expansion, a depthwise convolution with a random
-/// window, a pointwise projection.
+/// The streamed bottleneck: a first convolution (pointwise, or a random dense window as a stem),
+/// a depthwise convolution with a random window, a pointwise projection.
 pub fn bottleneck_i8(rng: &mut Rng) -> Case {
-    let (dw, hw) = window(rng, 9);
+    let (dw, mut hw) = window(rng, 9);
+    let pw = Window2d {
+        kernel: [1, 1],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+    };
+    let mut first = pw;
+    if rng.chance(50) {
+        // A stem-like first convolution: a few tries at a window and input size whose output
+        // the depthwise window fits (else the pointwise one, with the depthwise's own size).
+        let fits = |first: Window2d, hw: [usize; 2]| {
+            Conv2dGeometry::new(1, 1, hw, 1, 1, first)
+                .and_then(|e| Conv2dGeometry::new(1, 1, e.out_hw(), 1, 1, dw))
+                .is_ok()
+        };
+        for _ in 0..8 {
+            let (w, big) = window(rng, 17);
+            if fits(w, big) {
+                (first, hw) = (w, big);
+                break;
+            }
+        }
+    }
     let (n, c_in, c_mid, c_out) = (
         rng.usize(1, 2),
         rng.usize(1, 4),
@@ -544,18 +567,13 @@ pub fn bottleneck_i8(rng: &mut Rng) -> Case {
         .u(hw[1])
         .u(c_mid)
         .u(c_out)
-        .window(&dw);
+        .window(&dw)
+        .window(&first);
     for s in &stages {
         s.write(&mut input);
     }
-    let pw = Window2d {
-        kernel: [1, 1],
-        strides: [1, 1],
-        pads: [0; 4],
-        dilations: [1, 1],
-    };
-    let geometries = Conv2dGeometry::new(n, c_in, hw, c_mid, 1, pw).and_then(|e| {
-        let d = Conv2dGeometry::new(n, c_mid, hw, c_mid, c_mid, dw)?;
+    let geometries = Conv2dGeometry::new(n, c_in, hw, c_mid, 1, first).and_then(|e| {
+        let d = Conv2dGeometry::new(n, c_mid, e.out_hw(), c_mid, c_mid, dw)?;
         let p = Conv2dGeometry::new(n, c_mid, d.out_hw(), c_out, 1, pw)?;
         Ok([e, d, p])
     });

@@ -348,12 +348,12 @@ static const int32_t *rd_weight_bias(const int8_t **w, size_t *w_len, size_t *b_
     return rd_u() ? rd_i32s(b_len) : NULL;
 }
 
-/* n c_in h w c_mid c_out, the depthwise window, three stages, x, (w, bias) x 3, out_len,
- * scratch_len. */
+/* n c_in h w c_mid c_out, the depthwise window, the first convolution's window, three
+ * stages, x, (w, bias) x 3, out_len, scratch_len. */
 static void op_bottleneck_i8(void) {
     mite_bottleneck_int8_params p;
     mite_bottleneck_int8_weights wts;
-    mite_window2d dw, pw = {{1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+    mite_window2d dw, first, pw = {{1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
     size_t n, c_in, hw[2], c_mid, c_out, x_len, out_len, scratch_len;
     const int8_t *x;
     int8_t *out, *scratch;
@@ -365,6 +365,7 @@ static void op_bottleneck_i8(void) {
     c_mid = rd_u();
     c_out = rd_u();
     rd_window(&dw);
+    rd_window(&first);
     rd_bottleneck_stage(&p.expand);
     rd_bottleneck_stage(&p.depthwise);
     rd_bottleneck_stage(&p.project);
@@ -380,9 +381,10 @@ static void op_bottleneck_i8(void) {
     if (bad_input) {
         return;
     }
-    st = mite_conv2d_geometry_init(&p.expand.geometry, n, c_in, hw, c_mid, 1, &pw);
+    st = mite_conv2d_geometry_init(&p.expand.geometry, n, c_in, hw, c_mid, 1, &first);
     if (st == MITE_OK) {
-        st = mite_conv2d_geometry_init(&p.depthwise.geometry, n, c_mid, hw, c_mid, c_mid, &dw);
+        st = mite_conv2d_geometry_init(&p.depthwise.geometry, n, c_mid,
+                                       p.expand.geometry.out_hw, c_mid, c_mid, &dw);
     }
     if (st == MITE_OK) {
         st = mite_conv2d_geometry_init(&p.project.geometry, n, c_mid,

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use mite_ir::ops::bottleneck_expand_window;
 use mite_ir::{Op, TensorType};
 use mite_kernels::int8 as k;
 
@@ -86,6 +87,7 @@ pub(crate) fn bottleneck<T: ExecReal>(
         strides,
         pads,
         dilations,
+        expand_window,
         expand_scale,
         expand_zero_point,
         expand_act,
@@ -130,8 +132,15 @@ pub(crate) fn bottleneck<T: ExecReal>(
     ];
     let (ones, zeros) = ([1, 1], [0; 4]);
     let xs = x.shape4(0)?;
-    let expand = conv_shape(xs, x.shape4(1)?, &ones, &zeros, &ones, 1)?;
-    let mid_shape = [xs[0], expand.c_out, xs[2], xs[3]];
+    let (e_strides, e_pads, e_dilations) =
+        bottleneck_expand_window(expand_window).ok_or_else(|| {
+            OpFailure::Internal(format!(
+                "expand_window: expected 8 values, found {expand_window:?}"
+            ))
+        })?;
+    let expand = conv_shape(xs, x.shape4(1)?, e_strides, e_pads, e_dilations, 1)?;
+    let [mh, mw] = expand.checked_out_hw()?;
+    let mid_shape = [xs[0], expand.c_out, mh, mw];
     let depthwise = conv_shape(
         mid_shape,
         x.shape4(3)?,

@@ -1,19 +1,21 @@
-//! A frozen inverted bottleneck — pointwise expansion, depthwise convolution, pointwise
-//! projection — streamed row by row, so that neither the expanded tensor nor the depthwise output
+//! A frozen inverted bottleneck — a first convolution (the pointwise expansion, or any dense
+//! convolution such as a network's stem), a depthwise convolution, a pointwise projection —
+//! streamed row by row, so that neither the first convolution's output nor the depthwise output
 //! ever exists whole.
 //!
-//! The expansion is computed one input row at a time into a ring of the last `span` rows (`span`
-//! is the depthwise window's vertical extent, `dilation · (kh − 1) + 1`, at most the input
-//! height). As soon as the rows an output row of the depthwise convolution reads are in the ring,
-//! that row is computed (all channels) and projected straight into the output. Every expanded row
-//! is computed exactly once: there is no recomputed halo.
+//! Rows of the first convolution's output are computed on demand, from the whole input, into a
+//! ring of the last `span` rows (`span` is the depthwise window's vertical extent,
+//! `dilation · (kh − 1) + 1`, at most the depthwise input height). As soon as the rows an output
+//! row of the depthwise convolution reads are in the ring, that row is computed (all channels)
+//! and projected straight into the output. Every row of the first convolution is computed
+//! exactly once: there is no recomputed halo.
 //!
 //! The result is bit-identical to running [`conv2d_int8`](super::conv2d_int8) three times with
 //! the same parameters: each output element sums the same wrapped `i32` products (integer
 //! addition is associative under wrapping), adds the bias the same way and goes through the same
 //! [`OutputStage`](crate::OutputStage).
 //!
-//! Scratch: `i8` elements, the ring (`c_mid · span · w`) then one depthwise output row
+//! Scratch: `i8` elements, the ring (`c_mid · span · w_mid`) then one depthwise output row
 //! (`c_mid · ow`); see [`bottleneck_int8_scratch_len`].
 
 use crate::error::{check_len, check_scratch, KernelError};
@@ -23,12 +25,14 @@ use super::conv::Conv2dInt8Params;
 use super::{check_zero_points, zero_point_of};
 
 /// The parameters of [`bottleneck_int8`]: those of the three convolutions it fuses, checked to
-/// chain (shapes and batch agree, the first and last are pointwise, the middle one depthwise).
+/// chain (shapes and batch agree, the first is dense, the middle one depthwise, the last
+/// pointwise).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BottleneckInt8Params<'a> {
-    /// The pointwise expansion `[n, c_in, h, w] -> [n, c_mid, h, w]`.
+    /// The first convolution `[n, c_in, h, w] -> [n, c_mid, mh, mw]`: one group, any window (a
+    /// pointwise expansion, or e.g. a 3×3 stride-2 stem).
     pub expand: Conv2dInt8Params<'a>,
-    /// The depthwise convolution `[n, c_mid, h, w] -> [n, c_mid, oh, ow]`.
+    /// The depthwise convolution `[n, c_mid, mh, mw] -> [n, c_mid, oh, ow]`.
     pub depthwise: Conv2dInt8Params<'a>,
     /// The pointwise projection `[n, c_mid, oh, ow] -> [n, c_out, oh, ow]`.
     pub project: Conv2dInt8Params<'a>,
@@ -42,9 +46,9 @@ impl<'a> BottleneckInt8Params<'a> {
         project: Conv2dInt8Params<'a>,
     ) -> Result<Self, KernelError> {
         let (e, d, p) = (&expand.geometry, &depthwise.geometry, &project.geometry);
-        if !e.is_pointwise() {
+        if e.groups() != 1 {
             return Err(KernelError::Geometry(
-                "bottleneck: the expansion must be a pointwise (1x1, stride 1, no padding) convolution",
+                "bottleneck: the first convolution must be dense (one group)",
             ));
         }
         if !d.is_depthwise() {
@@ -83,15 +87,15 @@ impl<'a> BottleneckInt8Params<'a> {
         })
     }
 
-    /// Rows of expanded input kept at once: the depthwise window's vertical extent, at most the
-    /// input height.
+    /// Rows of the first convolution's output kept at once: the depthwise window's vertical
+    /// extent, at most the depthwise input height.
     pub fn ring_rows(&self) -> usize {
         let [ay, _] = self.depthwise.geometry.axes();
         (ay.dilation * (ay.kernel - 1) + 1).min(ay.in_len)
     }
 
-    /// Bytes the unfused sequence materialises that this kernel does not: the expanded tensor and
-    /// the depthwise output, less the scratch.
+    /// Bytes the unfused sequence materialises that this kernel does not: the first
+    /// convolution's output and the depthwise output, less the scratch.
     pub fn bytes_saved(&self) -> usize {
         let whole = self.expand.geometry.output_len() + self.depthwise.geometry.output_len();
         whole.saturating_sub(bottleneck_int8_scratch_len(self))
@@ -110,9 +114,9 @@ pub fn bottleneck_int8_scratch_len(p: &BottleneckInt8Params<'_>) -> usize {
 /// [`conv2d_int8`](super::conv2d_int8); a missing bias adds nothing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BottleneckWeights<'a> {
-    /// Expansion weight `[c_mid, c_in, 1, 1]`.
+    /// First convolution's weight `[c_mid, c_in, kh, kw]`.
     pub w_expand: &'a [i8],
-    /// Expansion bias `[c_mid]`.
+    /// First convolution's bias `[c_mid]`.
     pub b_expand: Option<&'a [i32]>,
     /// Depthwise weight `[c_mid, 1, kh, kw]`.
     pub w_depthwise: &'a [i8],
@@ -171,10 +175,11 @@ pub fn bottleneck_int8(
         return Ok(());
     }
     let ring_rows = p.ring_rows();
-    let [h, w] = d.in_hw();
+    let [h, w] = e.in_hw();
+    let mw = d.in_hw()[1];
     let [oh, ow] = d.out_hw();
     let c_mid = d.c_in();
-    let (ring, rest) = scratch[..needed].split_at_mut(c_mid * ring_rows * w);
+    let (ring, rest) = scratch[..needed].split_at_mut(c_mid * ring_rows * mw);
     let dw_row = &mut rest[..c_mid * ow];
     let [ay, ax] = d.axes();
     for b in 0..e.n() {
@@ -197,10 +202,11 @@ pub fn bottleneck_int8(
     Ok(())
 }
 
-/// Expanded input row `iy` (all channels) into its ring slot `iy % ring_rows`.
+/// Row `my` of the first convolution's output (all channels) into its ring slot
+/// `my % ring_rows`, from the whole input `x` of one batch element.
 fn expand_row(
     x: &[i8],
-    iy: usize,
+    my: usize,
     ring: &mut [i8],
     ring_rows: usize,
     weights: &BottleneckWeights<'_>,
@@ -210,18 +216,30 @@ fn expand_row(
     let g = &conv.geometry;
     let [h, w] = g.in_hw();
     let plane = h * w;
+    let [ay, ax] = g.axes();
+    let (mw, kw) = (ax.out_len, ax.kernel);
+    let taps = ay.kernel * kw;
     let zx = i32::from(conv.x_zero_point);
-    let slot = iy % ring_rows;
+    let slot = my % ring_rows;
+    let kys = ay.valid_taps(my);
     for c in 0..g.c_out() {
         let zw = zero_point_of(conv.w_zero_points, c);
-        let w_c = &weights.w_expand[c * g.c_in()..][..g.c_in()];
+        let w_c = &weights.w_expand[c * g.c_in() * taps..][..g.c_in() * taps];
         let bias = weights.b_expand.map_or(0, |b| b[c]);
-        let row = &mut ring[(c * ring_rows + slot) * w..][..w];
-        for (ix, y) in row.iter_mut().enumerate() {
+        let row = &mut ring[(c * ring_rows + slot) * mw..][..mw];
+        for (mx, y) in row.iter_mut().enumerate() {
+            let kxs = ax.valid_taps(mx);
             let mut acc = 0_i32;
-            for (ci, &wv) in w_c.iter().enumerate() {
-                let xv = i32::from(x[ci * plane + iy * w + ix]);
-                acc = acc.wrapping_add((xv - zx).wrapping_mul(i32::from(wv) - zw));
+            for (ci, wk) in w_c.chunks_exact(taps).enumerate() {
+                let xp = &x[ci * plane..][..plane];
+                for ky in kys.clone() {
+                    let x_row = &xp[ay.input_index(my, ky) * w..][..w];
+                    for kx in kxs.clone() {
+                        let xv = i32::from(x_row[ax.input_index(mx, kx)]);
+                        let wv = i32::from(wk[ky * kw + kx]);
+                        acc = acc.wrapping_add((xv - zx).wrapping_mul(wv - zw));
+                    }
+                }
             }
             *y = conv.out.finish(conv.bias_add.add(acc, bias), c);
         }
@@ -360,7 +378,15 @@ mod tests {
         }
     }
 
-    /// One case: the fused kernel against the three convolutions in sequence.
+    const PW: Window2d = Window2d {
+        kernel: [1, 1],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+    };
+
+    /// One case: the fused kernel (first convolution `first`, depthwise `window`) against the
+    /// three convolutions in sequence.
     #[allow(clippy::too_many_arguments)]
     fn check_case(
         n: usize,
@@ -368,18 +394,16 @@ mod tests {
         c_mid: usize,
         c_out: usize,
         hw: [usize; 2],
+        first: Window2d,
         window: Window2d,
         rounding: Rounding,
         seed: u64,
     ) -> Result<(), TestCaseError> {
-        let pw = Window2d {
-            kernel: [1, 1],
-            strides: [1, 1],
-            pads: [0; 4],
-            dilations: [1, 1],
+        let pw = PW;
+        let Ok(ge) = Conv2dGeometry::new(n, c_in, hw, c_mid, 1, first) else {
+            return Ok(());
         };
-        let ge = Conv2dGeometry::new(n, c_in, hw, c_mid, 1, pw).unwrap();
-        let Ok(gd) = Conv2dGeometry::new(n, c_mid, hw, c_mid, c_mid, window) else {
+        let Ok(gd) = Conv2dGeometry::new(n, c_mid, ge.out_hw(), c_mid, c_mid, window) else {
             return Ok(());
         };
         let gp = Conv2dGeometry::new(n, c_mid, gd.out_hw(), c_out, 1, pw).unwrap();
@@ -472,11 +496,12 @@ mod tests {
             c_out in 1..5_usize,
             h in 1..9_usize,
             w in 1..8_usize,
+            first in prop_oneof![Just(PW), window()],
             window in window(),
             rounding in 0..4_usize,
             seed in any::<u64>(),
         ) {
-            check_case(n, c_in, c_mid, c_out, [h, w], window, ROUNDINGS[rounding], seed)?;
+            check_case(n, c_in, c_mid, c_out, [h, w], first, window, ROUNDINGS[rounding], seed)?;
         }
     }
 
@@ -497,7 +522,26 @@ mod tests {
                 dilations: [1, 1],
             };
             for (i, rounding) in ROUNDINGS.into_iter().enumerate() {
-                check_case(1, 3, 12, 5, hw, window, rounding, 0x9e37 + i as u64).unwrap();
+                check_case(1, 3, 12, 5, hw, PW, window, rounding, 0x9e37 + i as u64).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn stem_shapes() {
+        // The first stage of the paper's networks: a 3x3 stride-2 stem conv (3 -> c_mid), a 3x3
+        // depthwise, a pointwise projection; even and odd sizes, batch 2.
+        let k3 = |s: usize| Window2d {
+            kernel: [3, 3],
+            strides: [s, s],
+            pads: [1; 4],
+            dilations: [1, 1],
+        };
+        for (hw, n) in [([16, 16], 1), ([13, 10], 2), ([2, 3], 1)] {
+            for (i, rounding) in ROUNDINGS.into_iter().enumerate() {
+                for s in [1, 2] {
+                    check_case(n, 3, 8, 4, hw, k3(2), k3(s), rounding, 0x51e + i as u64).unwrap();
+                }
             }
         }
     }
@@ -536,10 +580,26 @@ mod tests {
         assert_eq!(ok.ring_rows(), 3);
         assert_eq!(bottleneck_int8_scratch_len(&ok), 4 * 3 * 6 + 4 * 3);
         assert_eq!(ok.bytes_saved(), 4 * 36 + 4 * 9 - (72 + 12));
+        // A grouped first convolution is refused; a dense 3x3 one is streamed.
         assert!(matches!(
             BottleneckInt8Params::new(p(dw), p(dw), p(pr)),
             Err(KernelError::Geometry(_))
         ));
+        let stem = Conv2dGeometry::new(
+            1,
+            2,
+            [12, 12],
+            4,
+            1,
+            Window2d {
+                kernel: [3, 3],
+                strides: [2, 2],
+                pads: [1; 4],
+                dilations: [1, 1],
+            },
+        )
+        .unwrap();
+        assert!(BottleneckInt8Params::new(p(stem), p(dw), p(pr)).is_ok());
         assert!(matches!(
             BottleneckInt8Params::new(p(e), p(pointwise(1, 4, [6, 6], 4)), p(pr)),
             Err(KernelError::Geometry(_))
