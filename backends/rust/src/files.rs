@@ -80,6 +80,8 @@ fn lib_rs(program: &Program, options: &RustOptions, f: &Facts) -> String {
         ("@@INPUT_SHAPE_ARRAY@@", &shape_text(&f.input_shape)),
         ("@@INPUT_RANK@@", &rank),
         ("@@INPUT_LEN@@", &f.input_len.to_string()),
+        ("@@TRAIN_INPUT_AT@@", &f.train_input_at.to_string()),
+        ("@@INFER_INPUT_AT@@", &f.infer_input_at.to_string()),
         ("@@OUTPUT_ELEM@@", f.output_elem),
         ("@@OUTPUT_SHAPE@@", &shape_text(&f.output_shape)),
         ("@@OUTPUT_LEN@@", &f.output_len.to_string()),
