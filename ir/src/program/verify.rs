@@ -289,18 +289,16 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
         }
     }
     for &b in &entry.results {
-        if b.index() < n {
-            if p.buffer(b).storage.arena_offset().is_some() {
-                if first[b.index()].is_none() {
-                    errors.push(ProgramError::ReadBeforeWrite {
-                        entry: entry.name.clone(),
-                        call: usize::MAX,
-                        buffer: b,
-                        name: p.buffer(b).name.clone(),
-                    });
-                }
-                last[b.index()] = Some(end);
+        if b.index() < n && p.buffer(b).storage.arena_offset().is_some() {
+            if first[b.index()].is_none() {
+                errors.push(ProgramError::ReadBeforeWrite {
+                    entry: entry.name.clone(),
+                    call: usize::MAX,
+                    buffer: b,
+                    name: p.buffer(b).name.clone(),
+                });
             }
+            last[b.index()] = Some(end);
         }
     }
     check_overlaps(p, e, &first, &last, errors);
