@@ -20,8 +20,9 @@ fn lowered_text() -> Result<String, Box<dyn std::error::Error>> {
     let bytes = program.storage_bytes();
     let mut text = print_program(&program);
     text.push_str(&format!(
-        "// arena {} B, parameters {} B, state {} B, flash {} B\n",
-        bytes.arena, bytes.param, bytes.state, bytes.flash
+        "// arena {} B (the input in the arena {} B), parameters {} B, state {} B, arguments {} B, \
+         flash {} B\n",
+        bytes.arena, bytes.input_in_arena, bytes.param, bytes.state, bytes.args, bytes.flash
     ));
     Ok(text)
 }

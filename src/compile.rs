@@ -107,9 +107,10 @@ pub struct FlashReport {
     pub constants_bytes: u64,
 }
 
-/// The memory of the lowered Program (what the C and Rust backends emit): the planned arena,
-/// the SRAM copies of the trained parameters, the optimizer state and the caller's int8 input
-/// and label; flash holds the frozen constants and the trained parameters' initial images.
+/// The memory of the lowered Program (what the C and Rust backends emit): the planned arena
+/// (with the int8 input image, live there until its last reader), the SRAM copies of the
+/// trained parameters, the optimizer state and the caller's label; flash holds the frozen
+/// constants and the trained parameters' initial images.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProgramReport {
     /// Arena + parameters + state + arguments.
@@ -120,8 +121,11 @@ pub struct ProgramReport {
     pub params_bytes: u64,
     /// Optimizer state.
     pub state_bytes: u64,
-    /// The entry arguments (the int8 input image, the label, ...).
+    /// The entry arguments read from the caller (label, learning rate, step; the int8 input
+    /// image too when it is not in the arena).
     pub args_bytes: u64,
+    /// The int8 input image in the arena (part of `arena_bytes`; 0 when it is an argument).
+    pub input_in_arena_bytes: u64,
     /// Flash: frozen constants and the trained parameters' initial values.
     pub flash_bytes: u64,
     /// Weight gradients computed by the kernel that applies their update (no gradient buffer).
@@ -205,13 +209,26 @@ impl CompileReport {
         };
         let program = match (&self.program, &self.program_error) {
             (Some(p), _) => format!(
-                "Program SRAM    {}  (arena {}, parameters {}, state {}, int8 input and label {})\n\
+                "Program SRAM    {}  (arena {}{}, parameters {}, state {}, {} {})\n\
                  Program flash   {}\n\
                  fused updates   {:>9}     ({} of weight gradients not materialised)\n",
                 kb(p.sram_bytes),
                 kb(p.arena_bytes).trim(),
+                if p.input_in_arena_bytes > 0 {
+                    format!(
+                        " with the int8 input in the arena ({})",
+                        kb(p.input_in_arena_bytes).trim()
+                    )
+                } else {
+                    String::new()
+                },
                 kb(p.params_bytes).trim(),
                 kb(p.state_bytes).trim(),
+                if p.input_in_arena_bytes > 0 {
+                    "label and step"
+                } else {
+                    "int8 input and label"
+                },
                 kb(p.args_bytes).trim(),
                 kb(p.flash_bytes),
                 p.fused_updates,
@@ -426,14 +443,11 @@ pub fn emit_c(
 
 /// The input length and the classes of a lowered training program.
 fn program_io(p: &mite_ir::program::Program) -> Option<(usize, usize)> {
-    use mite_ir::program::{ArgRole, Kernel, Storage};
-    let len = p.buffers.iter().find_map(|b| match b.storage {
-        Storage::Arg {
-            role: ArgRole::Input,
-            ..
-        } => Some(b.len),
-        _ => None,
-    })?;
+    use mite_ir::program::{ArgRole, Kernel};
+    let len = p
+        .buffers
+        .iter()
+        .find_map(|b| (b.storage.arg_role() == Some(ArgRole::Input)).then_some(b.len))?;
     let classes = p
         .entries
         .iter()
@@ -525,6 +539,7 @@ pub fn compile_with_memory(
                 params_bytes: b.param,
                 state_bytes: b.state,
                 args_bytes: b.args,
+                input_in_arena_bytes: b.input_in_arena,
                 flash_bytes: b.flash,
                 fused_updates: p
                     .entries

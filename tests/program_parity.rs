@@ -6,8 +6,9 @@
 //! weights, int32 biases) equals the interpreter's. Without `../shared` datasets the images are
 //! synthetic (and the test says so).
 //!
-//! The executor places every arena buffer at its planned offset, so a plan in which two live
-//! buffers overlap would corrupt these results.
+//! The executor places every arena buffer at its planned offset (the input image too: it is
+//! copied into the arena at entry start and its bytes are reused after its last reader), so a
+//! plan in which two live buffers overlap would corrupt these results.
 
 use mite::data::{Dataset, Normalization};
 use mite::interp::program::ProgramExecutor;
@@ -97,8 +98,13 @@ fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool) {
     );
     let s = program.storage_bytes();
     println!(
-        "{what}: arena {} B, params {} B, state {} B, flash {} B, input {} B",
-        s.arena, s.param, s.state, s.flash, s.args
+        "{what}: arena {} B (input in the arena {} B), params {} B, state {} B, flash {} B, \
+         args {} B",
+        s.arena, s.input_in_arena, s.param, s.state, s.flash, s.args
+    );
+    assert!(
+        s.input_in_arena > 0,
+        "{what}: the input is not in the arena"
     );
     let chw = mite::eval::image_input(&m, "forward").unwrap();
     let shape = [1, chw[0], chw[1], chw[2]];
@@ -314,4 +320,79 @@ fn a_wrong_plan_corrupts_the_logits() {
     assert!(mite::ir::program::verify_program(&p).is_err());
     let got = ProgramExecutor::new(&p).unwrap().infer(&q).unwrap();
     assert_ne!(got, want[0].as_f32().unwrap());
+}
+
+#[test]
+fn the_input_in_the_arena_or_outside_gives_the_same_bits() {
+    let (m, inside) = tiny();
+    let outside = lower_module(
+        &m,
+        &LowerOptions {
+            input_in_arena: false,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
+    let (a, b) = (inside.storage_bytes(), outside.storage_bytes());
+    assert_eq!(a.input_in_arena, 3 * 32 * 32);
+    assert_eq!(b.input_in_arena, 0);
+    assert!(a.sram() < b.sram(), "{a:?} {b:?}");
+    let mut x = ProgramExecutor::new(&inside).unwrap();
+    let mut y = ProgramExecutor::new(&outside).unwrap();
+    for step in 0..6 {
+        let q = quantize_image(&m, "train_step", &tiny_image(step)).unwrap();
+        let label = (step % 10) as i32;
+        let (lx, ly) = (
+            x.train_step(&q, label, 0.1).unwrap(),
+            y.train_step(&q, label, 0.1).unwrap(),
+        );
+        assert_eq!(lx.to_bits(), ly.to_bits(), "loss of step {step}");
+        let q = quantize_image(&m, "forward", &tiny_image(step + 100)).unwrap();
+        assert_eq!(x.infer(&q).unwrap(), y.infer(&q).unwrap(), "logits {step}");
+    }
+    assert_eq!(x.params(), y.params());
+}
+
+#[test]
+fn an_input_overwritten_before_its_last_reader_corrupts_the_step() {
+    use mite::ir::program::Storage;
+    // Every layer trained: the first convolution's weight gradient reads the image late in the
+    // backward pass.
+    let mut m = mite::zoo::tiny_int8_cnn();
+    Scheme::parse("full").unwrap().apply(&mut m).unwrap();
+    build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    let good = lower_module(&m, &LowerOptions::default()).unwrap();
+    let train = good.entry("train_step").unwrap().clone();
+    let input = train.args[0];
+    let Storage::Input { offset, .. } = good.buffer(input).storage else {
+        panic!("the input is not in the arena")
+    };
+    let last_reader = train
+        .calls
+        .iter()
+        .rposition(|c| c.inputs.contains(&input))
+        .unwrap();
+    assert!(
+        last_reader > 1,
+        "the image is read by call {last_reader} only"
+    );
+    // Call 1's output written over the image, which a later call still reads.
+    let victim = train.calls[1].outputs[0];
+    assert!(matches!(good.buffer(victim).storage, Storage::Arena { .. }));
+    let mut bad = good.clone();
+    let at = offset.next_multiple_of(bad.buffer(victim).elem.align());
+    bad.buffers[victim.index()].storage = Storage::Arena { offset: at };
+    bad.arena_bytes = bad.arena_bytes.max(at + bad.buffer(victim).bytes());
+    let err = mite::ir::program::verify_program(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("overlap"), "{err}");
+    let q = quantize_image(&m, "train_step", &tiny_image(2)).unwrap();
+    let mut want = ProgramExecutor::new(&good).unwrap();
+    let mut got = ProgramExecutor::new(&bad).unwrap();
+    want.train_step(&q, 3, 0.5).unwrap();
+    // The corrupted image may even make the step fail; if it runs, its updates differ.
+    if got.train_step(&q, 3, 0.5).is_ok() {
+        assert_ne!(got.params(), want.params());
+    }
 }

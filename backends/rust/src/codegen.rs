@@ -2,7 +2,8 @@
 //! (`src/tables.rs`, `data/*.bin`).
 //!
 //! Every buffer lives in one of three byte blocks of the `Model` (arena, parameters, state), in
-//! flash, or in an entry's arguments. A call borrows each of its buffers once: the buffers of a
+//! flash, or in an entry's arguments; the entries' input images live in the arena (the API copies
+//! the caller's image there, or the caller writes it there through `Model::input_buffer`). A call borrows each of its buffers once: the buffers of a
 //! block it writes are split out of that block together (`rt::carve`, sorted, disjoint), those of
 //! a block it only reads are sliced; typed views come from `bytemuck`.
 
@@ -32,6 +33,10 @@ pub(crate) struct Facts {
     pub input_shape: Vec<usize>,
     /// Its element count.
     pub input_len: usize,
+    /// The arena offset of the training step's input.
+    pub train_input_at: u64,
+    /// The arena offset of the inference entry's input.
+    pub infer_input_at: u64,
     /// The inference output's element type (`f32`, `i8` or `i32`).
     pub output_elem: &'static str,
     /// Its shape.
@@ -86,7 +91,9 @@ pub(crate) fn layout(p: &Program) -> Layout {
         .buffers
         .iter()
         .map(|b| match &b.storage {
-            Storage::Arena { offset } => Place::Block("arena", *offset, offset + b.bytes()),
+            Storage::Arena { offset } | Storage::Input { offset, .. } => {
+                Place::Block("arena", *offset, offset + b.bytes())
+            }
             Storage::Flash { .. } => Place::Flash,
             Storage::Param { .. } => {
                 let start = align_up(param_bytes, b.elem.align());
@@ -147,7 +154,7 @@ struct Entries<'a> {
 fn has_role(p: &Program, e: &Entry, role: ArgRole) -> bool {
     e.args
         .iter()
-        .any(|&a| matches!(p.buffer(a).storage, Storage::Arg { role: r, .. } if r == role))
+        .any(|&a| p.buffer(a).storage.arg_role() == Some(role))
 }
 
 fn find_entries(p: &Program) -> Result<Entries<'_>, EmitError> {
@@ -207,25 +214,25 @@ fn uses_label(p: &Program, e: &Entry) -> bool {
     })
 }
 
-fn input_of(p: &Program, e: &Entry) -> Result<BufferId, EmitError> {
+/// The input of `e` and its arena offset.
+fn input_of(p: &Program, e: &Entry) -> Result<(BufferId, u64), EmitError> {
     let input = e
         .args
         .iter()
         .copied()
-        .find(|&a| {
-            matches!(
-                p.buffer(a).storage,
-                Storage::Arg {
-                    role: ArgRole::Input,
-                    ..
-                }
-            )
-        })
+        .find(|&a| p.buffer(a).storage.arg_role() == Some(ArgRole::Input))
         .ok_or_else(|| entry_error(e, "no input argument"))?;
     if p.buffer(input).elem != BufElem::I8 {
         return Err(entry_error(e, "the input is not i8"));
     }
-    Ok(input)
+    match p.buffer(input).storage {
+        Storage::Input { offset, .. } => Ok((input, offset)),
+        _ => Err(entry_error(
+            e,
+            "its input is not in the arena (the Rust API copies it there; lower with \
+             `input_in_arena`)",
+        )),
+    }
 }
 
 /// Generates the sources of `p`.
@@ -234,8 +241,8 @@ pub(crate) fn generate(p: &Program, options: &RustOptions) -> Result<Code, EmitE
     let lay = layout(p);
     let (infer_i, infer) = entries.infer;
     let (train_i, train) = entries.train;
-    let input = input_of(p, infer)?;
-    let train_input = input_of(p, train)?;
+    let (input, infer_input_at) = input_of(p, infer)?;
+    let (train_input, train_input_at) = input_of(p, train)?;
     let input_len = p.buffer(input).len;
     if p.buffer(train_input).len != input_len {
         return Err(entry_error(
@@ -277,7 +284,7 @@ pub(crate) fn generate(p: &Program, options: &RustOptions) -> Result<Code, EmitE
     let out_ty = rust_elem(out_decl.elem);
     let _ = write!(
         steps,
-        "\n/// Entry @{}: {} calls.\npub(crate) fn infer(m: &mut Model, input: &[i8], out: &mut [{out_ty}]) -> Result<(), Error> {{\n",
+        "\n/// Entry @{}: {} calls, its input already in the arena.\npub(crate) fn infer(m: &mut Model, out: &mut [{out_ty}]) -> Result<(), Error> {{\n",
         infer.name,
         infer.calls.len()
     );
@@ -289,8 +296,9 @@ pub(crate) fn generate(p: &Program, options: &RustOptions) -> Result<Code, EmitE
     );
     let _ = write!(
         steps,
-        "\n/// Entry @{}: {} calls. The label is in range (checked by the caller).\n{}\
-         pub(crate) fn train_step(m: &mut Model, input: &[i8], label: i32) -> Result<f32, Error> {{\n",
+        "\n/// Entry @{}: {} calls, its input already in the arena. The label is in range (checked by\n\
+         /// the caller).\n{}\
+         pub(crate) fn train_step(m: &mut Model, label: i32) -> Result<f32, Error> {{\n",
         train.name,
         train.calls.len(),
         if uses_label(p, train) {
@@ -310,6 +318,8 @@ pub(crate) fn generate(p: &Program, options: &RustOptions) -> Result<Code, EmitE
         facts: Facts {
             input_shape: p.buffer(input).shape.clone(),
             input_len,
+            train_input_at,
+            infer_input_at,
             output_elem: out_ty,
             output_shape: out_decl.shape.clone(),
             output_len: out_decl.len,

@@ -52,8 +52,27 @@ impl Builder {
     }
 
     fn arena(&mut self, name: &str, elem: BufElem, shape: &[usize]) -> BufferId {
+        self.placed(name, elem, shape, |offset| Storage::Arena { offset })
+    }
+
+    /// Entry `entry`'s int8 input, in the arena.
+    fn input(&mut self, entry: usize, shape: &[usize]) -> BufferId {
+        self.placed("input", BufElem::I8, shape, |offset| Storage::Input {
+            entry,
+            offset,
+        })
+    }
+
+    /// A buffer at the next free (8-aligned) arena offset.
+    fn placed(
+        &mut self,
+        name: &str,
+        elem: BufElem,
+        shape: &[usize],
+        storage: impl FnOnce(u64) -> Storage,
+    ) -> BufferId {
         let offset = self.arena.div_ceil(8) * 8;
-        let id = self.add(name, elem, shape, Storage::Arena { offset });
+        let id = self.add(name, elem, shape, storage(offset));
         self.arena = offset + self.buffers[id.index()].bytes();
         id
     }
@@ -142,9 +161,9 @@ pub fn tiny() -> Program {
         ];
         (calls, logits)
     };
-    let x0 = b.arg(0, ArgRole::Input, BufElem::I8, &[1, 2, 6, 6]);
+    let x0 = b.input(0, &[1, 2, 6, 6]);
     let (infer_calls, logits0) = forward(&mut b, x0);
-    let x = b.arg(1, ArgRole::Input, BufElem::I8, &[1, 2, 6, 6]);
+    let x = b.input(1, &[1, 2, 6, 6]);
     let label = b.arg(1, ArgRole::Label, BufElem::I32, &[1]);
     let lr = b.arg(1, ArgRole::LearningRate, BufElem::F32, &[1]);
     let step = b.arg(1, ArgRole::Step, BufElem::I64, &[1]);

@@ -88,7 +88,14 @@ fn run<C: Clock>(clock: &C) -> Result<(), &'static str> {
         for step in 0..config::STEPS {
             let (image, label) = sample(step % count).ok_or("no image")?;
             let t0 = clock.now();
-            let loss = match model.train_step(image, label) {
+            // Odd steps take the image written into the model's input buffer.
+            let result = if step % 2 == 1 {
+                model.input_buffer().copy_from_slice(image);
+                model.train_step_in_place(label)
+            } else {
+                model.train_step(image, label)
+            };
+            let loss = match result {
                 Ok(loss) => loss,
                 Err(_) => return Err("train_step failed"),
             };
@@ -116,8 +123,16 @@ fn run<C: Clock>(clock: &C) -> Result<(), &'static str> {
         }
 
         let mut out = [Default::default(); OUTPUT_LEN];
+        model.input_buffer().copy_from_slice(image);
+        if model.infer_in_place(&mut out).is_err() {
+            return Err("infer_in_place failed");
+        }
+        let in_place = out;
         if model.infer(image, &mut out).is_err() {
             return Err("infer failed");
+        }
+        if in_place.iter().map(|&v| mite_model::Bits::bits(v)).ne(out.iter().map(|&v| mite_model::Bits::bits(v))) {
+            return Err("infer_in_place and infer differ");
         }
         let mut crc = 0_u32;
         for &v in out.iter() {

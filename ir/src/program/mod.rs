@@ -12,8 +12,13 @@
 //!   in place by the optimizer calls;
 //! - **state**: optimizer state (momentum, accumulated gradients) and the step counter's
 //!   companions, zero-initialised;
-//! - **arguments**: the caller's int8 input image and the label (and the learning rate and step
-//!   of a training step), read in place.
+//! - **the input** ([`Storage::Input`]): the entry's int8 input image, in the arena at a planned
+//!   offset; the entry copies the caller's image there before its first call, and its bytes are
+//!   free for other buffers after its last reader (the image is dead after the first layer's
+//!   forward and, unless that layer is trained, for the whole backward pass);
+//! - **arguments**: the label (and the learning rate and step of a training step), read in
+//!   place from the caller; a program lowered with the input outside the arena takes the image
+//!   as an argument too.
 //!
 //! Views (`nn.reshape`, `nn.flatten`) are not calls: their result is the same buffer.
 //! The text form ([`print_program`]) is stable and meant for snapshot tests; [`verify_program`]
@@ -149,7 +154,18 @@ pub enum Storage {
         /// The module global it comes from.
         global: String,
     },
-    /// An argument of entry `entry`, provided by the caller.
+    /// The input image of entry `entry`, in the arena at this byte offset: the entry copies the
+    /// caller's data here before its first call (no call writes it); it is live from the entry's
+    /// start to its last reader, and the planner reuses its bytes afterwards. Its role is
+    /// [`ArgRole::Input`].
+    Input {
+        /// The index of the entry in [`Program::entries`].
+        entry: usize,
+        /// Byte offset from the arena's start (aligned to [`BufElem::align`]).
+        offset: u64,
+    },
+    /// An argument of entry `entry`, provided by the caller and read in place (outside the
+    /// arena).
     Arg {
         /// The index of the entry in [`Program::entries`].
         entry: usize,
@@ -166,7 +182,33 @@ impl Storage {
             Storage::Flash { .. } => "flash",
             Storage::Param { .. } => "param",
             Storage::State { .. } => "state",
+            Storage::Input { .. } => "input",
             Storage::Arg { .. } => "arg",
+        }
+    }
+
+    /// The byte offset in the arena of an arena or input buffer.
+    pub fn arena_offset(&self) -> Option<u64> {
+        match self {
+            Storage::Arena { offset } | Storage::Input { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+
+    /// The role of an entry argument (the input, in the arena or not, or an argument).
+    pub fn arg_role(&self) -> Option<ArgRole> {
+        match self {
+            Storage::Input { .. } => Some(ArgRole::Input),
+            Storage::Arg { role, .. } => Some(*role),
+            _ => None,
+        }
+    }
+
+    /// The entry owning an argument or input buffer.
+    pub fn arg_entry(&self) -> Option<usize> {
+        match self {
+            Storage::Input { entry, .. } | Storage::Arg { entry, .. } => Some(*entry),
+            _ => None,
         }
     }
 }
@@ -256,6 +298,7 @@ impl Program {
         for b in &self.buffers {
             match b.storage {
                 Storage::Arena { .. } => {}
+                Storage::Input { .. } => s.input_in_arena = s.input_in_arena.max(b.bytes()),
                 Storage::Flash { .. } => s.flash += b.bytes(),
                 Storage::Param { .. } => {
                     s.param += b.bytes();
@@ -268,7 +311,14 @@ impl Program {
         s.args = self
             .entries
             .iter()
-            .map(|e| e.args.iter().map(|&a| self.buffer(a).bytes()).sum())
+            .map(|e| {
+                e.args
+                    .iter()
+                    .map(|&a| self.buffer(a))
+                    .filter(|b| matches!(b.storage, Storage::Arg { .. }))
+                    .map(BufferDecl::bytes)
+                    .sum()
+            })
             .max()
             .unwrap_or(0);
         s
@@ -286,12 +336,17 @@ pub struct StorageBytes {
     pub param: u64,
     /// Optimizer state.
     pub state: u64,
-    /// Arguments (the caller's input image, label, ...) of the entry with the most.
+    /// Arguments read in place from the caller (label, learning rate, step, and the input image
+    /// when it is not in the arena) of the entry with the most.
     pub args: u64,
+    /// The largest input image copied into the arena ([`Storage::Input`]); already counted in
+    /// `arena`, 0 when the input is an argument.
+    pub input_in_arena: u64,
 }
 
 impl StorageBytes {
-    /// SRAM of a training step: arena + parameters + state + arguments.
+    /// SRAM of a training step: arena (with the input, when it lives there) + parameters +
+    /// state + arguments.
     pub fn sram(&self) -> u64 {
         self.arena + self.param + self.state + self.args
     }

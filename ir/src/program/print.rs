@@ -3,8 +3,9 @@
 //! ```text
 //! program @mbv2 {
 //!   arena 163840
-//!   b0 = arg input i8[1x3x128x128] entry=1
-//!   b3 = arena i8[1x16x64x64] @0 "first_conv"
+//!   b0 = input i8[1x3x128x128] @0 "input" entry=1
+//!   b1 = arg label i32[1] "label" entry=1
+//!   b3 = arena i8[1x16x64x64] @49152 "first_conv"
 //!   b4 = flash i8[16x3x3x3] "first_conv.weight"
 //!   entry @train_step(b0, b1, b2, b3) -> (b40) {
 //!     conv2d_int8 (b0, b4, b5) -> (b3) scratch b6 {strides = [2, 2], ...} "first_conv"
@@ -84,6 +85,7 @@ fn buffer_line(b: &BufferDecl) -> String {
             )
         }
         Storage::State { global } => format!("state {ty} {name} global=@{global}"),
+        Storage::Input { entry, offset } => format!("input {ty} @{offset} {name} entry={entry}"),
         Storage::Arg { entry, role } => {
             format!("arg {} {ty} {name} entry={entry}", role.name())
         }

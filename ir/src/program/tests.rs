@@ -46,19 +46,41 @@ fn buffer(name: &str, elem: BufElem, shape: &[usize], storage: Storage) -> Buffe
 /// argument, each weight in flash, each activation and scratch in the arena, planned greedily.
 /// Returns the program and the planner's requests (one per arena buffer, in buffer order).
 fn chain(channels: &[usize]) -> Program {
+    chain_with_input(channels, false)
+}
+
+/// [`chain`], with the input in the arena (live at call 0, its only reader) when `in_arena`.
+fn chain_with_input(channels: &[usize], in_arena: bool) -> Program {
     const HW: usize = 4;
+    let input_storage = if in_arena {
+        Storage::Input {
+            entry: 0,
+            offset: 0,
+        }
+    } else {
+        Storage::Arg {
+            entry: 0,
+            role: ArgRole::Input,
+        }
+    };
     let mut buffers = vec![buffer(
         "x",
         BufElem::I8,
         &[1, channels[0], HW, HW],
-        Storage::Arg {
-            entry: 0,
-            role: ArgRole::Input,
-        },
+        input_storage,
     )];
     let mut calls = Vec::new();
     let mut requests = Vec::new();
     let mut arena_ids = Vec::new();
+    if in_arena {
+        requests.push(Request {
+            size: (channels[0] * HW * HW) as u64,
+            align: 1,
+            first: 0,
+            last: 0,
+        });
+        arena_ids.push(BufferId(0));
+    }
     let mut prev = BufferId(0);
     for (k, pair) in channels.windows(2).enumerate() {
         let (c_in, c_out) = (pair[0], pair[1]);
@@ -111,8 +133,15 @@ fn chain(channels: &[usize]) -> Program {
         prev = y;
     }
     let plan = plan_greedy(&requests);
-    for (id, offset) in arena_ids.iter().zip(&plan.offsets) {
-        buffers[id.index()].storage = Storage::Arena { offset: *offset };
+    for (id, &offset) in arena_ids.iter().zip(&plan.offsets) {
+        let storage = &mut buffers[id.index()].storage;
+        *storage = match storage {
+            Storage::Input { entry, .. } => Storage::Input {
+                entry: *entry,
+                offset,
+            },
+            _ => Storage::Arena { offset },
+        };
     }
     Program {
         name: "chain".into(),
@@ -149,6 +178,94 @@ fn planned_chain_verifies_and_prints() {
     assert_eq!(bytes.flash, 3 * 8 + 8 * 4);
     assert_eq!(bytes.args, 3 * 16);
     assert_eq!(bytes.sram(), p.arena_bytes + 48);
+}
+
+#[test]
+fn input_in_the_arena_verifies_prints_and_counts_in_the_arena() {
+    let p = chain_with_input(&[3, 8, 4], true);
+    verify_program(&p).unwrap();
+    let Storage::Input { offset, .. } = p.buffers[0].storage else {
+        panic!("the input is not in the arena")
+    };
+    let text = print_program(&p);
+    assert!(
+        text.contains(&format!("b0 = input i8[1x3x4x4] @{offset} \"x\" entry=0\n")),
+        "{text}"
+    );
+    let bytes = p.storage_bytes();
+    assert_eq!(bytes.args, 0);
+    assert_eq!(bytes.input_in_arena, 48);
+    assert_eq!(bytes.sram(), p.arena_bytes);
+    // The planner reuses the input's bytes after call 0: the arena is smaller than the input
+    // beside the largest pair of buffers live after it.
+    let outside = chain_with_input(&[3, 8, 4], false);
+    assert!(p.arena_bytes < outside.arena_bytes + 48, "{text}");
+}
+
+#[test]
+fn a_call_writing_the_input_before_its_last_reader_is_rejected() {
+    let p = chain_with_input(&[3, 8, 4], true);
+    let Storage::Input { offset, .. } = p.buffers[0].storage else {
+        panic!("the input is not in the arena")
+    };
+    // s0 is written at call 0, which reads the input: put it on the input's bytes.
+    let (s0, _) = offset_of(&p, "s0");
+    let mut broken = p.clone();
+    let at = offset.next_multiple_of(4);
+    broken.buffers[s0].storage = Storage::Arena { offset: at };
+    broken.arena_bytes = broken.arena_bytes.max(at + 64);
+    let errors = verify_program(&broken).unwrap_err().0;
+    assert!(
+        errors.iter().any(|e| matches!(
+            e,
+            ProgramError::Overlap { a, b, from: 0, to: 0, .. }
+                if *a == BufferId(0) || *b == BufferId(0)
+        )),
+        "{errors:?}"
+    );
+
+    // y1 is written at call 1, after the input's last reader: its bytes may be the input's.
+    let (y1, _) = offset_of(&p, "y1");
+    let mut reused = p.clone();
+    let end = reused.arena_bytes;
+    reused.buffers[0].storage = Storage::Input {
+        entry: 0,
+        offset: end,
+    };
+    reused.buffers[y1].storage = Storage::Arena { offset: end };
+    reused.arena_bytes = end + 64;
+    verify_program(&reused).unwrap();
+
+    // No call writes the input.
+    let mut broken = p.clone();
+    broken.entries[0].calls[0].outputs = vec![BufferId(0)];
+    let errors = verify_program(&broken).unwrap_err().0;
+    assert!(
+        errors.iter().any(|e| matches!(
+            e,
+            ProgramError::BadWrite {
+                storage: "input",
+                ..
+            }
+        )),
+        "{errors:?}"
+    );
+
+    // Another entry does not read it: it is never written there.
+    let mut broken = p.clone();
+    let mut other = broken.entries[0].clone();
+    other.name = "other".into();
+    other.args.clear();
+    broken.entries.push(other);
+    let errors = verify_program(&broken).unwrap_err().0;
+    assert!(
+        errors.iter().any(|e| matches!(
+            e,
+            ProgramError::ReadBeforeWrite { entry, buffer, .. }
+                if entry == "other" && *buffer == BufferId(0)
+        )),
+        "{errors:?}"
+    );
 }
 
 #[test]

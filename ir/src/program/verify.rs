@@ -10,7 +10,12 @@
 //!    the call that first writes it to the last call that reads it, or to the end of the entry
 //!    if it is a result);
 //! 5. nothing is written to flash or to an argument; parameters and state are written only by
-//!    in-place update kernels; an argument belongs to the entry that lists it.
+//!    in-place update kernels; an argument belongs to the entry that lists it;
+//! 6. an entry's input in the arena ([`Storage::Input`]) is written only by the entry's copy-in
+//!    before its first call (no call writes it), is read only by its own entry, and lives from
+//!    the entry's start to its last reader: a buffer placed on its bytes and written before that
+//!    reader is an overlap (invariant 4), and a call of another entry reading it reads before
+//!    any write (invariant 3).
 
 use thiserror::Error;
 
@@ -144,25 +149,26 @@ fn check_buffers(p: &Program, errors: &mut Vec<ProgramError>) {
                 b.shape, b.len
             )));
         }
-        match &b.storage {
-            Storage::Arena { offset } => {
-                if offset % b.elem.align() != 0 {
-                    errors.push(err(format!(
-                        "offset {offset} is not aligned to {} bytes",
-                        b.elem.align()
-                    )));
-                }
-                if offset
-                    .checked_add(b.bytes())
-                    .is_none_or(|end| end > p.arena_bytes)
-                {
-                    errors.push(err(format!(
-                        "bytes {offset}..{} do not fit the arena of {} bytes",
-                        offset.saturating_add(b.bytes()),
-                        p.arena_bytes
-                    )));
-                }
+        if let Some(offset) = b.storage.arena_offset() {
+            if offset % b.elem.align() != 0 {
+                errors.push(err(format!(
+                    "offset {offset} is not aligned to {} bytes",
+                    b.elem.align()
+                )));
             }
+            if offset
+                .checked_add(b.bytes())
+                .is_none_or(|end| end > p.arena_bytes)
+            {
+                errors.push(err(format!(
+                    "bytes {offset}..{} do not fit the arena of {} bytes",
+                    offset.saturating_add(b.bytes()),
+                    p.arena_bytes
+                )));
+            }
+        }
+        match &b.storage {
+            Storage::Arena { .. } | Storage::State { .. } => {}
             Storage::Flash { data, .. } | Storage::Param { init: data, .. } => {
                 if data.len() != b.len {
                     errors.push(err(format!(
@@ -172,7 +178,7 @@ fn check_buffers(p: &Program, errors: &mut Vec<ProgramError>) {
                     )));
                 }
             }
-            Storage::Arg { entry, .. } => {
+            Storage::Arg { entry, .. } | Storage::Input { entry, .. } => {
                 let listed = p
                     .entries
                     .get(*entry)
@@ -183,7 +189,6 @@ fn check_buffers(p: &Program, errors: &mut Vec<ProgramError>) {
                     )));
                 }
             }
-            Storage::State { .. } => {}
         }
         if b.elem == BufElem::Bits && !matches!(b.storage, Storage::Arena { .. }) {
             errors.push(err("bit buffers (masks) live in the arena".into()));
@@ -210,6 +215,15 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
     // first: the call that first writes the buffer; last: the last call that reads it.
     let mut first: Vec<Option<usize>> = vec![None; n];
     let mut last: Vec<Option<usize>> = vec![None; n];
+    // The entry's input in the arena is written by the copy-in, before call 0.
+    for &a in &entry.args {
+        if exists(a)
+            && matches!(p.buffer(a).storage, Storage::Input { entry: owner, .. } if owner == e)
+        {
+            first[a.index()] = Some(0);
+            last[a.index()] = Some(0);
+        }
+    }
     for (c, call) in entry.calls.iter().enumerate() {
         let all = call
             .inputs
@@ -238,7 +252,7 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
             .iter()
             .chain(call.outputs.iter().filter(|_| in_place));
         for &b in reads {
-            if let Storage::Arena { .. } = p.buffer(b).storage {
+            if p.buffer(b).storage.arena_offset().is_some() {
                 if first[b.index()].is_none() {
                     errors.push(ProgramError::ReadBeforeWrite {
                         entry: entry.name.clone(),
@@ -275,18 +289,16 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
         }
     }
     for &b in &entry.results {
-        if b.index() < n {
-            if let Storage::Arena { .. } = p.buffer(b).storage {
-                if first[b.index()].is_none() {
-                    errors.push(ProgramError::ReadBeforeWrite {
-                        entry: entry.name.clone(),
-                        call: usize::MAX,
-                        buffer: b,
-                        name: p.buffer(b).name.clone(),
-                    });
-                }
-                last[b.index()] = Some(end);
+        if b.index() < n && p.buffer(b).storage.arena_offset().is_some() {
+            if first[b.index()].is_none() {
+                errors.push(ProgramError::ReadBeforeWrite {
+                    entry: entry.name.clone(),
+                    call: usize::MAX,
+                    buffer: b,
+                    name: p.buffer(b).name.clone(),
+                });
             }
+            last[b.index()] = Some(end);
         }
     }
     check_overlaps(p, e, &first, &last, errors);
@@ -357,9 +369,9 @@ fn check_overlaps(
 ) {
     let mut live: Vec<(usize, usize, usize, u64, u64)> = Vec::new();
     for (i, b) in p.buffers.iter().enumerate() {
-        if let (Storage::Arena { offset }, Some(f), Some(l)) = (&b.storage, first[i], last[i]) {
+        if let (Some(offset), Some(f), Some(l)) = (b.storage.arena_offset(), first[i], last[i]) {
             if b.bytes() > 0 {
-                live.push((i, f, l, *offset, offset.saturating_add(b.bytes())));
+                live.push((i, f, l, offset, offset.saturating_add(b.bytes())));
             }
         }
     }

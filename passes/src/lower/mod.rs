@@ -21,8 +21,13 @@
 //! (`GlobalKind::Param` with a trainable part) to SRAM copies initialised from flash, optimizer
 //! state globals to state. The **input** of both entries is the `i8` tensor the function's
 //! leading `q.quantize` of its image argument produces: the caller quantizes the image
-//! ([`quantize_image`]), so the `f32` image never enters the arena. The other arguments of the
-//! training step (label, learning rate, step) are entry arguments too.
+//! ([`quantize_image`]), so the `f32` image never enters the arena. By default the input lives
+//! in the arena ([`Storage::Input`]): the entry copies the caller's image there before its first
+//! call, and the planner gives its bytes to other buffers after its last reader (usually the
+//! first convolution's forward), so the image is not held through the backward pass;
+//! [`LowerOptions::input_in_arena`] `= false` keeps it an argument read in place for the whole
+//! step. The other arguments of the training step (label, learning rate, step) are entry
+//! arguments.
 //!
 //! Not lowered (a [`LowerError::Unsupported`] naming the function, op and location): custom
 //! ops, ops outside the paper models' training steps, and [`Rounding::OnnxRuntime`] (the
@@ -57,6 +62,9 @@ pub struct LowerOptions {
     /// Lower each weight gradient whose only use is its parameter's update, with that update,
     /// to one fused call (no gradient buffer; see `fuse_update`). Default: on.
     pub fuse_updates: bool,
+    /// Place the input image in the arena, live until its last reader (default), rather than
+    /// reading it from the caller's buffer for the whole entry.
+    pub input_in_arena: bool,
 }
 
 impl Default for LowerOptions {
@@ -66,6 +74,7 @@ impl Default for LowerOptions {
             forward: "forward".into(),
             train_step: Some("train_step".into()),
             fuse_updates: true,
+            input_in_arena: true,
         }
     }
 }
@@ -146,6 +155,7 @@ pub fn lower_module(module: &Module, opts: &LowerOptions) -> Result<Program, Low
             func: f,
             rounding: opts.rounding,
             fuse_updates: opts.fuse_updates,
+            input_in_arena: opts.input_in_arena,
             program: &mut program,
             globals: &mut globals,
             entry_index: 0,
@@ -253,6 +263,7 @@ struct EntryLowering<'a> {
     func: &'a Function,
     rounding: Rounding,
     fuse_updates: bool,
+    input_in_arena: bool,
     program: &'a mut Program,
     /// Buffers of module globals, shared by the entries.
     globals: &'a mut HashMap<String, BufferId>,
@@ -276,8 +287,13 @@ impl EntryLowering<'_> {
             fuse_update::UpdateFusion::default()
         };
 
-        // Arguments: the quantized image, then label, learning rate and step.
-        let mut args = vec![self.arg(input, ArgRole::Input)];
+        // Arguments: the quantized image (in the arena, placed below, or an argument), then
+        // label, learning rate and step.
+        let mut args = vec![if self.input_in_arena {
+            self.input_in_arena(input)
+        } else {
+            self.arg(input, ArgRole::Input)
+        }];
         let roles = [ArgRole::Label, ArgRole::LearningRate, ArgRole::Step];
         let wanted = [ElemType::I32, ElemType::F32, ElemType::I64];
         for (k, &a) in f.args().iter().enumerate().skip(1) {
@@ -361,13 +377,29 @@ impl EntryLowering<'_> {
             ids.push(t.id);
             requests.push(self.request(t.id, t.first, t.last));
         }
+        if self.input_in_arena {
+            // Copied in before call 0; live to the last call of its last reader (views of it
+            // included: they share its liveness buffer).
+            let last = input_buffer
+                .map(|b| live.buffers()[b].last)
+                .map_or(0, |step| call_range[step].1.saturating_sub(1));
+            ids.push(args[0]);
+            requests.push(self.request(args[0], 0, last));
+        }
         let plan = place(&requests);
         check_plan(&requests, &plan).map_err(|error| LowerError::Plan {
             func: f.name.clone(),
             error,
         })?;
         for (&id, &offset) in ids.iter().zip(&plan.offsets) {
-            self.program.buffers[id.index()].storage = Storage::Arena { offset };
+            let storage = &mut self.program.buffers[id.index()].storage;
+            *storage = match storage {
+                Storage::Input { entry, .. } => Storage::Input {
+                    entry: *entry,
+                    offset,
+                },
+                _ => Storage::Arena { offset },
+            };
         }
         self.program.arena_bytes = self.program.arena_bytes.max(plan.arena_size);
 
@@ -411,16 +443,25 @@ impl EntryLowering<'_> {
     }
 
     fn arg(&mut self, v: Value, role: ArgRole) -> BufferId {
+        let entry = self.entry_index;
+        self.bound_buffer(v, Storage::Arg { entry, role })
+    }
+
+    /// The entry's input `v` in the arena (placed later).
+    fn input_in_arena(&mut self, v: Value) -> BufferId {
+        let entry = self.entry_index;
+        self.bound_buffer(v, Storage::Input { entry, offset: 0 })
+    }
+
+    /// A new buffer in `storage` holding value `v`, bound to it.
+    fn bound_buffer(&mut self, v: Value, storage: Storage) -> BufferId {
         let ty = self.func.ty(v);
         let id = self.new_buffer(BufferDecl {
             name: self.value_name(v),
             elem: buf_elem(ty.elem),
             len: ty.num_elements(),
             shape: ty.shape.to_vec(),
-            storage: Storage::Arg {
-                entry: self.entry_index,
-                role,
-            },
+            storage,
         });
         self.values.insert(v, id);
         id

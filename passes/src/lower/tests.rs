@@ -33,12 +33,13 @@ fn tiny_model_lowers_with_every_storage_class() {
         p.buffers.iter().map(|b| b.storage.kind()).collect();
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["arena", "arg", "flash", "param"]
+        ["arena", "arg", "flash", "input", "param"]
     );
     let train = p.entry("train_step").unwrap();
-    // input, label, lr, step; the int8 image is the input.
+    // input, label, lr, step; the int8 image is the input, in the arena.
     assert_eq!(train.args.len(), 4);
     assert_eq!(p.buffer(train.args[0]).elem, BufElem::I8);
+    assert_eq!(p.buffer(train.args[0]).storage.kind(), "input");
     assert_eq!(p.entry("infer").unwrap().args.len(), 1);
     // One update per trained parameter, each writing that parameter's SRAM copy.
     let params: Vec<BufferId> = (0..p.buffers.len())
@@ -150,4 +151,89 @@ fn weight_gradients_fuse_with_their_updates() {
             assert!(!later_reader, "call {k} updates {w} before a reader");
         }
     }
+}
+
+/// The arena buffers of entry `name` other than its input whose bytes meet the input's, and the
+/// input's offset and size.
+fn on_the_input(p: &Program, name: &str) -> (BufferId, Vec<(usize, BufferId)>) {
+    let e = p.entry(name).unwrap();
+    let input = e.args[0];
+    let Storage::Input { offset, .. } = p.buffer(input).storage else {
+        panic!("the input of @{name} is not in the arena")
+    };
+    let end = offset + p.buffer(input).bytes();
+    let mut on = Vec::new();
+    for (c, call) in e.calls.iter().enumerate() {
+        for &b in call.outputs.iter().chain(call.scratch.iter()) {
+            if let Storage::Arena { offset: o } = p.buffer(b).storage {
+                if o < end && offset < o + p.buffer(b).bytes() {
+                    on.push((c, b));
+                }
+            }
+        }
+    }
+    (input, on)
+}
+
+#[test]
+fn the_input_lives_in_the_arena_until_its_last_reader() {
+    let p = lowered(mite_zoo::mcunet_5fps(), "paper:99kb");
+    let train = p.entry("train_step").unwrap();
+    let (input, on) = on_the_input(&p, "train_step");
+    let last_reader = train
+        .calls
+        .iter()
+        .rposition(|c| c.inputs.contains(&input))
+        .unwrap();
+    // The planner reuses the image's bytes, but only after its last reader.
+    assert!(!on.is_empty());
+    assert!(on.iter().all(|&(c, _)| c > last_reader), "{on:?}");
+    let s = p.storage_bytes();
+    assert_eq!(s.input_in_arena, 3 * 128 * 128);
+    // label (4), learning rate (4), step (8)
+    assert_eq!(s.args, 16);
+
+    // The old layout: the image is an argument for the whole step, beside the arena.
+    let mut m = mite_zoo::mcunet_5fps();
+    Scheme::parse("paper:99kb").unwrap().apply(&mut m).unwrap();
+    build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    let outside = lower_module(
+        &m,
+        &LowerOptions {
+            input_in_arena: false,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
+    let o = outside.storage_bytes();
+    assert_eq!((o.input_in_arena, o.args), (0, 3 * 128 * 128 + 16));
+    assert!(s.sram() < o.sram(), "{s:?} {o:?}");
+}
+
+#[test]
+fn a_buffer_written_on_the_input_before_its_last_reader_is_rejected() {
+    let mut p = lowered(mite_zoo::tiny_int8_cnn(), "last:2");
+    let train = p.entry("train_step").unwrap().clone();
+    let input = train.args[0];
+    let Storage::Input { offset, .. } = p.buffer(input).storage else {
+        panic!("the input is not in the arena")
+    };
+    // The first reader of the input writes its output while the input is still live.
+    let reader = train
+        .calls
+        .iter()
+        .find(|c| c.inputs.contains(&input))
+        .unwrap();
+    let y = reader.outputs[0];
+    let at = offset.next_multiple_of(p.buffer(y).elem.align());
+    p.buffers[y.index()].storage = Storage::Arena { offset: at };
+    p.arena_bytes = p.arena_bytes.max(at + p.buffer(y).bytes());
+    let err = verify_program(&p).unwrap_err();
+    assert!(
+        err.0.iter().any(|e| matches!(
+            e,
+            mite_ir::program::ProgramError::Overlap { a, b, .. } if *a == input || *b == input
+        )),
+        "{err}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Issue #11's device API over the entry functions of a training program: `mite_infer`,
 //! `mite_train_step` (learning rate and step kept in static state, `mite_set_lr`), with error
-//! codes for a bad label and a non-finite loss.
+//! codes for a bad label and a non-finite loss; when the training step's input lives in the
+//! arena, `mite_input_buffer` returns where, so a board writes its camera image straight there.
 
 use mite_ir::program::{ArgRole, BufElem, Entry, Kernel, Program, Storage};
 
@@ -22,10 +23,7 @@ fn find<'a>(p: &'a Program, name: &str) -> Option<&'a Entry> {
 fn roles(p: &Program, e: &Entry) -> Vec<ArgRole> {
     e.args
         .iter()
-        .filter_map(|&a| match p.buffer(a).storage {
-            Storage::Arg { role, .. } => Some(role),
-            _ => None,
-        })
+        .filter_map(|&a| p.buffer(a).storage.arg_role())
         .collect()
 }
 
@@ -70,6 +68,21 @@ pub(super) fn api(p: &Program) -> Option<(String, String)> {
         _ => None,
     })?;
     let input = p.buffer(infer.args[0]);
+    let (buffer_proto, buffer_fn) = match p.buffer(train.args[0]).storage {
+        Storage::Input { offset, .. } => (
+            "/* Where mite_train_step keeps its input in the arena (MITE_INPUT_LEN int8 values):\n \
+             * write the image here and pass this pointer to mite_train_step or mite_infer, and no\n \
+             * second image buffer is needed (mite_train_step copies nothing; mite_infer moves the\n \
+             * image if its own input lives elsewhere). Every call overwrites it. */\n\
+             int8_t *mite_input_buffer(void);\n\n"
+                .to_owned(),
+            format!(
+                "int8_t *mite_input_buffer(void) {{\n    \
+                 return (int8_t *)(void *)(mite_arena.bytes + {offset}u);\n}}\n\n"
+            ),
+        ),
+        _ => (String::new(), String::new()),
+    };
     let logits = p.buffer(infer.results[0]);
     let loss = p.buffer(train.results[0]);
     if input.elem != BufElem::I8 || logits.elem != BufElem::F32 || loss.elem != BufElem::F32 {
@@ -82,7 +95,7 @@ pub(super) fn api(p: &Program) -> Option<(String, String)> {
          /* The label is not in 0..MITE_CLASSES; nothing ran. */\n\
          #define MITE_ERR_BAD_LABEL ((mite_status)16)\n\n\
          /* Logits of one image. */\n\
-         mite_status mite_infer(const int8_t *input, float *logits);\n\n\
+         mite_status mite_infer(const int8_t *input, float *logits);\n\n{buffer_proto}\
          /* One training step on one image: forward, loss, backward, update (learning rate of\n \
          * mite_set_lr, default {lr}; the step counter advances on success). */\n\
          mite_status mite_train_step(const int8_t *input, int32_t label, float *loss);\n\n\
@@ -94,7 +107,7 @@ pub(super) fn api(p: &Program) -> Option<(String, String)> {
     let entry = |e: &Entry| format!("mite_entry_{}", ident(&e.name));
     let funcs = format!(
         "static float mite_lr = {lr};\nstatic int64_t mite_step = 0;\n\n\
-         void mite_set_lr(float lr) {{\n    mite_lr = lr;\n}}\n\n\
+         void mite_set_lr(float lr) {{\n    mite_lr = lr;\n}}\n\n{buffer_fn}\
          mite_status mite_infer(const int8_t *input, float *logits) {{\n    \
          return {infer}(input, logits);\n}}\n\n\
          mite_status mite_train_step(const int8_t *input, int32_t label, float *loss) {{\n    \

@@ -1,5 +1,6 @@
-//! Where a Program's buffers live while it runs: one byte arena at the planned offsets, the
-//! program's flash data, and owned slots for parameters, state and arguments.
+//! Where a Program's buffers live while it runs: one byte arena at the planned offsets (with the
+//! entries' inputs, copied in at entry start), the program's flash data, and owned slots for
+//! parameters, state and arguments.
 
 use mite_ir::program::{BufElem, BufferId, Program, Storage};
 use mite_ir::TensorData;
@@ -118,7 +119,7 @@ impl<'p> Memory<'p> {
                         })?,
                 ),
                 Storage::State { .. } | Storage::Arg { .. } => Some(Vals::zeros(b.elem, b.len)),
-                Storage::Arena { .. } | Storage::Flash { .. } => None,
+                Storage::Arena { .. } | Storage::Input { .. } | Storage::Flash { .. } => None,
             });
         }
         Ok(Memory {
@@ -160,7 +161,7 @@ impl<'p> Memory<'p> {
             .buffers
             .get(id.index())
             .ok_or_else(|| format!("no buffer {id}"))?;
-        let Storage::Arena { offset } = b.storage else {
+        let Some(offset) = b.storage.arena_offset() else {
             return Ok(None);
         };
         let start = usize::try_from(offset).map_err(|_| format!("{id}: offset {offset}"))?;
@@ -172,6 +173,20 @@ impl<'p> Memory<'p> {
             ));
         }
         Ok(Some(start..end))
+    }
+
+    /// Copies the caller's `image` into the arena bytes of input buffer `id` (the entry's
+    /// copy-in, before its first call).
+    pub(crate) fn copy_in(&mut self, id: BufferId, image: &[i8]) -> Result<(), String> {
+        let b = &self.program.buffers[id.index()];
+        if !matches!(b.storage, Storage::Input { .. }) || b.elem != BufElem::I8 {
+            return Err(format!("{id} ({}) is not an i8 input in the arena", b.name));
+        }
+        let r = self
+            .arena_range(id)?
+            .ok_or_else(|| format!("{id} ({}) is not in the arena", b.name))?;
+        encode(&mut self.arena[r], image, |x| x.to_ne_bytes());
+        Ok(())
     }
 
     /// A copy of buffer `id`'s elements.

@@ -8,7 +8,8 @@
 //! let params = exec.params();
 //! ```
 //!
-//! - **Memory.** The arena is one block of bytes; a call reads its operands out of their
+//! - **Memory.** The arena is one block of bytes; an entry whose input lives in the arena
+//!   ([`Storage::Input`]) starts by copying the caller's image there; a call reads its operands out of their
 //!   buffers (arena bytes at the planned offsets, flash data, the SRAM copies of parameters,
 //!   state, arguments), runs its kernel, and writes its results back. Operands are copied out and
 //!   results copied in (no `unsafe` and no typed views), so a plan in which two live buffers
@@ -176,7 +177,7 @@ impl<'p> ProgramExecutor<'p> {
             .ok_or_else(|| ProgramExecError::NoEntry(entry_name.to_string()))?;
         for &a in &entry.args {
             let decl = program.buffer(a);
-            let Storage::Arg { role, .. } = decl.storage else {
+            let Some(role) = decl.storage.arg_role() else {
                 return Err(ProgramExecError::Buffer {
                     buffer: a,
                     what: "an entry argument that is not an argument buffer".into(),
@@ -195,6 +196,12 @@ impl<'p> ProgramExecutor<'p> {
                             image.len(),
                             decl.len
                         )));
+                    }
+                    if let Storage::Input { .. } = decl.storage {
+                        self.memory
+                            .copy_in(a, image)
+                            .map_err(|what| ProgramExecError::Buffer { buffer: a, what })?;
+                        continue;
                     }
                     Vals::I8(image.to_vec())
                 }
