@@ -1,12 +1,13 @@
 //! Live arena bytes of a Program's entries, call by call.
 //!
-//! An arena buffer is live from the call that first touches it to the call that last touches
-//! it (the verifier's interval); an arena buffer passed as an entry argument is live from the
-//! entry's start, an entry result to its end. From these intervals come the arena's lower bound
+//! An arena buffer (the entry's input image too, when it lives in the arena) is live from the
+//! call that first touches it to the call that last touches it (the verifier's interval); an
+//! arena buffer passed as an entry argument is live from the entry's start, an entry result to
+//! its end. From these intervals come the arena's lower bound
 //! (the most bytes live at one call: no plan can use less) and a per-call timeline naming the
 //! buffers at the peak — what a user reads to see where the memory goes.
 
-use super::{BufferId, Program, Storage};
+use super::{BufferId, Program};
 
 /// The live interval `[first, last]` (call indices) of each arena buffer of one entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +26,8 @@ impl ArenaLiveness {
     pub fn of(program: &Program, entry: usize) -> ArenaLiveness {
         let e = &program.entries[entry];
         let n = program.buffers.len();
-        let in_arena = |b: BufferId| {
-            b.index() < n && matches!(program.buffer(b).storage, Storage::Arena { .. })
-        };
+        let in_arena =
+            |b: BufferId| b.index() < n && program.buffer(b).storage.arena_offset().is_some();
         let mut span: Vec<Option<(usize, usize)>> = vec![None; n];
         let mut touch = |b: BufferId, c: usize| {
             if in_arena(b) {
