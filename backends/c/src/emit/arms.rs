@@ -1,6 +1,7 @@
-//! The C of every kernel but the int8 convolution and the update: one runtime call (or a short
-//! loop where the runtime has no function) per [`Kernel`] variant, mirroring the Program
-//! executor's semantics (`mite_interp::program`, `run.rs`).
+//! The C of every kernel: one runtime call (or a short loop where the runtime has no function)
+//! per [`Kernel`] variant, mirroring the Program executor's semantics (`mite_interp::program`,
+//! `run.rs`). The int8 convolution and the update, longer, are in [`super::conv`] and
+//! [`super::sgd`]; this module's [`print`] is the one place that dispatches on the variant.
 
 use std::fmt::Write as _;
 
@@ -8,7 +9,7 @@ use mite_ir::program::Kernel;
 use mite_kernels::Conv2dGeometry;
 
 use super::literal::{elements, f32_lit, f64_lit, i32_lit};
-use super::{c_type, rounding_c};
+use super::{c_type, conv, rounding_c, sgd};
 
 /// The C operands of one call: `(expression, stored length)` of each operand, result and the
 /// scratch buffer, and the prefix of the call's globals.
@@ -59,7 +60,7 @@ fn pair_init(p: (i32, i32)) -> String {
 }
 
 /// `st = CALL;` guarded by the status so far.
-fn guarded(body: &mut String, call: &str) {
+pub(super) fn guarded(body: &mut String, call: &str) {
     let _ = writeln!(
         body,
         "    if (st == MITE_OK) {{\n        st = {call};\n    }}"
@@ -88,24 +89,81 @@ fn per_axis(globals: &mut String, prefix: &str, scales: &[f32], zps: &[i8], inne
     );
 }
 
-/// Prints `kernel` (any variant but `ConvInt8` and `Sgd`); returns `false` for those two.
-/// `dequant` is the name of the static f32 buffer that holds a dequantized int8 weight; its
-/// needed length is raised in `dequant_len`.
+/// Prints `kernel`'s call into `body` and its `const` tables into `globals`, or says what
+/// the C emitter does not support.
 pub(super) fn print(
     kernel: &Kernel,
     o: &Operands,
     globals: &mut String,
     body: &mut String,
-    dequant: &str,
-    dequant_len: &mut usize,
-) -> bool {
+) -> Result<(), &'static str> {
     let p = &o.prefix;
     let (i0, i0n) = o.ins.first().cloned().unwrap_or_default();
     let (i1, i1n) = o.ins.get(1).cloned().unwrap_or_default();
     let (y, yn) = o.outs.first().cloned().unwrap_or_default();
     match kernel {
-        Kernel::ConvInt8 { .. } | Kernel::Sgd { .. } | Kernel::BottleneckInt8 { .. } => {
-            return false
+        Kernel::ConvInt8 {
+            geometry,
+            x_zero_point,
+            w_zero_points,
+            scales,
+            multipliers,
+            shifts,
+            out_zero_point,
+            range,
+            rounding,
+            bias,
+        } => conv::print(
+            &conv::ConvInt8 {
+                geometry,
+                x_zero_point: *x_zero_point,
+                w_zero_points,
+                scales,
+                multipliers,
+                shifts,
+                out_zero_point: *out_zero_point,
+                range: *range,
+                rounding: *rounding,
+                bias: *bias,
+            },
+            o,
+            globals,
+            body,
+        ),
+        Kernel::Sgd {
+            elem,
+            len,
+            lr_scale,
+            momentum,
+            weight_decay,
+            qas,
+            stochastic_seed,
+            scales,
+            zero_points,
+            inner,
+            accumulate,
+            slice,
+        } => sgd::print(
+            &sgd::Sgd {
+                elem: *elem,
+                len: *len,
+                lr_scale: *lr_scale,
+                momentum: *momentum,
+                weight_decay: *weight_decay,
+                qas: *qas,
+                stochastic_seed: *stochastic_seed,
+                scales,
+                zero_points,
+                inner: *inner,
+                accumulate: *accumulate,
+                slice: slice.as_ref(),
+            },
+            o,
+            globals,
+            body,
+        )?,
+        Kernel::BottleneckInt8 { .. } => {
+            return Err("the streamed bottleneck (compile with --no-fusion for C)")
         }
         Kernel::AddInt8 { params: a, .. } => {
             let [ma, mb] = a.input_multipliers;
@@ -244,22 +302,17 @@ pub(super) fn print(
             zero_points,
             inner,
         } => {
-            // As the executor: the int8 weight dequantized whole, then the f32 kernel.
+            // The int8 weight read at its real value tap by tap (no dequantized copy).
             let _ = writeln!(
                 globals,
                 "static const mite_conv2d_geometry {p}_g = {};",
                 geometry_init(geometry)
             );
             per_axis(globals, p, scales, zero_points, *inner);
-            *dequant_len = (*dequant_len).max(i1n);
-            guarded(
-                body,
-                &format!("mite_dequantize({i1}, {i1n}u, {dequant}, {i1n}u, &{p}_pa)"),
-            );
             guarded(
                 body,
                 &format!(
-                    "mite_conv2d_backward_input_f32({i0}, {i0n}u, {dequant}, {i1n}u, {y}, {yn}u, &{p}_g)"
+                    "mite_conv2d_backward_input_int8w({i0}, {i0n}u, {i1}, {i1n}u, &{p}_pa, {y}, {yn}u, &{p}_g)"
                 ),
             );
         }
@@ -318,5 +371,5 @@ pub(super) fn print(
             );
         }
     }
-    true
+    Ok(())
 }
