@@ -476,6 +476,7 @@ impl Emitter<'_> {
         let mut init = String::new();
         let mut save = String::new();
         let mut load = String::new();
+        let mut sum = String::new();
         let mut offset = 0u64;
         for id in self.persistent() {
             let b = self.program.buffer(id);
@@ -491,6 +492,10 @@ impl Emitter<'_> {
             }
             let _ = writeln!(save, "    memcpy(bytes + {offset}u, {name}, {bytes}u);");
             let _ = writeln!(load, "    memcpy({name}, bytes + {offset}u, {bytes}u);");
+            let _ = writeln!(
+                sum,
+                "    h = mite_fnv1a(h, (const unsigned char *){name}, {bytes}u);"
+            );
             offset += bytes;
         }
         if api {
@@ -507,15 +512,22 @@ impl Emitter<'_> {
              size_t mite_save_params(void *out, size_t cap);\n\n\
              /* Restore what mite_save_params wrote: MITE_ERR_LENGTH if len differs, MITE_ERR_CHECKSUM\n \
              * if the checksum does not match (then nothing changes). */\n\
-             mite_status mite_load_params(const void *in, size_t len);\n"
+             mite_status mite_load_params(const void *in, size_t len);\n\n\
+             /* The checksum mite_save_params stores, computed over the parameters and state in\n \
+             * place (no buffer): compare it before and after to see whether anything changed. */\n\
+             uint32_t mite_params_checksum(void);\n"
         );
         let _ = writeln!(
             self.functions,
             "void mite_init(void) {{\n{init}}}\n\n\
+             /* FNV-1a over n more bytes, from state h. */\n\
+             static uint32_t mite_fnv1a(uint32_t h, const unsigned char *bytes, size_t n) {{\n    \
+             size_t i;\n    \
+             for (i = 0; i < n; i++) {{\n        h = (h ^ bytes[i]) * 16777619u;\n    }}\n    return h;\n}}\n\n\
              /* FNV-1a over n bytes. */\n\
              static uint32_t mite_checksum(const unsigned char *bytes, size_t n) {{\n    \
-             uint32_t h = 2166136261u;\n    size_t i;\n    \
-             for (i = 0; i < n; i++) {{\n        h = (h ^ bytes[i]) * 16777619u;\n    }}\n    return h;\n}}\n\n\
+             return mite_fnv1a(2166136261u, bytes, n);\n}}\n\n\
+             uint32_t mite_params_checksum(void) {{\n    uint32_t h = 2166136261u;\n{sum}    return h;\n}}\n\n\
              static void mite_put_u32(unsigned char *b, uint32_t v) {{\n    \
              b[0] = (unsigned char)(v & 0xffu);\n    b[1] = (unsigned char)((v >> 8) & 0xffu);\n    \
              b[2] = (unsigned char)((v >> 16) & 0xffu);\n    b[3] = (unsigned char)(v >> 24);\n}}\n\n\
