@@ -694,4 +694,4 @@ pub fn table_rows(f: &Figures) -> Vec<String> {
 }
 
 /// The table's header.
-pub const TABLE_HEADER: &str = "| model | backend | core | flash KB (text+data) | static RAM KB (data+bss, incl. 16 KB stack) | Program SRAM KB | link RAM | instructions / step | | paper (216 MHz) |\n|---|---|---|---|---|---|---|---|---|---|";
+pub const TABLE_HEADER: &str = "| model | backend | core | flash KB (text+data) | static RAM KB (data+bss; C: with its 16 KB stack section) | Program SRAM KB | link RAM | instructions / step | | paper (216 MHz) |\n|---|---|---|---|---|---|---|---|---|---|";
