@@ -421,19 +421,75 @@ pub fn check_budgets(
     }
 }
 
+/// The images the C self-test embeds: the first `count` of a dataset split, resized to the
+/// model's input, normalised and quantized; labels must be classes of the model.
+#[derive(Clone, Debug)]
+pub struct SelftestData {
+    /// The dataset directory (`mite_data::Dataset` layout).
+    pub dir: std::path::PathBuf,
+    /// The split.
+    pub split: String,
+    /// Pixel normalisation.
+    pub normalization: mite_data::Normalization,
+    /// Images to embed.
+    pub count: usize,
+}
+
+/// The self-test's samples from `data` (see [`SelftestData`]) for a program of `classes`
+/// classes.
+fn selftest_samples(
+    module: &Module,
+    data: &SelftestData,
+    classes: usize,
+) -> Result<Vec<mite_c::project::Sample>, String> {
+    let what = format!("--selftest-data {}", data.dir.display());
+    let set = mite_data::Dataset::load(&data.dir, &data.split)
+        .map_err(|e| format!("error: {what}: {e}"))?;
+    if set.len < data.count {
+        return Err(format!(
+            "error: {what}: split `{}` has {} images, the self-test needs {}",
+            data.split, set.len, data.count
+        ));
+    }
+    let [_, h, w] = crate::eval::image_input(module, "forward")?;
+    (0..data.count)
+        .map(|i| {
+            let label = set.label(i).map_err(|e| format!("error: {what}: {e}"))? as usize;
+            if label >= classes {
+                return Err(format!(
+                    "error: {what}: image {i} has label {label}, the model has {classes} classes"
+                ));
+            }
+            let img = set
+                .image(i, [h, w], data.normalization)
+                .map_err(|e| format!("error: {what}: image {i}: {e}"))?;
+            let image = mite_passes::lower::quantize_image(module, "forward", &img)
+                .map_err(|e| format!("error: {what}: image {i}: {e}"))?;
+            Ok(mite_c::project::Sample {
+                image,
+                label: label as i32,
+            })
+        })
+        .collect()
+}
+
 /// Lowers `module` (after [`compile`]) and writes the C backend's project (program, runtime,
-/// self-test on seeded synthetic images, Makefile, README) into `dir`; returns the number of
-/// files and their bytes.
+/// self-test, Makefile, README) into `dir`; returns the number of files and their bytes. The
+/// self-test embeds the images of `data` when given, else seeded synthetic ones.
 pub fn emit_c(
     module: &Module,
     config: &TrainConfig,
     dir: &std::path::Path,
     description: &str,
+    data: Option<&SelftestData>,
 ) -> Result<(usize, usize), String> {
     let program = lower_program(module, config)?;
     let (len, classes) = program_io(&program)
         .ok_or_else(|| "error: --emit c: the program has no int8 input and loss".to_string())?;
-    let samples = mite_c::project::synthetic_samples(4, len, classes, 7);
+    let samples = match data {
+        Some(d) => selftest_samples(module, d, classes)?,
+        None => mite_c::project::synthetic_samples(4, len, classes, 7),
+    };
     let files = mite_c::project::emit_project(&program, &samples, description)
         .map_err(|e| format!("error: --emit c: {e}"))?;
     mite_c::project::write_project(dir, &files)

@@ -333,6 +333,13 @@ struct CompileArgs {
     /// Print the per-op live-memory timeline as text.
     #[arg(long)]
     timeline: bool,
+    /// `--emit c`: the self-test embeds the first `--selftest-images` images of this dataset's
+    /// `train` split (normalised with `--normalize`) instead of seeded synthetic ones.
+    #[arg(long = "selftest-data", value_name = "DIR")]
+    selftest_data: Option<PathBuf>,
+    /// Images the self-test embeds from `--selftest-data` (1 to 64).
+    #[arg(long = "selftest-images", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    selftest_images: u16,
 }
 
 #[derive(Args)]
@@ -590,6 +597,9 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             args.emit
         ));
     }
+    if args.selftest_data.is_some() && args.emit != "c" {
+        return Err("error: --selftest-data needs --emit c".into());
+    }
     if args.emit == "c" && args.output.is_none() {
         return Err("error: --emit c needs -o DIR (the project's folder)".into());
     }
@@ -671,7 +681,23 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             args.scheme,
             mite::cgen::emit::DEFAULT_LR
         );
-        let (files, bytes) = mite::compile::emit_c(&model.module, &opts.config, dir, &description)?;
+        let data = match &args.selftest_data {
+            Some(d) => Some(mite::compile::SelftestData {
+                dir: d.clone(),
+                split: "train".into(),
+                normalization: mite::data::Normalization::parse(&args.normalize)
+                    .map_err(|e| format!("error: --normalize: {e}"))?,
+                count: usize::from(args.selftest_images),
+            }),
+            None => None,
+        };
+        let (files, bytes) = mite::compile::emit_c(
+            &model.module,
+            &opts.config,
+            dir,
+            &description,
+            data.as_ref(),
+        )?;
         note(&format!(
             "wrote a C project to {} ({files} files, {bytes} bytes); self-test: make -C {} run-host\n",
             dir.display(),

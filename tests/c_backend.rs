@@ -220,3 +220,81 @@ fn mbv2_trains_bit_exact_with_the_program_executor() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `mite compile --emit c -o DIR` then `make run-host`: the self-test trains on its embedded
+/// images (seeded synthetic ones by default, the first four CIFAR-10 training images with
+/// `--selftest-data`), prints the mean loss of its first and last epochs and ends
+/// `mite-selftest: ok` (the last epoch's mean below the first's).
+#[test]
+fn cli_project_self_test_on_seeded_and_real_images() {
+    let (Some(_), Some(make)) = (tool(TEST, "gcc"), tool(TEST, "make")) else {
+        return;
+    };
+    let cifar = mite_test_support::shared_dir(TEST).map(|d| d.join("datasets/cifar10"));
+    let mut runs = vec![("seeded", None)];
+    if let Some(c) = &cifar {
+        runs.push(("cifar10", Some(c.clone())));
+    }
+    let mut embedded = vec![];
+    for (name, data) in runs {
+        let dir = std::env::temp_dir().join(format!("mite-c-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mite"));
+        cmd.args([
+            "compile",
+            "zoo:tiny-int8-cnn",
+            "--scheme",
+            "last:2",
+            "--classes",
+            "10",
+            "--emit",
+            "c",
+            "-o",
+        ])
+        .arg(&dir);
+        if let Some(d) = &data {
+            cmd.arg("--selftest-data").arg(d);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run = Command::new(&make)
+            .args(["-s", "-C"])
+            .arg(&dir)
+            .arg("run-host")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success(),
+            "{name}: make run-host:\n{stdout}\n{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let s = mite::cgen::toolchain::parse_selftest(&stdout);
+        assert_eq!(s.ok, Some(true), "{name}:\n{stdout}");
+        let mean = s
+            .values
+            .iter()
+            .find(|(k, _)| k == "mean")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert!(mean.starts_with("loss first epoch"), "{name}:\n{stdout}");
+        println!("{name}: mean {mean}");
+        embedded.push(std::fs::read_to_string(dir.join("selftest.c")).unwrap());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    if embedded.len() == 2 {
+        assert_ne!(
+            embedded[0], embedded[1],
+            "--selftest-data embedded no other images"
+        );
+    }
+    let wrong = Command::new(env!("CARGO_BIN_EXE_mite"))
+        .args(["compile", "zoo:tiny-int8-cnn", "--selftest-data", "x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("--selftest-data needs --emit c"));
+}

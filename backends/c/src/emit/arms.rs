@@ -1,16 +1,15 @@
-//! The C of every kernel but the int8 convolution and the update: one runtime call (or a short
-//! loop where the runtime has no function) per [`Kernel`] variant, mirroring the Program
-//! executor's semantics (`mite_interp::program`, `run.rs`).
+//! The C of every kernel: one runtime call (or a short loop where the runtime has no function)
+//! per [`Kernel`] variant, mirroring the Program executor's semantics (`mite_interp::program`,
+//! `run.rs`). The int8 convolution and the update, longer, are in [`super::conv`] and
+//! [`super::sgd`]; this module's [`print`] is the one place that dispatches on the variant.
 
 use std::fmt::Write as _;
 
 use mite_ir::program::{BufElem, Kernel};
 use mite_kernels::Conv2dGeometry;
 
-use mite_kernels::int8::BiasAdd;
-
 use super::literal::{elements, f32_lit, f64_lit, i32_lit, i64_lit};
-use super::{c_type, rounding_c};
+use super::{c_type, conv, rounding_c, sgd};
 
 /// The C operands of one call: `(expression, stored length)` of each operand, result and the
 /// scratch buffer, and the prefix of the call's globals.
@@ -60,63 +59,8 @@ fn pair_init(p: (i32, i32)) -> String {
     format!("{{{}, {}}}", i32_lit(p.0), i32_lit(p.1))
 }
 
-/// A `mite_conv2d_int8_params` initialiser of a [`Kernel::ConvInt8`] (`None` for any other
-/// kernel); its requantization tables are printed into `globals` as `{prefix}_scales`,
-/// `{prefix}_multipliers`, `{prefix}_shifts` and `{prefix}_w_zp`.
-fn conv_params_init(kernel: &Kernel, prefix: &str, globals: &mut String) -> Option<String> {
-    let Kernel::ConvInt8 {
-        geometry,
-        x_zero_point,
-        w_zero_points,
-        scales,
-        multipliers,
-        shifts,
-        out_zero_point,
-        range,
-        rounding,
-        ..
-    } = kernel
-    else {
-        return None;
-    };
-    let _ = writeln!(
-        globals,
-        "static const double {prefix}_scales[] = {{{}}};\n\
-         static const int32_t {prefix}_multipliers[] = {{{}}};\n\
-         static const int32_t {prefix}_shifts[] = {{{}}};",
-        elements(scales, |v| f64_lit(*v)),
-        elements(multipliers, |v| i32_lit(*v)),
-        elements(shifts, |v| i32_lit(*v)),
-    );
-    let zps = if w_zero_points.is_empty() {
-        "NULL".to_owned()
-    } else {
-        let _ = writeln!(
-            globals,
-            "static const int8_t {prefix}_w_zp[] = {{{}}};",
-            elements(w_zero_points, |v| v.to_string())
-        );
-        format!("{prefix}_w_zp")
-    };
-    let bias_add = match BiasAdd::for_rounding(*rounding) {
-        BiasAdd::Saturating => "MITE_BIAS_SATURATING",
-        BiasAdd::Wrapping => "MITE_BIAS_WRAPPING",
-    };
-    Some(format!(
-        "{{\n    {},\n    {x_zero_point}, {zps}, {}u,\n    \
-         {{{{{}, {}u, {prefix}_scales, {prefix}_multipliers, {prefix}_shifts}}, {out_zero_point}, {{{}, {}}}}},\n    \
-         {bias_add}}}",
-        geometry_init(geometry),
-        w_zero_points.len(),
-        rounding_c(*rounding),
-        scales.len(),
-        range.min,
-        range.max,
-    ))
-}
-
 /// `st = CALL;` guarded by the status so far.
-fn guarded(body: &mut String, call: &str) {
+pub(super) fn guarded(body: &mut String, call: &str) {
     let _ = writeln!(
         body,
         "    if (st == MITE_OK) {{\n        st = {call};\n    }}"
@@ -145,23 +89,52 @@ fn per_axis(globals: &mut String, prefix: &str, scales: &[f32], zps: &[i8], inne
     );
 }
 
-/// Prints `kernel` (any variant but `ConvInt8` and `Sgd`); returns `false` for those two.
-/// `dequant` is the name of the static f32 buffer that holds a dequantized int8 weight; its
-/// needed length is raised in `dequant_len`.
+/// Prints `kernel`'s call into `body` and its `const` tables into `globals`, or says what
+/// the C emitter does not support.
 pub(super) fn print(
     kernel: &Kernel,
     o: &Operands,
     globals: &mut String,
     body: &mut String,
-    dequant: &str,
-    dequant_len: &mut usize,
-) -> bool {
+) -> Result<(), &'static str> {
     let p = &o.prefix;
     let (i0, i0n) = o.ins.first().cloned().unwrap_or_default();
     let (i1, i1n) = o.ins.get(1).cloned().unwrap_or_default();
     let (y, yn) = o.outs.first().cloned().unwrap_or_default();
     match kernel {
-        Kernel::ConvInt8 { .. } | Kernel::Sgd { .. } => return false,
+        Kernel::ConvInt8 { .. } => conv::print(kernel, o, globals, body)?,
+        Kernel::Sgd {
+            elem,
+            len,
+            lr_scale,
+            momentum,
+            weight_decay,
+            qas,
+            stochastic_seed,
+            scales,
+            zero_points,
+            inner,
+            accumulate,
+            slice,
+        } => sgd::print(
+            &sgd::Sgd {
+                elem: *elem,
+                len: *len,
+                lr_scale: *lr_scale,
+                momentum: *momentum,
+                weight_decay: *weight_decay,
+                qas: *qas,
+                stochastic_seed: *stochastic_seed,
+                scales,
+                zero_points,
+                inner: *inner,
+                accumulate: *accumulate,
+                slice: slice.as_ref(),
+            },
+            o,
+            globals,
+            body,
+        )?,
         Kernel::BottleneckInt8 {
             expand,
             depthwise,
@@ -169,9 +142,9 @@ pub(super) fn print(
         } => {
             let mut stages = Vec::with_capacity(3);
             for (suffix, k) in [("e", expand), ("d", depthwise), ("p", project)] {
-                match conv_params_init(k, &format!("{p}_{suffix}"), globals) {
+                match conv::params_init(k, &format!("{p}_{suffix}"), globals) {
                     Some(init) => stages.push(init),
-                    None => return false,
+                    None => return Err("a bottleneck stage that is not an int8 convolution"),
                 }
             }
             let _ = writeln!(
@@ -344,22 +317,17 @@ pub(super) fn print(
             zero_points,
             inner,
         } => {
-            // As the executor: the int8 weight dequantized whole, then the f32 kernel.
+            // The int8 weight read at its real value tap by tap (no dequantized copy).
             let _ = writeln!(
                 globals,
                 "static const mite_conv2d_geometry {p}_g = {};",
                 geometry_init(geometry)
             );
             per_axis(globals, p, scales, zero_points, *inner);
-            *dequant_len = (*dequant_len).max(i1n);
-            guarded(
-                body,
-                &format!("mite_dequantize({i1}, {i1n}u, {dequant}, {i1n}u, &{p}_pa)"),
-            );
             guarded(
                 body,
                 &format!(
-                    "mite_conv2d_backward_input_f32({i0}, {i0n}u, {dequant}, {i1n}u, {y}, {yn}u, &{p}_g)"
+                    "mite_conv2d_backward_input_int8w({i0}, {i0n}u, {i1}, {i1n}u, &{p}_pa, {y}, {yn}u, &{p}_g)"
                 ),
             );
         }
@@ -377,7 +345,11 @@ pub(super) fn print(
             );
         }
         Kernel::ConvWeightSgd { geometry, update } => {
-            return conv_weight_sgd(geometry, update, o, globals, body)
+            if !conv_weight_sgd(geometry, update, o, globals, body) {
+                return Err(
+                    "a fused weight update other than an f32 / i8 sgd without accumulation",
+                );
+            }
         }
         Kernel::ConvBackwardBias { dims } => {
             let [n, c, h, w] = *dims;
@@ -421,7 +393,7 @@ pub(super) fn print(
             );
         }
     }
-    true
+    Ok(())
 }
 
 /// A [`Kernel::ConvWeightSgd`]: `mite_conv2d_weight_sgd_{f32,i8}` with the update's constants

@@ -19,13 +19,14 @@
 
 mod api;
 mod arms;
+mod conv;
 mod literal;
+mod sgd;
 
 use std::fmt::Write as _;
 
-use mite_ir::program::{ArgRole, BufElem, BufferId, Call, Entry, Kernel, Program, Storage};
+use mite_ir::program::{ArgRole, BufElem, BufferId, Call, Entry, Program, Storage};
 use mite_ir::TensorData;
-use mite_kernels::int8::BiasAdd;
 use mite_kernels::requant::Rounding;
 
 pub use api::DEFAULT_LR;
@@ -182,7 +183,6 @@ pub fn emit_program(program: &Program) -> Result<EmittedProgram, EmitError> {
         globals: String::new(),
         functions: String::new(),
         prototypes: String::new(),
-        dequant_len: 0,
     };
     e.buffers()?;
     for (index, entry) in program.entries.iter().enumerate() {
@@ -193,13 +193,6 @@ pub fn emit_program(program: &Program) -> Result<EmittedProgram, EmitError> {
     if let Some((protos, funcs)) = &api {
         e.prototypes.push_str(protos);
         e.functions.push_str(funcs);
-    }
-    if e.dequant_len > 0 {
-        let _ = writeln!(
-            e.globals,
-            "/* An int8 weight dequantized for its input gradient (SRAM). */\nstatic float {DEQUANT}[{}];\n",
-            e.dequant_len
-        );
     }
     let bytes = program.storage_bytes();
     let guard = format!("MITE_PROGRAM_{}_H", ident(&program.name).to_uppercase());
@@ -247,12 +240,7 @@ struct Emitter<'a> {
     globals: String,
     functions: String,
     prototypes: String,
-    /// Elements of the f32 buffer that holds a dequantized int8 weight ([`DEQUANT`]).
-    dequant_len: usize,
 }
-
-/// The static f32 buffer into which an int8 weight is dequantized for its input gradient.
-const DEQUANT: &str = "mite_dequantized_weight";
 
 /// The C name of a non-arena, non-argument buffer.
 fn global_name(p: &Program, id: BufferId) -> String {
@@ -476,248 +464,25 @@ impl Emitter<'_> {
             call.loc.as_deref().unwrap_or("-"),
             call.kernel.name()
         );
-        match &call.kernel {
-            Kernel::ConvInt8 {
-                geometry: g,
-                x_zero_point,
-                w_zero_points,
-                scales,
-                multipliers,
-                shifts,
-                out_zero_point,
-                range,
-                rounding,
-                bias,
-            } => {
-                let w = g.window();
-                let table = |globals: &mut String, suffix: &str, ty: &str, items: String| {
-                    let _ = writeln!(
-                        globals,
-                        "static const {ty} {prefix}_{suffix}[] = {{{items}}};"
-                    );
-                };
-                table(
-                    &mut self.globals,
-                    "scales",
-                    "double",
-                    elements(scales, |v| f64_lit(*v)),
-                );
-                table(
-                    &mut self.globals,
-                    "multipliers",
-                    "int32_t",
-                    elements(multipliers, |v| i32_lit(*v)),
-                );
-                table(
-                    &mut self.globals,
-                    "shifts",
-                    "int32_t",
-                    elements(shifts, |v| i32_lit(*v)),
-                );
-                let zps = if w_zero_points.is_empty() {
-                    "NULL".to_owned()
-                } else {
-                    table(
-                        &mut self.globals,
-                        "w_zp",
-                        "int8_t",
-                        elements(w_zero_points, |v| v.to_string()),
-                    );
-                    format!("{prefix}_w_zp")
-                };
-                let bias_add = match BiasAdd::for_rounding(*rounding) {
-                    BiasAdd::Saturating => "MITE_BIAS_SATURATING",
-                    BiasAdd::Wrapping => "MITE_BIAS_WRAPPING",
-                };
-                let [oh, ow] = g.out_hw();
-                let _ = writeln!(
-                    self.globals,
-                    "static const mite_conv2d_int8_params {prefix} = {{\n    \
-                     {{{n}u, {ci}u, {{{h}u, {wd}u}}, {co}u, {gr}u,\n     \
-                     {{{{{kh}u, {kw}u}}, {{{sh}u, {sw}u}}, {{{p0}u, {p1}u, {p2}u, {p3}u}}, {{{dh}u, {dw}u}}}},\n     \
-                     {{{oh}u, {ow}u}}}},\n    \
-                     {xzp}, {zps}, {nzp}u,\n    \
-                     {{{{{rounding}, {nch}u, {prefix}_scales, {prefix}_multipliers, {prefix}_shifts}}, {yzp}, {{{lo}, {hi}}}}},\n    \
-                     {bias_add}\n}};\n",
-                    n = g.n(),
-                    ci = g.c_in(),
-                    h = g.in_hw()[0],
-                    wd = g.in_hw()[1],
-                    co = g.c_out(),
-                    gr = g.groups(),
-                    kh = w.kernel[0],
-                    kw = w.kernel[1],
-                    sh = w.strides[0],
-                    sw = w.strides[1],
-                    p0 = w.pads[0],
-                    p1 = w.pads[1],
-                    p2 = w.pads[2],
-                    p3 = w.pads[3],
-                    dh = w.dilations[0],
-                    dw = w.dilations[1],
-                    xzp = x_zero_point,
-                    nzp = w_zero_points.len(),
-                    rounding = rounding_c(*rounding),
-                    nch = scales.len(),
-                    yzp = out_zero_point,
-                    lo = range.min,
-                    hi = range.max,
-                );
-                let (x, wt) = (call.inputs[0], call.inputs[1]);
-                let (b, b_len) = if *bias {
-                    (expr(call.inputs[2])?, len(call.inputs[2]))
-                } else {
-                    ("NULL".to_owned(), 0)
-                };
-                let y = call.outputs[0];
-                let s = call.scratch.expect("checked by check_operands");
-                let _ = writeln!(
-                    body,
-                    "    if (st == MITE_OK) {{\n        st = mite_conv2d_int8({}, {}u, {}, {}u, {b}, {b_len}u, {}, {}u, {}, {}u, &{prefix});\n    }}",
-                    expr(x)?,
-                    len(x),
-                    expr(wt)?,
-                    len(wt),
-                    expr(y)?,
-                    len(y),
-                    expr(s)?,
-                    len(s),
-                );
+        let operands = |ids: &[BufferId]| {
+            ids.iter()
+                .map(|&b| Ok((expr(b)?, len(b))))
+                .collect::<Result<Vec<_>, EmitError>>()
+        };
+        let ops = arms::Operands {
+            prefix,
+            ins: operands(&call.inputs)?,
+            outs: operands(&call.outputs)?,
+            scratch: call.scratch.map(|b| Ok((expr(b)?, len(b)))).transpose()?,
+        };
+        arms::print(&call.kernel, &ops, &mut self.globals, body).map_err(|what| {
+            EmitError::Unsupported {
+                entry: entry.name.clone(),
+                call: c,
+                kernel: call.kernel.name(),
+                what,
             }
-            Kernel::Sgd {
-                elem,
-                len: n,
-                lr_scale,
-                momentum,
-                weight_decay,
-                qas,
-                stochastic_seed,
-                scales,
-                zero_points,
-                inner,
-                accumulate,
-                slice,
-            } => {
-                if slice.is_some() && (*weight_decay != 0.0 || stochastic_seed.is_some()) {
-                    return Err(EmitError::Unsupported {
-                        entry: entry.name.clone(),
-                        call: c,
-                        kernel: call.kernel.name(),
-                        what: "a channel-slice update with weight decay or stochastic rounding",
-                    });
-                }
-                let cq = if *elem == BufElem::F32 {
-                    String::new()
-                } else {
-                    let _ = writeln!(
-                        self.globals,
-                        "static const float {prefix}_scales[] = {{{}}};\n\
-                         static const int32_t {prefix}_zero_points[] = {{{}}};\n\
-                         static const mite_channel_quant {prefix}_cq = {{{prefix}_scales, {prefix}_zero_points, {}u, {inner}u}};\n",
-                        elements(scales, |v| f32_lit(*v)),
-                        elements(zero_points, |v| i32_lit(*v)),
-                        scales.len()
-                    );
-                    format!(" &{prefix}_cq,")
-                };
-                // The executor uses the momentum state only when momentum > 0.
-                let m = match call.outputs.get(1) {
-                    Some(&m) if *momentum > 0.0 => format!("{}, {}u", expr(m)?, len(m)),
-                    _ => "NULL, 0u".to_owned(),
-                };
-                let func = match elem {
-                    BufElem::F32 => "mite_sgd_f32",
-                    BufElem::I8 => "mite_sgd_i8",
-                    _ => "mite_sgd_i32",
-                };
-                let (grad, lr, step) = (
-                    expr(call.inputs[0])?,
-                    expr(call.inputs[1])?,
-                    expr(call.inputs[2])?,
-                );
-                let mut pre = String::new();
-                let mut ready = "";
-                if let Some(s) = slice {
-                    // The full-size gradient: the covered channels' elements in order, zeros
-                    // elsewhere (an update by zero leaves the rest unchanged, no weight decay).
-                    let scratch = expr(call.scratch.expect("checked by check_operands"))?;
-                    let _ = write!(
-                        pre,
-                        "        {{\n            float *full = {scratch};\n            size_t i, k = 0;\n            \
-                         for (i = 0; i < {n}u; i++) {{\n                size_t ch = (i / {si}u) % {sc}u;\n                \
-                         if ({cond}) {{\n                    full[i] = g[k];\n                    k++;\n                \
-                         }} else {{\n                    full[i] = 0.0f;\n                }}\n            }}\n            g = full;\n        }}\n",
-                        si = s.inner.max(1),
-                        sc = s.channels.max(1),
-                        cond = if s.start == 0 {
-                            format!("ch < {}u", s.count)
-                        } else {
-                            format!("ch >= {}u && ch < {}u", s.start, s.start + s.count)
-                        },
-                    );
-                }
-                if *accumulate > 1 {
-                    let scratch = expr(call.scratch.expect("checked by check_operands"))?;
-                    let acc = expr(call.outputs[1 + usize::from(*momentum != 0.0)])?;
-                    let _ = write!(
-                        pre,
-                        "        st = mite_accumulate(g, {n}u, {acc}, {n}u, {scratch}, {n}u, ({step})[0], {accumulate}u, &ready);\n        \
-                         g = {scratch};\n"
-                    );
-                    ready = " && ready";
-                }
-                let _ = writeln!(
-                    body,
-                    "    if (st == MITE_OK) {{\n        const float *g = {grad};\n{decl}{pre}        \
-                     if (st == MITE_OK{ready}) {{\n            mite_sgd_params p;\n            \
-                     p.eta = ({lr})[0] * {lrs};\n            p.momentum = {mom};\n            p.weight_decay = {wd};\n            \
-                     p.qas = {qas};\n            p.rounding.stochastic = {sto};\n            p.rounding.seed = {seed};\n            \
-                     p.rounding.step = ({step})[0];\n            \
-                     st = {func}({q}, {n}u, g, {n}u, {m},{cq} &p);\n        }}\n    }}",
-                    decl = if *accumulate > 1 { "        int ready = 0;\n" } else { "" },
-                    lrs = f32_lit(*lr_scale),
-                    mom = f32_lit(*momentum),
-                    wd = f32_lit(*weight_decay),
-                    qas = i32::from(*qas),
-                    sto = i32::from(stochastic_seed.is_some()),
-                    seed = i64_lit(stochastic_seed.unwrap_or(0)),
-                    q = expr(call.outputs[0])?,
-                );
-            }
-            other => {
-                let ops = arms::Operands {
-                    prefix: prefix.clone(),
-                    ins: call
-                        .inputs
-                        .iter()
-                        .map(|&b| Ok((expr(b)?, len(b))))
-                        .collect::<Result<_, EmitError>>()?,
-                    outs: call
-                        .outputs
-                        .iter()
-                        .map(|&b| Ok((expr(b)?, len(b))))
-                        .collect::<Result<_, EmitError>>()?,
-                    scratch: call.scratch.map(|b| Ok((expr(b)?, len(b)))).transpose()?,
-                };
-                let printed = arms::print(
-                    other,
-                    &ops,
-                    &mut self.globals,
-                    body,
-                    DEQUANT,
-                    &mut self.dequant_len,
-                );
-                if !printed {
-                    return Err(EmitError::Unsupported {
-                        entry: entry.name.clone(),
-                        call: c,
-                        kernel: other.name(),
-                        what: "this kernel (compile with --no-fusion for C)",
-                    });
-                }
-            }
-        }
-        Ok(())
+        })
     }
 
     /// The trained parameters and optimizer state, in buffer order.
@@ -745,6 +510,7 @@ impl Emitter<'_> {
         let mut init = String::new();
         let mut save = String::new();
         let mut load = String::new();
+        let mut sum = String::new();
         let mut offset = 0u64;
         for id in self.persistent() {
             let b = self.program.buffer(id);
@@ -760,6 +526,10 @@ impl Emitter<'_> {
             }
             let _ = writeln!(save, "    memcpy(bytes + {offset}u, {name}, {bytes}u);");
             let _ = writeln!(load, "    memcpy({name}, bytes + {offset}u, {bytes}u);");
+            let _ = writeln!(
+                sum,
+                "    h = mite_fnv1a(h, (const unsigned char *){name}, {bytes}u);"
+            );
             offset += bytes;
         }
         if api {
@@ -776,15 +546,22 @@ impl Emitter<'_> {
              size_t mite_save_params(void *out, size_t cap);\n\n\
              /* Restore what mite_save_params wrote: MITE_ERR_LENGTH if len differs, MITE_ERR_CHECKSUM\n \
              * if the checksum does not match (then nothing changes). */\n\
-             mite_status mite_load_params(const void *in, size_t len);\n"
+             mite_status mite_load_params(const void *in, size_t len);\n\n\
+             /* The checksum mite_save_params stores, computed over the parameters and state in\n \
+             * place (no buffer): compare it before and after to see whether anything changed. */\n\
+             uint32_t mite_params_checksum(void);\n"
         );
         let _ = writeln!(
             self.functions,
             "void mite_init(void) {{\n{init}}}\n\n\
+             /* FNV-1a over n more bytes, from state h. */\n\
+             static uint32_t mite_fnv1a(uint32_t h, const unsigned char *bytes, size_t n) {{\n    \
+             size_t i;\n    \
+             for (i = 0; i < n; i++) {{\n        h = (h ^ bytes[i]) * 16777619u;\n    }}\n    return h;\n}}\n\n\
              /* FNV-1a over n bytes. */\n\
              static uint32_t mite_checksum(const unsigned char *bytes, size_t n) {{\n    \
-             uint32_t h = 2166136261u;\n    size_t i;\n    \
-             for (i = 0; i < n; i++) {{\n        h = (h ^ bytes[i]) * 16777619u;\n    }}\n    return h;\n}}\n\n\
+             return mite_fnv1a(2166136261u, bytes, n);\n}}\n\n\
+             uint32_t mite_params_checksum(void) {{\n    uint32_t h = 2166136261u;\n{sum}    return h;\n}}\n\n\
              static void mite_put_u32(unsigned char *b, uint32_t v) {{\n    \
              b[0] = (unsigned char)(v & 0xffu);\n    b[1] = (unsigned char)((v >> 8) & 0xffu);\n    \
              b[2] = (unsigned char)((v >> 16) & 0xffu);\n    b[3] = (unsigned char)(v >> 24);\n}}\n\n\
