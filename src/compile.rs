@@ -211,7 +211,7 @@ impl CompileReport {
                 kb(p.arena_bytes).trim(),
                 if p.input_in_arena_bytes > 0 {
                     format!(
-                        " with the int8 input in the arena ({})",
+                        ", input in the arena {} of it",
                         kb(p.input_in_arena_bytes).trim()
                     )
                 } else {
@@ -220,11 +220,15 @@ impl CompileReport {
                 kb(p.params_bytes).trim(),
                 kb(p.state_bytes).trim(),
                 if p.input_in_arena_bytes > 0 {
-                    "label and step"
+                    "label, lr and step"
                 } else {
                     "int8 input and label"
                 },
-                kb(p.args_bytes).trim(),
+                if p.args_bytes < 1024 {
+                    format!("{} B", p.args_bytes)
+                } else {
+                    kb(p.args_bytes).trim().to_string()
+                },
                 kb(p.flash_bytes)
             ),
             (None, Some(e)) => format!("Program         not lowered: {e}\n"),
@@ -622,5 +626,14 @@ mod tests {
             .trainable
             .contains(&"blocks.8.pointwise1.weight[:, 0:12]".to_string()));
         assert_eq!(r.training_step.optimizer_ops, r.scheme.trainable.len());
+        // The int8 image lives in the arena; only label, learning rate and step are arguments.
+        let p = r.program.as_ref().unwrap();
+        assert_eq!((p.input_in_arena_bytes, p.args_bytes), (3 * 128 * 128, 16));
+        assert_eq!(
+            p.sram_bytes,
+            p.arena_bytes + p.params_bytes + p.state_bytes + p.args_bytes
+        );
+        let table = r.memory_table();
+        assert!(table.contains("input in the arena 48.0 KB"), "{table}");
     }
 }
