@@ -21,10 +21,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let kb = |b: u64| b as f64 / 1024.0;
     println!(
-        "{:<16} {:<11} {:<8} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9}",
+        "{:<16} {:<11} {:<8} {:>8} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9}",
         "model",
         "scheme",
         "input",
+        "SRAM B",
         "SRAM KB",
         "arena KB",
         "in-arena",
@@ -62,10 +63,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let s = lower_module(&model.module, &lower)?.storage_bytes();
             println!(
-                "{:<16} {:<11} {:<8} {:>9.1} {:>9.1} {:>10.1} {:>9.1} {:>9.1} {:>9.1}",
+                "{:<16} {:<11} {:<8} {:>8} {:>9.1} {:>9.1} {:>10.1} {:>9.1} {:>9.1} {:>9.1}",
                 name,
                 scheme,
                 if in_arena { "arena" } else { "argument" },
+                s.sram(),
                 kb(s.sram()),
                 kb(s.arena),
                 kb(s.input_in_arena),

@@ -132,6 +132,10 @@ pub struct ProgramReport {
     pub fused_updates: u64,
     /// The bytes of the gradient buffers those fused updates do not materialise.
     pub fused_update_bytes: u64,
+    /// The arena's lower bound: the most bytes live at one call (no plan can use less).
+    pub arena_lower_bound_bytes: u64,
+    /// Where the arena's live bytes peak (`@entry call N: kernel (layer)`).
+    pub arena_peak: Option<String>,
 }
 
 /// The fusion section of the report.
@@ -210,13 +214,14 @@ impl CompileReport {
         let program = match (&self.program, &self.program_error) {
             (Some(p), _) => format!(
                 "Program SRAM    {}  (arena {}{}, parameters {}, state {}, {} {})\n\
+                 \x20 arena         {}  (lower bound {}, ratio {:.3}; peak at {})\n\
                  Program flash   {}\n\
                  fused updates   {:>9}     ({} of weight gradients not materialised)\n",
                 kb(p.sram_bytes),
                 kb(p.arena_bytes).trim(),
                 if p.input_in_arena_bytes > 0 {
                     format!(
-                        " with the int8 input in the arena ({})",
+                        ", input in the arena {} of it",
                         kb(p.input_in_arena_bytes).trim()
                     )
                 } else {
@@ -225,11 +230,19 @@ impl CompileReport {
                 kb(p.params_bytes).trim(),
                 kb(p.state_bytes).trim(),
                 if p.input_in_arena_bytes > 0 {
-                    "label and step"
+                    "label, lr and step"
                 } else {
                     "int8 input and label"
                 },
-                kb(p.args_bytes).trim(),
+                if p.args_bytes < 1024 {
+                    format!("{} B", p.args_bytes)
+                } else {
+                    kb(p.args_bytes).trim().to_string()
+                },
+                kb(p.arena_bytes),
+                kb(p.arena_lower_bound_bytes).trim(),
+                p.arena_bytes as f64 / p.arena_lower_bound_bytes.max(1) as f64,
+                p.arena_peak.as_deref().unwrap_or("no call"),
                 kb(p.flash_bytes),
                 p.fused_updates,
                 kb(p.fused_update_bytes).trim()
@@ -238,7 +251,7 @@ impl CompileReport {
             (None, None) => String::new(),
         };
         format!(
-            "{program}graph estimate (f32 input in the arena):\n\
+            "{program}graph-level estimate (before lowering: f32 input image, unfused gradients):\n\
              SRAM peak       {}\n  arena         {}  (lower bound {}, ratio {ratio:.3}, {})\n  \
              parameters    {}\n  state         {}\n  input         {}  (in the arena)\n\
              flash constants {}\ncompile time    {:>9} ms\n",
@@ -277,16 +290,14 @@ pub fn lower_program(
     mite_passes::lower::lower_module(module, &opts).map_err(|e| format!("error: {e}"))
 }
 
-/// Lowers `module` (after [`compile`]) and writes the Rust backend's `no_std` crate into `dir`;
-/// returns the number of files and their bytes.
+/// Writes the Rust backend's `no_std` crate of `program` (see [`compile_program`] or
+/// [`lower_program`]) into `dir`; returns the number of files and their bytes.
 pub fn emit_rust(
-    module: &Module,
-    config: &TrainConfig,
+    program: &mite_ir::program::Program,
     dir: &std::path::Path,
     options: &mite_rustgen::RustOptions,
 ) -> Result<(usize, usize), String> {
-    let program = lower_program(module, config)?;
-    let files = mite_rustgen::emit_crate(&program, options).map_err(|e| format!("error: {e}"))?;
+    let files = mite_rustgen::emit_crate(program, options).map_err(|e| format!("error: {e}"))?;
     mite_rustgen::write_crate(dir, &files).map_err(|e| format!("error: {e}"))?;
     Ok((files.len(), files.iter().map(|f| f.contents.len()).sum()))
 }
@@ -473,24 +484,24 @@ fn selftest_samples(
         .collect()
 }
 
-/// Lowers `module` (after [`compile`]) and writes the C backend's project (program, runtime,
-/// self-test, Makefile, README) into `dir`; returns the number of files and their bytes. The
-/// self-test embeds the images of `data` when given, else seeded synthetic ones.
+/// Writes the C backend's project (program, runtime, self-test, Makefile, README) of `program`
+/// (lowered from `module`, see [`compile_program`]) into `dir`; returns the number of files and
+/// their bytes. The self-test embeds the images of `data` (quantized as `module`'s input) when
+/// given, else seeded synthetic ones.
 pub fn emit_c(
+    program: &mite_ir::program::Program,
     module: &Module,
-    config: &TrainConfig,
     dir: &std::path::Path,
     description: &str,
     data: Option<&SelftestData>,
 ) -> Result<(usize, usize), String> {
-    let program = lower_program(module, config)?;
-    let (len, classes) = program_io(&program)
+    let (len, classes) = program_io(program)
         .ok_or_else(|| "error: --emit c: the program has no int8 input and loss".to_string())?;
     let samples = match data {
         Some(d) => selftest_samples(module, d, classes)?,
         None => mite_c::project::synthetic_samples(4, len, classes, 7),
     };
-    let files = mite_c::project::emit_project(&program, &samples, description)
+    let files = mite_c::project::emit_project(program, &samples, description)
         .map_err(|e| format!("error: --emit c: {e}"))?;
     mite_c::project::write_project(dir, &files)
         .map_err(|e| format!("error: {}: {e}", dir.display()))?;
@@ -531,6 +542,29 @@ pub fn compile_with_memory(
     module: &mut Module,
     opts: &CompileOptions,
 ) -> Result<(CompileReport, MemoryReport), String> {
+    compile_program(name, module, opts).map(|c| (c.report, c.memory))
+}
+
+/// What [`compile_program`] returns.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The report (what `mite compile` prints).
+    pub report: CompileReport,
+    /// The training step's graph-level memory report (buffers, for budget messages and
+    /// timelines).
+    pub memory: MemoryReport,
+    /// The lowered, planned and verified Program the report describes (`None` when lowering
+    /// failed: the report's `program_error` says why) — what the emitters print.
+    pub program: Option<mite_ir::program::Program>,
+}
+
+/// [`compile`], also returning the memory report and the lowered Program, so that a caller
+/// that emits code lowers once.
+pub fn compile_program(
+    name: &str,
+    module: &mut Module,
+    opts: &CompileOptions,
+) -> Result<Compiled, String> {
     let start = std::time::Instant::now();
     let mut timings = Vec::new();
     let mut lap = start;
@@ -586,7 +620,7 @@ pub fn compile_with_memory(
     let memory =
         memory_report(module, &opts.config.train_step).map_err(|e| format!("error: {e}"))?;
     time("plan");
-    let (program, program_error) = match lower_program(module, &opts.config) {
+    let (program, lowered, program_error) = match lower_program(module, &opts.config) {
         Ok(p) => {
             let b = p.storage_bytes();
             let report = ProgramReport {
@@ -609,10 +643,16 @@ pub fn compile_with_memory(
                     .flat_map(|e| &e.calls)
                     .map(|c| c.kernel.fused_gradient_bytes() as u64)
                     .sum(),
+                arena_lower_bound_bytes: p.arena_lower_bound(),
+                arena_peak: p.arena_peak_text(),
             };
-            (Some(report), None)
+            (Some(report), Some(p), None)
         }
-        Err(e) => (None, Some(e.trim_start_matches("error: ").to_string())),
+        Err(e) => (
+            None,
+            None,
+            Some(e.trim_start_matches("error: ").to_string()),
+        ),
     };
     time("lower");
     let report = CompileReport {
@@ -648,7 +688,11 @@ pub fn compile_with_memory(
         schedule,
         timings,
     };
-    Ok((report, memory))
+    Ok(Compiled {
+        report,
+        memory,
+        program: lowered,
+    })
 }
 
 /// Runs the `schedule` pass's search on function `name` and applies its order.
@@ -697,5 +741,14 @@ mod tests {
             .trainable
             .contains(&"blocks.8.pointwise1.weight[:, 0:12]".to_string()));
         assert_eq!(r.training_step.optimizer_ops, r.scheme.trainable.len());
+        // The int8 image lives in the arena; only label, learning rate and step are arguments.
+        let p = r.program.as_ref().unwrap();
+        assert_eq!((p.input_in_arena_bytes, p.args_bytes), (3 * 128 * 128, 16));
+        assert_eq!(
+            p.sram_bytes,
+            p.arena_bytes + p.params_bytes + p.state_bytes + p.args_bytes
+        );
+        let table = r.memory_table();
+        assert!(table.contains("input in the arena 48.0 KB"), "{table}");
     }
 }

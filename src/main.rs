@@ -585,7 +585,7 @@ fn split_inputs(dir: &std::path::Path, split: &str) -> [PathBuf; 2] {
 }
 
 fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
-    use mite::compile::{check_budgets, compile_with_memory, Budgets, CompileOptions};
+    use mite::compile::{check_budgets, compile_program, Budgets, CompileOptions};
     use mite::ir::memory::timeline::{to_svg, Timeline};
     use mite::train::scheme::Scheme;
     if !matches!(
@@ -647,12 +647,23 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         fusion: !args.no_fusion,
         reorder: !args.no_reorder,
     };
-    let (report, memory) = compile_with_memory(&model.name, &mut model.module, &opts)?;
+    let compiled = compile_program(&model.name, &mut model.module, &opts)?;
+    let (report, memory) = (&compiled.report, &compiled.memory);
     if args.emit == "mir" {
         out.print(&model.module.to_string())?;
     }
+    // The emitters print the Program the report describes (lowered once).
+    let program = || {
+        compiled.program.as_ref().ok_or_else(|| {
+            format!(
+                "error: --emit {}: the training step did not lower: {}",
+                args.emit,
+                report.program_error.as_deref().unwrap_or("unknown reason")
+            )
+        })
+    };
     if args.emit == "program" {
-        let text = mite::compile::program_text(&model.module, &opts.config)?;
+        let text = mite::ir::program::print_program(program()?);
         match &args.output {
             Some(path) => write_file(path, text.as_bytes())?,
             None => out.print(&text)?,
@@ -667,7 +678,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             ),
             ..Default::default()
         };
-        let (files, bytes) = mite::compile::emit_rust(&model.module, &opts.config, dir, &options)?;
+        let (files, bytes) = mite::compile::emit_rust(program()?, dir, &options)?;
         note(&format!(
             "wrote a no_std Rust crate to {} ({files} files, {bytes} bytes); self-test: cd {} && cargo run --release --example selftest\n",
             dir.display(),
@@ -691,13 +702,8 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             }),
             None => None,
         };
-        let (files, bytes) = mite::compile::emit_c(
-            &model.module,
-            &opts.config,
-            dir,
-            &description,
-            data.as_ref(),
-        )?;
+        let (files, bytes) =
+            mite::compile::emit_c(program()?, &model.module, dir, &description, data.as_ref())?;
         note(&format!(
             "wrote a C project to {} ({files} files, {bytes} bytes); self-test: make -C {} run-host\n",
             dir.display(),

@@ -108,6 +108,33 @@ impl Program {
             .unwrap_or(0)
     }
 
+    /// Where the arena's live bytes peak over all entries: `(entry index, call, bytes)` (the
+    /// first such call of the first such entry; `None` without calls).
+    pub fn arena_peak(&self) -> Option<(usize, usize, u64)> {
+        (0..self.entries.len())
+            .filter_map(|e| {
+                ArenaLiveness::of(self, e)
+                    .peak(self)
+                    .map(|(call, bytes)| (e, call, bytes))
+            })
+            .max_by_key(|&(e, _, bytes)| (bytes, std::cmp::Reverse(e)))
+    }
+
+    /// The call at the arena's peak as text: `@entry call N: kernel (loc)`.
+    pub fn arena_peak_text(&self) -> Option<String> {
+        let (e, call, _) = self.arena_peak()?;
+        let c = &self.entries[e].calls[call];
+        Some(format!(
+            "@{} call {call}: {}{}",
+            self.entries[e].name,
+            c.kernel.name(),
+            c.loc
+                .as_deref()
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default()
+        ))
+    }
+
     /// A text report of where the arena peaks: per entry, the peak call, its live bytes and
     /// the `top` largest buffers live there.
     pub fn arena_peak_report(&self, top: usize) -> String {

@@ -406,4 +406,9 @@ fn arena_lower_bound_and_peak_follow_the_live_intervals() {
         "{report}"
     );
     assert_eq!(report.lines().count(), 3, "{report}");
+    assert_eq!(p.arena_peak(), Some((0, 1, 256)));
+    assert_eq!(
+        p.arena_peak_text().as_deref(),
+        Some("@infer call 1: conv2d_int8 (conv1)")
+    );
 }
