@@ -51,13 +51,41 @@ static void accumulate_taps(int32_t *plane, const int8_t *x, const int8_t *wk, i
     }
 }
 
-/* ---- fast paths. |x - zx| <= 255 and |w - zw| <= 255, so a sum of at most
- * MITE_EXACT_TERMS products never leaves the i32 range: plain i32 arithmetic equals the wrapping
- * one and the compiler may vectorise it. Requantization is the same call as the generic path's. */
-#define MITE_EXACT_TERMS 33025u /* floor((2^31 - 1) / 255^2) */
+/* ---- fast paths. They compute the exact integer sums in plain i32 arithmetic (equal to the
+ * wrapping one when nothing overflows, and then free to vectorise): with |x| <= 128, |zx| <= 128
+ * and |w - zw| <= 255, a pointwise accumulator (below) stays within 2 * 32640 * c_in in magnitude
+ * and a depthwise one within 2 * 32640 * taps, so both fit for at most MITE_EXACT_TERMS terms.
+ * Requantization is the generic path's. */
+#define MITE_EXACT_TERMS 32768u
+
+/* The output stage of channel o over a run of accumulators: the same bias addition and
+ * mite_output_stage_finish as one output at a time, with the rounding mode chosen once. */
+static void finish_run(const mite_output_stage *st, mite_bias_add mode, int32_t bias,
+                       const int32_t *acc, int8_t *y, size_t len, size_t o) {
+    const mite_requant *r = &st->requant;
+    size_t c = o < r->channels - 1 ? o : r->channels - 1, i;
+    if (r->rounding == MITE_ROUNDING_DOUBLE) {
+        int32_t m = r->multipliers[c], sh = r->shifts[c];
+        for (i = 0; i < len; i++) {
+            int32_t v = mite_qmul_double(bias_add(mode, acc[i], bias), m, sh);
+            y[i] = mite_clamp_act(st->range, mite_sadd(v, st->zero_point));
+        }
+    } else if (r->rounding == MITE_ROUNDING_SINGLE) {
+        int32_t m = r->multipliers[c], sh = r->shifts[c];
+        for (i = 0; i < len; i++) {
+            int32_t v = mite_qmul_single(bias_add(mode, acc[i], bias), m, sh);
+            y[i] = mite_clamp_act(st->range, mite_sadd(v, st->zero_point));
+        }
+    } else {
+        for (i = 0; i < len; i++) {
+            y[i] = mite_output_stage_finish(st, bias_add(mode, acc[i], bias), o);
+        }
+    }
+}
 
 /* Pointwise (1x1, stride 1, no padding, groups 1): per output channel, an i32 plane
- * accumulates w[o, c] * (x[c] - zx) over the input channels. */
+ * accumulates w'[o, c] * x[c] over the input channels, four at a time, where w' = w - zw; it
+ * starts at -zx * sum_c w'[o, c], so that it ends at sum_c w'[o, c] * (x[c] - zx). */
 static void conv_pointwise(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *out,
                            int32_t *plane, const mite_conv2d_int8_params *p) {
     const mite_conv2d_geometry *g = &p->geometry;
@@ -68,26 +96,32 @@ static void conv_pointwise(const int8_t *x, const int8_t *w, const int32_t *bias
         const int8_t *xb = x + b * c_in * len;
         for (o = 0; o < c_out; o++) {
             int32_t zw = mite_zero_point_of(p->w_zero_points, p->w_zero_points_len, o);
-            int32_t bias_o = bias != NULL ? bias[o] : 0;
             const int8_t *wo = w + o * c_in;
-            int8_t *y = out + (b * c_out + o) * len;
-            for (i = 0; i < len; i++) {
-                plane[i] = 0;
-            }
+            int32_t wsum = 0, start;
             for (c = 0; c < c_in; c++) {
+                wsum += (int32_t)wo[c] - zw;
+            }
+            start = -zx * wsum;
+            for (i = 0; i < len; i++) {
+                plane[i] = start;
+            }
+            for (c = 0; c + 4 <= c_in; c += 4) {
+                int32_t w0 = (int32_t)wo[c] - zw, w1 = (int32_t)wo[c + 1] - zw;
+                int32_t w2 = (int32_t)wo[c + 2] - zw, w3 = (int32_t)wo[c + 3] - zw;
+                const int8_t *x0 = xb + c * len, *x1 = x0 + len, *x2 = x1 + len, *x3 = x2 + len;
+                for (i = 0; i < len; i++) {
+                    plane[i] += w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i];
+                }
+            }
+            for (; c < c_in; c++) {
                 int32_t wv = (int32_t)wo[c] - zw;
                 const int8_t *xc = xb + c * len;
-                if (wv == 0) {
-                    continue;
-                }
                 for (i = 0; i < len; i++) {
-                    plane[i] += ((int32_t)xc[i] - zx) * wv;
+                    plane[i] += wv * xc[i];
                 }
             }
-            for (i = 0; i < len; i++) {
-                y[i] = mite_output_stage_finish(&p->out, bias_add(p->bias_add, plane[i], bias_o),
-                                                o);
-            }
+            finish_run(&p->out, p->bias_add, bias != NULL ? bias[o] : 0, plane,
+                       out + (b * c_out + o) * len, len, o);
         }
     }
 }
@@ -112,21 +146,22 @@ static int32_t depthwise_sum(const int8_t *xp, const mite_window_axis *ay,
 }
 
 /* An interior depthwise row (every tap reads real input) with the kernel size kh x kw; called
- * with constants for the common sizes so that the tap loops unroll. */
+ * with constants for the common sizes so that the tap loops unroll. Each sum starts at
+ * start = -zx * sum_t wv[t], so that it ends at sum_t wv[t] * (x_t - zx). */
 static inline void depthwise_interior(const int8_t *xp, const mite_window_axis *ay,
                                       const mite_window_axis *ax, const int32_t *wv, size_t kh,
-                                      size_t kw, int32_t zx, size_t oy, size_t ox_lo,
+                                      size_t kw, int32_t start, size_t oy, size_t ox_lo,
                                       size_t ox_hi, int32_t *acc) {
     size_t w_in = ax->in_len, sx = ax->stride, dx = ax->dilation;
     size_t iy0 = oy * ay->stride - ay->pad_begin, dy = ay->dilation;
     size_t ox, ky, kx;
     for (ox = ox_lo; ox < ox_hi; ox++) {
         const int8_t *base = xp + iy0 * w_in + (ox * sx - ax->pad_begin);
-        int32_t sum = 0;
+        int32_t sum = start;
         for (ky = 0; ky < kh; ky++) {
             const int8_t *row = base + ky * dy * w_in;
             for (kx = 0; kx < kw; kx++) {
-                sum += ((int32_t)row[kx * dx] - zx) * wv[ky * kw + kx];
+                sum += row[kx * dx] * wv[ky * kw + kx];
             }
         }
         acc[ox] = sum;
@@ -164,8 +199,10 @@ static void conv_depthwise(const int8_t *x, const int8_t *w, const int32_t *bias
         const int8_t *xp = x + bc * in_plane;
         const int8_t *wk = w + c * taps;
         int8_t *y = out + bc * oh * ow;
+        int32_t start = 0;
         for (t = 0; t < taps; t++) {
             wv[t] = (int32_t)wk[t] - zw;
+            start -= zx * wv[t];
         }
         for (oy = 0; oy < oh; oy++) {
             size_t ky_lo, ky_hi, kx_lo, kx_hi;
@@ -173,16 +210,16 @@ static void conv_depthwise(const int8_t *x, const int8_t *w, const int32_t *bias
             mite_axis_valid_taps(&axes[0], oy, &ky_lo, &ky_hi);
             if (oy >= oy_in_lo && oy < oy_in_hi) {
                 if (kh == 3 && kw == 3) {
-                    depthwise_interior(xp, &axes[0], &axes[1], wv, 3, 3, zx, oy, ox_in_lo,
+                    depthwise_interior(xp, &axes[0], &axes[1], wv, 3, 3, start, oy, ox_in_lo,
                                        ox_in_hi, acc);
                 } else if (kh == 5 && kw == 5) {
-                    depthwise_interior(xp, &axes[0], &axes[1], wv, 5, 5, zx, oy, ox_in_lo,
+                    depthwise_interior(xp, &axes[0], &axes[1], wv, 5, 5, start, oy, ox_in_lo,
                                        ox_in_hi, acc);
                 } else if (kh == 7 && kw == 7) {
-                    depthwise_interior(xp, &axes[0], &axes[1], wv, 7, 7, zx, oy, ox_in_lo,
+                    depthwise_interior(xp, &axes[0], &axes[1], wv, 7, 7, start, oy, ox_in_lo,
                                        ox_in_hi, acc);
                 } else {
-                    depthwise_interior(xp, &axes[0], &axes[1], wv, kh, kw, zx, oy, ox_in_lo,
+                    depthwise_interior(xp, &axes[0], &axes[1], wv, kh, kw, start, oy, ox_in_lo,
                                        ox_in_hi, acc);
                 }
             }
@@ -194,10 +231,7 @@ static void conv_depthwise(const int8_t *x, const int8_t *w, const int32_t *bias
                 acc[ox] = depthwise_sum(xp, &axes[0], &axes[1], wk, zw, zx, oy, ox, ky_lo, ky_hi,
                                         kx_lo, kx_hi);
             }
-            for (ox = 0; ox < ow; ox++) {
-                y[oy * ow + ox] = mite_output_stage_finish(
-                    &p->out, bias_add(p->bias_add, acc[ox], bias_c), c);
-            }
+            finish_run(&p->out, p->bias_add, bias_c, acc, y + oy * ow, ow, c);
         }
     }
 }
@@ -263,9 +297,7 @@ mite_status mite_conv2d_int8(const int8_t *x, size_t x_len, const int8_t *w, siz
                 accumulate_taps(scratch, xp, wk, zw, zx, g);
             }
         }
-        for (i = 0; i < plane_len; i++) {
-            y[i] = mite_output_stage_finish(&p->out, bias_add(p->bias_add, scratch[i], bias_o), o);
-        }
+        finish_run(&p->out, p->bias_add, bias_o, scratch, y, plane_len, o);
     }
     return MITE_OK;
 }
