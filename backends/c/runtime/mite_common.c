@@ -219,78 +219,21 @@ float mite_ln_f32(float x) {
 
 /* ---------------------------------------------------------------- fixed point */
 
-/* Arithmetic shift right (floor division by 2^s) without implementation-defined behaviour. */
-static int64_t asr64(int64_t v, unsigned s) {
-    if (v >= 0) {
-        return v >> s;
-    }
-    return -(int64_t)(((uint64_t)(-(v + 1))) >> s) - 1;
-}
-
 int32_t mite_saturating_rounding_doubling_high_mul(int32_t a, int32_t b) {
-    int64_t ab, nudge;
-    if (a == INT32_MIN && b == INT32_MIN) {
-        return INT32_MAX;
-    }
-    ab = (int64_t)a * (int64_t)b;
-    nudge = ab >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30);
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    return mite_srdhm(a, b);
 }
 
 int32_t mite_rounding_divide_by_pot(int32_t x, int32_t exponent) {
-    unsigned e = (unsigned)(exponent < 0 ? 0 : (exponent > 62 ? 62 : exponent));
-    int64_t xv = x;
-    int64_t mask = ((int64_t)1 << e) - 1;
-    int64_t remainder = (int64_t)((uint64_t)xv & (uint64_t)mask);
-    int64_t threshold = (mask >> 1) + (xv < 0 ? 1 : 0);
-    int64_t quotient = asr64(xv, e) + (remainder > threshold ? 1 : 0);
-    return (int32_t)quotient;
+    return mite_rdbpot(x, exponent);
 }
 
 int32_t mite_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift) {
-    int32_t left = shift > 0 ? shift : 0;
-    int32_t neg = shift == INT32_MIN ? INT32_MAX : -shift;
-    int32_t right = neg > 0 ? neg : 0;
-    int32_t shifted = left >= 32 ? 0 : mite_wrap_i32((uint32_t)x << (unsigned)left);
-    return mite_rounding_divide_by_pot(
-        mite_saturating_rounding_doubling_high_mul(shifted, multiplier), right);
+    return mite_qmul_double(x, multiplier, shift);
 }
 
 int32_t mite_multiply_by_quantized_multiplier_single_rounding(int32_t x, int32_t multiplier,
                                                               int32_t shift) {
-    /* |product| <= 2^62, so it fits in i64; Rust computes in i128. */
-    int64_t product = (int64_t)x * (int64_t)multiplier;
-    int64_t total = 31 - (int64_t)shift;
-    if (total < -64) {
-        total = -64;
-    }
-    if (total > 100) {
-        total = 100;
-    }
-    if (total > 0) {
-        if (total >= 64) {
-            return 0; /* 0 < product + 2^(total-1) < 2^total */
-        }
-        if (total == 63) {
-            return product == ((int64_t)1 << 62) ? 1 : 0;
-        }
-        return mite_sat_i32(asr64(product + ((int64_t)1 << (total - 1)), (unsigned)total));
-    } else {
-        unsigned lsh = (unsigned)(-total);
-        if (product == 0) {
-            return 0;
-        }
-        if (lsh >= 32) {
-            return product > 0 ? INT32_MAX : INT32_MIN;
-        }
-        if (product > (INT64_MAX >> lsh)) {
-            return INT32_MAX;
-        }
-        if (product < INT64_MIN / ((int64_t)1 << lsh)) {
-            return INT32_MIN;
-        }
-        return mite_sat_i32(product * ((int64_t)1 << lsh));
-    }
+    return mite_qmul_single(x, multiplier, shift);
 }
 
 int32_t mite_requantize_float_scale(int32_t x, double scale) {
@@ -299,9 +242,9 @@ int32_t mite_requantize_float_scale(int32_t x, double scale) {
 
 int32_t mite_rounding_multiply(mite_rounding r, int32_t x, int32_t multiplier, int32_t shift) {
     if (r == MITE_ROUNDING_SINGLE) {
-        return mite_multiply_by_quantized_multiplier_single_rounding(x, multiplier, shift);
+        return mite_qmul_single(x, multiplier, shift);
     }
-    return mite_multiply_by_quantized_multiplier(x, multiplier, shift);
+    return mite_qmul_double(x, multiplier, shift);
 }
 
 /* ---------------------------------------------------------------- requantization */
@@ -320,19 +263,7 @@ mite_status mite_scale_check(float scale) {
 }
 
 int32_t mite_requant_apply(const mite_requant *r, int32_t acc, size_t channel) {
-    size_t c = channel < r->channels - 1 ? channel : r->channels - 1;
-    switch (r->rounding) {
-    case MITE_ROUNDING_DOUBLE:
-        return mite_multiply_by_quantized_multiplier(acc, r->multipliers[c], r->shifts[c]);
-    case MITE_ROUNDING_SINGLE:
-        return mite_multiply_by_quantized_multiplier_single_rounding(acc, r->multipliers[c],
-                                                                     r->shifts[c]);
-    case MITE_ROUNDING_FLOAT_SCALE:
-        return mite_requantize_float_scale(acc, r->scales[c]);
-    default:
-        return mite_f64_to_i32(
-            (double)mite_round_ties_even_f32((float)acc * (float)r->scales[c]));
-    }
+    return mite_requant_apply_inline(r, acc, channel);
 }
 
 mite_status mite_output_stage_check(const mite_output_stage *s, size_t channels) {
@@ -346,23 +277,11 @@ mite_status mite_output_stage_check(const mite_output_stage *s, size_t channels)
     return mite_fail(MITE_ERR_LENGTH, "requantizer channels", channels, s->requant.channels, 0);
 }
 
-int8_t mite_output_stage_finish(const mite_output_stage *s, int32_t acc, size_t channel) {
-    int32_t v = mite_requant_apply(&s->requant, acc, channel);
-    return mite_clamp_act(s->range, mite_sadd(v, s->zero_point));
-}
-
 mite_status mite_check_zero_points(size_t len, size_t channels) {
     if (len == 0 || len == 1 || len == channels) {
         return MITE_OK;
     }
     return mite_fail(MITE_ERR_LENGTH, "weight zero points", channels, len, 0);
-}
-
-int32_t mite_zero_point_of(const int8_t *zps, size_t len, size_t c) {
-    if (len == 0) {
-        return 0;
-    }
-    return len == 1 ? zps[0] : zps[c];
 }
 
 /* ---------------------------------------------------------------- geometry */

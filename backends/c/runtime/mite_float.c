@@ -124,20 +124,45 @@ mite_status mite_conv2d_f32(const float *x, size_t x_len, const float *w, size_t
     return MITE_OK;
 }
 
+/* dx += wv * dy over the rows of tap (ki, kj) that read real input, rows ascending: the order of
+ * mite_tap_rows within one tap, without the iterator (a pointwise window is one plane loop). */
+static void input_grad_tap(float *dx, const float *dyp, float wv, const mite_window_axis axes[2],
+                           size_t ki, size_t kj) {
+    size_t w_in = axes[1].in_len, ow = axes[1].out_len, sw = axes[1].stride;
+    size_t oy, oy_lo, oy_hi, ox, ox_lo, ox_hi, ix, ix0;
+    mite_axis_valid_outputs(&axes[0], ki, &oy_lo, &oy_hi);
+    mite_axis_valid_outputs(&axes[1], kj, &ox_lo, &ox_hi);
+    if (ox_lo >= ox_hi || oy_lo >= oy_hi) {
+        return;
+    }
+    ix0 = mite_axis_input_index(&axes[1], ox_lo, kj);
+    if (axes[0].kernel == 1 && axes[1].kernel == 1 && axes[0].stride == 1 && sw == 1 &&
+        axes[0].pad_begin == 0 && axes[1].pad_begin == 0 && ox_lo == 0 && ox_hi == w_in &&
+        oy_lo == 0 && ow == w_in) {
+        size_t i, len = oy_hi * ow; /* rows oy_lo.. are the planes' first rows, contiguous */
+        for (i = 0; i < len; i++) {
+            dx[i] += wv * dyp[i];
+        }
+        return;
+    }
+    for (oy = oy_lo; oy < oy_hi; oy++) {
+        const float *dy_row = dyp + oy * ow;
+        float *dx_row = dx + mite_axis_input_index(&axes[0], oy, ki) * w_in;
+        for (ox = ox_lo, ix = ix0; ox < ox_hi; ox++, ix += sw) {
+            dx_row[ix] += wv * dy_row[ox];
+        }
+    }
+}
+
 static void conv_input_pair(const channel_pair *pair, void *vctx) {
     conv_ctx *c = (conv_ctx *)vctx;
     const float *dyp = c->a + (pair->b * c->g->c_out + pair->oc) * c->s.out_plane;
     float *dx = c->out + (pair->b * c->g->c_in + pair->ic) * c->s.in_plane;
     const float *wk = c->b + pair->w_base;
-    size_t w_in = c->axes[1].in_len, ow = c->axes[1].out_len, sw = c->axes[1].stride, ox, ix;
-    mite_tap_rows it;
-    mite_tap_rows_init(&it, c->axes);
-    while (mite_tap_rows_next(&it)) {
-        float wv = wk[it.row_tap];
-        const float *dy_row = dyp + it.row_oy * ow;
-        float *dx_row = dx + it.row_iy * w_in;
-        for (ox = it.row_ox_lo, ix = it.row_ix0; ox < it.row_ox_hi; ox++, ix += sw) {
-            dx_row[ix] += wv * dy_row[ox];
+    size_t ki, kj, kw = c->axes[1].kernel;
+    for (ki = 0; ki < c->axes[0].kernel; ki++) {
+        for (kj = 0; kj < kw; kj++) {
+            input_grad_tap(dx, dyp, wk[ki * kw + kj], c->axes, ki, kj);
         }
     }
 }
@@ -172,19 +197,15 @@ static void conv_input_pair_int8(const channel_pair *pair, void *vctx) {
     conv_ctx *c = (conv_ctx *)vctx;
     const float *dyp = c->a + (pair->b * c->g->c_out + pair->oc) * c->s.out_plane;
     float *dx = c->out + (pair->b * c->g->c_in + pair->ic) * c->s.in_plane;
-    size_t w_in = c->axes[1].in_len, ow = c->axes[1].out_len, sw = c->axes[1].stride, ox, ix;
-    mite_tap_rows it;
-    mite_tap_rows_init(&it, c->axes);
-    while (mite_tap_rows_next(&it)) {
-        size_t wi = pair->w_base + it.row_tap;
-        float s, wv;
-        int8_t z;
-        const float *dy_row = dyp + it.row_oy * ow;
-        float *dx_row = dx + it.row_iy * w_in;
-        mite_per_axis_of(c->wpa, wi, &s, &z);
-        wv = (float)((int16_t)c->wq[wi] - (int16_t)z) * s;
-        for (ox = it.row_ox_lo, ix = it.row_ix0; ox < it.row_ox_hi; ox++, ix += sw) {
-            dx_row[ix] += wv * dy_row[ox];
+    size_t ki, kj, kw = c->axes[1].kernel;
+    for (ki = 0; ki < c->axes[0].kernel; ki++) {
+        for (kj = 0; kj < kw; kj++) {
+            size_t wi = pair->w_base + ki * kw + kj;
+            float s;
+            int8_t z;
+            mite_per_axis_of(c->wpa, wi, &s, &z);
+            input_grad_tap(dx, dyp, (float)((int16_t)c->wq[wi] - (int16_t)z) * s, c->axes, ki,
+                           kj);
         }
     }
 }

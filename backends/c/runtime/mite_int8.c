@@ -51,6 +51,191 @@ static void accumulate_taps(int32_t *plane, const int8_t *x, const int8_t *wk, i
     }
 }
 
+/* ---- fast paths. They compute the exact integer sums in plain i32 arithmetic (equal to the
+ * wrapping one when nothing overflows, and then free to vectorise): with |x| <= 128, |zx| <= 128
+ * and |w - zw| <= 255, a pointwise accumulator (below) stays within 2 * 32640 * c_in in magnitude
+ * and a depthwise one within 2 * 32640 * taps, so both fit for at most MITE_EXACT_TERMS terms.
+ * Requantization is the generic path's. */
+#define MITE_EXACT_TERMS 32768u
+
+/* The output stage of channel o over a run of accumulators: the same bias addition and
+ * mite_output_stage_finish as one output at a time, with the rounding mode chosen once. */
+static void finish_run(const mite_output_stage *st, mite_bias_add mode, int32_t bias,
+                       const int32_t *acc, int8_t *y, size_t len, size_t o) {
+    const mite_requant *r = &st->requant;
+    size_t c = o < r->channels - 1 ? o : r->channels - 1, i;
+    if (r->rounding == MITE_ROUNDING_DOUBLE) {
+        int32_t m = r->multipliers[c], sh = r->shifts[c];
+        for (i = 0; i < len; i++) {
+            int32_t v = mite_qmul_double(bias_add(mode, acc[i], bias), m, sh);
+            y[i] = mite_clamp_act(st->range, mite_sadd(v, st->zero_point));
+        }
+    } else if (r->rounding == MITE_ROUNDING_SINGLE) {
+        int32_t m = r->multipliers[c], sh = r->shifts[c];
+        for (i = 0; i < len; i++) {
+            int32_t v = mite_qmul_single(bias_add(mode, acc[i], bias), m, sh);
+            y[i] = mite_clamp_act(st->range, mite_sadd(v, st->zero_point));
+        }
+    } else {
+        for (i = 0; i < len; i++) {
+            y[i] = mite_output_stage_finish(st, bias_add(mode, acc[i], bias), o);
+        }
+    }
+}
+
+/* Pointwise (1x1, stride 1, no padding, groups 1): per output channel, an i32 plane
+ * accumulates w'[o, c] * x[c] over the input channels, four at a time, where w' = w - zw; it
+ * starts at -zx * sum_c w'[o, c], so that it ends at sum_c w'[o, c] * (x[c] - zx). */
+static void conv_pointwise(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *out,
+                           int32_t *plane, const mite_conv2d_int8_params *p) {
+    const mite_conv2d_geometry *g = &p->geometry;
+    size_t len = g->in_hw[0] * g->in_hw[1], c_in = g->c_in, c_out = g->c_out;
+    int32_t zx = p->x_zero_point;
+    size_t b, o, c, i;
+    for (b = 0; b < g->n; b++) {
+        const int8_t *xb = x + b * c_in * len;
+        for (o = 0; o < c_out; o++) {
+            int32_t zw = mite_zero_point_of(p->w_zero_points, p->w_zero_points_len, o);
+            const int8_t *wo = w + o * c_in;
+            int32_t wsum = 0, start;
+            for (c = 0; c < c_in; c++) {
+                wsum += (int32_t)wo[c] - zw;
+            }
+            start = -zx * wsum;
+            for (i = 0; i < len; i++) {
+                plane[i] = start;
+            }
+            for (c = 0; c + 4 <= c_in; c += 4) {
+                int32_t w0 = (int32_t)wo[c] - zw, w1 = (int32_t)wo[c + 1] - zw;
+                int32_t w2 = (int32_t)wo[c + 2] - zw, w3 = (int32_t)wo[c + 3] - zw;
+                const int8_t *x0 = xb + c * len, *x1 = x0 + len, *x2 = x1 + len, *x3 = x2 + len;
+                for (i = 0; i < len; i++) {
+                    plane[i] += w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i];
+                }
+            }
+            for (; c < c_in; c++) {
+                int32_t wv = (int32_t)wo[c] - zw;
+                const int8_t *xc = xb + c * len;
+                for (i = 0; i < len; i++) {
+                    plane[i] += wv * xc[i];
+                }
+            }
+            finish_run(&p->out, p->bias_add, bias != NULL ? bias[o] : 0, plane,
+                       out + (b * c_out + o) * len, len, o);
+        }
+    }
+}
+
+/* The accumulator of one depthwise output (oy, ox) over its taps [ky_lo, ky_hi) x
+ * [kx_lo, kx_hi), the ones that read real input of the plane xp. */
+static int32_t depthwise_sum(const int8_t *xp, const mite_window_axis *ay,
+                             const mite_window_axis *ax, const int8_t *wk, int32_t zw,
+                             int32_t zx, size_t oy, size_t ox, size_t ky_lo, size_t ky_hi,
+                             size_t kx_lo, size_t kx_hi) {
+    int32_t acc = 0;
+    size_t ky, kx;
+    for (ky = ky_lo; ky < ky_hi; ky++) {
+        const int8_t *row = xp + mite_axis_input_index(ay, oy, ky) * ax->in_len;
+        const int8_t *wr = wk + ky * ax->kernel;
+        for (kx = kx_lo; kx < kx_hi; kx++) {
+            acc += ((int32_t)row[mite_axis_input_index(ax, ox, kx)] - zx) *
+                   ((int32_t)wr[kx] - zw);
+        }
+    }
+    return acc;
+}
+
+/* An interior depthwise row (every tap reads real input) with the kernel size kh x kw; called
+ * with constants for the common sizes so that the tap loops unroll. Each sum starts at
+ * start = -zx * sum_t wv[t], so that it ends at sum_t wv[t] * (x_t - zx). */
+static inline void depthwise_interior(const int8_t *xp, const mite_window_axis *ay,
+                                      const mite_window_axis *ax, const int32_t *wv, size_t kh,
+                                      size_t kw, int32_t start, size_t oy, size_t ox_lo,
+                                      size_t ox_hi, int32_t *acc) {
+    size_t w_in = ax->in_len, sx = ax->stride, dx = ax->dilation;
+    size_t iy0 = oy * ay->stride - ay->pad_begin, dy = ay->dilation;
+    size_t ox, ky, kx;
+    for (ox = ox_lo; ox < ox_hi; ox++) {
+        const int8_t *base = xp + iy0 * w_in + (ox * sx - ax->pad_begin);
+        int32_t sum = start;
+        for (ky = 0; ky < kh; ky++) {
+            const int8_t *row = base + ky * dy * w_in;
+            for (kx = 0; kx < kw; kx++) {
+                sum += row[kx * dx] * wv[ky * kw + kx];
+            }
+        }
+        acc[ox] = sum;
+    }
+}
+
+#define MITE_DW_MAX_TAPS 49u
+
+/* Depthwise (groups == c_in == c_out) with at most MITE_DW_MAX_TAPS taps: the interior of each
+ * plane without padding checks, the border output by output with its valid tap ranges. The
+ * accumulators of one output row live in the scratch plane. */
+static void conv_depthwise(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *out,
+                           int32_t *plane, const mite_conv2d_int8_params *p) {
+    const mite_conv2d_geometry *g = &p->geometry;
+    mite_window_axis axes[2];
+    size_t kh = g->window.kernel[0], kw = g->window.kernel[1], taps = kh * kw;
+    size_t in_plane = g->in_hw[0] * g->in_hw[1];
+    size_t oh = g->out_hw[0], ow = g->out_hw[1], c_all = g->c_out;
+    size_t oy_in_lo, oy_in_hi, ox_in_lo, ox_in_hi, lo, hi, bc, oy, ox, t;
+    int32_t zx = p->x_zero_point;
+    int32_t wv[MITE_DW_MAX_TAPS];
+    mite_conv_axes(g, axes);
+    /* Outputs where every tap is valid: the first tap's lower and the last tap's upper bound. */
+    mite_axis_valid_outputs(&axes[0], 0, &oy_in_lo, &hi);
+    mite_axis_valid_outputs(&axes[0], kh - 1, &lo, &oy_in_hi);
+    mite_axis_valid_outputs(&axes[1], 0, &ox_in_lo, &hi);
+    mite_axis_valid_outputs(&axes[1], kw - 1, &lo, &ox_in_hi);
+    if (ox_in_hi < ox_in_lo) {
+        ox_in_hi = ox_in_lo;
+    }
+    for (bc = 0; bc < g->n * c_all; bc++) {
+        size_t c = bc % c_all;
+        int32_t zw = mite_zero_point_of(p->w_zero_points, p->w_zero_points_len, c);
+        int32_t bias_c = bias != NULL ? bias[c] : 0;
+        const int8_t *xp = x + bc * in_plane;
+        const int8_t *wk = w + c * taps;
+        int8_t *y = out + bc * oh * ow;
+        int32_t start = 0;
+        for (t = 0; t < taps; t++) {
+            wv[t] = (int32_t)wk[t] - zw;
+            start -= zx * wv[t];
+        }
+        for (oy = 0; oy < oh; oy++) {
+            size_t ky_lo, ky_hi, kx_lo, kx_hi;
+            int32_t *acc = plane + oy * ow;
+            mite_axis_valid_taps(&axes[0], oy, &ky_lo, &ky_hi);
+            if (oy >= oy_in_lo && oy < oy_in_hi) {
+                if (kh == 3 && kw == 3) {
+                    depthwise_interior(xp, &axes[0], &axes[1], wv, 3, 3, start, oy, ox_in_lo,
+                                       ox_in_hi, acc);
+                } else if (kh == 5 && kw == 5) {
+                    depthwise_interior(xp, &axes[0], &axes[1], wv, 5, 5, start, oy, ox_in_lo,
+                                       ox_in_hi, acc);
+                } else if (kh == 7 && kw == 7) {
+                    depthwise_interior(xp, &axes[0], &axes[1], wv, 7, 7, start, oy, ox_in_lo,
+                                       ox_in_hi, acc);
+                } else {
+                    depthwise_interior(xp, &axes[0], &axes[1], wv, kh, kw, start, oy, ox_in_lo,
+                                       ox_in_hi, acc);
+                }
+            }
+            for (ox = 0; ox < ow; ox++) {
+                if (oy >= oy_in_lo && oy < oy_in_hi && ox >= ox_in_lo && ox < ox_in_hi) {
+                    continue; /* interior, done above */
+                }
+                mite_axis_valid_taps(&axes[1], ox, &kx_lo, &kx_hi);
+                acc[ox] = depthwise_sum(xp, &axes[0], &axes[1], wk, zw, zx, oy, ox, ky_lo, ky_hi,
+                                        kx_lo, kx_hi);
+            }
+            finish_run(&p->out, p->bias_add, bias_c, acc, y + oy * ow, ow, c);
+        }
+    }
+}
+
 mite_status mite_conv2d_int8(const int8_t *x, size_t x_len, const int8_t *w, size_t w_len,
                              const int32_t *bias, size_t bias_len, int8_t *out, size_t out_len,
                              int32_t *scratch, size_t scratch_len,
@@ -85,6 +270,14 @@ mite_status mite_conv2d_int8(const int8_t *x, size_t x_len, const int8_t *w, siz
     if (output_len == 0) {
         return MITE_OK;
     }
+    if (pointwise && cin_g <= MITE_EXACT_TERMS) {
+        conv_pointwise(x, w, bias, out, scratch, p);
+        return MITE_OK;
+    }
+    if (cin_g == 1 && cout_g == 1 && taps <= MITE_DW_MAX_TAPS) {
+        conv_depthwise(x, w, bias, out, scratch, p);
+        return MITE_OK;
+    }
     for (bo = 0; bo < output_len / plane_len; bo++) {
         size_t b = bo / g->c_out, o = bo % g->c_out;
         size_t group = o / cout_g;
@@ -104,9 +297,7 @@ mite_status mite_conv2d_int8(const int8_t *x, size_t x_len, const int8_t *w, siz
                 accumulate_taps(scratch, xp, wk, zw, zx, g);
             }
         }
-        for (i = 0; i < plane_len; i++) {
-            y[i] = mite_output_stage_finish(&p->out, bias_add(p->bias_add, scratch[i], bias_o), o);
-        }
+        finish_run(&p->out, p->bias_add, bias_o, scratch, y, plane_len, o);
     }
     return MITE_OK;
 }

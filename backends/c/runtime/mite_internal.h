@@ -79,10 +79,118 @@ mite_status mite_scale_check(float scale);
 /* Scale and zero point of element i of a per-axis quantized tensor (Rust `PerAxis::of`). */
 void mite_per_axis_of(const mite_per_axis *p, size_t i, float *s, int8_t *z);
 mite_status mite_output_stage_check(const mite_output_stage *s, size_t channels);
-int8_t mite_output_stage_finish(const mite_output_stage *s, int32_t acc, size_t channel);
 mite_status mite_check_zero_points(size_t len, size_t channels);
-int32_t mite_zero_point_of(const int8_t *zps, size_t len, size_t c);
 int32_t mite_rounding_multiply(mite_rounding r, int32_t x, int32_t multiplier, int32_t shift);
+
+/* ---- hot fixed-point and requantization helpers, inline so every kernel file can inline them
+ * (the public mite_multiply_by_quantized_multiplier* and mite_requant_apply wrap these). */
+
+/* Arithmetic shift right (floor division by 2^s) without implementation-defined behaviour. */
+static inline int64_t mite_asr64(int64_t v, unsigned s) {
+    if (v >= 0) {
+        return v >> s;
+    }
+    return -(int64_t)(((uint64_t)(-(v + 1))) >> s) - 1;
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul. */
+static inline int32_t mite_srdhm(int32_t a, int32_t b) {
+    int64_t ab, nudge;
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30);
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* gemmlowp RoundingDivideByPOT, exponent clamped to [0, 62]. */
+static inline int32_t mite_rdbpot(int32_t x, int32_t exponent) {
+    unsigned e = (unsigned)(exponent < 0 ? 0 : (exponent > 62 ? 62 : exponent));
+    int64_t xv = x;
+    int64_t mask = ((int64_t)1 << e) - 1;
+    int64_t remainder = (int64_t)((uint64_t)xv & (uint64_t)mask);
+    int64_t threshold = (mask >> 1) + (xv < 0 ? 1 : 0);
+    return (int32_t)(mite_asr64(xv, e) + (remainder > threshold ? 1 : 0));
+}
+
+/* TFLite's double-rounding MultiplyByQuantizedMultiplier. */
+static inline int32_t mite_qmul_double(int32_t x, int32_t multiplier, int32_t shift) {
+    int32_t left = shift > 0 ? shift : 0;
+    int32_t neg = shift == INT32_MIN ? INT32_MAX : -shift;
+    int32_t right = neg > 0 ? neg : 0;
+    int32_t shifted = left >= 32 ? 0 : mite_wrap_i32((uint32_t)x << (unsigned)left);
+    return mite_rdbpot(mite_srdhm(shifted, multiplier), right);
+}
+
+/* TFLite's single-rounding MultiplyByQuantizedMultiplier. */
+static inline int32_t mite_qmul_single(int32_t x, int32_t multiplier, int32_t shift) {
+    /* |product| <= 2^62, so it fits in i64; Rust computes in i128. */
+    int64_t product = (int64_t)x * (int64_t)multiplier;
+    int64_t total = 31 - (int64_t)shift;
+    if (total < -64) {
+        total = -64;
+    }
+    if (total > 100) {
+        total = 100;
+    }
+    if (total > 0) {
+        if (total >= 64) {
+            return 0; /* 0 < product + 2^(total-1) < 2^total */
+        }
+        if (total == 63) {
+            return product == ((int64_t)1 << 62) ? 1 : 0;
+        }
+        return mite_sat_i32(mite_asr64(product + ((int64_t)1 << (total - 1)), (unsigned)total));
+    } else {
+        unsigned lsh = (unsigned)(-total);
+        if (product == 0) {
+            return 0;
+        }
+        if (lsh >= 32) {
+            return product > 0 ? INT32_MAX : INT32_MIN;
+        }
+        if (product > (INT64_MAX >> lsh)) {
+            return INT32_MAX;
+        }
+        if (product < INT64_MIN / ((int64_t)1 << lsh)) {
+            return INT32_MIN;
+        }
+        return mite_sat_i32(product * ((int64_t)1 << lsh));
+    }
+}
+
+/* Rust `Requant::apply`. */
+static inline int32_t mite_requant_apply_inline(const mite_requant *r, int32_t acc,
+                                                size_t channel) {
+    size_t c = channel < r->channels - 1 ? channel : r->channels - 1;
+    switch (r->rounding) {
+    case MITE_ROUNDING_DOUBLE:
+        return mite_qmul_double(acc, r->multipliers[c], r->shifts[c]);
+    case MITE_ROUNDING_SINGLE:
+        return mite_qmul_single(acc, r->multipliers[c], r->shifts[c]);
+    case MITE_ROUNDING_FLOAT_SCALE:
+        return mite_requantize_float_scale(acc, r->scales[c]);
+    default:
+        return mite_f64_to_i32(
+            (double)mite_round_ties_even_f32((float)acc * (float)r->scales[c]));
+    }
+}
+
+/* Rust `OutputStage::finish`: requantize, add the zero point with saturation, clamp. */
+static inline int8_t mite_output_stage_finish(const mite_output_stage *s, int32_t acc,
+                                              size_t channel) {
+    int32_t v = mite_requant_apply_inline(&s->requant, acc, channel);
+    return mite_clamp_act(s->range, mite_sadd(v, s->zero_point));
+}
+
+/* The zero point of channel c in a list checked by mite_check_zero_points. */
+static inline int32_t mite_zero_point_of(const int8_t *zps, size_t len, size_t c) {
+    if (len == 0) {
+        return 0;
+    }
+    return len == 1 ? zps[0] : zps[c];
+}
 size_t mite_div_ceil(size_t a, size_t b);
 
 #endif /* MITE_INTERNAL_H */

@@ -1,5 +1,5 @@
-//! int8 2-D convolution (TFLite `ConvPerChannel` reference semantics, NCHW), with a dense path
-//! for grouped convolutions, a depthwise path, and a pointwise (1×1) path.
+//! int8 2-D convolution (TFLite `ConvPerChannel` reference semantics, NCHW): a general tap-by-tap
+//! path, and fast paths for pointwise and depthwise convolutions (module `conv_fast`).
 //!
 //! `y[b,o,i,j] = clamp(requant_o(Σ (x − z_x)·(w[o] − z_w[o]) + bias[o]) + z_y)`. Padded positions
 //! contribute nothing (as if they held the input zero point). Products and sums wrap in `i32`;
@@ -9,7 +9,7 @@ use crate::error::{check_len, check_scratch, KernelError};
 use crate::geometry::{for_each_tap_row, Conv2dGeometry};
 use crate::requant::{OutputStage, Rounding};
 
-use super::{check_zero_points, zero_point_of};
+use super::{check_zero_points, conv_fast, zero_point_of};
 
 /// How the int32 bias joins the accumulator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,11 +106,32 @@ pub fn conv2d_int8(
     if g.output_len() == 0 {
         return Ok(());
     }
+    if g.is_pointwise() {
+        conv_fast::pointwise(x, w, bias, out, scratch, p);
+    } else if g.is_depthwise() {
+        conv_fast::depthwise(x, w, bias, out, scratch, p);
+    } else {
+        generic(x, w, bias, out, scratch, p);
+    }
+    Ok(())
+}
+
+/// The general path (any groups and window), one output plane at a time, tap by tap; lengths
+/// are checked by the caller.
+pub(crate) fn generic(
+    x: &[i8],
+    w: &[i8],
+    bias: Option<&[i32]>,
+    out: &mut [i8],
+    scratch: &mut [i32],
+    p: &Conv2dInt8Params<'_>,
+) {
+    let g = &p.geometry;
+    let plane_len = g.out_plane();
     let plane = &mut scratch[..plane_len];
     let (in_plane, cin_g, cout_g) = (g.in_plane(), g.c_in_per_group(), g.c_out_per_group());
     let taps = g.window().kernel[0] * g.window().kernel[1];
     let zx = i32::from(p.x_zero_point);
-    let pointwise = g.is_pointwise();
     for (bo, y) in out.chunks_exact_mut(plane_len).enumerate() {
         let (b, o) = (bo / g.c_out(), bo % g.c_out());
         let group = o / cout_g;
@@ -120,32 +141,16 @@ pub fn conv2d_int8(
             let c = group * cin_g + ci;
             let xp = &x[(b * g.c_in() + c) * in_plane..][..in_plane];
             let wk = &w[(o * cin_g + ci) * taps..][..taps];
-            if pointwise {
-                accumulate_pointwise(plane, xp, i32::from(wk[0]) - zw, zx);
-            } else {
-                accumulate_taps(plane, xp, wk, zw, zx, g);
-            }
+            accumulate_taps(plane, xp, wk, zw, zx, g);
         }
         let bias_o = bias.map_or(0, |bias| bias[o]);
         for (yv, &acc) in y.iter_mut().zip(plane.iter()) {
             *yv = p.out.finish(p.bias_add.add(acc, bias_o), o);
         }
     }
-    Ok(())
 }
 
-/// Pointwise path: `plane += (x − z_x) · wv` over the whole (equal-sized) plane.
-#[inline]
-fn accumulate_pointwise(plane: &mut [i32], x: &[i8], wv: i32, zx: i32) {
-    if wv == 0 {
-        return;
-    }
-    for (acc, &xv) in plane.iter_mut().zip(x) {
-        *acc = acc.wrapping_add((i32::from(xv) - zx).wrapping_mul(wv));
-    }
-}
-
-/// Dense and depthwise path: one input plane's contribution, tap by tap over contiguous rows.
+/// One input plane's contribution, tap by tap over contiguous rows.
 #[inline]
 fn accumulate_taps(plane: &mut [i32], x: &[i8], wk: &[i8], zw: i32, zx: i32, g: &Conv2dGeometry) {
     let axes = g.axes();

@@ -7,6 +7,7 @@
 pub mod add;
 pub mod bottleneck;
 pub mod conv;
+mod conv_fast;
 pub mod linear;
 pub mod pool;
 pub mod quantize;
