@@ -114,7 +114,14 @@ fn selftest(samples: &[Sample]) -> String {
          #define N_IMAGES {n}u\n#define EPOCHS {epochs}u\n\n\
          static const int8_t images[N_IMAGES][MITE_INPUT_LEN] = {{\n{images}}};\n\
          static const int32_t labels[N_IMAGES] = {{{labels}}};\n\
-         static unsigned char saved[MITE_SAVE_BYTES];\n\n\
+         /* The save/load check stages the parameter image in the arena when it fits there (the\n \
+         * arena is free between calls), so the self-test needs no second copy of the parameters. */\n\
+         #if MITE_SAVE_BYTES <= MITE_ARENA_BYTES\n\
+         #define SAVED ((unsigned char *)mite_scratch())\n\
+         #else\n\
+         static unsigned char saved_image[MITE_SAVE_BYTES];\n\
+         #define SAVED saved_image\n\
+         #endif\n\n\
          static void write_uint(uint64_t v) {{\n    char buf[24];\n    size_t n = sizeof buf - 1;\n    \
          buf[n] = '\\0';\n    do {{\n        buf[--n] = (char)('0' + (int)(v % 10u));\n        v /= 10u;\n    }} while (v != 0u && n > 0u);\n    \
          mite_platform_write(buf + n);\n}}\n\n\
@@ -139,10 +146,10 @@ fn selftest(samples: &[Sample]) -> String {
          if (e == 0) {{\n            first = sum;\n        }}\n        last = sum;\n    }}\n    \
          if (mite_train_step(images[0], (int32_t)MITE_CLASSES, &loss) != MITE_ERR_BAD_LABEL) {{\n        \
          fail(\"a bad label was not refused\");\n    }}\n    \
-         if (mite_save_params(saved, sizeof saved) != sizeof saved) {{\n        fail(\"save\");\n    }}\n    \
-         saved[0] ^= 1u;\n    if (mite_load_params(saved, sizeof saved) != MITE_ERR_CHECKSUM) {{\n        \
-         fail(\"a corrupted parameter image was loaded\");\n    }}\n    saved[0] ^= 1u;\n    \
-         if (mite_load_params(saved, sizeof saved) != MITE_OK) {{\n        fail(\"load\");\n    }}\n    \
+         if (mite_save_params(SAVED, MITE_SAVE_BYTES) != MITE_SAVE_BYTES) {{\n        fail(\"save\");\n    }}\n    \
+         SAVED[0] ^= 1u;\n    if (mite_load_params(SAVED, MITE_SAVE_BYTES) != MITE_ERR_CHECKSUM) {{\n        \
+         fail(\"a corrupted parameter image was loaded\");\n    }}\n    SAVED[0] ^= 1u;\n    \
+         if (mite_load_params(SAVED, MITE_SAVE_BYTES) != MITE_OK) {{\n        fail(\"load\");\n    }}\n    \
          if (mite_infer(images[0], logits) != MITE_OK || !isfinite(logits[0])) {{\n        fail(\"inference\");\n    }}\n    \
          mite_platform_write(\"mite-selftest: instructions per step \");\n    \
          write_uint(ticks * MITE_PLATFORM_INSNS_PER_TICK / (EPOCHS * N_IMAGES));\n    mite_platform_write(\"\\n\");\n    \

@@ -99,7 +99,11 @@ pub(super) fn api(p: &Program) -> Option<(String, String)> {
          /* One training step on one image: forward, loss, backward, update (learning rate of\n \
          * mite_set_lr, default {lr}; the step counter advances on success). */\n\
          mite_status mite_train_step(const int8_t *input, int32_t label, float *loss);\n\n\
-         /* The learning rate of the following steps. */\nvoid mite_set_lr(float lr);\n\n",
+         /* The learning rate of the following steps. */\nvoid mite_set_lr(float lr);\n\n\
+         /* The arena (MITE_ARENA_BYTES bytes): nothing in it outlives a call, so between calls a\n \
+         * board may use it as scratch, e.g. to stage mite_save_params's image before writing it\n \
+         * to flash. Every mite_* call overwrites it. */\n\
+         void *mite_scratch(void);\n\n",
         shape = input.shape,
         len = input.len,
         lr = DEFAULT_LR,
@@ -107,7 +111,8 @@ pub(super) fn api(p: &Program) -> Option<(String, String)> {
     let entry = |e: &Entry| format!("mite_entry_{}", ident(&e.name));
     let funcs = format!(
         "static float mite_lr = {lr};\nstatic int64_t mite_step = 0;\n\n\
-         void mite_set_lr(float lr) {{\n    mite_lr = lr;\n}}\n\n{buffer_fn}\
+         void mite_set_lr(float lr) {{\n    mite_lr = lr;\n}}\n\n\
+         void *mite_scratch(void) {{\n    return (void *)mite_arena.bytes;\n}}\n\n{buffer_fn}\
          mite_status mite_infer(const int8_t *input, float *logits) {{\n    \
          return {infer}(input, logits);\n}}\n\n\
          mite_status mite_train_step(const int8_t *input, int32_t label, float *loss) {{\n    \
