@@ -269,9 +269,14 @@ static void put_u32s(const uint32_t *a, size_t n) {
     }
 }
 
+/* Every NaN prints as the positive quiet NaN: FPUs differ in the sign and payload of the NaN an
+ * operation produces (x86's default NaN is negative, Arm's positive). */
 static void put_f32(float f) {
     uint32_t bits;
     memcpy(&bits, &f, sizeof bits);
+    if (f != f) {
+        bits = 0x7fc00000u;
+    }
     put(" ");
     put_u64(bits);
 }
