@@ -65,6 +65,10 @@ pub(crate) const KERNEL_SOURCES: &[(&str, &str)] = &[
         include_str!("../../kernels/src/int8/conv.rs"),
     ),
     (
+        "src/int8/conv_fast.rs",
+        include_str!("../../kernels/src/int8/conv_fast.rs"),
+    ),
+    (
         "src/int8/linear.rs",
         include_str!("../../kernels/src/int8/linear.rs"),
     ),
