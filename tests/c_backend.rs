@@ -108,6 +108,7 @@ fn build(dir: &Path, gcc: &Path, sanitize: bool) -> std::path::PathBuf {
         "mite_common.c",
         "mite_int8.c",
         "mite_float.c",
+        "mite_inplace.c",
         "mite_sgd.c",
         "mite_bottleneck.c",
         "parity.c",

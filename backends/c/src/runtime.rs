@@ -17,6 +17,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("mite_common.c", include_str!("../runtime/mite_common.c")),
     ("mite_int8.c", include_str!("../runtime/mite_int8.c")),
     ("mite_float.c", include_str!("../runtime/mite_float.c")),
+    ("mite_inplace.c", include_str!("../runtime/mite_inplace.c")),
     ("mite_sgd.c", include_str!("../runtime/mite_sgd.c")),
     (
         "mite_bottleneck.c",
