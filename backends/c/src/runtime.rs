@@ -83,7 +83,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), len);
-        assert_eq!(sources(FILES).count(), 5);
+        assert_eq!(sources(FILES).count(), 6);
         assert!(sources(ARM_FILES).all(|s| s.ends_with(".c")));
     }
 
