@@ -119,7 +119,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let start = std::time::Instant::now();
             let (report, memory) = compile_with_memory(&model.name, &mut model.module, &opts)?;
-            let program = lower_program(&model.module, &opts.config)?;
+            // `MITE_IN_PLACE_GRADS=0`: input gradients out of place (the figures before them).
+            let program = if std::env::var_os("MITE_IN_PLACE_GRADS").is_some_and(|v| v == "0") {
+                let lower = mite::passes::lower::LowerOptions {
+                    forward: opts.config.forward.clone(),
+                    train_step: Some(opts.config.train_step.clone()),
+                    in_place_grads: false,
+                    ..Default::default()
+                };
+                mite::passes::lower::lower_module(&model.module, &lower)?
+            } else {
+                lower_program(&model.module, &opts.config)?
+            };
             let millis = start.elapsed().as_secs_f64() * 1000.0;
             let kb = |b: u64| b as f64 / 1024.0;
             let bytes = program.storage_bytes();

@@ -11,10 +11,13 @@ use std::process::Command;
 
 use mite::cgen::project::{emit_project, synthetic_samples, write_project};
 use mite::interp::program::ProgramExecutor;
-use mite::ir::program::{ArgRole, Program, Storage};
+use mite::ir::program::{ArgRole, Kernel, Program, Storage};
 use mite::ir::TensorData;
 use mite::passes::lower::{lower_module, LowerOptions};
-use mite::passes::passes::{build_training_step, stream_bottlenecks, TrainConfig};
+use mite::passes::passes::{
+    build_training_step, schedule_function, stream_bottlenecks, Schedule, TrainConfig,
+    UpdatePlacement,
+};
 use mite::passes::scheme::Scheme;
 use mite_test_support::{shared_file, tool};
 
@@ -77,13 +80,30 @@ fn program() -> Program {
     let mut m = mite::model::load_model(&spec).unwrap().module;
     mite::train::head::replace_classifier(&mut m, 10, 0).unwrap();
     Scheme::parse("paper:99kb").unwrap().apply(&mut m).unwrap();
-    build_training_step(&mut m, &TrainConfig::default()).unwrap();
-    // The frozen bottlenecks streamed, as `mite compile --emit c` does.
+    let config = TrainConfig {
+        updates: UpdatePlacement::AsSoonAsReady,
+        ..TrainConfig::default()
+    };
+    build_training_step(&mut m, &config).unwrap();
+    // The frozen bottlenecks streamed and the step reordered, as `mite compile --emit c` does
+    // (the input gradients then run in place over their `dy`).
     assert!(
         !stream_bottlenecks(&mut m).is_empty(),
         "no bottleneck fused"
     );
-    lower_module(&m, &LowerOptions::default()).unwrap()
+    let f = m.function_mut("train_step").unwrap();
+    if let Some(order) = schedule_function(f, &Schedule::default()).order {
+        f.set_schedule(&order).unwrap();
+    }
+    let program = lower_module(&m, &LowerOptions::default()).unwrap();
+    assert!(
+        program.entries[1]
+            .calls
+            .iter()
+            .any(|c| matches!(c.kernel, Kernel::ConvBackwardInputInt8InPlace { .. })),
+        "no input gradient in place"
+    );
+    program
 }
 
 fn hex_bytes(data: &TensorData) -> String {
@@ -108,6 +128,7 @@ fn build(dir: &Path, gcc: &Path, sanitize: bool) -> std::path::PathBuf {
         "mite_common.c",
         "mite_int8.c",
         "mite_float.c",
+        "mite_inplace.c",
         "mite_sgd.c",
         "mite_bottleneck.c",
         "parity.c",

@@ -15,7 +15,10 @@ use mite::interp::program::ProgramExecutor;
 use mite::interp::{Interpreter, Tensor};
 use mite::ir::{ElemType, Module, TensorData, TensorType};
 use mite::passes::lower::{lower_module, quantize_image, LowerOptions};
-use mite::passes::passes::{build_training_step, stream_bottlenecks, TrainConfig};
+use mite::passes::passes::{
+    build_training_step, schedule_function, stream_bottlenecks, Schedule, TrainConfig,
+    UpdatePlacement,
+};
 use mite::passes::scheme::Scheme;
 use mite_test_support::shared_file;
 
@@ -64,16 +67,26 @@ fn scalar(ty: TensorType, data: TensorData) -> Tensor {
 }
 
 fn check(file: &str, zoo: &str, scheme: &str) {
-    check_with(file, zoo, scheme, false);
+    check_with(file, zoo, scheme, false, false);
 }
 
-/// As [`check`], with the frozen bottlenecks fused into `q.bottleneck` (`fusion`) or not.
-fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool) {
+/// As [`check`], with the frozen bottlenecks fused into `q.bottleneck` (`fusion`) or not, and
+/// with the updates as soon as ready and the step reordered as `mite compile` does (`reorder`:
+/// the input gradients then run in place over their `dy`).
+fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool, reorder: bool) {
     let (spec, mut m) = model(file, zoo);
-    let what = format!("{spec} {scheme} fusion={fusion}");
+    let what = format!("{spec} {scheme} fusion={fusion} reorder={reorder}");
     mite::train::head::replace_classifier(&mut m, 10, 0).unwrap();
     Scheme::parse(scheme).unwrap().apply(&mut m).unwrap();
-    build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    let config = TrainConfig {
+        updates: if reorder {
+            UpdatePlacement::AsSoonAsReady
+        } else {
+            UpdatePlacement::End
+        },
+        ..TrainConfig::default()
+    };
+    build_training_step(&mut m, &config).unwrap();
     if fusion {
         let fused = stream_bottlenecks(&mut m);
         assert!(!fused.is_empty(), "{what}: no bottleneck fused");
@@ -89,7 +102,26 @@ fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool) {
         fuse_updates: fusion,
         ..LowerOptions::default()
     };
+    if reorder {
+        let f = m.function_mut("train_step").unwrap();
+        if let Some(order) = schedule_function(f, &Schedule::default()).order {
+            f.set_schedule(&order).unwrap();
+        }
+    }
     let program = lower_module(&m, &opts).unwrap();
+    let in_place = program.entries[1]
+        .calls
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kernel,
+                mite::ir::program::Kernel::ConvBackwardInputInt8InPlace { .. }
+            )
+        })
+        .count();
+    if reorder {
+        assert!(in_place > 0, "{what}: no input gradient in place");
+    }
     let fused_updates = fused_update_calls(&program);
     assert_eq!(
         fused_updates > 0,
@@ -193,17 +225,33 @@ fn proxyless_paper() {
 
 #[test]
 fn mcunet_paper_fused() {
-    check_with("mcunet-5fps.onnx", "mcunet-5fps", "paper:99kb", true);
+    check_with("mcunet-5fps.onnx", "mcunet-5fps", "paper:99kb", true, false);
 }
 
 #[test]
 fn mbv2_paper_fused() {
-    check_with("mbv2-w0.35.onnx", "mbv2-w0.35", "paper:99kb", true);
+    check_with("mbv2-w0.35.onnx", "mbv2-w0.35", "paper:99kb", true, false);
 }
 
 #[test]
 fn proxyless_paper_fused() {
-    check_with("proxyless-w0.3.onnx", "proxyless-w0.3", "paper:98kb", true);
+    check_with(
+        "proxyless-w0.3.onnx",
+        "proxyless-w0.3",
+        "paper:98kb",
+        true,
+        false,
+    );
+}
+
+#[test]
+fn mcunet_paper_reordered() {
+    check_with("mcunet-5fps.onnx", "mcunet-5fps", "paper:99kb", true, true);
+}
+
+#[test]
+fn mbv2_paper_reordered() {
+    check_with("mbv2-w0.35.onnx", "mbv2-w0.35", "paper:99kb", true, true);
 }
 
 /// The calls of `p` computing a weight gradient fused with its update.

@@ -20,9 +20,12 @@ use std::process::Command;
 
 use mite::data::{Dataset, Normalization};
 use mite::interp::program::ProgramExecutor;
+use mite::ir::program::Kernel;
 use mite::ir::program::Program;
 use mite::passes::lower::quantize_image;
-use mite::passes::passes::{build_training_step, TrainConfig};
+use mite::passes::passes::{
+    build_training_step, schedule_function, Schedule, TrainConfig, UpdatePlacement,
+};
 use mite::rustgen::run::{
     crc32, output_hash, run_selftest, RunError, Runner, Selftest, THUMB_TARGET,
 };
@@ -47,9 +50,25 @@ fn lowered(file: &str, zoo: &str, scheme: &str) -> (String, mite::ir::Module, Pr
     let mut m = mite::model::load_model(&spec).unwrap().module;
     mite::train::head::replace_classifier(&mut m, 10, 0).unwrap();
     Scheme::parse(scheme).unwrap().apply(&mut m).unwrap();
-    let config = TrainConfig::default();
+    // Updates as soon as ready and the step reordered (as `mite compile` does): the input
+    // gradients then run in place over their `dy`.
+    let config = TrainConfig {
+        updates: UpdatePlacement::AsSoonAsReady,
+        ..TrainConfig::default()
+    };
     build_training_step(&mut m, &config).unwrap();
+    let f = m.function_mut("train_step").unwrap();
+    if let Some(order) = schedule_function(f, &Schedule::default()).order {
+        f.set_schedule(&order).unwrap();
+    }
     let program = mite::compile::lower_program(&m, &config).unwrap();
+    assert!(
+        program.entries[1]
+            .calls
+            .iter()
+            .any(|c| matches!(c.kernel, Kernel::ConvBackwardInputInt8InPlace { .. })),
+        "{spec}: no input gradient in place"
+    );
     (format!("{spec} {scheme}"), m, program)
 }
 

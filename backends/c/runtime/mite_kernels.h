@@ -312,6 +312,15 @@ mite_status mite_conv2d_backward_input_f32(const float *dy, size_t dy_len, const
 mite_status mite_conv2d_backward_input_int8w(const float *dy, size_t dy_len, const int8_t *w,
                                              size_t w_len, const mite_per_axis *wp, float *out,
                                              size_t out_len, const mite_conv2d_geometry *g);
+/** mite_conv2d_backward_input_int8w written over its operand: buf holds dy (buf_len = output
+ *  elements) on entry and dx on return (in its first input-length elements); the geometry must
+ *  be depthwise with equal planes (scratch: one plane) or pointwise with c_in <= c_out
+ *  (scratch: c_out) (Rust `conv2d_backward_input_int8_in_place`; bit-exact with it). */
+mite_status mite_conv2d_backward_input_int8w_inplace(float *buf, size_t buf_len,
+                                                     const int8_t *w, size_t w_len,
+                                                     const mite_per_axis *wp, float *scratch,
+                                                     size_t scratch_len,
+                                                     const mite_conv2d_geometry *g);
 /** Gradient of a convolution with respect to its weight. */
 mite_status mite_conv2d_backward_weight_f32(const float *x, size_t x_len, const float *dy,
                                             size_t dy_len, float *out, size_t out_len,

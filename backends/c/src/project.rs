@@ -178,7 +178,7 @@ fn makefile() -> String {
          # RAM_KB links the Cortex-M image with another SRAM size (default: the 256 KB target).\n\
          CC ?= gcc\nARM_CC ?= arm-none-eabi-gcc\nARM_SIZE ?= arm-none-eabi-size\nQEMU ?= qemu-system-arm\nRAM_KB ?= 256\n\
          CFLAGS = {strict}\nSANITIZE = {sanitize}\n\
-         SRCS = mite_program.c mite_common.c mite_int8.c mite_float.c mite_sgd.c mite_bottleneck.c selftest.c\n\
+         SRCS = mite_program.c mite_common.c mite_int8.c mite_float.c mite_inplace.c mite_sgd.c mite_bottleneck.c selftest.c\n\
          ARM_SRCS = $(SRCS) arm/startup.c arm/semihost.c\n\
          ARM_LINK = -T build/mps2.ld -nostartfiles --specs=nano.specs -Wl,--gc-sections -ffunction-sections -fdata-sections -lm\n\
          QEMU_FLAGS = -nographic -monitor none -serial none -chardev stdio,id=semihost \\\n  \

@@ -17,6 +17,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("mite_common.c", include_str!("../runtime/mite_common.c")),
     ("mite_int8.c", include_str!("../runtime/mite_int8.c")),
     ("mite_float.c", include_str!("../runtime/mite_float.c")),
+    ("mite_inplace.c", include_str!("../runtime/mite_inplace.c")),
     ("mite_sgd.c", include_str!("../runtime/mite_sgd.c")),
     (
         "mite_bottleneck.c",
@@ -82,7 +83,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), len);
-        assert_eq!(sources(FILES).count(), 5);
+        assert_eq!(sources(FILES).count(), 6);
         assert!(sources(ARM_FILES).all(|s| s.ends_with(".c")));
     }
 

@@ -751,6 +751,29 @@ fn kernel_stmt(
                 v.inputs[0], v.inputs[1], v.outputs[0]
             ))
         }
+        Kernel::ConvBackwardInputInt8InPlace {
+            geometry,
+            scales,
+            zero_points,
+            inner,
+        } => {
+            let geom = geometry_desc(tables, desc, geometry);
+            let quant = tables.intern(
+                &format!("{desc}_W"),
+                "DequantDesc",
+                format!(
+                    "{{ scales: {}, zero_points: {}, inner: {inner} }}",
+                    list(scales, f32_lit),
+                    list(zero_points, |z| z.to_string())
+                ),
+            );
+            Ok(format!(
+                "rt::conv_backward_input_int8_in_place(&t::{geom}, &t::{quant}, {}, {}, {})?;",
+                v.outputs[0],
+                v.inputs[0],
+                scratch(e, ci, call, v)?
+            ))
+        }
         Kernel::ConvInt8 { bias, .. } => {
             let desc = tables.intern(
                 desc,

@@ -687,6 +687,19 @@ pub fn conv_backward_input_int8(
     Ok(())
 }
 
+/// Runs `mite_kernels::float::conv2d_backward_input_int8_in_place` (`buf`: `dy` in, `dx` out).
+pub fn conv_backward_input_int8_in_place(
+    d: &GeomDesc,
+    q: &DequantDesc,
+    buf: &mut [f32],
+    w: &[i8],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    let p = mite_kernels::int8::PerAxis::new(q.scales, q.zero_points, q.inner)?;
+    mite_kernels::float::conv2d_backward_input_int8_in_place(buf, w, &p, scratch, &d.geometry()?)?;
+    Ok(())
+}
+
 /// Runs `mite_kernels::float::conv2d_backward_weight`.
 pub fn conv_backward_weight(d: &GeomDesc, x: &[f32], dy: &[f32], dw: &mut [f32]) -> Result<(), Error> {
     mite_kernels::float::conv2d_backward_weight(x, dy, dw, &d.geometry()?)?;

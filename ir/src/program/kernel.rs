@@ -169,6 +169,20 @@ pub enum Kernel {
         /// Weight elements per channel step.
         inner: usize,
     },
+    /// `mite_kernels::float::conv2d_backward_input_int8_in_place`: [`Kernel::ConvBackwardInputInt8`]
+    /// written over its operand: `(w: i8) -> dy_dx: f32` where the result holds `dy` on entry
+    /// and `dx` on return (the geometry admits `mite_kernels::float::InPlaceConv` and `dx` is as
+    /// long as `dy`), scratch `f32[InPlaceConv::scratch_len]`.
+    ConvBackwardInputInt8InPlace {
+        /// Geometry of the forward convolution.
+        geometry: Conv2dGeometry,
+        /// The weight's scales, one per channel (one: per tensor).
+        scales: Vec<f32>,
+        /// Its zero points, one per channel.
+        zero_points: Vec<i8>,
+        /// Weight elements per channel step.
+        inner: usize,
+    },
     /// `mite_kernels::float::conv2d_backward_weight`: `(x: f32, dy: f32) -> dw: f32`.
     ConvBackwardWeight {
         /// Geometry of the forward convolution.
@@ -385,6 +399,7 @@ impl Kernel {
             Kernel::Slice { .. } => "slice",
             Kernel::ConvBackwardInput { .. } => "conv2d_backward_input",
             Kernel::ConvBackwardInputInt8 { .. } => "conv2d_backward_input_int8w",
+            Kernel::ConvBackwardInputInt8InPlace { .. } => "conv2d_backward_input_int8w_inplace",
             Kernel::ConvBackwardWeight { .. } => "conv2d_backward_weight",
             Kernel::ConvBackwardBias { .. } => "conv2d_backward_bias",
             Kernel::GlobalAvgPoolBackward { .. } => "global_avg_pool_backward",
@@ -506,6 +521,12 @@ impl Kernel {
                 geometry_attrs(geometry)
             }
             Kernel::ConvBackwardInputInt8 {
+                geometry,
+                scales,
+                zero_points,
+                inner,
+            }
+            | Kernel::ConvBackwardInputInt8InPlace {
                 geometry,
                 scales,
                 zero_points,
@@ -635,6 +656,17 @@ impl Kernel {
                 vec![(F32, g.input_len())],
                 None,
             ),
+            Kernel::ConvBackwardInputInt8InPlace { geometry: g, .. } => {
+                match mite_kernels::float::InPlaceConv::of(g) {
+                    Some(kind) if g.input_len() == g.output_len() => sig(
+                        vec![(I8, g.weight_len())],
+                        vec![(F32, g.output_len())],
+                        Some((F32, kind.scratch_len(g))),
+                    ),
+                    // Not computable in place: a signature no call can match.
+                    _ => sig(Vec::new(), Vec::new(), None),
+                }
+            }
             Kernel::ConvBackwardWeight { geometry: g } => sig(
                 vec![(F32, g.input_len()), (F32, g.output_len())],
                 vec![(F32, g.weight_len())],
@@ -735,7 +767,7 @@ impl Kernel {
 
     /// Whether the kernel reads its results' previous contents (in-place updates).
     pub fn reads_outputs(&self) -> bool {
-        self.is_update()
+        self.is_update() || matches!(self, Kernel::ConvBackwardInputInt8InPlace { .. })
     }
 
     /// The bytes of the `f32` gradient buffer a fused weight-gradient update does not

@@ -4,6 +4,7 @@
 use mite_ir::ops::bottleneck_expand_window;
 use mite_ir::program::{BufElem, Call, Kernel, SgdSlice};
 use mite_ir::{ElemType, Op, OpId, Quant, TensorType, Value};
+use mite_kernels::float::InPlaceConv;
 use mite_kernels::int8::{AddParams, MeanParams};
 use mite_kernels::requant::{effective_scales, quantize_multipliers, ActRange, QuantParams};
 use mite_kernels::{Conv2dGeometry, Rounding, Window2d};
@@ -219,11 +220,41 @@ impl EntryLowering<'_> {
                         else {
                             unreachable!("dequantize builds a Dequantize")
                         };
-                        Kernel::ConvBackwardInputInt8 {
-                            geometry,
-                            scales,
-                            zero_points,
-                            inner,
+                        let dy = self.buffer(x[0], pos)?;
+                        let y = out(self)?;
+                        if y != dy {
+                            Kernel::ConvBackwardInputInt8 {
+                                geometry,
+                                scales,
+                                zero_points,
+                                inner,
+                            }
+                        } else {
+                            // The lowering gave dx dy's buffer (`in_place_input_grad`).
+                            let kind = InPlaceConv::of(&geometry).ok_or_else(|| {
+                                self.unsupported(
+                                    pos,
+                                    "dx shares dy's buffer but cannot be in place",
+                                )
+                            })?;
+                            let k = Kernel::ConvBackwardInputInt8InPlace {
+                                geometry,
+                                scales,
+                                zero_points,
+                                inner,
+                            };
+                            let w = self.buffer(x[1], pos)?;
+                            let scratch = self.temp(
+                                format!("{}.scratch", self.program.buffer(y).name),
+                                BufElem::F32,
+                                &[kind.scratch_len(&geometry)],
+                                0,
+                            );
+                            self.push(Call {
+                                scratch: Some(scratch),
+                                ..call(k, vec![w], vec![y])
+                            });
+                            return Ok(());
                         }
                     }
                     _ => {
@@ -289,6 +320,35 @@ impl EntryLowering<'_> {
         let y = out(self)?;
         self.push(call(kernel, inputs, vec![y]));
         Ok(())
+    }
+
+    /// Whether op `id` is an input gradient with an `i8` weight that can be computed over its
+    /// operand `dy` (its geometry admits [`InPlaceConv`] and `dx` is as long as `dy`).
+    pub(super) fn in_place_input_grad(&self, pos: usize, id: OpId) -> bool {
+        let data = self.func.op(id);
+        let Op::ConvInputGrad {
+            strides,
+            pads,
+            dilations,
+            groups,
+            input_shape,
+        } = &data.op
+        else {
+            return false;
+        };
+        let x = &data.operands;
+        if x.len() != 2 || self.func.ty(x[1]).elem != ElemType::I8 {
+            return false;
+        }
+        let geometry = self.dims4_i64(pos, input_shape).and_then(|xs| {
+            let ws = self.dims4(pos, &self.func.ty(x[1]).shape)?;
+            self.geometry(pos, xs, ws, (strides, pads, dilations, *groups))
+        });
+        geometry.is_ok_and(|g| {
+            InPlaceConv::of(&g).is_some()
+                && g.input_len() == g.output_len()
+                && self.func.ty(x[0]).num_elements() == g.output_len()
+        })
     }
 
     fn rounding(&self, pos: usize) -> Result<Rounding> {

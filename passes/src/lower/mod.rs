@@ -65,6 +65,9 @@ pub struct LowerOptions {
     /// Place the input image in the arena, live until its last reader (default), rather than
     /// reading it from the caller's buffer for the whole entry.
     pub input_in_arena: bool,
+    /// Write each input gradient with an `i8` weight over its `dy` when `dy` dies at it and the
+    /// convolution admits it (`mite_kernels::float::InPlaceConv`). Default: on.
+    pub in_place_grads: bool,
 }
 
 impl Default for LowerOptions {
@@ -75,6 +78,7 @@ impl Default for LowerOptions {
             train_step: Some("train_step".into()),
             fuse_updates: true,
             input_in_arena: true,
+            in_place_grads: true,
         }
     }
 }
@@ -156,6 +160,7 @@ pub fn lower_module(module: &Module, opts: &LowerOptions) -> Result<Program, Low
             rounding: opts.rounding,
             fuse_updates: opts.fuse_updates,
             input_in_arena: opts.input_in_arena,
+            in_place_grads: opts.in_place_grads,
             program: &mut program,
             globals: &mut globals,
             entry_index: 0,
@@ -264,6 +269,7 @@ struct EntryLowering<'a> {
     rounding: Rounding,
     fuse_updates: bool,
     input_in_arena: bool,
+    in_place_grads: bool,
     program: &'a mut Program,
     /// Buffers of module globals, shared by the entries.
     globals: &'a mut HashMap<String, BufferId>,
@@ -321,6 +327,26 @@ impl EntryLowering<'_> {
             let first_call = self.calls.len();
             let op = f.op(id);
             if pos != quantize_pos {
+                // An input gradient whose `dy` dies here is written over `dy`'s buffer.
+                if let (true, Some(&dy), Some(&dx)) =
+                    (self.in_place_grads, op.operands.first(), op.results.first())
+                {
+                    let dies_here = |b: usize| {
+                        Some(b) != input_buffer
+                            && fusion.last_step(b, live.buffers()[b].last) == pos
+                    };
+                    let shared = live.buffer_of(dy).filter(|&b| dies_here(b));
+                    let target = shared.and_then(|b| arena.get(&b).copied());
+                    if let (Some(buf), Some(bx)) = (target, live.buffer_of(dx)) {
+                        if !self.values.contains_key(&dx)
+                            && !arena.contains_key(&bx)
+                            && self.in_place_input_grad(pos, id)
+                        {
+                            arena.insert(bx, buf);
+                            self.values.insert(dx, buf);
+                        }
+                    }
+                }
                 // Results first: calls name them.
                 for &r in &op.results {
                     if self.values.contains_key(&r)
@@ -364,12 +390,22 @@ impl EntryLowering<'_> {
         // Lifetimes in calls: a liveness buffer lives from the first call of its first step to
         // the last call of its last step.
         let mut ids = Vec::new();
-        let mut requests = Vec::new();
+        let mut requests: Vec<Request> = Vec::new();
+        // Liveness buffers sharing one arena buffer (an in-place input gradient) make one
+        // request spanning both lifetimes.
+        let mut request_of: HashMap<BufferId, usize> = HashMap::new();
         for (b, lifetime) in live.buffers().iter().enumerate() {
             let Some(&id) = arena.get(&b) else { continue };
             let first = call_range[lifetime.first].0;
             let last_step = fusion.last_step(b, lifetime.last);
             let last = call_range[last_step].1.saturating_sub(1).max(first);
+            if let Some(&k) = request_of.get(&id) {
+                let r = &mut requests[k];
+                r.first = r.first.min(first);
+                r.last = r.last.max(last);
+                continue;
+            }
+            request_of.insert(id, requests.len());
             ids.push(id);
             requests.push(self.request(id, first, last));
         }

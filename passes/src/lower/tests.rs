@@ -237,3 +237,57 @@ fn a_buffer_written_on_the_input_before_its_last_reader_is_rejected() {
         "{err}"
     );
 }
+
+#[test]
+fn input_gradients_are_computed_over_dy_and_shrink_the_arena() {
+    // As `mite train` compiles it: updates as soon as ready, frozen bottlenecks streamed and
+    // the step reordered, so that the bias and weight gradients read dy before the input
+    // gradient does and the backward pass holds the peak.
+    let mut m = mite_zoo::mbv2_w035();
+    Scheme::parse("paper:99kb").unwrap().apply(&mut m).unwrap();
+    let config = TrainConfig {
+        updates: crate::passes::UpdatePlacement::AsSoonAsReady,
+        ..TrainConfig::default()
+    };
+    build_training_step(&mut m, &config).unwrap();
+    crate::passes::stream_bottlenecks(&mut m);
+    let f = m.function_mut("train_step").unwrap();
+    let order = crate::passes::schedule_function(f, &Default::default()).order;
+    if let Some(order) = order {
+        f.set_schedule(&order).unwrap();
+    }
+    let in_place = lower_module(&m, &LowerOptions::default()).unwrap();
+    let out_of_place = lower_module(
+        &m,
+        &LowerOptions {
+            in_place_grads: false,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
+    let train = &in_place.entries[1];
+    let calls: Vec<&Call> = train
+        .calls
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kernel,
+                mite_ir::program::Kernel::ConvBackwardInputInt8InPlace { .. }
+            )
+        })
+        .collect();
+    assert!(!calls.is_empty(), "{:?}", train_kernels(&in_place));
+    assert!(!train_kernels(&out_of_place).contains(&"conv2d_backward_input_int8w_inplace"));
+    for c in &calls {
+        // The one result is the buffer of dy (written by an earlier call), with a scratch.
+        let dy = c.outputs[0];
+        let earlier = train.calls.iter().take_while(|d| !std::ptr::eq(*d, *c));
+        assert!(earlier.into_iter().any(|d| d.outputs.contains(&dy)));
+        assert!(c.scratch.is_some() && c.inputs.len() == 1);
+    }
+    let (a, b) = (
+        in_place.storage_bytes().arena,
+        out_of_place.storage_bytes().arena,
+    );
+    assert!(a < b, "arena {a} in place, {b} out of place");
+}

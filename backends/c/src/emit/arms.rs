@@ -331,6 +331,26 @@ pub(super) fn print(
                 ),
             );
         }
+        Kernel::ConvBackwardInputInt8InPlace {
+            geometry,
+            scales,
+            zero_points,
+            inner,
+        } => {
+            let _ = writeln!(
+                globals,
+                "static const mite_conv2d_geometry {p}_g = {};",
+                geometry_init(geometry)
+            );
+            per_axis(globals, p, scales, zero_points, *inner);
+            let (s, sn) = o.scratch.clone().unwrap_or_default();
+            guarded(
+                body,
+                &format!(
+                    "mite_conv2d_backward_input_int8w_inplace({y}, {yn}u, {i0}, {i0n}u, &{p}_pa, {s}, {sn}u, &{p}_g)"
+                ),
+            );
+        }
         Kernel::ConvBackwardWeight { geometry } => {
             let _ = writeln!(
                 globals,

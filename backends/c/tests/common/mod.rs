@@ -1044,6 +1044,58 @@ pub fn conv_bwd_in_i8w(rng: &mut Rng) -> Case {
     case("conv_bwd_in_i8w", input, &r, o)
 }
 
+/// The transposed convolution over an `i8` weight written over `dy` (depthwise with equal
+/// planes half the time it is depthwise, else whatever geometry: the error paths too).
+pub fn conv_bwd_in_i8w_inplace(rng: &mut Rng) -> Case {
+    let mut geo = conv_geometry(rng, 9);
+    if geo.1 == geo.4 && geo.3 == geo.4 && rng.chance(50) {
+        geo.5 = Window2d {
+            kernel: [3, 3],
+            strides: [1, 1],
+            pads: [1; 4],
+            dilations: [1, 1],
+        };
+    }
+    let (n, c_in, hw, c_out, groups, w) = geo;
+    let g = Conv2dGeometry::new(n, c_in, hw, c_out, groups, w);
+    let (w_len, y_len) = match g {
+        Ok(g) => (g.weight_len(), g.output_len()),
+        Err(_) => (rng.usize(0, 9), rng.usize(0, 9)),
+    };
+    let needed = g
+        .ok()
+        .and_then(|g| float::InPlaceConv::of(&g).map(|k| k.scratch_len(&g)))
+        .unwrap_or(4);
+    let (scales, zps, inner) = per_axis_tables(rng);
+    let p = PerAxis::new(&scales, &zps, inner).unwrap();
+    let dy = {
+        let len = maybe_off(rng, y_len);
+        rng.f32s(len)
+    };
+    let wq = {
+        let len = maybe_off(rng, w_len);
+        rng.i8s(len)
+    };
+    let scratch_len = maybe_off(rng, needed);
+    let mut input = In::default();
+    conv_in(&mut input, &geo);
+    input
+        .f32s(&scales)
+        .i8s(&zps)
+        .u(inner)
+        .f32s(&dy)
+        .i8s(&wq)
+        .u(scratch_len);
+    let mut buf = dy.clone();
+    let mut scratch = vec![0f32; scratch_len];
+    let r = g.and_then(|g| {
+        float::conv2d_backward_input_int8_in_place(&mut buf, &wq, &p, &mut scratch, &g)
+    });
+    let mut o = Out::default();
+    o.f32s(&buf);
+    case("conv_bwd_in_i8w_inplace", input, &r, o)
+}
+
 /// Which float linear kernel.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum LinearF32 {
@@ -1580,6 +1632,7 @@ pub fn generators() -> Vec<(&'static str, Generator)> {
         ("conv_bwd_w_slice", |r| conv_f32(r, ConvF32::WeightSlice)),
         ("conv_bwd_b", |r| conv_f32(r, ConvF32::Bias)),
         ("conv_bwd_in_i8w", conv_bwd_in_i8w),
+        ("conv_bwd_in_i8w_inplace", conv_bwd_in_i8w_inplace),
         ("linear_f32", |r| linear_f32(r, LinearF32::Forward)),
         ("linear_bwd_in", |r| linear_f32(r, LinearF32::Input)),
         ("linear_bwd_w", |r| linear_f32(r, LinearF32::Weight)),

@@ -679,6 +679,38 @@ static void op_conv_bwd_in_i8w(void) {
     end_line();
 }
 
+/* Input gradient over an int8 weight in place: geometry, per-axis tables, buf (dy), w (i8),
+ * scratch_len; prints buf after. */
+static void op_conv_bwd_in_i8w_inplace(void) {
+    conv_fields f;
+    mite_conv2d_geometry g;
+    mite_per_axis p;
+    size_t buf_len, w_len, scratch_len;
+    const float *dy;
+    const int8_t *w;
+    float *buf, *scratch;
+    mite_status st;
+    rd_conv_fields(&f);
+    rd_per_axis(&p);
+    dy = rd_f32s(&buf_len);
+    w = rd_i8s(&w_len);
+    scratch_len = rd_u();
+    buf = (float *)zeros(buf_len, 4);
+    scratch = (float *)zeros(scratch_len, 4);
+    if (bad_input) {
+        return;
+    }
+    memcpy(buf, dy, buf_len * sizeof(float));
+    st = init_conv(&g, &f);
+    if (st == MITE_OK) {
+        st = mite_conv2d_backward_input_int8w_inplace(buf, buf_len, w, w_len, &p, scratch,
+                                                      scratch_len, &g);
+    }
+    put_status(st);
+    put_f32s(buf, buf_len);
+    end_line();
+}
+
 /* Float linear family: which = 0 forward (x w [bias]), 1 input grad (dy w), 2 weight grad
  * (x dy), 3 bias grad (dy). */
 static void op_linear_f32(int which) {
@@ -1061,6 +1093,8 @@ long harness_run(void) {
             op_conv_f32(4);
         } else if (strcmp(op, "conv_bwd_in_i8w") == 0) {
             op_conv_bwd_in_i8w();
+        } else if (strcmp(op, "conv_bwd_in_i8w_inplace") == 0) {
+            op_conv_bwd_in_i8w_inplace();
         } else if (strcmp(op, "linear_f32") == 0) {
             op_linear_f32(0);
         } else if (strcmp(op, "linear_bwd_in") == 0) {

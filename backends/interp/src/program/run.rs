@@ -208,6 +208,29 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
             .map_err(ke)?;
             Vals::F32(y)
         }
+        Kernel::ConvBackwardInputInt8InPlace {
+            geometry,
+            scales,
+            zero_points,
+            inner,
+        } => {
+            let p = k8::PerAxis::new(scales, zero_points, *inner).map_err(ke)?;
+            let scratch_id = call
+                .scratch
+                .ok_or("conv2d_backward_input_int8w_inplace needs scratch")?;
+            let mut scratch = f32s(mem, scratch_id)?;
+            let mut y = f32s(mem, y0)?;
+            kf::conv2d_backward_input_int8_in_place(
+                &mut y,
+                &i8s(mem, x(0)?)?,
+                &p,
+                &mut scratch,
+                geometry,
+            )
+            .map_err(ke)?;
+            mem.write(scratch_id, Vals::F32(scratch))?;
+            Vals::F32(y)
+        }
         Kernel::ConvBackwardWeight { geometry } => {
             let mut y = vec![0.0; geometry.weight_len()];
             kf::conv2d_backward_weight(&f32s(mem, x(0)?)?, &f32s(mem, x(1)?)?, &mut y, geometry)

@@ -103,10 +103,18 @@ pub fn conv2d_backward_input_int8(
     g: &Conv2dGeometry,
 ) -> Result<(), KernelError> {
     check_lens(dy.len(), w.len(), out.len(), g)?;
-    backward_input_with(dy, out, g, |i| {
+    backward_input_with(dy, out, g, int8_weight(w, p))
+}
+
+/// The real value `f32(q − z) · s` of weight element `i` (its channel's scale and zero point).
+pub(crate) fn int8_weight<'a>(
+    w: &'a [i8],
+    p: &'a crate::int8::PerAxis<'_>,
+) -> impl Fn(usize) -> f32 + 'a {
+    move |i| {
         let (s, z) = p.of(i);
         f32::from(i16::from(w[i]) - i16::from(z)) * s
-    })
+    }
 }
 
 /// The length checks of the input gradient, in order: `dy`, the weight, the output.
@@ -118,7 +126,7 @@ fn check_lens(dy: usize, w: usize, out: usize, g: &Conv2dGeometry) -> Result<(),
 
 /// The transposed convolution with the weight element `i` read through `weight(i)` (lengths
 /// already checked).
-fn backward_input_with<T: Scalar>(
+pub(crate) fn backward_input_with<T: Scalar>(
     dy: &[T],
     out: &mut [T],
     g: &Conv2dGeometry,

@@ -6,6 +6,7 @@
 
 pub mod conv;
 pub mod fused;
+pub mod inplace;
 pub mod linear;
 pub mod loss;
 pub mod mask;
@@ -18,6 +19,7 @@ pub use conv::{
     conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_input_int8,
     conv2d_backward_weight, conv2d_backward_weight_slice, ChannelSlice,
 };
+pub use inplace::{conv2d_backward_input_int8_in_place, InPlaceConv};
 pub use linear::{linear, linear_backward_bias, linear_backward_input, linear_backward_weight};
 pub use loss::{softmax_cross_entropy, softmax_cross_entropy_backward};
 pub use mask::{apply_mask, make_mask, mask_words, Mask};
