@@ -42,7 +42,7 @@ fn main() {
     println!("{TABLE_HEADER}\n{}", rows.join("\n"));
     println!(
         "Program SRAM: arena + trained parameters + optimizer state + entry arguments; link RAM: \
-         256 KB when it fits with the 16 KB stack, else a larger link (the 256 KB link is shown to \
+         256 KB when it fits with the 8 KB stack, else a larger link (the 256 KB link is shown to \
          fail first). Paper: one training step's latency on an STM32F746 at 216 MHz."
     );
 }

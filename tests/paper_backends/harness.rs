@@ -12,7 +12,7 @@
 //! learning rate on every target with its parameters unchanged.
 //!
 //! The Cortex-M images are linked with 256 KB of RAM when the Program's SRAM figure (arena,
-//! trained parameters, optimizer state, entry arguments) plus the 16 KB stack fits, and then a
+//! trained parameters, optimizer state, entry arguments) plus the 8 KB stack fits, and then a
 //! failed link is an error; otherwise the test first proves that the 256 KB link fails (C, M4),
 //! then links with [`LARGE_RAM_KB`] and says so. The switch follows the Program, so it becomes
 //! 256 KB as soon as the Program fits.
@@ -45,7 +45,7 @@ pub const IMAGES: usize = 2;
 /// The RAM of a Cortex-M link when the Program does not fit 256 KB.
 pub const LARGE_RAM_KB: u32 = 4096;
 /// The stack reserved at the top of RAM by the linker script.
-pub const STACK_BYTES: u64 = 16 * 1024;
+pub const STACK_BYTES: u64 = 8 * 1024;
 
 /// A paper model and its scheme.
 #[derive(Clone, Copy, Debug)]
@@ -694,4 +694,4 @@ pub fn table_rows(f: &Figures) -> Vec<String> {
 }
 
 /// The table's header.
-pub const TABLE_HEADER: &str = "| model | backend | core | flash KB (text+data) | static RAM KB (data+bss; C: with its 16 KB stack section) | Program SRAM KB | link RAM | instructions / step | | paper (216 MHz) |\n|---|---|---|---|---|---|---|---|---|---|";
+pub const TABLE_HEADER: &str = "| model | backend | core | flash KB (text+data) | static RAM KB (data+bss; C: with its 8 KB stack section) | Program SRAM KB | link RAM | instructions / step | | paper (216 MHz) |\n|---|---|---|---|---|---|---|---|---|---|";
