@@ -208,6 +208,19 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
     }
 }
 
+/* The sum over the valid taps of one depthwise row for output ox at the border. */
+static uint32_t border_sum(const int8_t *row, const mite_window_axis *ax, size_t ox,
+                           const int8_t *wr, uint32_t zx, uint32_t zw) {
+    size_t kx, kx_lo, kx_hi;
+    uint32_t sum = 0;
+    mite_axis_valid_taps(ax, ox, &kx_lo, &kx_hi);
+    for (kx = kx_lo; kx < kx_hi; kx++) {
+        uint32_t xv = (uint32_t)(int32_t)row[mite_axis_input_index(ax, ox, kx)];
+        sum += (xv - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
+    }
+    return sum;
+}
+
 /* Depthwise output row oy (all channels) from the expanded rows in the ring. Outputs whose
  * taps all read real input (the interior) are summed without bounds checks. */
 static void depthwise_row(const int8_t *ring, size_t rows, size_t oy, const mite_window_axis *ay,
@@ -219,7 +232,7 @@ static void depthwise_row(const int8_t *ring, size_t rows, size_t oy, const mite
     size_t w = ax->in_len, ow = ax->out_len, sx = ax->stride, dx = ax->dilation;
     size_t kh = g->window.kernel[0], kw = g->window.kernel[1];
     uint32_t zx = (uint32_t)conv->x_zero_point;
-    size_t c, x0, len, i, ox, ky, kx, ky_lo, ky_hi, kx_lo, kx_hi, in_lo, in_hi, lo1, hi1;
+    size_t c, x0, len, i, i_lo, i_hi, ky, kx, ky_lo, ky_hi, in_lo, in_hi, lo1, hi1;
     uint32_t acc[MITE_BN_RUN];
     mite_axis_valid_taps(ay, oy, &ky_lo, &ky_hi);
     /* interior outputs: the first and the last tap (so every tap) read real input */
@@ -240,30 +253,42 @@ static void depthwise_row(const int8_t *ring, size_t rows, size_t oy, const mite
         int32_t bias = wts->b_depthwise != NULL ? wts->b_depthwise[c] : 0;
         for (x0 = 0; x0 < ow; x0 += len) {
             len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
+            /* the interior part [i_lo, i_hi) of this run */
+            i_lo = in_lo > x0 ? (in_lo - x0 < len ? in_lo - x0 : len) : 0;
+            i_hi = in_hi > x0 ? (in_hi - x0 < len ? in_hi - x0 : len) : 0;
+            i_hi = i_hi > i_lo ? i_hi : i_lo;
             for (i = 0; i < len; i++) {
                 acc[i] = 0;
             }
             for (ky = ky_lo; ky < ky_hi; ky++) {
                 const int8_t *row = plane + (mite_axis_input_index(ay, oy, ky) % rows) * w;
                 const int8_t *wr = wk + ky * kw;
-                for (i = 0; i < len; i++) {
-                    ox = x0 + i;
-                    if (ox >= in_lo && ox < in_hi) {
-                        const int8_t *xr = row + ox * sx - ax->pad_begin;
+                for (i = 0; i < i_lo; i++) {
+                    acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
+                }
+                if (kw == 3) {
+                    uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
+                    uint32_t w1 = (uint32_t)(int32_t)wr[1] - zw;
+                    uint32_t w2 = (uint32_t)(int32_t)wr[2] - zw;
+                    for (i = i_lo; i < i_hi; i++) {
+                        const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
+                        acc[i] += ((uint32_t)(int32_t)xr[0] - zx) * w0 +
+                                  ((uint32_t)(int32_t)xr[dx] - zx) * w1 +
+                                  ((uint32_t)(int32_t)xr[2 * dx] - zx) * w2;
+                    }
+                } else {
+                    for (i = i_lo; i < i_hi; i++) {
+                        const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
                         uint32_t sum = 0;
                         for (kx = 0; kx < kw; kx++) {
                             sum += ((uint32_t)(int32_t)xr[kx * dx] - zx) *
                                    ((uint32_t)(int32_t)wr[kx] - zw);
                         }
                         acc[i] += sum;
-                    } else {
-                        mite_axis_valid_taps(ax, ox, &kx_lo, &kx_hi);
-                        for (kx = kx_lo; kx < kx_hi; kx++) {
-                            uint32_t xv =
-                                (uint32_t)(int32_t)row[mite_axis_input_index(ax, ox, kx)];
-                            acc[i] += (xv - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
-                        }
                     }
+                }
+                for (i = i_hi; i < len; i++) {
+                    acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
                 }
             }
             finish_wrapped(acc, len, dw_row + c * ow + x0, conv, bias, c);
