@@ -7,9 +7,11 @@
  */
 #include "mite_internal.h"
 
-static int32_t stage_bias_add(mite_bias_add mode, int32_t acc, int32_t bias) {
-    return mode == MITE_BIAS_WRAPPING ? mite_wadd(acc, bias) : mite_sadd(acc, bias);
-}
+/* Outputs are computed in runs of at most this many accumulators (on the stack), each run
+ * finished by mite_finish_run. Accumulation is in uint32_t, i.e. exactly the Rust kernel's
+ * wrapping i32 sums (wrapping addition is associative, so the order of terms and the folded
+ * zero point below do not change the result). */
+#define MITE_BN_RUN 32u
 
 static int is_pointwise(const mite_conv2d_geometry *g) {
     const mite_window2d *w = &g->window;
@@ -85,8 +87,71 @@ static mite_status check_params(const mite_bottleneck_int8_params *p) {
     return MITE_OK;
 }
 
-/* Row my of the first convolution's output (all channels) into ring slot my % rows, from the
- * whole input x of one batch element. */
+/* The output stage of channel o over len <= MITE_BN_RUN wrapped accumulators. */
+static void finish_wrapped(const uint32_t *acc, size_t len, int8_t *y,
+                           const mite_conv2d_int8_params *conv, int32_t bias, size_t o) {
+    int32_t v[MITE_BN_RUN];
+    size_t i;
+    for (i = 0; i < len; i++) {
+        v[i] = mite_wrap_i32(acc[i]);
+    }
+    mite_finish_run(&conv->out, conv->bias_add, bias, v, y, len, o);
+}
+
+/* y[i] = output stage of sum_c (w_o[c] - zw) * (x[c * stride + i] - zx) for i < len <=
+ * MITE_BN_RUN: a pointwise convolution over one run of a row. The accumulators start at
+ * -zx * sum_c (w_o[c] - zw), so the inner loops multiply raw inputs. */
+static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int8_t *w_o,
+                          int32_t zw, int32_t zx, size_t len, int8_t *y,
+                          const mite_conv2d_int8_params *conv, int32_t bias, size_t o) {
+    uint32_t acc[MITE_BN_RUN], wsum = 0, start;
+    size_t c, i;
+    for (c = 0; c < c_in; c++) {
+        wsum += (uint32_t)((int32_t)w_o[c] - zw);
+    }
+    start = (uint32_t)0 - (uint32_t)zx * wsum;
+    for (i = 0; i < len; i++) {
+        acc[i] = start;
+    }
+    for (c = 0; c + 2 <= c_in; c += 2) {
+        uint32_t w0 = (uint32_t)((int32_t)w_o[c] - zw), w1 = (uint32_t)((int32_t)w_o[c + 1] - zw);
+        const int8_t *x0 = x + c * stride, *x1 = x0 + stride;
+        for (i = 0; i < len; i++) {
+            acc[i] += w0 * (uint32_t)(int32_t)x0[i] + w1 * (uint32_t)(int32_t)x1[i];
+        }
+    }
+    for (; c < c_in; c++) {
+        uint32_t wv = (uint32_t)((int32_t)w_o[c] - zw);
+        const int8_t *xc = x + c * stride;
+        for (i = 0; i < len; i++) {
+            acc[i] += wv * (uint32_t)(int32_t)xc[i];
+        }
+    }
+    finish_wrapped(acc, len, y, conv, bias, o);
+}
+
+/* Row my of a pointwise first convolution into ring slot my % rows. */
+static void expand_row_pointwise(const int8_t *x, size_t my, int8_t *ring, size_t rows,
+                                 const mite_bottleneck_int8_weights *wts,
+                                 const mite_bottleneck_int8_params *p) {
+    const mite_conv2d_int8_params *conv = &p->expand;
+    const mite_conv2d_geometry *g = &conv->geometry;
+    size_t w = g->in_hw[1], plane = g->in_hw[0] * g->in_hw[1], slot = my % rows, c, x0, len;
+    for (c = 0; c < g->c_out; c++) {
+        int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
+        int32_t bias = wts->b_expand != NULL ? wts->b_expand[c] : 0;
+        int8_t *row = ring + (c * rows + slot) * w;
+        for (x0 = 0; x0 < w; x0 += len) {
+            len = w - x0 < MITE_BN_RUN ? w - x0 : MITE_BN_RUN;
+            pointwise_run(x + my * w + x0, plane, g->c_in, wts->w_expand + c * g->c_in,
+                          zw, conv->x_zero_point, len, row + x0, conv, bias, c);
+        }
+    }
+}
+
+/* Row my of any dense first convolution (such as a 3x3 stride-2 stem) into ring slot
+ * my % rows, from the whole input x of one batch element. The valid taps of each output of a
+ * run are found once for all output channels. */
 static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
                        const mite_bottleneck_int8_weights *wts,
                        const mite_bottleneck_int8_params *p) {
@@ -94,67 +159,139 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
     const mite_conv2d_geometry *g = &conv->geometry;
     size_t w = g->in_hw[1], plane = g->in_hw[0] * g->in_hw[1];
     size_t kw = g->window.kernel[1], taps = g->window.kernel[0] * kw, mw = g->out_hw[1];
-    int32_t zx = conv->x_zero_point;
-    size_t slot = my % rows, c, mx, ci, ky, kx, ky_lo, ky_hi, kx_lo, kx_hi;
+    uint32_t zx = (uint32_t)conv->x_zero_point;
+    size_t slot = my % rows, c, x0, len, i, ci, ky, kx, ky_lo, ky_hi;
+    size_t kx_lo[MITE_BN_RUN], kx_hi[MITE_BN_RUN], ix0[MITE_BN_RUN];
+    uint32_t acc[MITE_BN_RUN];
     mite_window_axis axes[2];
+    if (is_pointwise(g)) {
+        expand_row_pointwise(x, my, ring, rows, wts, p);
+        return;
+    }
     mite_conv_axes(g, axes);
     mite_axis_valid_taps(&axes[0], my, &ky_lo, &ky_hi);
-    for (c = 0; c < g->c_out; c++) {
-        int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
-        const int8_t *w_c = wts->w_expand + c * g->c_in * taps;
-        int32_t bias = wts->b_expand != NULL ? wts->b_expand[c] : 0;
-        int8_t *row = ring + (c * rows + slot) * mw;
-        for (mx = 0; mx < mw; mx++) {
-            int32_t acc = 0;
-            mite_axis_valid_taps(&axes[1], mx, &kx_lo, &kx_hi);
+    for (x0 = 0; x0 < mw; x0 += len) {
+        len = mw - x0 < MITE_BN_RUN ? mw - x0 : MITE_BN_RUN;
+        for (i = 0; i < len; i++) {
+            mite_axis_valid_taps(&axes[1], x0 + i, &kx_lo[i], &kx_hi[i]);
+            /* wraps below zero for padded outputs; only kx >= kx_lo[i] is ever added */
+            ix0[i] = (x0 + i) * axes[1].stride - axes[1].pad_begin;
+        }
+        for (c = 0; c < g->c_out; c++) {
+            uint32_t zw = (uint32_t)mite_zero_point_of(conv->w_zero_points,
+                                                       conv->w_zero_points_len, c);
+            const int8_t *w_c = wts->w_expand + c * g->c_in * taps;
+            int32_t bias = wts->b_expand != NULL ? wts->b_expand[c] : 0;
+            for (i = 0; i < len; i++) {
+                acc[i] = 0;
+            }
             for (ci = 0; ci < g->c_in; ci++) {
                 const int8_t *xp = x + ci * plane;
                 const int8_t *wk = w_c + ci * taps;
                 for (ky = ky_lo; ky < ky_hi; ky++) {
-                    const int8_t *x_row = xp + mite_axis_input_index(&axes[0], my, ky) * w;
-                    for (kx = kx_lo; kx < kx_hi; kx++) {
-                        int32_t xv = x_row[mite_axis_input_index(&axes[1], mx, kx)];
-                        int32_t wv = wk[ky * kw + kx];
-                        acc = mite_wadd(acc, mite_wmul(xv - zx, wv - zw));
+                    const int8_t *x_row =
+                        xp + (my * axes[0].stride + ky * axes[0].dilation - axes[0].pad_begin) *
+                                 w;
+                    const int8_t *wr = wk + ky * kw;
+                    for (i = 0; i < len; i++) {
+                        uint32_t sum = 0;
+                        for (kx = kx_lo[i]; kx < kx_hi[i]; kx++) {
+                            uint32_t xv = (uint32_t)(int32_t)x_row[ix0[i] + kx * axes[1].dilation];
+                            sum += (xv - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
+                        }
+                        acc[i] += sum;
                     }
                 }
             }
-            row[mx] = mite_output_stage_finish(&conv->out,
-                                               stage_bias_add(conv->bias_add, acc, bias), c);
+            finish_wrapped(acc, len, ring + (c * rows + slot) * mw + x0, conv, bias, c);
         }
     }
 }
 
-/* Depthwise output row oy (all channels) from the expanded rows in the ring. */
+/* The sum over the valid taps of one depthwise row for output ox at the border. */
+static uint32_t border_sum(const int8_t *row, const mite_window_axis *ax, size_t ox,
+                           const int8_t *wr, uint32_t zx, uint32_t zw) {
+    size_t kx, kx_lo, kx_hi;
+    uint32_t sum = 0;
+    mite_axis_valid_taps(ax, ox, &kx_lo, &kx_hi);
+    for (kx = kx_lo; kx < kx_hi; kx++) {
+        uint32_t xv = (uint32_t)(int32_t)row[mite_axis_input_index(ax, ox, kx)];
+        sum += (xv - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
+    }
+    return sum;
+}
+
+/* Depthwise output row oy (all channels) from the expanded rows in the ring. Outputs whose
+ * taps all read real input (the interior) are summed without bounds checks. */
 static void depthwise_row(const int8_t *ring, size_t rows, size_t oy, const mite_window_axis *ay,
                           const mite_window_axis *ax, int8_t *dw_row,
                           const mite_bottleneck_int8_weights *wts,
                           const mite_bottleneck_int8_params *p) {
     const mite_conv2d_int8_params *conv = &p->depthwise;
     const mite_conv2d_geometry *g = &conv->geometry;
-    size_t w = ax->in_len, ow = ax->out_len;
+    size_t w = ax->in_len, ow = ax->out_len, sx = ax->stride, dx = ax->dilation;
     size_t kh = g->window.kernel[0], kw = g->window.kernel[1];
-    int32_t zx = conv->x_zero_point;
-    size_t c, ox, ky, kx, ky_lo, ky_hi, kx_lo, kx_hi;
+    uint32_t zx = (uint32_t)conv->x_zero_point;
+    size_t c, x0, len, i, i_lo, i_hi, ky, kx, ky_lo, ky_hi, in_lo, in_hi, lo1, hi1;
+    uint32_t acc[MITE_BN_RUN];
     mite_axis_valid_taps(ay, oy, &ky_lo, &ky_hi);
+    /* interior outputs: the first and the last tap (so every tap) read real input */
+    mite_axis_valid_outputs(ax, 0, &in_lo, &in_hi);
+    if (kw > 1) {
+        mite_axis_valid_outputs(ax, kw - 1, &lo1, &hi1);
+        in_lo = lo1 > in_lo ? lo1 : in_lo;
+        in_hi = hi1 < in_hi ? hi1 : in_hi;
+    }
+    if (in_hi < in_lo) {
+        in_hi = in_lo;
+    }
     for (c = 0; c < g->c_out; c++) {
-        int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
+        uint32_t zw = (uint32_t)mite_zero_point_of(conv->w_zero_points,
+                                                   conv->w_zero_points_len, c);
         const int8_t *wk = wts->w_depthwise + c * kh * kw;
+        const int8_t *plane = ring + c * rows * w;
         int32_t bias = wts->b_depthwise != NULL ? wts->b_depthwise[c] : 0;
-        for (ox = 0; ox < ow; ox++) {
-            int32_t acc = 0;
-            mite_axis_valid_taps(ax, ox, &kx_lo, &kx_hi);
+        for (x0 = 0; x0 < ow; x0 += len) {
+            len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
+            /* the interior part [i_lo, i_hi) of this run */
+            i_lo = in_lo > x0 ? (in_lo - x0 < len ? in_lo - x0 : len) : 0;
+            i_hi = in_hi > x0 ? (in_hi - x0 < len ? in_hi - x0 : len) : 0;
+            i_hi = i_hi > i_lo ? i_hi : i_lo;
+            for (i = 0; i < len; i++) {
+                acc[i] = 0;
+            }
             for (ky = ky_lo; ky < ky_hi; ky++) {
-                size_t slot = mite_axis_input_index(ay, oy, ky) % rows;
-                const int8_t *row = ring + (c * rows + slot) * w;
-                for (kx = kx_lo; kx < kx_hi; kx++) {
-                    int32_t xv = row[mite_axis_input_index(ax, ox, kx)];
-                    int32_t wv = wk[ky * kw + kx];
-                    acc = mite_wadd(acc, mite_wmul(xv - zx, wv - zw));
+                const int8_t *row = plane + (mite_axis_input_index(ay, oy, ky) % rows) * w;
+                const int8_t *wr = wk + ky * kw;
+                for (i = 0; i < i_lo; i++) {
+                    acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
+                }
+                if (kw == 3) {
+                    uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
+                    uint32_t w1 = (uint32_t)(int32_t)wr[1] - zw;
+                    uint32_t w2 = (uint32_t)(int32_t)wr[2] - zw;
+                    for (i = i_lo; i < i_hi; i++) {
+                        const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
+                        acc[i] += ((uint32_t)(int32_t)xr[0] - zx) * w0 +
+                                  ((uint32_t)(int32_t)xr[dx] - zx) * w1 +
+                                  ((uint32_t)(int32_t)xr[2 * dx] - zx) * w2;
+                    }
+                } else {
+                    for (i = i_lo; i < i_hi; i++) {
+                        const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
+                        uint32_t sum = 0;
+                        for (kx = 0; kx < kw; kx++) {
+                            sum += ((uint32_t)(int32_t)xr[kx * dx] - zx) *
+                                   ((uint32_t)(int32_t)wr[kx] - zw);
+                        }
+                        acc[i] += sum;
+                    }
+                }
+                for (i = i_hi; i < len; i++) {
+                    acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
                 }
             }
-            dw_row[c * ow + ox] = mite_output_stage_finish(
-                &conv->out, stage_bias_add(conv->bias_add, acc, bias), c);
+            finish_wrapped(acc, len, dw_row + c * ow + x0, conv, bias, c);
         }
     }
 }
@@ -165,22 +302,15 @@ static void project_row(const int8_t *dw_row, size_t oy, int8_t *out,
                         const mite_bottleneck_int8_params *p) {
     const mite_conv2d_int8_params *conv = &p->project;
     const mite_conv2d_geometry *g = &conv->geometry;
-    size_t oh = g->in_hw[0], ow = g->in_hw[1];
-    int32_t zx = conv->x_zero_point;
-    size_t o, ox, c;
+    size_t oh = g->in_hw[0], ow = g->in_hw[1], o, x0, len;
     for (o = 0; o < g->c_out; o++) {
         int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, o);
-        const int8_t *w_o = wts->w_project + o * g->c_in;
         int32_t bias = wts->b_project != NULL ? wts->b_project[o] : 0;
         int8_t *row = out + (o * oh + oy) * ow;
-        for (ox = 0; ox < ow; ox++) {
-            int32_t acc = 0;
-            for (c = 0; c < g->c_in; c++) {
-                int32_t xv = dw_row[c * ow + ox];
-                acc = mite_wadd(acc, mite_wmul(xv - zx, (int32_t)w_o[c] - zw));
-            }
-            row[ox] = mite_output_stage_finish(&conv->out,
-                                               stage_bias_add(conv->bias_add, acc, bias), o);
+        for (x0 = 0; x0 < ow; x0 += len) {
+            len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
+            pointwise_run(dw_row + x0, ow, g->c_in, wts->w_project + o * g->c_in, zw,
+                          conv->x_zero_point, len, row + x0, conv, bias, o);
         }
     }
 }

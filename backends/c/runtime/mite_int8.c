@@ -13,10 +13,6 @@ size_t mite_conv2d_int8_scratch_len(const mite_conv2d_int8_params *p) {
     return p->geometry.out_hw[0] * p->geometry.out_hw[1];
 }
 
-static int32_t bias_add(mite_bias_add mode, int32_t acc, int32_t bias) {
-    return mode == MITE_BIAS_WRAPPING ? mite_wadd(acc, bias) : mite_sadd(acc, bias);
-}
-
 static void accumulate_pointwise(int32_t *plane, size_t len, const int8_t *x, int32_t wv,
                                  int32_t zx) {
     size_t i;
@@ -58,31 +54,6 @@ static void accumulate_taps(int32_t *plane, const int8_t *x, const int8_t *wk, i
  * Requantization is the generic path's. */
 #define MITE_EXACT_TERMS 32768u
 
-/* The output stage of channel o over a run of accumulators: the same bias addition and
- * mite_output_stage_finish as one output at a time, with the rounding mode chosen once. */
-static void finish_run(const mite_output_stage *st, mite_bias_add mode, int32_t bias,
-                       const int32_t *acc, int8_t *y, size_t len, size_t o) {
-    const mite_requant *r = &st->requant;
-    size_t c = o < r->channels - 1 ? o : r->channels - 1, i;
-    if (r->rounding == MITE_ROUNDING_DOUBLE) {
-        int32_t m = r->multipliers[c], sh = r->shifts[c];
-        for (i = 0; i < len; i++) {
-            int32_t v = mite_qmul_double(bias_add(mode, acc[i], bias), m, sh);
-            y[i] = mite_clamp_act(st->range, mite_sadd(v, st->zero_point));
-        }
-    } else if (r->rounding == MITE_ROUNDING_SINGLE) {
-        int32_t m = r->multipliers[c], sh = r->shifts[c];
-        for (i = 0; i < len; i++) {
-            int32_t v = mite_qmul_single(bias_add(mode, acc[i], bias), m, sh);
-            y[i] = mite_clamp_act(st->range, mite_sadd(v, st->zero_point));
-        }
-    } else {
-        for (i = 0; i < len; i++) {
-            y[i] = mite_output_stage_finish(st, bias_add(mode, acc[i], bias), o);
-        }
-    }
-}
-
 /* Pointwise (1x1, stride 1, no padding, groups 1): per output channel, an i32 plane
  * accumulates w'[o, c] * x[c] over the input channels, four at a time, where w' = w - zw; it
  * starts at -zx * sum_c w'[o, c], so that it ends at sum_c w'[o, c] * (x[c] - zx). */
@@ -120,7 +91,7 @@ static void conv_pointwise(const int8_t *x, const int8_t *w, const int32_t *bias
                     plane[i] += wv * xc[i];
                 }
             }
-            finish_run(&p->out, p->bias_add, bias != NULL ? bias[o] : 0, plane,
+            mite_finish_run(&p->out, p->bias_add, bias != NULL ? bias[o] : 0, plane,
                        out + (b * c_out + o) * len, len, o);
         }
     }
@@ -231,7 +202,7 @@ static void conv_depthwise(const int8_t *x, const int8_t *w, const int32_t *bias
                 acc[ox] = depthwise_sum(xp, &axes[0], &axes[1], wk, zw, zx, oy, ox, ky_lo, ky_hi,
                                         kx_lo, kx_hi);
             }
-            finish_run(&p->out, p->bias_add, bias_c, acc, y + oy * ow, ow, c);
+            mite_finish_run(&p->out, p->bias_add, bias_c, acc, y + oy * ow, ow, c);
         }
     }
 }
@@ -297,7 +268,7 @@ mite_status mite_conv2d_int8(const int8_t *x, size_t x_len, const int8_t *w, siz
                 accumulate_taps(scratch, xp, wk, zw, zx, g);
             }
         }
-        finish_run(&p->out, p->bias_add, bias_o, scratch, y, plane_len, o);
+        mite_finish_run(&p->out, p->bias_add, bias_o, scratch, y, plane_len, o);
     }
     return MITE_OK;
 }
@@ -327,7 +298,7 @@ mite_status mite_linear_int8(const int8_t *x, size_t x_len, const int8_t *w, siz
         for (i = 0; i < out_len; i++) {
             o = i % m;
             out[i] = mite_output_stage_finish(
-                &p->out, bias_add(p->bias_add, 0, bias != NULL ? bias[o] : 0), o);
+                &p->out, mite_bias_add_apply(p->bias_add, 0, bias != NULL ? bias[o] : 0), o);
         }
         return MITE_OK;
     }
@@ -347,7 +318,7 @@ mite_status mite_linear_int8(const int8_t *x, size_t x_len, const int8_t *w, siz
                 acc = mite_wadd(acc, mite_wmul((int32_t)row[i] - zx, (int32_t)wr[i] - zw));
             }
             y[o] = mite_output_stage_finish(
-                &p->out, bias_add(p->bias_add, acc, bias != NULL ? bias[o] : 0), o);
+                &p->out, mite_bias_add_apply(p->bias_add, acc, bias != NULL ? bias[o] : 0), o);
         }
     }
     return MITE_OK;

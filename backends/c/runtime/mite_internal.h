@@ -184,6 +184,37 @@ static inline int8_t mite_output_stage_finish(const mite_output_stage *s, int32_
     return mite_clamp_act(s->range, mite_sadd(v, s->zero_point));
 }
 
+/* Rust `BiasAdd`: the bias joins the accumulator wrapping or saturating. */
+static inline int32_t mite_bias_add_apply(mite_bias_add mode, int32_t acc, int32_t bias) {
+    return mode == MITE_BIAS_WRAPPING ? mite_wadd(acc, bias) : mite_sadd(acc, bias);
+}
+
+/* The output stage of channel o over a run of accumulators: the same bias addition and
+ * mite_output_stage_finish as one output at a time, with the rounding mode chosen once. */
+static inline void mite_finish_run(const mite_output_stage *st, mite_bias_add mode,
+                                   int32_t bias, const int32_t *acc, int8_t *y, size_t len,
+                                   size_t o) {
+    const mite_requant *r = &st->requant;
+    size_t c = o < r->channels - 1 ? o : r->channels - 1, i;
+    if (r->rounding == MITE_ROUNDING_DOUBLE) {
+        int32_t m = r->multipliers[c], sh = r->shifts[c];
+        for (i = 0; i < len; i++) {
+            int32_t v = mite_qmul_double(mite_bias_add_apply(mode, acc[i], bias), m, sh);
+            y[i] = mite_clamp_act(st->range, mite_sadd(v, st->zero_point));
+        }
+    } else if (r->rounding == MITE_ROUNDING_SINGLE) {
+        int32_t m = r->multipliers[c], sh = r->shifts[c];
+        for (i = 0; i < len; i++) {
+            int32_t v = mite_qmul_single(mite_bias_add_apply(mode, acc[i], bias), m, sh);
+            y[i] = mite_clamp_act(st->range, mite_sadd(v, st->zero_point));
+        }
+    } else {
+        for (i = 0; i < len; i++) {
+            y[i] = mite_output_stage_finish(st, mite_bias_add_apply(mode, acc[i], bias), o);
+        }
+    }
+}
+
 /* The zero point of channel c in a list checked by mite_check_zero_points. */
 static inline int32_t mite_zero_point_of(const int8_t *zps, size_t len, size_t c) {
     if (len == 0) {

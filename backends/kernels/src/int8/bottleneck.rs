@@ -22,6 +22,7 @@ use crate::error::{check_len, check_scratch, KernelError};
 use crate::geometry::WindowAxis;
 
 use super::conv::Conv2dInt8Params;
+use super::conv_fast::{finish, interior};
 use super::{check_zero_points, zero_point_of};
 
 /// The parameters of [`bottleneck_int8`]: those of the three convolutions it fuses, checked to
@@ -202,8 +203,45 @@ pub fn bottleneck_int8(
     Ok(())
 }
 
+/// Outputs are computed in runs of at most this many `i32` accumulators (on the stack), each
+/// run finished by the convolution fast paths' output stage. Sums wrap in `i32` as in the
+/// generic kernel; wrapping addition is associative, so neither the order of the terms nor the
+/// folded zero point below changes a bit.
+const RUN: usize = 32;
+
+/// `y[i]` = the output stage of channel `o` over `Σ_c (w_o[c] − z_w) · (x[c·stride + i] − z_x)`:
+/// a pointwise convolution over one run of a row (`y.len() ≤ RUN`). The accumulators start at
+/// `−z_x · Σ_c (w_o[c] − z_w)`, so the inner loop multiplies raw inputs.
+fn pointwise_run(
+    x: &[i8],
+    stride: usize,
+    w_o: &[i8],
+    y: &mut [i8],
+    bias: Option<&[i32]>,
+    o: usize,
+    conv: &Conv2dInt8Params<'_>,
+) {
+    let zw = zero_point_of(conv.w_zero_points, o);
+    let zx = i32::from(conv.x_zero_point);
+    let mut acc = [0_i32; RUN];
+    let acc = &mut acc[..y.len()];
+    let wsum = w_o
+        .iter()
+        .fold(0_i32, |s, &wq| s.wrapping_add(i32::from(wq) - zw));
+    acc.fill(zx.wrapping_neg().wrapping_mul(wsum));
+    for (c, &wq) in w_o.iter().enumerate() {
+        let wv = i32::from(wq) - zw;
+        for (a, &xv) in acc.iter_mut().zip(&x[c * stride..][..y.len()]) {
+            *a = a.wrapping_add(wv.wrapping_mul(i32::from(xv)));
+        }
+    }
+    finish(y, acc, bias, o, conv);
+}
+
 /// Row `my` of the first convolution's output (all channels) into its ring slot
-/// `my % ring_rows`, from the whole input `x` of one batch element.
+/// `my % ring_rows`, from the whole input `x` of one batch element. A pointwise convolution
+/// goes through [`pointwise_run`]; any other window finds the valid taps of each output of a
+/// run once for all output channels.
 fn expand_row(
     x: &[i8],
     my: usize,
@@ -221,32 +259,53 @@ fn expand_row(
     let taps = ay.kernel * kw;
     let zx = i32::from(conv.x_zero_point);
     let slot = my % ring_rows;
+    if g.is_pointwise() {
+        for c in 0..g.c_out() {
+            let w_c = &weights.w_expand[c * g.c_in()..][..g.c_in()];
+            let row = &mut ring[(c * ring_rows + slot) * mw..][..mw];
+            for (r, y) in row.chunks_mut(RUN).enumerate() {
+                let xr = &x[my * w + r * RUN..];
+                pointwise_run(xr, plane, w_c, y, weights.b_expand, c, conv);
+            }
+        }
+        return;
+    }
     let kys = ay.valid_taps(my);
-    for c in 0..g.c_out() {
-        let zw = zero_point_of(conv.w_zero_points, c);
-        let w_c = &weights.w_expand[c * g.c_in() * taps..][..g.c_in() * taps];
-        let bias = weights.b_expand.map_or(0, |b| b[c]);
-        let row = &mut ring[(c * ring_rows + slot) * mw..][..mw];
-        for (mx, y) in row.iter_mut().enumerate() {
-            let kxs = ax.valid_taps(mx);
-            let mut acc = 0_i32;
+    let mut kxs = [(0, 0); RUN];
+    let mut acc = [0_i32; RUN];
+    for x0 in (0..mw).step_by(RUN) {
+        let len = RUN.min(mw - x0);
+        for (i, k) in kxs[..len].iter_mut().enumerate() {
+            let taps = ax.valid_taps(x0 + i);
+            *k = (taps.start, taps.end);
+        }
+        for c in 0..g.c_out() {
+            let zw = zero_point_of(conv.w_zero_points, c);
+            let w_c = &weights.w_expand[c * g.c_in() * taps..][..g.c_in() * taps];
+            let acc = &mut acc[..len];
+            acc.fill(0);
             for (ci, wk) in w_c.chunks_exact(taps).enumerate() {
                 let xp = &x[ci * plane..][..plane];
                 for ky in kys.clone() {
                     let x_row = &xp[ay.input_index(my, ky) * w..][..w];
-                    for kx in kxs.clone() {
-                        let xv = i32::from(x_row[ax.input_index(mx, kx)]);
-                        let wv = i32::from(wk[ky * kw + kx]);
-                        acc = acc.wrapping_add((xv - zx).wrapping_mul(wv - zw));
+                    let wr = &wk[ky * kw..][..kw];
+                    for (i, (a, &(lo, hi))) in acc.iter_mut().zip(&kxs[..len]).enumerate() {
+                        for kx in lo..hi {
+                            let xv = i32::from(x_row[ax.input_index(x0 + i, kx)]);
+                            let wv = i32::from(wr[kx]);
+                            *a = a.wrapping_add((xv - zx).wrapping_mul(wv - zw));
+                        }
                     }
                 }
             }
-            *y = conv.out.finish(conv.bias_add.add(acc, bias), c);
+            let row = &mut ring[(c * ring_rows + slot) * mw + x0..][..len];
+            finish(row, acc, weights.b_expand, c, conv);
         }
     }
 }
 
-/// Depthwise output row `oy` (all channels) from the expanded rows in the ring.
+/// Depthwise output row `oy` (all channels) from the expanded rows in the ring; the outputs
+/// whose whole window reads real input (the interior) are summed without padding checks.
 #[allow(clippy::too_many_arguments)]
 fn depthwise_row(
     ring: &[i8],
@@ -263,22 +322,36 @@ fn depthwise_row(
     let (w, ow) = (ax.in_len, ax.out_len);
     let [kh, kw] = g.window().kernel;
     let zx = i32::from(conv.x_zero_point);
+    let cols_in = interior(ax);
+    let mut acc = [0_i32; RUN];
     for c in 0..g.c_out() {
         let zw = zero_point_of(conv.w_zero_points, c);
         let wk = &weights.w_depthwise[c * kh * kw..][..kh * kw];
-        let bias = weights.b_depthwise.map_or(0, |b| b[c]);
-        for (ox, y) in dw_row[c * ow..][..ow].iter_mut().enumerate() {
-            let mut acc = 0_i32;
+        for (r, y) in dw_row[c * ow..][..ow].chunks_mut(RUN).enumerate() {
+            let x0 = r * RUN;
+            let acc = &mut acc[..y.len()];
+            acc.fill(0);
             for ky in ay.valid_taps(oy) {
                 let slot = ay.input_index(oy, ky) % ring_rows;
                 let row = &ring[(c * ring_rows + slot) * w..][..w];
-                for kx in ax.valid_taps(ox) {
-                    let xv = i32::from(row[ax.input_index(ox, kx)]);
-                    let wv = i32::from(wk[ky * kw + kx]);
-                    acc = acc.wrapping_add((xv - zx).wrapping_mul(wv - zw));
+                let wr = &wk[ky * kw..][..kw];
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let ox = x0 + i;
+                    if cols_in.contains(&ox) {
+                        let xr = &row[ax.input_index(ox, 0)..];
+                        for (kx, &wq) in wr.iter().enumerate() {
+                            let xv = i32::from(xr[kx * ax.dilation]) - zx;
+                            *a = a.wrapping_add(xv.wrapping_mul(i32::from(wq) - zw));
+                        }
+                    } else {
+                        for kx in ax.valid_taps(ox) {
+                            let xv = i32::from(row[ax.input_index(ox, kx)]) - zx;
+                            *a = a.wrapping_add(xv.wrapping_mul(i32::from(wr[kx]) - zw));
+                        }
+                    }
                 }
             }
-            *y = conv.out.finish(conv.bias_add.add(acc, bias), c);
+            finish(y, acc, weights.b_depthwise, c, conv);
         }
     }
 }
@@ -294,19 +367,11 @@ fn project_row(
     let conv = &p.project;
     let g = &conv.geometry;
     let [oh, ow] = g.in_hw();
-    let zx = i32::from(conv.x_zero_point);
     for o in 0..g.c_out() {
-        let zw = zero_point_of(conv.w_zero_points, o);
         let w_o = &weights.w_project[o * g.c_in()..][..g.c_in()];
-        let bias = weights.b_project.map_or(0, |b| b[o]);
         let row = &mut out[(o * oh + oy) * ow..][..ow];
-        for (ox, y) in row.iter_mut().enumerate() {
-            let mut acc = 0_i32;
-            for (c, &wv) in w_o.iter().enumerate() {
-                let xv = i32::from(dw_row[c * ow + ox]);
-                acc = acc.wrapping_add((xv - zx).wrapping_mul(i32::from(wv) - zw));
-            }
-            *y = conv.out.finish(conv.bias_add.add(acc, bias), o);
+        for (r, y) in row.chunks_mut(RUN).enumerate() {
+            pointwise_run(&dw_row[r * RUN..], ow, w_o, y, weights.b_project, o, conv);
         }
     }
 }

@@ -110,7 +110,7 @@ pub(crate) fn depthwise(
 
 /// The outputs of an axis at which every tap reads real input: from the first output the first
 /// tap reads to the last output the last tap reads (both bounds move down as the tap grows).
-fn interior(a: &WindowAxis) -> core::ops::Range<usize> {
+pub(crate) fn interior(a: &WindowAxis) -> core::ops::Range<usize> {
     let lo = a.valid_outputs(0).start;
     let hi = a.valid_outputs(a.kernel - 1).end;
     lo..hi.max(lo)
@@ -118,7 +118,13 @@ fn interior(a: &WindowAxis) -> core::ops::Range<usize> {
 
 /// The output stage of channel `o` over a run of accumulators.
 #[inline]
-fn finish(y: &mut [i8], acc: &[i32], bias: Option<&[i32]>, o: usize, p: &Conv2dInt8Params<'_>) {
+pub(crate) fn finish(
+    y: &mut [i8],
+    acc: &[i32],
+    bias: Option<&[i32]>,
+    o: usize,
+    p: &Conv2dInt8Params<'_>,
+) {
     let bias_o = bias.map_or(0, |bias| bias[o]);
     for (yv, &a) in y.iter_mut().zip(acc) {
         *yv = p.out.finish(p.bias_add.add(a, bias_o), o);
