@@ -32,7 +32,7 @@ use mite::interp::program::ProgramExecutor;
 use mite::ir::program::{Program, Storage};
 use mite::ir::TensorData;
 use mite::passes::lower::quantize_image;
-use mite::passes::passes::{build_training_step, TrainConfig};
+use mite::passes::passes::{TrainConfig, UpdatePlacement};
 use mite::rustgen::run::{crc32, output_hash, run_selftest, RunError, Runner, THUMB_TARGET};
 use mite::rustgen::{emit_crate, param_block, write_crate, RustOptions, Sample};
 use mite::train::scheme::Scheme;
@@ -126,18 +126,29 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The model with a 10-class head and `case`'s scheme, its training step built and lowered.
+/// The model with a 10-class head and `case`'s scheme, compiled as `mite compile` does (updates
+/// as soon as ready, the step reordered, frozen bottlenecks and the first stage streamed) and
+/// lowered.
 pub fn lowered(test: &str, case: &Case) -> (String, mite::ir::Module, Program) {
     let spec = shared_file(test, &format!("models/{}", case.file))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("zoo:{}", case.zoo));
-    let mut m = mite::model::load_model(&spec).unwrap().module;
-    mite::train::head::replace_classifier(&mut m, 10, 0).unwrap();
-    Scheme::parse(case.scheme).unwrap().apply(&mut m).unwrap();
-    let config = TrainConfig::default();
-    build_training_step(&mut m, &config).unwrap();
-    let program = mite::compile::lower_program(&m, &config).unwrap();
-    (format!("{spec} {}", case.scheme), m, program)
+    let mut model = mite::model::load_model(&spec).unwrap();
+    let opts = mite::compile::CompileOptions {
+        scheme: Scheme::parse(case.scheme).unwrap(),
+        classes: Some(10),
+        seed: 0,
+        config: TrainConfig {
+            updates: UpdatePlacement::AsSoonAsReady,
+            ..TrainConfig::default()
+        },
+        magnitude: false,
+        reorder: true,
+        fusion: true,
+    };
+    let compiled = mite::compile::compile_program(&model.name, &mut model.module, &opts).unwrap();
+    let program = compiled.program.expect("the training step lowers");
+    (format!("{spec} {}", case.scheme), model.module, program)
 }
 
 /// `IMAGES` quantized training images: CIFAR-10 from `../shared` if present, else seeded
