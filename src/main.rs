@@ -730,7 +730,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
     out.print(&report.memory_table())?;
     out.print(&report.schedule_and_timings())?;
     let timeline =
-        Timeline::from_report(format!("{} {}", report.model, report.scheme.name), &memory);
+        Timeline::from_report(format!("{} {}", report.model, report.scheme.name), memory);
     if args.timeline {
         out.print(&timeline.to_text())?;
     }
@@ -742,7 +742,7 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
         let json = serde_json::to_string_pretty(&report).map_err(|e| format!("error: {e}"))?;
         write_file(path, (json + "\n").as_bytes())?;
     }
-    check_budgets(&report, &memory, &model.module, &budgets)
+    check_budgets(report, memory, &model.module, &budgets)
 }
 
 fn run_search(args: SearchArgs, out: &mut Stdout) -> Result<(), String> {
