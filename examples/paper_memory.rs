@@ -9,8 +9,8 @@
 //!   (`--updates asap`) and the `schedule` pass.
 //!
 //! Printed, from the lowered Program (what the C and Rust backends emit): its peak SRAM (the
-//! planned arena + SRAM copies of the trained parameters + optimizer state + the int8 input and
-//! label outside the arena), the arena, the arena's lower bound (the most bytes live at one
+//! planned arena, which holds the int8 input image too, + SRAM copies of the trained parameters +
+//! optimizer state + the entry's arguments: label, learning rate and step), the arena, the arena's lower bound (the most bytes live at one
 //! call) and their ratio, the trained parameters' SRAM, the peak of the backward part (graph
 //! level), the paper's figure and the compile time (the whole pipeline, lowering included).
 //! Under each model, where its reordered Program's arena peaks. With a directory argument, one
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bound",
         "ratio",
         "params",
-        "input",
+        "args",
         "bwd KB",
         "paper",
         "compile"

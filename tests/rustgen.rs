@@ -24,7 +24,8 @@ use mite::ir::program::Kernel;
 use mite::ir::program::Program;
 use mite::passes::lower::quantize_image;
 use mite::passes::passes::{
-    build_training_step, schedule_function, Schedule, TrainConfig, UpdatePlacement,
+    build_training_step, schedule_function, stream_bottlenecks, Schedule, TrainConfig,
+    UpdatePlacement,
 };
 use mite::rustgen::run::{
     crc32, output_hash, run_selftest, RunError, Runner, Selftest, THUMB_TARGET,
@@ -50,13 +51,17 @@ fn lowered(file: &str, zoo: &str, scheme: &str) -> (String, mite::ir::Module, Pr
     let mut m = mite::model::load_model(&spec).unwrap().module;
     mite::train::head::replace_classifier(&mut m, 10, 0).unwrap();
     Scheme::parse(scheme).unwrap().apply(&mut m).unwrap();
-    // Updates as soon as ready and the step reordered (as `mite compile` does): the input
-    // gradients then run in place over their `dy`.
+    // Updates as soon as ready, the frozen bottlenecks and the first stage streamed and the step
+    // reordered (as `mite compile` does): the input gradients then run in place over their `dy`.
     let config = TrainConfig {
         updates: UpdatePlacement::AsSoonAsReady,
         ..TrainConfig::default()
     };
     build_training_step(&mut m, &config).unwrap();
+    assert!(
+        !stream_bottlenecks(&mut m).is_empty(),
+        "{spec}: no bottleneck streamed"
+    );
     let f = m.function_mut("train_step").unwrap();
     if let Some(order) = schedule_function(f, &Schedule::default()).order {
         f.set_schedule(&order).unwrap();

@@ -97,9 +97,10 @@ for model in mcunet-5fps mbv2-w0.35; do
             --emit c -o "$dir" > "$dir.compile.log" 2>&1 || { cat "$dir.compile.log" >&2; exit 1; }
         cp "$OUT/bench.c" "$dir/bench.c"
         flags=$(sed -n 's/^CFLAGS = //p' "$dir/Makefile")
+        # The program's sources as its Makefile lists them, without the self-test's main.
+        srcs=$(sed -n 's/^SRCS = //p' "$dir/Makefile" | sed 's/selftest\.c//')
         # shellcheck disable=SC2086
-        (cd "$dir" && $CC $flags -I. mite_program.c mite_common.c mite_int8.c mite_float.c \
-            mite_sgd.c bench.c -lm -o bench)
+        (cd "$dir" && $CC $flags -I. $srcs bench.c -lm -o bench)
         /usr/bin/time -f 'peak-rss-kb %M' -o "$dir/c.rss" "$dir/bench" "$STEPS" "$WARMUP" > "$dir/c.out"
         c_ms=$(sed -n 's/^c-ms-per-step //p' "$dir/c.out")
         c_kb=$(sed -n 's/^peak-rss-kb //p' "$dir/c.rss")
