@@ -15,127 +15,51 @@
 //! `cargo test --release --test rustgen -- --ignored --nocapture report` prints the figures of
 //! the three paper models (source size, build time, flash / RAM, instructions per step).
 
-use std::path::{Path, PathBuf};
+#[path = "paper_backends/harness.rs"]
+mod harness;
+
 use std::process::Command;
 
-use mite::data::{Dataset, Normalization};
 use mite::interp::program::ProgramExecutor;
-use mite::ir::program::Kernel;
-use mite::ir::program::Program;
-use mite::passes::lower::quantize_image;
-use mite::passes::passes::{
-    build_training_step, schedule_function, stream_bottlenecks, Schedule, TrainConfig,
-    UpdatePlacement,
-};
+use mite::ir::program::{Kernel, Program};
 use mite::rustgen::run::{
     crc32, output_hash, run_selftest, RunError, Runner, Selftest, THUMB_TARGET,
 };
-use mite::rustgen::{emit_crate, param_block, write_crate, RustOptions, Sample};
-use mite::train::scheme::Scheme;
-use mite_test_support::{shared_dir, shared_file, tool};
+use mite::rustgen::{emit_crate, param_block, write_crate, RustOptions};
+use mite_test_support::tool;
 
 const TEST: &str = "rustgen";
 const LR: f32 = 0.01;
 const IMAGES: usize = 4;
 
-/// This worktree's root (the test's own manifest directory).
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A model with a 10-class head, the scheme applied and the training step built, lowered.
-fn lowered(file: &str, zoo: &str, scheme: &str) -> (String, mite::ir::Module, Program) {
-    let spec = shared_file(TEST, &format!("models/{file}"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| format!("zoo:{zoo}"));
-    let mut m = mite::model::load_model(&spec).unwrap().module;
-    mite::train::head::replace_classifier(&mut m, 10, 0).unwrap();
-    Scheme::parse(scheme).unwrap().apply(&mut m).unwrap();
-    // Updates as soon as ready, the frozen bottlenecks and the first stage streamed and the step
-    // reordered (as `mite compile` does): the input gradients then run in place over their `dy`.
-    let config = TrainConfig {
-        updates: UpdatePlacement::AsSoonAsReady,
-        ..TrainConfig::default()
+/// The model compiled as `mite compile` does and lowered; its input gradients must run in
+/// place over their `dy` (what the reordered step enables).
+fn lowered(
+    file: &'static str,
+    zoo: &'static str,
+    scheme: &'static str,
+) -> (String, mite::ir::Module, Program) {
+    let case = harness::Case {
+        name: zoo,
+        file,
+        zoo,
+        scheme,
+        paper_ms: 0,
     };
-    build_training_step(&mut m, &config).unwrap();
-    assert!(
-        !stream_bottlenecks(&mut m).is_empty(),
-        "{spec}: no bottleneck streamed"
-    );
-    let f = m.function_mut("train_step").unwrap();
-    if let Some(order) = schedule_function(f, &Schedule::default()).order {
-        f.set_schedule(&order).unwrap();
-    }
-    let program = mite::compile::lower_program(&m, &config).unwrap();
+    let (what, m, program) = harness::lowered(TEST, &case);
     assert!(
         program.entries[1]
             .calls
             .iter()
             .any(|c| matches!(c.kernel, Kernel::ConvBackwardInputInt8InPlace { .. })),
-        "{spec}: no input gradient in place"
+        "{what}: no input gradient in place"
     );
-    (format!("{spec} {scheme}"), m, program)
-}
-
-/// `IMAGES` quantized training images: CIFAR-10 if present, else seeded synthetic ones.
-fn samples(m: &mite::ir::Module) -> Vec<Sample> {
-    let chw = mite::eval::image_input(m, "forward").unwrap();
-    let [c, h, w] = chw;
-    let cifar = shared_dir(TEST)
-        .map(|d| d.join("datasets/cifar10"))
-        .filter(|d| d.is_dir());
-    let images: Vec<(Vec<f32>, i32)> = match cifar {
-        Some(dir) => {
-            let data = Dataset::load(&dir, "train").unwrap();
-            let norm = Normalization::parse("127.5,127.5").unwrap();
-            (0..IMAGES)
-                .map(|i| {
-                    let img = data.image(i, [h, w], norm).unwrap();
-                    (img, data.label(i).unwrap() as i32 % 10)
-                })
-                .collect()
-        }
-        None => {
-            println!("SKIPPED real images: using seeded synthetic ones");
-            (0..IMAGES)
-                .map(|i| {
-                    let img = (0..c * h * w)
-                        .map(|k| (((k * 7 + i * 13) % 255) as f32 - 127.5) / 127.5)
-                        .collect();
-                    (img, i as i32)
-                })
-                .collect()
-        }
-    };
-    images
-        .into_iter()
-        .map(|(img, label)| Sample {
-            input: quantize_image(m, "forward", &img).unwrap(),
-            label,
-        })
-        .collect()
+    (what, m, program)
 }
 
 /// Whether the Cortex-M4 run is possible (skips, or fails under `MITE_REQUIRE_TOOLS=1`).
 fn can_run_qemu(test: &str) -> bool {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    if !Path::new(&sysroot)
-        .join("lib/rustlib")
-        .join(THUMB_TARGET)
-        .is_dir()
-    {
-        if std::env::var("MITE_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
-            panic!("{test}: target {THUMB_TARGET} is not installed (MITE_REQUIRE_TOOLS=1)");
-        }
-        eprintln!("SKIPPED {test}: target {THUMB_TARGET} is not installed");
-        return false;
-    }
-    tool(test, "qemu-system-arm").is_some()
+    harness::thumb_target(test) && tool(test, "qemu-system-arm").is_some()
 }
 
 /// What one model's check measured.
@@ -150,9 +74,15 @@ struct Figures {
 
 /// Emits the crate of one model, runs its self-test on the host and checks it against the
 /// Program executor bit for bit; then, if possible, in QEMU against the host.
-fn check(file: &str, zoo: &str, scheme: &str, steps: usize, name: &str) -> Figures {
+fn check(
+    file: &'static str,
+    zoo: &'static str,
+    scheme: &'static str,
+    steps: usize,
+    name: &str,
+) -> Figures {
     let (what, m, program) = lowered(file, zoo, scheme);
-    let samples = samples(&m);
+    let samples = harness::samples(TEST, &m, IMAGES);
     let options = RustOptions {
         learning_rate: LR,
         training: format!("scheme `{scheme}`"),
@@ -161,7 +91,7 @@ fn check(file: &str, zoo: &str, scheme: &str, steps: usize, name: &str) -> Figur
         ..RustOptions::default()
     };
     let files = emit_crate(&program, &options).unwrap();
-    let dir = root().join("target/emitted-src").join(name);
+    let dir = harness::root().join("target/emitted-src").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     write_crate(&dir, &files).unwrap();
     let generated =
@@ -176,7 +106,7 @@ fn check(file: &str, zoo: &str, scheme: &str, steps: usize, name: &str) -> Figur
         .filter(|f| f.path.starts_with("data"))
         .map(|f| f.contents.len())
         .sum();
-    let target = root().join("target/emitted");
+    let target = harness::root().join("target/emitted");
 
     let host = run_selftest(&dir, &target, Runner::Host, None).unwrap();
     assert!(
@@ -334,7 +264,7 @@ fn report() {
 
 #[test]
 fn cli_writes_a_crate() {
-    let dir = root().join("target/emitted-src/cli-proxyless");
+    let dir = harness::root().join("target/emitted-src/cli-proxyless");
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_mite"))
         .args([

@@ -151,9 +151,9 @@ pub fn lowered(test: &str, case: &Case) -> (String, mite::ir::Module, Program) {
     (format!("{spec} {}", case.scheme), model.module, program)
 }
 
-/// `IMAGES` quantized training images: CIFAR-10 from `../shared` if present, else seeded
-/// synthetic ones (said on stdout).
-pub fn samples(test: &str, m: &mite::ir::Module) -> Vec<Sample> {
+/// `n` quantized training images: CIFAR-10 from `../shared` if present, else seeded synthetic
+/// ones (said on stdout).
+pub fn samples(test: &str, m: &mite::ir::Module, n: usize) -> Vec<Sample> {
     let [c, h, w] = mite::eval::image_input(m, "forward").unwrap();
     let cifar = shared_dir(test)
         .map(|d| d.join("datasets/cifar10"))
@@ -162,7 +162,7 @@ pub fn samples(test: &str, m: &mite::ir::Module) -> Vec<Sample> {
         Some(dir) => {
             let data = Dataset::load(&dir, "train").unwrap();
             let norm = Normalization::parse("127.5,127.5").unwrap();
-            (0..IMAGES)
+            (0..n)
                 .map(|i| {
                     let img = data.image(i, [h, w], norm).unwrap();
                     (img, data.label(i).unwrap() as i32 % 10)
@@ -171,7 +171,7 @@ pub fn samples(test: &str, m: &mite::ir::Module) -> Vec<Sample> {
         }
         None => {
             println!("{test}: no ../shared CIFAR-10, training on seeded synthetic images");
-            (0..IMAGES)
+            (0..n)
                 .map(|i| {
                     let img = (0..c * h * w)
                         .map(|k| (((k * 7 + i * 13) % 255) as f32 - 127.5) / 127.5)
@@ -488,6 +488,14 @@ pub struct Targets {
 /// Whether the Cortex-M tools are here (skips with a message, fails under
 /// `MITE_REQUIRE_TOOLS=1`).
 pub fn device_tools(test: &str) -> bool {
+    thumb_target(test)
+        && tool(test, &toolchain::arm_cc().to_string_lossy()).is_some()
+        && tool(test, &toolchain::qemu().to_string_lossy()).is_some()
+}
+
+/// Whether Rust's `thumbv7em-none-eabihf` target is installed (skips with a message, fails
+/// under `MITE_REQUIRE_TOOLS=1`).
+pub fn thumb_target(test: &str) -> bool {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let sysroot = Command::new(rustc)
         .args(["--print", "sysroot"])
@@ -505,8 +513,7 @@ pub fn device_tools(test: &str) -> bool {
         println!("SKIPPED {test} (Cortex-M): target {THUMB_TARGET} is not installed");
         return false;
     }
-    tool(test, &toolchain::arm_cc().to_string_lossy()).is_some()
-        && tool(test, &toolchain::qemu().to_string_lossy()).is_some()
+    true
 }
 
 /// Runs `case` through the executor, C and Rust (see the module documentation); panics on any
@@ -514,7 +521,7 @@ pub fn device_tools(test: &str) -> bool {
 pub fn check(test: &str, case: &Case, steps: usize, targets: Targets) -> Figures {
     let start = Instant::now();
     let (what, m, program) = lowered(test, case);
-    let samples = samples(test, &m);
+    let samples = samples(test, &m, IMAGES);
     let bytes = program.storage_bytes();
 
     // The reference: the Program executor.
