@@ -369,6 +369,28 @@ fn keep_outside<T: Copy>(new: &mut [T], old: &[T], slice: &SgdSlice) {
 
 /// `Kernel::Sgd`: the interpreter's `optim.sgd` rules (accumulation, momentum, QAS, rounding,
 /// channel slices) over the kernels of `mite_kernels::sgd`.
+/// The update rule of a `Kernel::Sgd` (alone or fused with its weight gradient) at step `step`
+/// with learning rate `eta` (the entry's rate times the kernel's scale).
+fn update_rule(
+    eta: f32,
+    momentum: f32,
+    weight_decay: f32,
+    qas: bool,
+    stochastic_seed: Option<i64>,
+    step: i64,
+) -> SgdParams {
+    SgdParams {
+        eta,
+        momentum,
+        weight_decay,
+        qas,
+        rounding: match stochastic_seed {
+            Some(seed) => UpdateRounding::Stochastic { seed, step },
+            None => UpdateRounding::HalfEven,
+        },
+    }
+}
+
 fn sgd_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
     let Kernel::Sgd {
         len,
@@ -426,16 +448,14 @@ fn sgd_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
         Some(id) if *momentum > 0.0 => Some(f32s(mem, id)?),
         _ => None,
     };
-    let rule = SgdParams {
-        eta: lr * lr_scale,
-        momentum: *momentum,
-        weight_decay: *weight_decay,
-        qas: *qas,
-        rounding: match stochastic_seed {
-            Some(seed) => UpdateRounding::Stochastic { seed: *seed, step },
-            None => UpdateRounding::HalfEven,
-        },
-    };
+    let rule = update_rule(
+        lr * lr_scale,
+        *momentum,
+        *weight_decay,
+        *qas,
+        *stochastic_seed,
+        step,
+    );
     let current = mem.read(param)?;
     let before_m = m.clone();
     let mut updated = current.clone();
@@ -527,16 +547,14 @@ fn conv_weight_sgd_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
         Some(id) if *momentum > 0.0 => Some(f32s(mem, id)?),
         _ => None,
     };
-    let rule = SgdParams {
-        eta: lr * lr_scale,
-        momentum: *momentum,
-        weight_decay: *weight_decay,
-        qas: *qas,
-        rounding: match stochastic_seed {
-            Some(seed) => UpdateRounding::Stochastic { seed: *seed, step },
-            None => UpdateRounding::HalfEven,
-        },
-    };
+    let rule = update_rule(
+        lr * lr_scale,
+        *momentum,
+        *weight_decay,
+        *qas,
+        *stochastic_seed,
+        step,
+    );
     let scratch_id = call
         .scratch
         .ok_or("conv2d_backward_weight_sgd needs scratch")?;
