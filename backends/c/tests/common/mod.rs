@@ -1328,7 +1328,8 @@ pub enum Sgd {
     I32,
 }
 
-pub fn sgd(rng: &mut Rng, kind: Sgd) -> Case {
+/// A random update rule (rounding first, then rate, momentum, decay and QAS).
+fn random_sgd_params(rng: &mut Rng) -> SgdParams {
     let rounding = if rng.chance(50) {
         UpdateRounding::HalfEven
     } else {
@@ -1337,7 +1338,7 @@ pub fn sgd(rng: &mut Rng, kind: Sgd) -> Case {
             step: rng.range(-3, 1000),
         }
     };
-    let p = SgdParams {
+    SgdParams {
         eta: rng.scale(1e-4, 0.5) as f32,
         momentum: if rng.chance(50) {
             0.0
@@ -1351,7 +1352,24 @@ pub fn sgd(rng: &mut Rng, kind: Sgd) -> Case {
         },
         qas: rng.chance(50),
         rounding,
+    }
+}
+
+/// The harness tokens of an update rule.
+fn sgd_params_in(input: &mut In, p: &SgdParams) {
+    input
+        .f(p.eta)
+        .f(p.momentum)
+        .f(p.weight_decay)
+        .u(p.qas.into());
+    match p.rounding {
+        UpdateRounding::HalfEven => input.u(0).i(0).i(0),
+        UpdateRounding::Stochastic { seed, step } => input.u(1).i(seed).i(step),
     };
+}
+
+pub fn sgd(rng: &mut Rng, kind: Sgd) -> Case {
+    let p = random_sgd_params(rng);
     let len = rng.usize(0, 40);
     let mut g: Vec<f32> = (0..maybe_off(rng, len))
         .map(|_| rng.wide() * rng.pick(&[1.0, 1.0, 100.0, 1e6]))
@@ -1363,15 +1381,7 @@ pub fn sgd(rng: &mut Rng, kind: Sgd) -> Case {
     let m_len = maybe_off(rng, len);
     let mut m = (rng.chance(60) || p.momentum > 0.0 && rng.chance(90)).then(|| rng.f32s(m_len));
     let mut input = In::default();
-    input
-        .f(p.eta)
-        .f(p.momentum)
-        .f(p.weight_decay)
-        .u(p.qas.into());
-    match p.rounding {
-        UpdateRounding::HalfEven => input.u(0).i(0).i(0),
-        UpdateRounding::Stochastic { seed, step } => input.u(1).i(seed).i(step),
-    };
+    sgd_params_in(&mut input, &p);
     let channels = rng.usize(1, 4);
     let scales: Vec<f32> = (0..channels).map(|_| rng.scale(1e-4, 0.1) as f32).collect();
     let zps: Vec<i32> = (0..channels).map(|_| rng.range(-20, 20) as i32).collect();
@@ -1456,40 +1466,10 @@ pub fn conv_weight_sgd(rng: &mut Rng, int8: bool) -> Case {
         }
     });
     let param_len = maybe_off(rng, view.map_or(w_len, |v| v.outer * v.channels * v.inner));
-    let rounding = if rng.chance(50) {
-        UpdateRounding::HalfEven
-    } else {
-        UpdateRounding::Stochastic {
-            seed: rng.next() as i64,
-            step: rng.range(-3, 1000),
-        }
-    };
-    let p = SgdParams {
-        eta: rng.scale(1e-4, 0.5) as f32,
-        momentum: if rng.chance(50) {
-            0.0
-        } else {
-            rng.f32(0.0, 0.95)
-        },
-        weight_decay: if rng.chance(50) {
-            0.0
-        } else {
-            rng.scale(1e-5, 1e-2) as f32
-        },
-        qas: rng.chance(50),
-        rounding,
-    };
+    let p = random_sgd_params(rng);
     let mut input = In::default();
     conv_in(&mut input, &geo);
-    input
-        .f(p.eta)
-        .f(p.momentum)
-        .f(p.weight_decay)
-        .u(p.qas.into());
-    match p.rounding {
-        UpdateRounding::HalfEven => input.u(0).i(0).i(0),
-        UpdateRounding::Stochastic { seed, step } => input.u(1).i(seed).i(step),
-    };
+    sgd_params_in(&mut input, &p);
     let channels = if rng.chance(80) { c_out.max(1) } else { 1 };
     let scales: Vec<f32> = (0..channels).map(|_| rng.scale(1e-4, 0.1) as f32).collect();
     let zps: Vec<i32> = (0..channels).map(|_| rng.range(-20, 20) as i32).collect();
