@@ -268,14 +268,6 @@ impl CompileReport {
     }
 }
 
-/// The text of the Program lowered from `module` (after [`compile`]): its inference function
-/// and the training step of `config`, planned and verified.
-pub fn program_text(module: &Module, config: &TrainConfig) -> Result<String, String> {
-    Ok(mite_ir::program::print_program(&lower_program(
-        module, config,
-    )?))
-}
-
 /// The Program lowered from `module` (after [`compile`]): its inference function and the
 /// training step of `config`, planned and verified.
 pub fn lower_program(
