@@ -474,3 +474,31 @@ int mite_tap_rows_next(mite_tap_rows *it) {
         }
     }
 }
+
+void mite_tap_span_of(const mite_window_axis axes[2], size_t t, mite_tap_span *span) {
+    size_t ki = t / axes[1].kernel, kj = t % axes[1].kernel;
+    mite_axis_valid_outputs(&axes[0], ki, &span->oy_lo, &span->oy_hi);
+    mite_axis_valid_outputs(&axes[1], kj, &span->ox_lo, &span->ox_hi);
+    if (span->ox_lo >= span->ox_hi) {
+        span->oy_hi = span->oy_lo; /* the tap reads no input column */
+    }
+    span->iy0 = mite_axis_input_index(&axes[0], span->oy_lo, ki);
+    span->ix0 = mite_axis_input_index(&axes[1], span->ox_lo, kj);
+}
+
+int mite_tap_spans(const mite_window_axis axes[2], mite_tap_span spans[MITE_TAP_TABLE]) {
+    size_t taps = axes[0].kernel * axes[1].kernel, t;
+    if (taps > MITE_TAP_TABLE) {
+        return 0;
+    }
+    for (t = 0; t < taps; t++) {
+        mite_tap_span_of(axes, t, &spans[t]);
+    }
+    return 1;
+}
+
+int mite_conv_is_pointwise(const mite_conv2d_geometry *g) {
+    const mite_window2d *w = &g->window;
+    return w->kernel[0] == 1 && w->kernel[1] == 1 && w->strides[0] == 1 && w->strides[1] == 1 &&
+           w->pads[0] == 0 && w->pads[1] == 0 && w->pads[2] == 0 && w->pads[3] == 0;
+}

@@ -71,6 +71,8 @@ typedef struct {
     float *out;
     const int8_t *wq;          /* int8 weight (input grad with an int8 weight) */
     const mite_per_axis *wpa; /* its quantization */
+    mite_tap_span spans[MITE_TAP_TABLE];
+    int tabled; /* whether spans holds every tap's span */
 } conv_ctx;
 
 static void conv_forward_pair(const channel_pair *pair, void *vctx) {
@@ -124,32 +126,45 @@ mite_status mite_conv2d_f32(const float *x, size_t x_len, const float *w, size_t
     return MITE_OK;
 }
 
-/* dx += wv * dy over the rows of tap (ki, kj) that read real input, rows ascending: the order of
- * mite_tap_rows within one tap, without the iterator (a pointwise window is one plane loop). */
-static void input_grad_tap(float *dx, const float *dyp, float wv, const mite_window_axis axes[2],
-                           size_t ki, size_t kj) {
+/* The span of tap t: from the context's table when the window has one, else computed. */
+static const mite_tap_span *span_at(const conv_ctx *c, size_t t, mite_tap_span *tmp) {
+    if (c->tabled) {
+        return &c->spans[t];
+    }
+    mite_tap_span_of(c->axes, t, tmp);
+    return tmp;
+}
+
+/* dx += wv * dy over the rows of one tap's span, rows ascending: the order of mite_tap_rows
+ * within one tap. When the span covers whole rows of equal length in both planes and the rows
+ * follow each other, it is one loop over the plane. */
+static void input_grad_tap(float *restrict dx, const float *restrict dyp, float wv,
+                           const mite_window_axis axes[2], const mite_tap_span *sp) {
     size_t w_in = axes[1].in_len, ow = axes[1].out_len, sw = axes[1].stride;
-    size_t oy, oy_lo, oy_hi, ox, ox_lo, ox_hi, ix, ix0;
-    mite_axis_valid_outputs(&axes[0], ki, &oy_lo, &oy_hi);
-    mite_axis_valid_outputs(&axes[1], kj, &ox_lo, &ox_hi);
-    if (ox_lo >= ox_hi || oy_lo >= oy_hi) {
+    size_t sy = axes[0].stride, n = sp->ox_hi - sp->ox_lo, rows = sp->oy_hi - sp->oy_lo, r, i;
+    if (rows == 0) {
         return;
     }
-    ix0 = mite_axis_input_index(&axes[1], ox_lo, kj);
-    if (axes[0].kernel == 1 && axes[1].kernel == 1 && axes[0].stride == 1 && sw == 1 &&
-        axes[0].pad_begin == 0 && axes[1].pad_begin == 0 && ox_lo == 0 && ox_hi == w_in &&
-        oy_lo == 0 && ow == w_in) {
-        size_t i, len = oy_hi * ow; /* rows oy_lo.. are the planes' first rows, contiguous */
+    if (n == w_in && n == ow && sw == 1 && sy == 1) {
+        float *d = dx + sp->iy0 * w_in;
+        const float *y = dyp + sp->oy_lo * ow;
+        size_t len = rows * ow;
         for (i = 0; i < len; i++) {
-            dx[i] += wv * dyp[i];
+            d[i] += wv * y[i];
         }
         return;
     }
-    for (oy = oy_lo; oy < oy_hi; oy++) {
-        const float *dy_row = dyp + oy * ow;
-        float *dx_row = dx + mite_axis_input_index(&axes[0], oy, ki) * w_in;
-        for (ox = ox_lo, ix = ix0; ox < ox_hi; ox++, ix += sw) {
-            dx_row[ix] += wv * dy_row[ox];
+    for (r = 0; r < rows; r++) {
+        const float *dy_row = dyp + (sp->oy_lo + r) * ow + sp->ox_lo;
+        float *dx_row = dx + (sp->iy0 + r * sy) * w_in + sp->ix0;
+        if (sw == 1) {
+            for (i = 0; i < n; i++) {
+                dx_row[i] += wv * dy_row[i];
+            }
+        } else {
+            for (i = 0; i < n; i++) {
+                dx_row[i * sw] += wv * dy_row[i];
+            }
         }
     }
 }
@@ -158,98 +173,225 @@ static void conv_input_pair(const channel_pair *pair, void *vctx) {
     conv_ctx *c = (conv_ctx *)vctx;
     const float *dyp = c->a + (pair->b * c->g->c_out + pair->oc) * c->s.out_plane;
     float *dx = c->out + (pair->b * c->g->c_in + pair->ic) * c->s.in_plane;
-    const float *wk = c->b + pair->w_base;
-    size_t ki, kj, kw = c->axes[1].kernel;
-    for (ki = 0; ki < c->axes[0].kernel; ki++) {
-        for (kj = 0; kj < kw; kj++) {
-            input_grad_tap(dx, dyp, wk[ki * kw + kj], c->axes, ki, kj);
+    size_t t;
+    mite_tap_span tmp;
+    for (t = 0; t < c->s.taps; t++) {
+        float wv = c->wq != NULL ? mite_dequant_at(c->wpa, c->wq, pair->w_base + t)
+                                 : c->b[pair->w_base + t];
+        input_grad_tap(dx, dyp, wv, c->axes, span_at(c, t, &tmp));
+    }
+}
+
+/* Output channels per chunk of dequantized weights in the pointwise input gradient. */
+#define PW_OC 256u
+/* Input channels and plane elements per register block of the pointwise input gradient. */
+#define PW_IC 4u
+#define PW_P 8u
+
+/* dx[j][k] += w[oc][j] * dy[oc][k] for 4 input channels j (planes `plane` apart) and 8
+ * elements k, over noc output channels ascending (weights 4 per output channel): the order of
+ * the one-pair-at-a-time loop, with the 32 sums held in registers. */
+static void pointwise_input_block(float *restrict dx, size_t plane, const float *restrict dy,
+                                  const float *restrict w, size_t noc) {
+    float a0[PW_P], a1[PW_P], a2[PW_P], a3[PW_P];
+    size_t k, oc;
+    for (k = 0; k < PW_P; k++) {
+        a0[k] = dx[k];
+        a1[k] = dx[plane + k];
+        a2[k] = dx[2 * plane + k];
+        a3[k] = dx[3 * plane + k];
+    }
+    for (oc = 0; oc < noc; oc++) {
+        const float *d = dy + oc * plane;
+        float w0 = w[oc * PW_IC], w1 = w[oc * PW_IC + 1], w2 = w[oc * PW_IC + 2],
+              w3 = w[oc * PW_IC + 3];
+        for (k = 0; k < PW_P; k++) {
+            a0[k] += w0 * d[k];
+            a1[k] += w1 * d[k];
+            a2[k] += w2 * d[k];
+            a3[k] += w3 * d[k];
         }
     }
+    for (k = 0; k < PW_P; k++) {
+        dx[k] = a0[k];
+        dx[plane + k] = a1[k];
+        dx[2 * plane + k] = a2[k];
+        dx[3 * plane + k] = a3[k];
+    }
+}
+
+/* The input gradient of a pointwise, ungrouped convolution (out already zero): every dx
+ * element sums w * dy over the output channels ascending, as the pair loop does, computed a
+ * block of input channels and plane elements at a time. The weight is the f32 w or the int8 wq
+ * dequantized (the other NULL). */
+static void pointwise_input_grad(const float *dy, const float *w, const int8_t *wq,
+                                 const mite_per_axis *wp, float *out,
+                                 const mite_conv2d_geometry *g) {
+    size_t plane = g->in_hw[0] * g->in_hw[1], c_in = g->c_in, c_out = g->c_out;
+    size_t b, ic0, oc0, oc, j, p, nic, noc;
+    float wbuf[PW_OC * PW_IC];
+    for (b = 0; b < g->n; b++) {
+        for (ic0 = 0; ic0 < c_in; ic0 += PW_IC) {
+            float *dx = out + (b * c_in + ic0) * plane;
+            nic = c_in - ic0 < PW_IC ? c_in - ic0 : PW_IC;
+            for (oc0 = 0; oc0 < c_out; oc0 += PW_OC) {
+                const float *dyc = dy + (b * c_out + oc0) * plane;
+                noc = c_out - oc0 < PW_OC ? c_out - oc0 : PW_OC;
+                for (oc = 0; oc < noc; oc++) {
+                    for (j = 0; j < PW_IC; j++) {
+                        size_t i = (oc0 + oc) * c_in + ic0 + j;
+                        wbuf[oc * PW_IC + j] =
+                            j >= nic ? 0.0f : (wq != NULL ? mite_dequant_at(wp, wq, i) : w[i]);
+                    }
+                }
+                p = 0;
+                if (nic == PW_IC) {
+                    for (; p + PW_P <= plane; p += PW_P) {
+                        pointwise_input_block(dx + p, plane, dyc + p, wbuf, noc);
+                    }
+                }
+                for (j = 0; j < nic; j++) {
+                    float *dxj = dx + j * plane;
+                    for (oc = 0; oc < noc; oc++) {
+                        const float *d = dyc + oc * plane;
+                        float wv = wbuf[oc * PW_IC + j];
+                        size_t i;
+                        for (i = p; i < plane; i++) {
+                            dxj[i] += wv * d[i];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* The shared body of the two input gradients (lengths checked): the weight is w (f32) or wq
+ * with its quantization wp (the other NULL). */
+static mite_status backward_input(const float *dy, const float *w, const int8_t *wq,
+                                  const mite_per_axis *wp, float *out, size_t out_len,
+                                  const mite_conv2d_geometry *g) {
+    conv_ctx c;
+    c.s = sizes_of(g);
+    fill_f32(out, out_len, 0.0f);
+    if (c.s.out_plane == 0 || c.s.in_plane == 0) {
+        return MITE_OK;
+    }
+    if (g->groups == 1 && mite_conv_is_pointwise(g) && c.s.input_len > 0 && c.s.output_len > 0) {
+        pointwise_input_grad(dy, w, wq, wp, out, g);
+        return MITE_OK;
+    }
+    c.g = g;
+    mite_conv_axes(g, c.axes);
+    c.tabled = mite_tap_spans(c.axes, c.spans);
+    c.a = dy;
+    c.b = w;
+    c.out = out;
+    c.wq = wq;
+    c.wpa = wp;
+    for_each_channel_pair(g, conv_input_pair, &c);
+    return MITE_OK;
 }
 
 mite_status mite_conv2d_backward_input_f32(const float *dy, size_t dy_len, const float *w,
                                            size_t w_len, float *out, size_t out_len,
                                            const mite_conv2d_geometry *g) {
-    conv_ctx c;
+    conv_sizes s = sizes_of(g);
     mite_status st;
-    c.s = sizes_of(g);
-    if ((st = mite_check_len("conv2d grad_output", c.s.output_len, dy_len)) != MITE_OK ||
-        (st = mite_check_len("conv2d weight", c.s.weight_len, w_len)) != MITE_OK ||
-        (st = mite_check_len("conv2d grad_input", c.s.input_len, out_len)) != MITE_OK) {
+    if ((st = mite_check_len("conv2d grad_output", s.output_len, dy_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d weight", s.weight_len, w_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d grad_input", s.input_len, out_len)) != MITE_OK) {
         return st;
     }
-    fill_f32(out, out_len, 0.0f);
-    if (c.s.out_plane == 0 || c.s.in_plane == 0) {
-        return MITE_OK;
-    }
-    c.g = g;
-    mite_conv_axes(g, c.axes);
-    c.a = dy;
-    c.b = w;
-    c.out = out;
-    for_each_channel_pair(g, conv_input_pair, &c);
-    return MITE_OK;
+    return backward_input(dy, w, NULL, NULL, out, out_len, g);
 }
 
-/* conv_input_pair with the int8 weight dequantized tap by tap: f32(q - z) * s of its channel,
- * the same value mite_dequantize computes (Rust `conv2d_backward_input_int8`). */
-static void conv_input_pair_int8(const channel_pair *pair, void *vctx) {
-    conv_ctx *c = (conv_ctx *)vctx;
-    const float *dyp = c->a + (pair->b * c->g->c_out + pair->oc) * c->s.out_plane;
-    float *dx = c->out + (pair->b * c->g->c_in + pair->ic) * c->s.in_plane;
-    size_t ki, kj, kw = c->axes[1].kernel;
-    for (ki = 0; ki < c->axes[0].kernel; ki++) {
-        for (kj = 0; kj < kw; kj++) {
-            size_t wi = pair->w_base + ki * kw + kj;
-            float s;
-            int8_t z;
-            mite_per_axis_of(c->wpa, wi, &s, &z);
-            input_grad_tap(dx, dyp, (float)((int16_t)c->wq[wi] - (int16_t)z) * s, c->axes, ki,
-                           kj);
-        }
-    }
-}
-
+/* The input gradient with the int8 weight dequantized element by element: f32(q - z) * s of its
+ * channel, the same value mite_dequantize computes (Rust `conv2d_backward_input_int8`). */
 mite_status mite_conv2d_backward_input_int8w(const float *dy, size_t dy_len, const int8_t *w,
                                              size_t w_len, const mite_per_axis *wp, float *out,
                                              size_t out_len, const mite_conv2d_geometry *g) {
-    conv_ctx c;
+    conv_sizes s = sizes_of(g);
     mite_status st;
-    c.s = sizes_of(g);
-    if ((st = mite_check_len("conv2d grad_output", c.s.output_len, dy_len)) != MITE_OK ||
-        (st = mite_check_len("conv2d weight", c.s.weight_len, w_len)) != MITE_OK ||
-        (st = mite_check_len("conv2d grad_input", c.s.input_len, out_len)) != MITE_OK) {
+    if ((st = mite_check_len("conv2d grad_output", s.output_len, dy_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d weight", s.weight_len, w_len)) != MITE_OK ||
+        (st = mite_check_len("conv2d grad_input", s.input_len, out_len)) != MITE_OK) {
         return st;
     }
-    fill_f32(out, out_len, 0.0f);
-    if (c.s.out_plane == 0 || c.s.in_plane == 0) {
-        return MITE_OK;
-    }
-    c.g = g;
-    mite_conv_axes(g, c.axes);
-    c.a = dy;
-    c.b = NULL;
-    c.out = out;
-    c.wq = w;
-    c.wpa = wp;
-    for_each_channel_pair(g, conv_input_pair_int8, &c);
-    return MITE_OK;
+    return backward_input(dy, NULL, w, wp, out, out_len, g);
 }
 
-/* dw[tap] += sum over the tap's rows of dy * x (Rust `weight_taps`). */
+/* dw[tap] += sum over the tap's rows of dy * x (Rust `weight_taps`): taps row-major, rows
+ * ascending, each row summed from 0 in order then added. */
 static void weight_taps(const float *xp, const float *dyp, float *dw,
                         const mite_window_axis axes[2]) {
-    size_t w_in = axes[1].in_len, ow = axes[1].out_len, sw = axes[1].stride, ox, ix;
-    mite_tap_rows it;
-    mite_tap_rows_init(&it, axes);
-    while (mite_tap_rows_next(&it)) {
-        const float *dy_row = dyp + it.row_oy * ow;
-        const float *x_row = xp + it.row_iy * w_in;
-        float acc = 0.0f;
-        for (ox = it.row_ox_lo, ix = it.row_ix0; ox < it.row_ox_hi; ox++, ix += sw) {
-            acc += dy_row[ox] * x_row[ix];
+    size_t w_in = axes[1].in_len, ow = axes[1].out_len, sw = axes[1].stride;
+    size_t sy = axes[0].stride, taps = axes[0].kernel * axes[1].kernel, t, r, i;
+    for (t = 0; t < taps; t++) {
+        mite_tap_span sp;
+        size_t n, rows;
+        mite_tap_span_of(axes, t, &sp);
+        n = sp.ox_hi - sp.ox_lo;
+        rows = sp.oy_hi - sp.oy_lo;
+        for (r = 0; r < rows; r++) {
+            const float *dy_row = dyp + (sp.oy_lo + r) * ow + sp.ox_lo;
+            const float *x_row = xp + (sp.iy0 + r * sy) * w_in + sp.ix0;
+            float acc = 0.0f;
+            if (sw == 1) {
+                for (i = 0; i < n; i++) {
+                    acc += dy_row[i] * x_row[i];
+                }
+            } else {
+                for (i = 0; i < n; i++) {
+                    acc += dy_row[i] * x_row[i * sw];
+                }
+            }
+            dw[t] += acc;
         }
-        dw[it.row_tap] += acc;
+    }
+}
+
+void mite_pointwise_weight_sums(const float *x, size_t plane, size_t count, const float *dyp,
+                                size_t ow, float *sums) {
+    size_t rows = ow > 0 ? plane / ow : 0, r, i, j;
+    if (count == MITE_PW_BLOCK) {
+        const float *x0 = x, *x1 = x0 + plane, *x2 = x1 + plane, *x3 = x2 + plane;
+        const float *x4 = x3 + plane, *x5 = x4 + plane, *x6 = x5 + plane, *x7 = x6 + plane;
+        for (r = 0; r < rows; r++) {
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            float a4 = 0.0f, a5 = 0.0f, a6 = 0.0f, a7 = 0.0f;
+            size_t o = r * ow;
+            for (i = o; i < o + ow; i++) {
+                float d = dyp[i];
+                a0 += d * x0[i];
+                a1 += d * x1[i];
+                a2 += d * x2[i];
+                a3 += d * x3[i];
+                a4 += d * x4[i];
+                a5 += d * x5[i];
+                a6 += d * x6[i];
+                a7 += d * x7[i];
+            }
+            sums[0] += a0;
+            sums[1] += a1;
+            sums[2] += a2;
+            sums[3] += a3;
+            sums[4] += a4;
+            sums[5] += a5;
+            sums[6] += a6;
+            sums[7] += a7;
+        }
+        return;
+    }
+    for (j = 0; j < count; j++) {
+        const float *xj = x + j * plane;
+        for (r = 0; r < rows; r++) {
+            float acc = 0.0f;
+            for (i = r * ow; i < (r + 1) * ow; i++) {
+                acc += dyp[i] * xj[i];
+            }
+            sums[j] += acc;
+        }
     }
 }
 

@@ -50,6 +50,43 @@ void mite_weight_taps(const float *xp, const float *dyp, float *dw,
 /* Advance; returns 0 when done. */
 int mite_tap_rows_next(mite_tap_rows *it);
 
+/* The outputs of one tap (ki, kj) that read real input: rows [oy_lo, oy_hi) and columns
+ * [ox_lo, ox_hi), the first row's input row iy0 and the first column's input column ix0 (the
+ * per-tap ranges of mite_tap_rows). A tap that reads no input column has no rows. */
+typedef struct {
+    size_t oy_lo, oy_hi, ox_lo, ox_hi, iy0, ix0;
+} mite_tap_span;
+
+/* Taps of a window whose spans fit a table on the stack. */
+#define MITE_TAP_TABLE 64u
+
+/* The span of tap t (row-major) of the window. */
+void mite_tap_span_of(const mite_window_axis axes[2], size_t t, mite_tap_span *span);
+/* The spans of every tap when the window has at most MITE_TAP_TABLE taps (returns 1), else 0. */
+int mite_tap_spans(const mite_window_axis axes[2], mite_tap_span spans[MITE_TAP_TABLE]);
+
+/* Input channels per block of the pointwise weight-gradient sums. */
+#define MITE_PW_BLOCK 8u
+/* The pointwise (1x1, stride 1, no padding) weight gradient of `count` (<= MITE_PW_BLOCK)
+ * input-channel planes x + j * plane against one output-channel plane dyp: sums[j] += the
+ * partial sum of each row of ow elements, rows ascending, each row summed from 0 in order (the
+ * sums of weight_taps, several channels at once). */
+void mite_pointwise_weight_sums(const float *x, size_t plane, size_t count, const float *dyp,
+                                size_t ow, float *sums);
+/* Whether a geometry is pointwise: 1x1, stride 1, no padding. */
+int mite_conv_is_pointwise(const mite_conv2d_geometry *g);
+
+/* The real value f32(q - z) * s of element i of a per-axis quantized weight (mite_per_axis_of
+ * without its division when there is one scale). */
+static inline float mite_dequant_at(const mite_per_axis *p, const int8_t *w, size_t i) {
+    size_t c = 0;
+    if (p->scales_len > 1) {
+        c = (i / (p->inner > 0 ? p->inner : 1)) % p->scales_len;
+    }
+    return (float)((int16_t)w[i] - (int16_t)(c < p->zero_points_len ? p->zero_points[c] : 0)) *
+           p->scales[c];
+}
+
 /* Wrapping and saturating i32 arithmetic without undefined behaviour. */
 static inline int32_t mite_wrap_i32(uint32_t v) {
     return v <= (uint32_t)INT32_MAX ? (int32_t)v : (int32_t)(v - 2147483648u) - INT32_MAX - 1;

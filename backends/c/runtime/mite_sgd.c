@@ -196,6 +196,42 @@ static mite_status apply_update(const weight_update *u, size_t i, float gi) {
     return MITE_OK;
 }
 
+/* weight_grad_update of a pointwise convolution (1x1, stride 1, no padding; neither plane
+ * empty): the gradients of a block of input channels of one output channel at once (the same
+ * row sums in the same order), then their updates in the order of the pair loop. */
+static mite_status pointwise_grad_update(const float *x, const float *dy,
+                                         const mite_conv2d_geometry *g,
+                                         const mite_slice_view *view, const weight_update *u) {
+    size_t plane = g->in_hw[0] * g->in_hw[1], ow = g->out_hw[1];
+    size_t cin_g = g->c_in / g->groups, cout_g = g->c_out / g->groups;
+    size_t grp, oc, ic0, b, j;
+    float sums[MITE_PW_BLOCK];
+    mite_status st;
+    for (grp = 0; grp < g->groups; grp++) {
+        for (oc = grp * cout_g; oc < (grp + 1) * cout_g; oc++) {
+            for (ic0 = 0; ic0 < cin_g; ic0 += MITE_PW_BLOCK) {
+                size_t count = cin_g - ic0 < MITE_PW_BLOCK ? cin_g - ic0 : MITE_PW_BLOCK;
+                for (j = 0; j < count; j++) {
+                    sums[j] = 0.0f;
+                }
+                for (b = 0; b < g->n; b++) {
+                    mite_pointwise_weight_sums(x + (b * g->c_in + grp * cin_g + ic0) * plane,
+                                               plane, count,
+                                               dy + (b * g->c_out + oc) * plane, ow, sums);
+                }
+                for (j = 0; j < count; j++) {
+                    size_t w = oc * cin_g + ic0 + j;
+                    size_t i = view != NULL ? slice_param_index(view, w) : w;
+                    if ((st = apply_update(u, i, sums[j])) != MITE_OK) {
+                        return st;
+                    }
+                }
+            }
+        }
+    }
+    return MITE_OK;
+}
+
 static mite_status weight_grad_update(const float *x, size_t x_len, const float *dy,
                                       size_t dy_len, const mite_conv2d_geometry *g,
                                       const mite_slice_view *view, size_t param_len,
@@ -230,6 +266,9 @@ static mite_status weight_grad_update(const float *x, size_t x_len, const float 
         return st;
     }
     empty = in_plane == 0 || out_plane == 0 || input_len == 0 || output_len == 0;
+    if (!empty && mite_conv_is_pointwise(g)) {
+        return pointwise_grad_update(x, dy, g, view, u);
+    }
     mite_conv_axes(g, axes);
     for (grp = 0; grp < g->groups; grp++) {
         for (oc = grp * cout_g; oc < (grp + 1) * cout_g; oc++) {
