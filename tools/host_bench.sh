@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Host benchmark (issue #11): one training step of the generated C program (`mite compile ...
-# --emit c`, gcc -O2 with the project's strict flags) beside the JAX baseline
-# (../shared/bench/jax_baseline.py, float32, XLA on the CPU) in the same invocation, for
-# MCUNet-5FPS and MbV2-w0.35 with `last:6` and the paper scheme. Prints ms/step (median of
-# STEPS timed steps after WARMUP) and peak RSS (/usr/bin/time) of both.
+# --emit c`, the project's strict flags) beside the JAX baseline (../shared/bench/jax_baseline.py,
+# float32, XLA on the CPU) in the same invocation, for MCUNet-5FPS and MbV2-w0.35 with `last:6`
+# and the paper scheme. The C program is built twice: portable (`-O2`, the Makefile's default)
+# and native (`NATIVE_OPT`, default `-O3 -march=native`; -ffp-contract=off stays, so both must
+# print the same losses, which the script checks). Prints ms/step (median of STEPS timed steps
+# after WARMUP) and peak RSS (/usr/bin/time) of both sides.
 #
 # usage: tools/host_bench.sh [STEPS] [WARMUP]     (defaults 30, 5)
 # env:   MITE_PYTHON (else ~/.cache/mite-ci-venv/bin/python, else python3) with jax and onnx;
-#        MITE_SHARED (else ../shared); OUT (work folder, default target/host-bench)
+#        MITE_SHARED (else ../shared); OUT (work folder, default target/host-bench);
+#        NATIVE_OPT (default "-O3 -march=native")
 #
 # JAX has no sparse scheme: both mite schemes are compared with its `last6` (last 6 convs and the
 # classifier, 1000 classes); mite trains a fresh 10-class head. The C program is int8 with f32
@@ -19,6 +22,7 @@ WARMUP=${2:-5}
 SHARED=${MITE_SHARED:-../shared}
 OUT=${OUT:-target/host-bench}
 CC=${CC:-gcc}
+NATIVE_OPT=${NATIVE_OPT:--O3 -march=native}
 PY=${MITE_PYTHON:-$HOME/.cache/mite-ci-venv/bin/python}
 [ -x "$PY" ] || PY=python3
 [ -x /usr/bin/time ] || { echo "host_bench: /usr/bin/time is needed for peak RSS" >&2; exit 1; }
@@ -88,7 +92,7 @@ int main(int argc, char **argv) {
 }
 C
 
-printf '%-12s %-11s | %12s %12s | %12s %12s | %8s %9s\n' model scheme "C ms/step" "C peak RSS" "JAX ms/step" "JAX peak RSS" "speed" "memory"
+printf '%-12s %-11s | %11s %11s %10s | %11s %11s | %7s %7s %7s\n' model scheme "C -O2 ms" "C native ms" "C RSS" "JAX ms" "JAX RSS" "speed" "native" "memory"
 for model in mcunet-5fps mbv2-w0.35; do
     for scheme in last:6 paper:99kb; do
         dir="$OUT/${model}-${scheme/:/-}"
@@ -96,15 +100,28 @@ for model in mcunet-5fps mbv2-w0.35; do
         "$MITE" compile "$SHARED/models/$model.onnx" --scheme "$scheme" --classes 10 \
             --emit c -o "$dir" > "$dir.compile.log" 2>&1 || { cat "$dir.compile.log" >&2; exit 1; }
         cp "$OUT/bench.c" "$dir/bench.c"
-        flags=$(sed -n 's/^CFLAGS = //p' "$dir/Makefile")
         # The program's sources as its Makefile lists them, without the self-test's main.
         srcs=$(sed -n 's/^SRCS = //p' "$dir/Makefile" | sed 's/selftest\.c//')
-        # shellcheck disable=SC2086
-        (cd "$dir" && $CC $flags -I. $srcs bench.c -lm -o bench)
-        /usr/bin/time -f 'peak-rss-kb %M' -o "$dir/c.rss" "$dir/bench" "$STEPS" "$WARMUP" > "$dir/c.out"
-        c_ms=$(sed -n 's/^c-ms-per-step //p' "$dir/c.out")
-        c_kb=$(sed -n 's/^peak-rss-kb //p' "$dir/c.rss")
-        j_ms=- j_kb=- speed=- mem=-
+        for build in portable native; do
+            if [ "$build" = portable ]; then
+                flags=$(make -s --no-print-directory -C "$dir" print-cflags)
+            else
+                flags=$(make -s --no-print-directory -C "$dir" print-cflags OPT="$NATIVE_OPT")
+            fi
+            # shellcheck disable=SC2086
+            (cd "$dir" && $CC $flags -I. $srcs bench.c -lm -o "bench-$build")
+            /usr/bin/time -f 'peak-rss-kb %M' -o "$dir/c-$build.rss" "$dir/bench-$build" "$STEPS" \
+                "$WARMUP" > "$dir/c-$build.out"
+        done
+        c_ms=$(sed -n 's/^c-ms-per-step //p' "$dir/c-portable.out")
+        n_ms=$(sed -n 's/^c-ms-per-step //p' "$dir/c-native.out")
+        c_kb=$(sed -n 's/^peak-rss-kb //p' "$dir/c-portable.rss")
+        if [ "$(sed -n 's/^c-last-loss //p' "$dir/c-portable.out")" != \
+            "$(sed -n 's/^c-last-loss //p' "$dir/c-native.out")" ]; then
+            echo "host_bench: $model $scheme: the native build's loss differs from the portable one's" >&2
+            exit 1
+        fi
+        j_ms=- j_kb=- speed=- nspeed=- mem=-
         if [ "$JAX" = 1 ]; then
             /usr/bin/time -f 'peak-rss-kb %M' -o "$dir/jax.rss" \
                 "$PY" "$SHARED/bench/jax_baseline.py" "$SHARED/models/$model.onnx" last6 "$STEPS" \
@@ -112,11 +129,14 @@ for model in mcunet-5fps mbv2-w0.35; do
             j_ms=$(grep -oE '[0-9]+(\.[0-9]+)? *ms' "$dir/jax.out" | tail -1 | grep -oE '[0-9.]+')
             j_kb=$(sed -n 's/^peak-rss-kb //p' "$dir/jax.rss")
             speed=$(awk -v c="$c_ms" -v j="$j_ms" 'BEGIN { printf "%.2fx", j / c }')
+            nspeed=$(awk -v c="$n_ms" -v j="$j_ms" 'BEGIN { printf "%.2fx", j / c }')
             mem=$(awk -v c="$c_kb" -v j="$j_kb" 'BEGIN { printf "1/%.0f", j / c }')
         fi
-        printf '%-12s %-11s | %9s ms %9s KB | %9s ms %9s KB | %8s %9s\n' \
-            "$model" "$scheme" "$c_ms" "$c_kb" "$j_ms" "$j_kb" "$speed" "$mem"
+        printf '%-12s %-11s | %8s ms %8s ms %7s KB | %8s ms %8s KB | %7s %7s %7s\n' \
+            "$model" "$scheme" "$c_ms" "$n_ms" "$c_kb" "$j_ms" "$j_kb" "$speed" "$nspeed" "$mem"
     done
 done
-echo "speed: JAX ms / C ms (above 1: C is faster); memory: C peak RSS / JAX peak RSS."
-echo "C: $CC -O2 ($(sed -n 's/^CFLAGS = //p' "$dir/Makefile")); median of $STEPS steps after $WARMUP warm-up; JAX: its own timing of $STEPS steps after warm-up."
+echo "speed: JAX ms / C ms (above 1: C is faster), for the -O2 and the native build; memory: C peak RSS (-O2) / JAX peak RSS."
+echo "C -O2: $CC $(make -s --no-print-directory -C "$dir" print-cflags)"
+echo "C native: $CC $(make -s --no-print-directory -C "$dir" print-cflags OPT="$NATIVE_OPT")"
+echo "median of $STEPS steps after $WARMUP warm-up (both builds print the same last loss); JAX: its own timing of $STEPS steps after warm-up."

@@ -226,6 +226,35 @@ static inline int32_t mite_bias_add_apply(mite_bias_add mode, int32_t acc, int32
     return mode == MITE_BIAS_WRAPPING ? mite_wadd(acc, bias) : mite_sadd(acc, bias);
 }
 
+/* Arithmetic shift right of an i32 by s < 32 (floor division by 2^s), without
+ * implementation-defined behaviour. */
+static inline int32_t mite_asr32(int32_t v, unsigned s) {
+    return v >= 0 ? (int32_t)((uint32_t)v >> s) : mite_wrap_i32(~(~(uint32_t)v >> s));
+}
+
+/* mite_finish_run with double rounding for a multiplier other than INT32_MIN and a shift in
+ * (-32, 32): mite_qmul_double with its shifts, mask and threshold computed once and its
+ * rounding divide in i32 (the exponent is below 32), then the zero point and the clamp in one
+ * step (clamping the exact sum to the activation range equals saturating to i32 first). */
+static inline void mite_finish_double_run(const mite_output_stage *st, int wrapping,
+                                          int32_t bias, const int32_t *acc, int8_t *y,
+                                          size_t len, int32_t m, int32_t sh) {
+    unsigned left = sh > 0 ? (unsigned)sh : 0u, e = sh < 0 ? (unsigned)-sh : 0u;
+    uint32_t mask = ((uint32_t)1 << e) - 1u;
+    int32_t half = (int32_t)(mask >> 1);
+    int64_t zp = st->zero_point, lo = st->range.min, hi = st->range.max;
+    size_t i;
+    for (i = 0; i < len; i++) {
+        int32_t a = wrapping ? mite_wadd(acc[i], bias) : mite_sadd(acc[i], bias);
+        int64_t ab = (int64_t)mite_wrap_i32((uint32_t)a << left) * (int64_t)m;
+        int32_t t = (int32_t)((ab + (ab >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30))) /
+                              ((int64_t)1 << 31));
+        int32_t rem = (int32_t)((uint32_t)t & mask);
+        int64_t v = (int64_t)mite_asr32(t, e) + (rem > half + (t < 0 ? 1 : 0) ? 1 : 0) + zp;
+        y[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+    }
+}
+
 /* The output stage of channel o over a run of accumulators: the same bias addition and
  * mite_output_stage_finish as one output at a time, with the rounding mode chosen once. */
 static inline void mite_finish_run(const mite_output_stage *st, mite_bias_add mode,
@@ -233,7 +262,14 @@ static inline void mite_finish_run(const mite_output_stage *st, mite_bias_add mo
                                    size_t o) {
     const mite_requant *r = &st->requant;
     size_t c = o < r->channels - 1 ? o : r->channels - 1, i;
-    if (r->rounding == MITE_ROUNDING_DOUBLE) {
+    if (r->rounding == MITE_ROUNDING_DOUBLE && r->multipliers[c] != INT32_MIN &&
+        r->shifts[c] > -32 && r->shifts[c] < 32) {
+        if (mode == MITE_BIAS_WRAPPING) {
+            mite_finish_double_run(st, 1, bias, acc, y, len, r->multipliers[c], r->shifts[c]);
+        } else {
+            mite_finish_double_run(st, 0, bias, acc, y, len, r->multipliers[c], r->shifts[c]);
+        }
+    } else if (r->rounding == MITE_ROUNDING_DOUBLE) {
         int32_t m = r->multipliers[c], sh = r->shifts[c];
         for (i = 0; i < len; i++) {
             int32_t v = mite_qmul_double(mite_bias_add_apply(mode, acc[i], bias), m, sh);
