@@ -148,19 +148,14 @@ static void input_grad_tap(float *restrict dx, const float *restrict dyp, float 
     if (n == w_in && n == ow && sw == 1 && sy == 1) {
         float *d = dx + sp->iy0 * w_in;
         const float *y = dyp + sp->oy_lo * ow;
-        size_t len = rows * ow;
-        for (i = 0; i < len; i++) {
-            d[i] += wv * y[i];
-        }
+        mite_axpy_f32(d, y, wv, rows * ow);
         return;
     }
     for (r = 0; r < rows; r++) {
         const float *dy_row = dyp + (sp->oy_lo + r) * ow + sp->ox_lo;
         float *dx_row = dx + (sp->iy0 + r * sy) * w_in + sp->ix0;
         if (sw == 1) {
-            for (i = 0; i < n; i++) {
-                dx_row[i] += wv * dy_row[i];
-            }
+            mite_axpy_f32(dx_row, dy_row, wv, n);
         } else {
             for (i = 0; i < n; i++) {
                 dx_row[i * sw] += wv * dy_row[i];
@@ -251,14 +246,9 @@ static void pointwise_input_grad(const float *dy, const float *w, const int8_t *
                     }
                 }
                 for (j = 0; j < nic; j++) {
-                    float *dxj = dx + j * plane;
                     for (oc = 0; oc < noc; oc++) {
-                        const float *d = dyc + oc * plane;
-                        float wv = wbuf[oc * PW_IC + j];
-                        size_t i;
-                        for (i = p; i < plane; i++) {
-                            dxj[i] += wv * d[i];
-                        }
+                        mite_axpy_f32(dx + j * plane + p, dyc + oc * plane + p,
+                                      wbuf[oc * PW_IC + j], plane - p);
                     }
                 }
             }

@@ -24,29 +24,39 @@ static int in_place_kind(const mite_conv2d_geometry *g) {
     return 0;
 }
 
-static float weight_at(const int8_t *w, const mite_per_axis *wp, size_t i) {
-    float s;
-    int8_t z;
-    mite_per_axis_of(wp, i, &s, &z);
-    return (float)((int16_t)w[i] - (int16_t)z) * s;
-}
-
-/* dx of one plane (channel c) into scratch from dy's plane, then over it. */
-static void depthwise_plane(float *dyp, float *scratch, size_t plane, size_t c, size_t taps,
-                            const int8_t *w, const mite_per_axis *wp,
-                            const mite_window_axis axes[2]) {
-    size_t w_in = axes[1].in_len, ow = axes[1].out_len, sw = axes[1].stride, ox, ix, i;
-    mite_tap_rows it;
+/* dx of one plane (channel c) into scratch from dy's plane, then over it: taps row-major, each
+ * tap's rows ascending (the order of mite_tap_rows), the tap weights dequantized once. */
+static void depthwise_plane(float *dyp, float *restrict scratch, size_t plane, size_t c,
+                            size_t taps, const int8_t *w, const mite_per_axis *wp,
+                            const mite_window_axis axes[2], const mite_tap_span *spans) {
+    size_t w_in = axes[1].in_len, ow = axes[1].out_len, sw = axes[1].stride;
+    size_t sy = axes[0].stride, t, r, i;
     for (i = 0; i < plane; i++) {
         scratch[i] = 0.0f;
     }
-    mite_tap_rows_init(&it, axes);
-    while (mite_tap_rows_next(&it)) {
-        float wv = weight_at(w, wp, c * taps + it.row_tap);
-        const float *dy_row = dyp + it.row_oy * ow;
-        float *dx_row = scratch + it.row_iy * w_in;
-        for (ox = it.row_ox_lo, ix = it.row_ix0; ox < it.row_ox_hi; ox++, ix += sw) {
-            dx_row[ix] += wv * dy_row[ox];
+    for (t = 0; t < taps; t++) {
+        mite_tap_span tmp;
+        const mite_tap_span *sp = spans;
+        size_t n, rows;
+        float wv = mite_dequant_at(wp, w, c * taps + t);
+        if (spans != NULL) {
+            sp = &spans[t];
+        } else {
+            mite_tap_span_of(axes, t, &tmp);
+            sp = &tmp;
+        }
+        n = sp->ox_hi - sp->ox_lo;
+        rows = sp->oy_hi - sp->oy_lo;
+        for (r = 0; r < rows; r++) {
+            const float *dy_row = dyp + (sp->oy_lo + r) * ow + sp->ox_lo;
+            float *dx_row = scratch + (sp->iy0 + r * sy) * w_in + sp->ix0;
+            if (sw == 1) {
+                mite_axpy_f32(dx_row, dy_row, wv, n);
+            } else {
+                for (i = 0; i < n; i++) {
+                    dx_row[i * sw] += wv * dy_row[i];
+                }
+            }
         }
     }
     memcpy(dyp, scratch, plane * sizeof(float));
@@ -62,7 +72,7 @@ mite_status mite_conv2d_backward_input_int8w_inplace(float *buf, size_t buf_len,
     size_t output_len = g->n * g->c_out * out_plane;
     size_t weight_len = g->c_out * (g->c_in / g->groups) * taps;
     size_t needed, b, px, oc, ic, i;
-    int kind = in_place_kind(g);
+    int kind = in_place_kind(g), per_oc;
     mite_status st;
     if (kind == 0) {
         return mite_fail(MITE_ERR_GEOMETRY,
@@ -80,15 +90,21 @@ mite_status mite_conv2d_backward_input_int8w_inplace(float *buf, size_t buf_len,
     }
     if (kind == 1) {
         mite_window_axis axes[2];
+        mite_tap_span spans[MITE_TAP_TABLE];
+        int tabled;
         if (in_plane == 0) {
             return MITE_OK;
         }
         mite_conv_axes(g, axes);
+        tabled = mite_tap_spans(axes, spans);
         for (i = 0; i < g->n * g->c_in; i++) {
-            depthwise_plane(buf + i * in_plane, scratch, in_plane, i % g->c_in, taps, w, wp, axes);
+            depthwise_plane(buf + i * in_plane, scratch, in_plane, i % g->c_in, taps, w, wp, axes,
+                            tabled ? spans : NULL);
         }
         return MITE_OK;
     }
+    /* One scale per output channel (the weight's axis 0): element oc * c_in + ic has channel oc. */
+    per_oc = wp->scales_len == g->c_out && wp->inner == g->c_in;
     for (b = 0; b < g->n; b++) {
         for (px = 0; px < in_plane; px++) {
             for (oc = 0; oc < g->c_out; oc++) {
@@ -96,8 +112,18 @@ mite_status mite_conv2d_backward_input_int8w_inplace(float *buf, size_t buf_len,
             }
             for (ic = 0; ic < g->c_in; ic++) {
                 float acc = 0.0f;
-                for (oc = 0; oc < g->c_out; oc++) {
-                    acc += weight_at(w, wp, oc * g->c_in + ic) * scratch[oc];
+                if (per_oc) {
+                    for (oc = 0; oc < g->c_out; oc++) {
+                        float wv = (float)((int16_t)w[oc * g->c_in + ic] -
+                                           (int16_t)(oc < wp->zero_points_len ? wp->zero_points[oc]
+                                                                               : 0)) *
+                                   wp->scales[oc];
+                        acc += wv * scratch[oc];
+                    }
+                } else {
+                    for (oc = 0; oc < g->c_out; oc++) {
+                        acc += mite_dequant_at(wp, w, oc * g->c_in + ic) * scratch[oc];
+                    }
                 }
                 buf[(b * g->c_in + ic) * in_plane + px] = acc;
             }

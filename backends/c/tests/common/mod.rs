@@ -297,7 +297,13 @@ fn conv_geometry(
                 pads: [0; 4],
                 dilations: [1, 1],
             };
-            (rng.usize(1, 5), rng.usize(1, 5), 1)
+            // Sometimes wide enough for the C runtime's blocked pointwise paths (blocks of 4
+            // and 8 input channels, chunks of 256 output channels).
+            match rng.usize(0, 5) {
+                0 => (rng.usize(8, 19), rng.usize(1, 6), 1),
+                1 => (rng.usize(3, 9), rng.usize(255, 258), 1),
+                _ => (rng.usize(1, 5), rng.usize(1, 5), 1),
+            }
         }
     };
     (n, c_in, hw, c_out, groups, w)
