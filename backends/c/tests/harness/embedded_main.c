@@ -16,7 +16,7 @@ extern const char mite_expected[];
 extern const unsigned long mite_expected_len;
 
 #define ARENA_BYTES (48u * 1024u)
-#define LINE_BYTES (16u * 1024u)
+#define LINE_BYTES (32u * 1024u)
 
 static union {
     uint64_t align;
