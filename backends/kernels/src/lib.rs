@@ -36,6 +36,7 @@ pub mod geometry;
 pub mod int8;
 pub mod requant;
 pub mod sgd;
+pub mod split;
 pub mod update;
 
 pub use error::KernelError;
