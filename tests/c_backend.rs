@@ -197,7 +197,11 @@ fn mbv2_trains_bit_exact_with_the_program_executor() {
             .collect::<String>()
     ));
     // The saved image: parameters and state in buffer order.
-    let params = exec.params();
+    let params: Vec<_> = exec
+        .param_buffers()
+        .into_iter()
+        .map(|(_, g, d)| (g, d))
+        .collect();
     let mut k = 0;
     let mut blob = String::new();
     for b in &program.buffers {

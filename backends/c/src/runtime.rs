@@ -23,6 +23,7 @@ pub const FILES: &[(&str, &str)] = &[
         "mite_bottleneck.c",
         include_str!("../runtime/mite_bottleneck.c"),
     ),
+    ("mite_split.c", include_str!("../runtime/mite_split.c")),
 ];
 
 /// The Cortex-M platform (startup code and vector table, semihosting, SysTick counter, linker
