@@ -123,18 +123,10 @@ fn build(dir: &Path, gcc: &Path, sanitize: bool) -> std::path::PathBuf {
     if sanitize {
         cmd.args(mite::cgen::toolchain::SANITIZER_FLAGS);
     }
-    cmd.current_dir(dir).args(["-I.", "-Iarm"]).args([
-        "mite_program.c",
-        "mite_common.c",
-        "mite_int8.c",
-        "mite_float.c",
-        "mite_inplace.c",
-        "mite_sgd.c",
-        "mite_bottleneck.c",
-        "parity.c",
-        "-lm",
-        "-o",
-    ]);
+    cmd.current_dir(dir)
+        .args(["-I.", "-Iarm", "mite_program.c"])
+        .args(mite::cgen::runtime::sources(mite::cgen::runtime::FILES))
+        .args(["parity.c", "-lm", "-o"]);
     cmd.arg(&exe);
     let out = cmd.output().unwrap();
     assert!(
@@ -197,7 +189,11 @@ fn mbv2_trains_bit_exact_with_the_program_executor() {
             .collect::<String>()
     ));
     // The saved image: parameters and state in buffer order.
-    let params = exec.params();
+    let params: Vec<_> = exec
+        .param_buffers()
+        .into_iter()
+        .map(|(_, g, d)| (g, d))
+        .collect();
     let mut k = 0;
     let mut blob = String::new();
     for b in &program.buffers {

@@ -128,6 +128,14 @@ fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool, reorder: bool) 
         fusion,
         "{what}: {fused_updates} fused updates"
     );
+    // The paper schemes train slices of pw1 weights: only the slice is in SRAM.
+    let splits = program.weight_splits().len();
+    if scheme.starts_with("paper:") {
+        assert!(
+            splits > 0,
+            "{what}: no weight stored as trained slice + frozen rest"
+        );
+    }
     let s = program.storage_bytes();
     println!(
         "{what}: arena {} B (input in the arena {} B), params {} B, state {} B, flash {} B, \

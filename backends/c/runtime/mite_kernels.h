@@ -447,6 +447,40 @@ mite_status mite_conv2d_weight_sgd_i8(const float *x, size_t x_len, const float 
                                       const mite_sgd_params *p, float *scratch,
                                       size_t scratch_len);
 
+/* ---------------------------------------------------------------- split weights */
+
+/** Output channels whose weight rows mite_conv2d_int8_split gathers at once (Rust
+ *  `split::SPLIT_GROUP`). */
+#define MITE_SPLIT_GROUP 8u
+
+/** An int8 weight stored as its trained first `kept` input channels [c_out, kept, kh, kw] and
+ *  its frozen remainder [c_out, c_in - kept, kh, kw] (Rust `split::SplitWeight`). */
+typedef struct {
+    const int8_t *trained;
+    size_t trained_len;
+    const int8_t *frozen;
+    size_t frozen_len;
+    size_t kept;
+} mite_split_weight;
+
+/** The int8 gather scratch mite_conv2d_int8_split needs: the rows of MITE_SPLIT_GROUP output
+ *  channels (fewer when the convolution has fewer). */
+size_t mite_conv2d_int8_split_gather_len(const mite_conv2d_geometry *g);
+/** mite_conv2d_int8 with a split weight (dense convolutions only); scratch holds one output
+ *  plane, gather mite_conv2d_int8_split_gather_len weights (Rust `conv2d_int8_split`). */
+mite_status mite_conv2d_int8_split(const int8_t *x, size_t x_len, const mite_split_weight *w,
+                                   const int32_t *bias, size_t bias_len, int8_t *out,
+                                   size_t out_len, int32_t *scratch, size_t scratch_len,
+                                   int8_t *gather, size_t gather_len,
+                                   const mite_conv2d_int8_params *p);
+/** mite_conv2d_backward_input_int8w with a split weight (wp per tensor or per output channel,
+ *  as for the joined weight; Rust `conv2d_backward_input_int8_split`). */
+mite_status mite_conv2d_backward_input_int8w_split(const float *dy, size_t dy_len,
+                                                   const mite_split_weight *w,
+                                                   const mite_per_axis *wp, float *out,
+                                                   size_t out_len,
+                                                   const mite_conv2d_geometry *g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -23,6 +23,7 @@ pub const FILES: &[(&str, &str)] = &[
         "mite_bottleneck.c",
         include_str!("../runtime/mite_bottleneck.c"),
     ),
+    ("mite_split.c", include_str!("../runtime/mite_split.c")),
 ];
 
 /// The Cortex-M platform (startup code and vector table, semihosting, SysTick counter, linker
@@ -83,7 +84,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), len);
-        assert_eq!(sources(FILES).count(), 6);
+        assert_eq!(sources(FILES).count(), 7);
         assert!(sources(ARM_FILES).all(|s| s.ends_with(".c")));
     }
 

@@ -17,6 +17,9 @@
 //!   a weight gradient for a slice of input channels, linear gradients, pooling gradients, packed
 //!   bit masks, softmax cross-entropy);
 //! - [`sgd`]: the SGD / QAS parameter update with its rounding and saturation.
+//! - [`split`]: the int8 convolution and its input gradient over a weight stored as a trained
+//!   slice of its first input channels plus a frozen remainder (bit-exact with the joined
+//!   weight).
 //!
 //! Floating-point rounding functions (`round`, `floor`, `round_ties_even`) live in `std`, not
 //! `core`; [`fmath`] provides exact replacements. Transcendental functions (`exp`, `ln`) are
@@ -36,6 +39,7 @@ pub mod geometry;
 pub mod int8;
 pub mod requant;
 pub mod sgd;
+pub mod split;
 pub mod update;
 
 pub use error::KernelError;

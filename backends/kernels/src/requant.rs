@@ -199,6 +199,21 @@ impl<'a> Requant<'a> {
         self.rounding
     }
 
+    /// The real scales.
+    pub fn scales(&self) -> &'a [f64] {
+        self.scales
+    }
+
+    /// The fixed-point multipliers.
+    pub fn multipliers(&self) -> &'a [i32] {
+        self.multipliers
+    }
+
+    /// The shifts.
+    pub fn shifts(&self) -> &'a [i32] {
+        self.shifts
+    }
+
     /// Number of channels (1 for a per-tensor requantizer).
     pub fn channels(&self) -> usize {
         self.scales.len()

@@ -774,6 +774,9 @@ fn kernel_stmt(
                 scratch(e, ci, call, v)?
             ))
         }
+        Kernel::SplitWeight { kernel, kept } => {
+            split_stmt(e, ci, call, (kernel, *kept), v, desc, tables)
+        }
         Kernel::ConvInt8 { bias, .. } => {
             let desc = tables.intern(
                 desc,
@@ -1148,6 +1151,67 @@ fn geometry_desc(tables: &mut Tables, desc: &str, g: &mite_kernels::Conv2dGeomet
             usizes(w.dilations),
         ),
     )
+}
+
+/// The statement of a [`Kernel::SplitWeight`] call (operands: the inner kernel's, the weight
+/// replaced by its trained slice and frozen remainder).
+fn split_stmt(
+    e: &Entry,
+    ci: usize,
+    call: &Call,
+    (kernel, kept): (&Kernel, usize),
+    v: &Views,
+    desc: &str,
+    tables: &mut Tables,
+) -> Result<String, EmitError> {
+    let i = &v.inputs;
+    match kernel {
+        Kernel::ConvInt8 { bias, .. } => {
+            let name = tables.intern(desc, "ConvDesc", conv_desc(kernel).unwrap_or_default());
+            let bias_arg = if *bias {
+                format!("Some({})", i[3])
+            } else {
+                "None".to_string()
+            };
+            Ok(format!(
+                "rt::conv_int8_split(&t::{name}, {kept}, {}, {}, {}, {bias_arg}, {}, {})?;",
+                i[0],
+                i[1],
+                i[2],
+                v.outputs[0],
+                scratch(e, ci, call, v)?
+            ))
+        }
+        Kernel::ConvBackwardInputInt8 {
+            geometry,
+            scales,
+            zero_points,
+            inner,
+        } => {
+            let geom = geometry_desc(tables, desc, geometry);
+            let quant = tables.intern(
+                &format!("{desc}_W"),
+                "DequantDesc",
+                format!(
+                    "{{ scales: {}, zero_points: {}, inner: {inner} }}",
+                    list(scales, f32_lit),
+                    list(zero_points, |z| z.to_string())
+                ),
+            );
+            Ok(format!(
+                "rt::conv_backward_input_int8_split(&t::{geom}, &t::{quant}, {kept}, {}, {}, {}, {})?;",
+                i[0], i[1], i[2], v.outputs[0]
+            ))
+        }
+        other => Err(EmitError::Entry {
+            entry: e.name.clone(),
+            what: format!(
+                "call {ci}: a split weight read by {} (only int8 convolutions and their input \
+                 gradients are split)",
+                other.name()
+            ),
+        }),
+    }
 }
 
 /// The body of the `ConvDesc` of a [`Kernel::ConvInt8`] (`None` for another kernel).

@@ -20,6 +20,7 @@ pub(crate) const KERNEL_SOURCES: &[(&str, &str)] = &[
     ),
     ("src/sgd.rs", include_str!("../../kernels/src/sgd.rs")),
     ("src/update.rs", include_str!("../../kernels/src/update.rs")),
+    ("src/split.rs", include_str!("../../kernels/src/split.rs")),
     (
         "src/float/mod.rs",
         include_str!("../../kernels/src/float/mod.rs"),

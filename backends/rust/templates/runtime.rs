@@ -687,6 +687,61 @@ pub fn conv_backward_input_int8(
     Ok(())
 }
 
+/// Runs `mite_kernels::split::conv2d_backward_input_int8_split`: the input gradient of a
+/// convolution whose weight is its trained first `kept` input channels then the frozen rest.
+pub fn conv_backward_input_int8_split(
+    d: &GeomDesc,
+    q: &DequantDesc,
+    kept: usize,
+    dy: &[f32],
+    trained: &[i8],
+    frozen: &[i8],
+    dx: &mut [f32],
+) -> Result<(), Error> {
+    let p = mite_kernels::int8::PerAxis::new(q.scales, q.zero_points, q.inner)?;
+    let w = mite_kernels::split::SplitWeight {
+        trained,
+        frozen,
+        kept,
+    };
+    mite_kernels::split::conv2d_backward_input_int8_split(dy, &w, &p, dx, &d.geometry()?)?;
+    Ok(())
+}
+
+/// Runs `mite_kernels::split::conv2d_int8_split`: a convolution whose weight is its trained
+/// first `kept` input channels then the frozen rest; `scratch` holds the accumulator plane,
+/// then the gathered weight rows.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_int8_split(
+    d: &ConvDesc,
+    kept: usize,
+    x: &[i8],
+    trained: &[i8],
+    frozen: &[i8],
+    bias: Option<&[i32]>,
+    out: &mut [i8],
+    scratch: &mut [i32],
+) -> Result<(), Error> {
+    let p = conv_params(d)?;
+    let plane = mite_kernels::split::conv2d_int8_split_scratch_len(&p.geometry);
+    let (acc, rows) = scratch.split_at_mut(plane.min(scratch.len()));
+    let w = mite_kernels::split::SplitWeight {
+        trained,
+        frozen,
+        kept,
+    };
+    mite_kernels::split::conv2d_int8_split(
+        x,
+        &w,
+        bias,
+        out,
+        acc,
+        bytemuck::cast_slice_mut(rows),
+        &p,
+    )?;
+    Ok(())
+}
+
 /// Runs `mite_kernels::float::conv2d_backward_input_int8_in_place` (`buf`: `dy` in, `dx` out).
 pub fn conv_backward_input_int8_in_place(
     d: &GeomDesc,

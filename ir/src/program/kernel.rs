@@ -268,6 +268,19 @@ pub enum Kernel {
         /// The pointwise projection.
         project: Box<Kernel>,
     },
+    /// `kernel` — a [`Kernel::ConvInt8`] (`mite_kernels::split::conv2d_int8_split`) or a
+    /// [`Kernel::ConvBackwardInputInt8`] (`mite_kernels::split::conv2d_backward_input_int8_split`)
+    /// of a dense convolution — with its `i8` weight operand (operand 1) stored in two buffers
+    /// along its input channels: the trained slice `[c_out, kept, kh, kw]` (a parameter in SRAM)
+    /// then the frozen remainder `[c_out, c_in − kept, kh, kw]` (flash). Operands: the inner
+    /// kernel's, with the weight replaced by `(trained, frozen)`; the convolution's scratch is
+    /// `i32[out_plane + ⌈gather / 4⌉]`: its accumulator plane, then the `i8` rows it gathers.
+    SplitWeight {
+        /// The convolution, its parameters those of the whole weight.
+        kernel: Box<Kernel>,
+        /// Input channels in the trained slice.
+        kept: usize,
+    },
 }
 
 /// Attribute names of a bottleneck's stages (expansion, depthwise, projection).
@@ -408,6 +421,11 @@ impl Kernel {
             Kernel::Sgd { .. } => "sgd",
             Kernel::BottleneckInt8 { .. } => "bottleneck_int8",
             Kernel::ConvWeightSgd { .. } => "conv2d_backward_weight_sgd",
+            Kernel::SplitWeight { kernel, .. } => match kernel.as_ref() {
+                Kernel::ConvInt8 { .. } => "conv2d_int8_split",
+                Kernel::ConvBackwardInputInt8 { .. } => "conv2d_backward_input_int8w_split",
+                _ => "split_weight",
+            },
         }
     }
 
@@ -599,6 +617,11 @@ impl Kernel {
                 a.extend(update.attrs());
                 a
             }
+            Kernel::SplitWeight { kernel, kept } => {
+                let mut a = kernel.attrs();
+                a.push(("kept", A::Int(*kept as i64)));
+                a
+            }
         }
     }
 
@@ -762,6 +785,7 @@ impl Kernel {
                 // Not an update of this gradient: a signature no call can match.
                 _ => sig(Vec::new(), Vec::new(), None),
             },
+            Kernel::SplitWeight { kernel, kept } => split_signature(kernel, *kept),
         }
     }
 
@@ -783,6 +807,37 @@ impl Kernel {
     pub fn is_update(&self) -> bool {
         matches!(self, Kernel::Sgd { .. } | Kernel::ConvWeightSgd { .. })
     }
+}
+
+/// The signature of a [`Kernel::SplitWeight`]: the inner kernel's, its weight operand replaced
+/// by the two parts (and the convolution's scratch grown by the gathered rows). A kernel that
+/// cannot be split (not a dense convolution, `kept` beyond its input channels) gets a signature
+/// no call can match.
+fn split_signature(kernel: &Kernel, kept: usize) -> Signature {
+    let geometry = match kernel {
+        Kernel::ConvInt8 { geometry, .. } | Kernel::ConvBackwardInputInt8 { geometry, .. } => {
+            geometry
+        }
+        _ => return sig(Vec::new(), Vec::new(), None),
+    };
+    if geometry.groups() != 1 || kept > geometry.c_in() {
+        return sig(Vec::new(), Vec::new(), None);
+    }
+    let taps = geometry.window().kernel[0] * geometry.window().kernel[1];
+    let c_out = geometry.c_out();
+    let mut s = kernel.signature();
+    s.inputs.splice(
+        1..2,
+        [
+            (BufElem::I8, c_out * kept * taps),
+            (BufElem::I8, c_out * (geometry.c_in() - kept) * taps),
+        ],
+    );
+    if let Kernel::ConvInt8 { .. } = kernel {
+        let gather = mite_kernels::split::conv2d_int8_split_gather_len(geometry);
+        s.scratch = Some((BufElem::I32, geometry.out_plane() + gather.div_ceil(4)));
+    }
+    s
 }
 
 /// A bottleneck's attributes: the geometry once (`in`, `mid`, `out`, the depthwise window, and

@@ -28,11 +28,13 @@
 mod kernel;
 mod live;
 mod print;
+mod split;
 mod verify;
 
 pub use kernel::{rounding_name, Kernel, KernelAttr, SgdSlice, Signature};
 pub use live::ArenaLiveness;
 pub use print::print_program;
+pub use split::{join_rows, split_rows, WeightSplit};
 pub use verify::{verify_program, ProgramError, ProgramErrors};
 
 use crate::TensorData;

@@ -125,6 +125,7 @@ pub struct ProgramErrors(pub Vec<ProgramError>);
 pub fn verify_program(p: &Program) -> Result<(), ProgramErrors> {
     let mut errors = Vec::new();
     check_buffers(p, &mut errors);
+    check_splits(p, &mut errors);
     for (e, _) in p.entries.iter().enumerate() {
         check_entry(p, e, &mut errors);
     }
@@ -246,6 +247,7 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
             continue;
         }
         check_signature(p, e, c, errors);
+        check_split_call(p, e, c, errors);
         let in_place = call.kernel.reads_outputs();
         let reads = call
             .inputs
@@ -302,6 +304,57 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
         }
     }
     check_overlaps(p, e, &first, &last, errors);
+}
+
+/// Each split parameter's two parts: the same element type and dims but along axis 1.
+fn check_splits(p: &Program, errors: &mut Vec<ProgramError>) {
+    for s in p.weight_splits() {
+        let (t, f) = (p.buffer(s.trained), p.buffer(s.frozen));
+        let fits = t.elem == f.elem
+            && t.shape.len() == f.shape.len()
+            && t.shape.len() >= 2
+            && t.shape[0] == f.shape[0]
+            && t.shape[2..] == f.shape[2..];
+        if !fits {
+            errors.push(ProgramError::Buffer {
+                buffer: s.trained,
+                name: t.name.clone(),
+                what: format!(
+                    "a trained slice {} {:?} does not fit its frozen remainder {} {} {:?} \
+                     (the same dims but axis 1)",
+                    t.elem.name(),
+                    t.shape,
+                    s.frozen,
+                    f.elem.name(),
+                    f.shape
+                ),
+            });
+        }
+    }
+}
+
+/// A [`Kernel::SplitWeight`](super::Kernel::SplitWeight) call reads a trained slice (operand
+/// 1, `kept` channels along axis 1) and its own frozen remainder (operand 2).
+fn check_split_call(p: &Program, e: usize, c: usize, errors: &mut Vec<ProgramError>) {
+    let call = &p.entries[e].calls[c];
+    let super::Kernel::SplitWeight { kept, .. } = &call.kernel else {
+        return;
+    };
+    let (Some(&t), Some(&f)) = (call.inputs.get(1), call.inputs.get(2)) else {
+        return; // reported by the signature check
+    };
+    let ok = p.frozen_part(t) == Some(f) && p.buffer(t).shape.get(1) == Some(kept);
+    if !ok {
+        errors.push(ProgramError::Signature {
+            entry: p.entries[e].name.clone(),
+            call: c,
+            kernel: call.kernel.name(),
+            what: format!(
+                "operands 1 and 2 ({t}, {f}) are not a trained slice of {kept} channels and \
+                 its frozen remainder"
+            ),
+        });
+    }
 }
 
 fn check_signature(p: &Program, e: usize, c: usize, errors: &mut Vec<ProgramError>) {

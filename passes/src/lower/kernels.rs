@@ -69,15 +69,27 @@ impl EntryLowering<'_> {
                     Kernel::ConvInt8 { geometry, .. } => *geometry,
                     _ => unreachable!("conv_int8 builds a ConvInt8"),
                 };
-                let inputs = x
+                let mut inputs = x
                     .iter()
                     .map(|&v| self.buffer(v, pos))
                     .collect::<Result<Vec<_>>>()?;
+                let (k, scratch_len) = match self.frozen.get(&inputs[1]) {
+                    Some(&(frozen, kept)) => {
+                        inputs.insert(2, frozen);
+                        let k = Kernel::SplitWeight {
+                            kernel: Box::new(k),
+                            kept,
+                        };
+                        let len = k.signature().scratch.map_or(0, |(_, len)| len);
+                        (k, len)
+                    }
+                    None => (k, g.out_plane()),
+                };
                 let y = out(self)?;
                 let scratch = self.temp(
                     format!("{}.scratch", self.program.buffer(y).name),
                     BufElem::I32,
-                    &[g.out_plane()],
+                    &[scratch_len],
                     0,
                 );
                 self.push(Call {
@@ -222,6 +234,20 @@ impl EntryLowering<'_> {
                         };
                         let dy = self.buffer(x[0], pos)?;
                         let y = out(self)?;
+                        let w = self.buffer(x[1], pos)?;
+                        if let Some(&(frozen, kept)) = self.frozen.get(&w) {
+                            let k = Kernel::SplitWeight {
+                                kernel: Box::new(Kernel::ConvBackwardInputInt8 {
+                                    geometry,
+                                    scales,
+                                    zero_points,
+                                    inner,
+                                }),
+                                kept,
+                            };
+                            self.push(call(k, vec![dy, w, frozen], vec![y]));
+                            return Ok(());
+                        }
                         if y != dy {
                             Kernel::ConvBackwardInputInt8 {
                                 geometry,
@@ -338,6 +364,14 @@ impl EntryLowering<'_> {
         };
         let x = &data.operands;
         if x.len() != 2 || self.func.ty(x[1]).elem != ElemType::I8 {
+            return false;
+        }
+        // A split weight's input gradient is two partial calls: not in place.
+        if self
+            .values
+            .get(&x[1])
+            .is_some_and(|w| self.frozen.contains_key(w))
+        {
             return false;
         }
         let geometry = self.dims4_i64(pos, input_shape).and_then(|xs| {
@@ -698,10 +732,22 @@ impl EntryLowering<'_> {
             return Err(self.unsupported(pos, &format!("@{name} is not a trainable parameter")));
         }
         let ty = &g.ty;
-        let len = ty.num_elements();
+        let param_buffer = self.global_buffer(name)?;
+        // A split weight's buffer is its trained slice: the update covers it whole.
+        let shape = match self.frozen.contains_key(&param_buffer) {
+            true => self.program.buffer(param_buffer).shape.clone(),
+            false => ty.shape.to_vec(),
+        };
+        let len = shape.iter().product();
         let grad_shape = &f.ty(data.operands[0]).shape;
-        let slice = if *grad_shape == ty.shape && *slice_start == 0 {
+        let split = shape[..] != ty.shape[..];
+        let slice = if grad_shape[..] == shape[..] && (*slice_start == 0 || split) {
             None
+        } else if split {
+            return Err(self.unsupported(
+                pos,
+                &format!("gradient {grad_shape:?} is not the trained slice {shape:?} of @{name}"),
+            ));
         } else {
             let bad = || {
                 self.unsupported(
@@ -739,7 +785,7 @@ impl EntryLowering<'_> {
                 (
                     (0..c).map(|i| q.scale(i)).collect(),
                     (0..c).map(|i| q.zero_point(i)).collect(),
-                    ty.shape[axis + 1..].iter().product(),
+                    shape[axis + 1..].iter().product(),
                 )
             }
             _ => return Err(self.unsupported(pos, &format!("cannot train @{name} : {ty}"))),
@@ -752,7 +798,7 @@ impl EntryLowering<'_> {
         }
         let accumulate = u32::try_from((*accumulate).max(1))
             .map_err(|_| self.unsupported(pos, "accumulation over too many steps"))?;
-        let mut outputs = vec![self.global_buffer(name)?];
+        let mut outputs = vec![param_buffer];
         if *momentum != 0.0 {
             let s = momentum_state
                 .as_ref()
@@ -771,7 +817,7 @@ impl EntryLowering<'_> {
             .map(|&v| self.buffer(v, pos))
             .collect::<Result<Vec<_>>>()?;
         let scratch = (!fused && (slice.is_some() || accumulate > 1))
-            .then(|| self.temp(format!("{name}.grad_full"), BufElem::F32, &ty.shape, 0));
+            .then(|| self.temp(format!("{name}.grad_full"), BufElem::F32, &shape, 0));
         Ok(Call {
             kernel: Kernel::Sgd {
                 elem: super::buf_elem(ty.elem),

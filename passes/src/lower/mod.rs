@@ -35,6 +35,7 @@
 
 mod fuse_update;
 mod kernels;
+mod split_weight;
 
 use std::collections::HashMap;
 
@@ -68,6 +69,9 @@ pub struct LowerOptions {
     /// Write each input gradient with an `i8` weight over its `dy` when `dy` dies at it and the
     /// convolution admits it (`mite_kernels::float::InPlaceConv`). Default: on.
     pub in_place_grads: bool,
+    /// Keep only the trained slice of a weight trained on its first input channels in SRAM, its
+    /// frozen remainder in flash (see `split_weight`). Default: on.
+    pub split_weights: bool,
 }
 
 impl Default for LowerOptions {
@@ -79,6 +83,7 @@ impl Default for LowerOptions {
             fuse_updates: true,
             input_in_arena: true,
             in_place_grads: true,
+            split_weights: true,
         }
     }
 }
@@ -146,14 +151,29 @@ pub fn lower_module(module: &Module, opts: &LowerOptions) -> Result<Program, Low
         entries: Vec::new(),
     };
     let mut globals = HashMap::new();
+    let mut frozen = HashMap::new();
     let mut functions = vec![(opts.forward.as_str(), "infer")];
     if let Some(t) = &opts.train_step {
         functions.push((t.as_str(), "train_step"));
     }
-    for (func, entry) in functions {
-        let f = module
-            .function(func)
-            .ok_or_else(|| LowerError::NoFunction(func.to_string()))?;
+    let lowered = functions
+        .iter()
+        .map(|(func, _)| {
+            module
+                .function(func)
+                .ok_or_else(|| LowerError::NoFunction(func.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let splits = match (&opts.train_step, opts.split_weights) {
+        (Some(t), true) => {
+            let step = module
+                .function(t)
+                .ok_or_else(|| LowerError::NoFunction(t.to_string()))?;
+            split_weight::Splits::plan(module, step, &lowered)
+        }
+        _ => split_weight::Splits::default(),
+    };
+    for (f, (_, entry)) in lowered.into_iter().zip(functions) {
         let lowering = EntryLowering {
             module,
             func: f,
@@ -163,6 +183,8 @@ pub fn lower_module(module: &Module, opts: &LowerOptions) -> Result<Program, Low
             in_place_grads: opts.in_place_grads,
             program: &mut program,
             globals: &mut globals,
+            splits: &splits,
+            frozen: &mut frozen,
             entry_index: 0,
             values: HashMap::new(),
             calls: Vec::new(),
@@ -273,6 +295,10 @@ struct EntryLowering<'a> {
     program: &'a mut Program,
     /// Buffers of module globals, shared by the entries.
     globals: &'a mut HashMap<String, BufferId>,
+    /// The weights stored as trained slice + frozen remainder.
+    splits: &'a split_weight::Splits,
+    /// The frozen remainder of each split weight's trained slice, and the slice's channels.
+    frozen: &'a mut HashMap<BufferId, (BufferId, usize)>,
     entry_index: usize,
     /// The buffer of each value lowered so far.
     values: HashMap<Value, BufferId>,
@@ -553,10 +579,19 @@ impl EntryLowering<'_> {
             GlobalData::Inline(d) => Ok(d.clone()),
             _ => Err(LowerError::NoData(name.to_string())),
         };
+        if let Some(&kept) = self.splits.kept.get(name) {
+            return self.split_buffers(name, kept);
+        }
+        let mut shape = g.ty.shape.to_vec();
         let storage = match g.kind {
-            GlobalKind::State => Storage::State {
-                global: name.to_string(),
-            },
+            GlobalKind::State => {
+                if let Some(s) = self.splits.state_shapes.get(name) {
+                    shape.clone_from(s);
+                }
+                Storage::State {
+                    global: name.to_string(),
+                }
+            }
             kind if kind.is_trainable() => Storage::Param {
                 global: name.to_string(),
                 init: data()?,
@@ -569,11 +604,50 @@ impl EntryLowering<'_> {
         let id = self.new_buffer(BufferDecl {
             name: name.to_string(),
             elem: buf_elem(g.ty.elem),
-            len: g.ty.num_elements(),
-            shape: g.ty.shape.to_vec(),
+            len: shape.iter().product(),
+            shape,
             storage,
         });
         self.globals.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// The buffers of split weight `name` (its first `kept` input channels trained): the
+    /// trained slice (returned) and the frozen remainder.
+    fn split_buffers(&mut self, name: &str, kept: usize) -> Result<BufferId, LowerError> {
+        let g = &self.module.globals[name];
+        let GlobalData::Inline(data) = &g.data else {
+            return Err(LowerError::NoData(name.to_string()));
+        };
+        let shape = g.ty.shape.to_vec();
+        let taps: usize = shape[2..].iter().product();
+        let (trained, rest) = mite_ir::program::split_rows(data, shape[0], kept * taps)
+            .ok_or_else(|| {
+                LowerError::NoData(format!("{name} (its data does not fit its type)"))
+            })?;
+        let part = |channels: usize| vec![shape[0], channels, shape[2], shape[3]];
+        let id = self.new_buffer(BufferDecl {
+            name: name.to_string(),
+            elem: buf_elem(g.ty.elem),
+            len: trained.len(),
+            shape: part(kept),
+            storage: Storage::Param {
+                global: name.to_string(),
+                init: trained,
+            },
+        });
+        let frozen = self.new_buffer(BufferDecl {
+            name: format!("{name}.frozen"),
+            elem: buf_elem(g.ty.elem),
+            len: rest.len(),
+            shape: part(shape[1] - kept),
+            storage: Storage::Flash {
+                global: Some(name.to_string()),
+                data: rest,
+            },
+        });
+        self.globals.insert(name.to_string(), id);
+        self.frozen.insert(id, (frozen, kept));
         Ok(id)
     }
 

@@ -3,7 +3,7 @@
 use super::*;
 use crate::passes::{build_training_step, TrainConfig};
 use crate::scheme::Scheme;
-use mite_ir::program::print_program;
+use mite_ir::program::{print_program, Kernel};
 
 fn lowered(mut m: Module, scheme: &str) -> Program {
     Scheme::parse(scheme).unwrap().apply(&mut m).unwrap();
@@ -290,4 +290,110 @@ fn input_gradients_are_computed_over_dy_and_shrink_the_arena() {
         out_of_place.storage_bytes().arena,
     );
     assert!(a < b, "arena {a} in place, {b} out of place");
+}
+
+/// MCUNet's `paper:99kb` training step, lowered with or without weight splitting.
+fn mcunet_paper(split_weights: bool) -> (Module, Program) {
+    let mut m = mite_zoo::mcunet_5fps();
+    Scheme::parse("paper:99kb").unwrap().apply(&mut m).unwrap();
+    build_training_step(&mut m, &TrainConfig::default()).unwrap();
+    let p = lower_module(
+        &m,
+        &LowerOptions {
+            split_weights,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
+    (m, p)
+}
+
+#[test]
+fn partially_trained_weights_keep_only_their_slice_in_sram() {
+    let (m, split) = mcunet_paper(true);
+    let (_, whole) = mcunet_paper(false);
+    assert!(whole.weight_splits().is_empty());
+    // 36 x 1/8 and 39 x 1/4: two pointwise weights trained on their first input channels.
+    let splits = split.weight_splits();
+    assert_eq!(splits.len(), 2, "{splits:?}");
+    let mut frozen_bytes = 0;
+    for s in &splits {
+        let (t, f) = (split.buffer(s.trained), split.buffer(s.frozen));
+        let Storage::Param { global, init } = &t.storage else {
+            panic!("{} is not a parameter", t.name);
+        };
+        assert!(matches!(f.storage, Storage::Flash { .. }), "{}", f.name);
+        assert_eq!(t.shape[0], f.shape[0]);
+        assert_eq!(t.shape[1] + f.shape[1], 96, "{global}: 96 input channels");
+        assert!(t.shape[1] < f.shape[1], "{global}: a slice of at most 1/4");
+        // The slice ++ the remainder is the module's weight.
+        let GlobalData::Inline(data) = &m.globals[global.as_str()].data else {
+            panic!("@{global} has no data");
+        };
+        assert_eq!(split.whole_param(s.trained, init).as_ref(), Some(data));
+        frozen_bytes += f.bytes();
+        // Every call reading the slice reads the remainder beside it, but the update, which
+        // covers the slice alone.
+        for e in &split.entries {
+            for c in &e.calls {
+                if c.inputs.contains(&s.trained) {
+                    assert!(
+                        matches!(c.kernel, Kernel::SplitWeight { kept, .. } if kept == t.shape[1])
+                            && c.inputs[2] == s.frozen,
+                        "{}: {} reads the slice alone",
+                        e.name,
+                        c.kernel.name()
+                    );
+                }
+                if c.outputs.contains(&s.trained) {
+                    let Kernel::ConvWeightSgd { update, .. } = &c.kernel else {
+                        panic!("{} updates @{global}", c.kernel.name());
+                    };
+                    assert!(
+                        matches!(update.as_ref(), Kernel::Sgd { len, slice: None, .. } if *len == t.len)
+                    );
+                }
+            }
+        }
+    }
+    // The remainders moved from SRAM to flash; flash holds the same bytes.
+    let (a, b) = (whole.storage_bytes(), split.storage_bytes());
+    assert_eq!(a.param - b.param, frozen_bytes);
+    assert_eq!(a.flash, b.flash);
+    assert_eq!(a.arena, b.arena);
+    let names = |p: &Program| -> Vec<&'static str> {
+        p.entries
+            .iter()
+            .flat_map(|e| e.calls.iter().map(|c| c.kernel.name()))
+            .filter(|n| n.ends_with("_split"))
+            .collect()
+    };
+    // Forward in both entries (2 + 2), input gradients in the training step (2).
+    assert_eq!(names(&split).len(), 6, "{:?}", names(&split));
+    let text = print_program(&split);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("blocks.12.pointwise1.weight\"") || l.contains(".frozen\""))
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
+}
+
+#[test]
+fn a_split_call_must_read_its_own_remainder() {
+    let (_, mut p) = mcunet_paper(true);
+    let splits = p.weight_splits();
+    let (a, b) = (splits[0], splits[1]);
+    let call = p.entries[1]
+        .calls
+        .iter_mut()
+        .find(|c| c.inputs.get(1) == Some(&a.trained) && c.inputs.len() > 2)
+        .unwrap();
+    call.inputs[2] = b.frozen;
+    let err = verify_program(&p).unwrap_err();
+    assert!(
+        err.0
+            .iter()
+            .any(|e| e.to_string().contains("not a trained slice")),
+        "{err:?}"
+    );
 }

@@ -103,6 +103,29 @@ pub(super) fn print(
     let (y, yn) = o.outs.first().cloned().unwrap_or_default();
     match kernel {
         Kernel::ConvInt8 { .. } => conv::print(kernel, o, globals, body)?,
+        Kernel::SplitWeight { kernel: inner, kept } => match inner.as_ref() {
+            Kernel::ConvInt8 { .. } => conv::print_split(inner, *kept, o, globals, body)?,
+            Kernel::ConvBackwardInputInt8 {
+                geometry,
+                scales,
+                zero_points,
+                inner,
+            } => {
+                let _ = writeln!(
+                    globals,
+                    "static const mite_conv2d_geometry {p}_g = {};",
+                    geometry_init(geometry)
+                );
+                per_axis(globals, p, scales, zero_points, *inner);
+                let w = conv::split_weight_init(o, *kept);
+                let _ = writeln!(
+                    body,
+                    "    if (st == MITE_OK) {{\n        const mite_split_weight w = {w};\n        \
+                     st = mite_conv2d_backward_input_int8w_split({i0}, {i0n}u, &w, &{p}_pa, {y}, {yn}u, &{p}_g);\n    }}"
+                );
+            }
+            _ => return Err("a split weight read by a kernel other than an int8 convolution or its input gradient"),
+        },
         Kernel::Sgd {
             elem,
             len,

@@ -100,3 +100,56 @@ pub(super) fn print(
     );
     Ok(())
 }
+
+/// A `mite_split_weight` initialiser of a split-weight call's operands 1 (trained) and 2
+/// (frozen).
+pub(super) fn split_weight_init(o: &Operands, kept: usize) -> String {
+    let (t, tn) = o.ins.get(1).cloned().unwrap_or_default();
+    let (f, f_n) = o.ins.get(2).cloned().unwrap_or_default();
+    format!("{{{t}, {tn}u, {f}, {f_n}u, {kept}u}}")
+}
+
+/// Prints the call of a [`Kernel::ConvInt8`] whose weight is split (`Kernel::SplitWeight`;
+/// operands: input, trained slice, frozen remainder, optional bias; result; scratch: the
+/// accumulator plane then the gathered rows).
+pub(super) fn print_split(
+    kernel: &Kernel,
+    kept: usize,
+    o: &Operands,
+    globals: &mut String,
+    body: &mut String,
+) -> Result<(), &'static str> {
+    let Kernel::ConvInt8 { geometry, bias, .. } = kernel else {
+        return Err("not an int8 convolution");
+    };
+    let p = &o.prefix;
+    let init = params_init(kernel, p, globals).ok_or("not an int8 convolution")?;
+    let _ = writeln!(
+        globals,
+        "static const mite_conv2d_int8_params {p} = {init};\n"
+    );
+    let (x, xn) = &o.ins[0];
+    let (b, bn) = if *bias {
+        o.ins[3].clone()
+    } else {
+        ("NULL".to_owned(), 0)
+    };
+    let (y, yn) = &o.outs[0];
+    let (s, sn) = o
+        .scratch
+        .clone()
+        .ok_or("a split convolution without scratch")?;
+    let plane = geometry.out_plane();
+    let gather = sn
+        .checked_sub(plane)
+        .ok_or("a split convolution's scratch is too short")?
+        * 4;
+    let w = split_weight_init(o, kept);
+    let _ = writeln!(
+        body,
+        "    if (st == MITE_OK) {{\n        const mite_split_weight w = {w};\n        \
+         st = mite_conv2d_int8_split({x}, {xn}u, &w, {b}, {bn}u, {y}, {yn}u, {s}, {plane}u, \
+         (int8_t *)(void *)({s} + {plane}u), {gather}u, &{p});\n    }}"
+    );
+    Ok(())
+}

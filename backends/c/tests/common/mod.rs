@@ -1647,7 +1647,157 @@ pub fn generators() -> Vec<(&'static str, Generator)> {
     g.push(("sce", |r| sce(r, false)));
     g.push(("sce_bwd", |r| sce(r, true)));
     g.push(("exp_ln", exp_ln));
+    g.push(("conv_i8_split", conv_i8_split));
+    g.push(("conv_bwd_in_i8w_split", conv_bwd_in_i8w_split));
     g
+}
+
+/// A split weight's `kept` (sometimes beyond `c_in`: a parameter error) and the lengths of its
+/// two parts (sometimes off by one).
+fn split_parts(
+    rng: &mut Rng,
+    c_in: usize,
+    c_out: usize,
+    w: &Window2d,
+) -> (usize, Vec<i8>, Vec<i8>) {
+    let kept = if rng.chance(5) {
+        c_in + 1
+    } else {
+        rng.usize(0, c_in)
+    };
+    let taps = w.kernel[0] * w.kernel[1];
+    let t_len = maybe_off(rng, c_out * kept * taps);
+    let f_len = maybe_off(rng, c_out * c_in.saturating_sub(kept) * taps);
+    (kept, rng.i8s(t_len), rng.i8s(f_len))
+}
+
+/// The int8 convolution over a weight split into a trained slice and a frozen remainder
+/// (`mite_kernels::split`; grouped geometries are refused).
+pub fn conv_i8_split(rng: &mut Rng) -> Case {
+    let geo = conv_geometry(rng, 9);
+    let (n, c_in, hw, c_out, groups, w) = geo;
+    let t = tables(rng, c_out);
+    let range = act_range(rng);
+    let (x_zp, y_zp) = (rng.i8(), rng.i8());
+    let zps = zero_points(rng, c_out);
+    let bias_add = int8::BiasAdd::for_rounding(t.rounding);
+    let mut input = In::default();
+    conv_in(&mut input, &geo);
+    input.i(x_zp.into()).i8s(&zps);
+    stage_in(&mut input, &t, y_zp, range);
+    input.u(rounding_code_bias(bias_add));
+    let g = Conv2dGeometry::new(n, c_in, hw, c_out, groups, w);
+    let (x_len, out_len, plane, gather) = match g {
+        Ok(g) => (
+            g.input_len(),
+            g.output_len(),
+            g.out_plane(),
+            mite_kernels::split::conv2d_int8_split_gather_len(&g),
+        ),
+        Err(_) => (rng.usize(0, 20), rng.usize(0, 20), 4, 4),
+    };
+    let (kept, trained, frozen) = split_parts(rng, c_in, c_out, &w);
+    let x = {
+        let len = maybe_off(rng, x_len);
+        rng.i8s(len)
+    };
+    let b_len = maybe_off(rng, c_out);
+    let b = bias(rng, b_len);
+    let out_len = maybe_off(rng, out_len);
+    let scratch_len = if rng.chance(5) {
+        plane.saturating_sub(1)
+    } else {
+        plane + rng.usize(0, 2)
+    };
+    let gather_len = if rng.chance(5) {
+        gather.saturating_sub(1)
+    } else {
+        gather + rng.usize(0, 2)
+    };
+    let requant = Requant::new(t.rounding, &t.scales, &t.multipliers, &t.shifts).unwrap();
+    let stage = OutputStage {
+        requant,
+        zero_point: y_zp,
+        range,
+    };
+    let mut out = vec![0i8; out_len];
+    let mut scratch = vec![0i32; scratch_len];
+    let mut gathered = vec![0i8; gather_len];
+    let sw = mite_kernels::split::SplitWeight {
+        trained: &trained,
+        frozen: &frozen,
+        kept,
+    };
+    let r = g.and_then(|g| {
+        let p = Conv2dInt8Params::new(g, x_zp, &zps, stage)?;
+        mite_kernels::split::conv2d_int8_split(
+            &x,
+            &sw,
+            b.as_deref(),
+            &mut out,
+            &mut scratch,
+            &mut gathered,
+            &p,
+        )
+    });
+    input.u(kept).i8s(&x).i8s(&trained).i8s(&frozen);
+    match &b {
+        Some(b) => input.u(1).i32s(b),
+        None => input.u(0),
+    };
+    input.u(out_len).u(scratch_len).u(gather_len);
+    let mut o = Out::default();
+    o.i8s(&out);
+    case("conv_i8_split", input, &r, o)
+}
+
+/// The input gradient over a split `i8` weight (per tensor or per output channel).
+pub fn conv_bwd_in_i8w_split(rng: &mut Rng) -> Case {
+    let geo = conv_geometry(rng, 9);
+    let (n, c_in, hw, c_out, groups, w) = geo;
+    let g = Conv2dGeometry::new(n, c_in, hw, c_out, groups, w);
+    let (x_len, y_len) = match g {
+        Ok(g) => (g.input_len(), g.output_len()),
+        Err(_) => (rng.usize(0, 9), rng.usize(0, 9)),
+    };
+    let channels = if rng.chance(40) { 1 } else { c_out };
+    let scales: Vec<f32> = (0..channels).map(|_| rng.f32(0.001, 0.2)).collect();
+    let zps: Vec<i8> = if rng.chance(30) {
+        Vec::new()
+    } else {
+        (0..channels).map(|_| rng.range(-12, 12) as i8).collect()
+    };
+    let inner = c_in * w.kernel[0] * w.kernel[1];
+    let p = PerAxis::new(&scales, &zps, inner).unwrap();
+    let (kept, trained, frozen) = split_parts(rng, c_in, c_out, &w);
+    let dy = {
+        let len = maybe_off(rng, y_len);
+        rng.f32s(len)
+    };
+    let out_len = maybe_off(rng, x_len);
+    let mut input = In::default();
+    conv_in(&mut input, &geo);
+    input
+        .f32s(&scales)
+        .i8s(&zps)
+        .u(inner)
+        .u(kept)
+        .f32s(&dy)
+        .i8s(&trained)
+        .i8s(&frozen)
+        .u(out_len);
+    let mut out = vec![0f32; out_len];
+    let sw = mite_kernels::split::SplitWeight {
+        trained: &trained,
+        frozen: &frozen,
+        kept,
+    };
+    let r = g.and_then(|g| {
+        mite_kernels::split::conv2d_backward_input_int8_split(&dy, &sw, &p, &mut out, &g)
+    });
+    let mut o = Out::default();
+    o.f32s(&out);
+    case("conv_bwd_in_i8w_split", input, &r, o)
 }
 
 /// The bits of `v`, every NaN as the positive quiet NaN: the sign and payload of a NaN an

@@ -651,6 +651,85 @@ static void op_conv_f32(int which) {
     end_line();
 }
 
+/* A split weight: kept, then (after the caller's reads) the trained and frozen parts. */
+static void rd_split_parts(mite_split_weight *w) {
+    w->trained = rd_i8s(&w->trained_len);
+    w->frozen = rd_i8s(&w->frozen_len);
+}
+
+/* int8 convolution over a split weight: as conv_i8, then kept, x, trained, frozen, bias flag
+ * (+ bias), out_len, scratch_len, gather_len. */
+static void op_conv_i8_split(void) {
+    conv_fields f;
+    mite_conv2d_int8_params p;
+    mite_split_weight sw;
+    size_t x_len, b_len = 0, zp_len, out_len, scratch_len, gather_len;
+    const int8_t *x;
+    const int32_t *bias = NULL;
+    int8_t *out, *gather;
+    int32_t *scratch;
+    mite_status st;
+    rd_conv_fields(&f);
+    p.x_zero_point = (int8_t)rd_i();
+    p.w_zero_points = rd_i8s(&zp_len);
+    p.w_zero_points_len = zp_len;
+    rd_output_stage(&p.out);
+    p.bias_add = (mite_bias_add)rd_u();
+    sw.kept = rd_u();
+    x = rd_i8s(&x_len);
+    rd_split_parts(&sw);
+    if (rd_u()) {
+        bias = rd_i32s(&b_len);
+    }
+    out_len = rd_u();
+    scratch_len = rd_u();
+    gather_len = rd_u();
+    out = (int8_t *)zeros(out_len, 1);
+    scratch = (int32_t *)zeros(scratch_len, 4);
+    gather = (int8_t *)zeros(gather_len, 1);
+    if (bad_input) {
+        return;
+    }
+    st = init_conv(&p.geometry, &f);
+    if (st == MITE_OK) {
+        st = mite_conv2d_int8_split(x, x_len, &sw, bias, b_len, out, out_len, scratch,
+                                    scratch_len, gather, gather_len, &p);
+    }
+    put_status(st);
+    put_i8s(out, out_len);
+    end_line();
+}
+
+/* Input gradient over a split int8 weight: geometry, per-axis tables, kept, dy, trained,
+ * frozen, out_len. */
+static void op_conv_bwd_in_i8w_split(void) {
+    conv_fields f;
+    mite_conv2d_geometry g;
+    mite_per_axis p;
+    mite_split_weight sw;
+    size_t dy_len, out_len;
+    const float *dy;
+    float *out;
+    mite_status st;
+    rd_conv_fields(&f);
+    rd_per_axis(&p);
+    sw.kept = rd_u();
+    dy = rd_f32s(&dy_len);
+    rd_split_parts(&sw);
+    out_len = rd_u();
+    out = (float *)zeros(out_len, 4);
+    if (bad_input) {
+        return;
+    }
+    st = init_conv(&g, &f);
+    if (st == MITE_OK) {
+        st = mite_conv2d_backward_input_int8w_split(dy, dy_len, &sw, &p, out, out_len, &g);
+    }
+    put_status(st);
+    put_f32s(out, out_len);
+    end_line();
+}
+
 /* Input gradient over an int8 weight: geometry, per-axis tables, dy, w (i8), out_len. */
 static void op_conv_bwd_in_i8w(void) {
     conv_fields f;
@@ -1131,6 +1210,10 @@ long harness_run(void) {
             op_fixed();
         } else if (strcmp(op, "exp_ln") == 0) {
             op_exp_ln();
+        } else if (strcmp(op, "conv_i8_split") == 0) {
+            op_conv_i8_split();
+        } else if (strcmp(op, "conv_bwd_in_i8w_split") == 0) {
+            op_conv_bwd_in_i8w_split();
         } else {
             bad_input = 1;
         }

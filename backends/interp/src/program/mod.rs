@@ -149,17 +149,29 @@ impl<'p> ProgramExecutor<'p> {
         }
     }
 
-    /// The trained parameters (SRAM copies) by their module global names, in buffer order.
+    /// The trained parameters by their module global names, in buffer order: each whole, a
+    /// weight stored as trained slice + frozen remainder joined back
+    /// ([`Program::whole_param`](mite_ir::program::Program::whole_param)).
     pub fn params(&self) -> Vec<(String, TensorData)> {
+        self.param_buffers()
+            .into_iter()
+            .filter_map(|(id, global, data)| Some((global, self.program.whole_param(id, &data)?)))
+            .collect()
+    }
+
+    /// The contents of the parameter buffers (the SRAM copies, what a backend's saved image
+    /// holds: a split weight's trained slice only), with their module global names, in buffer
+    /// order.
+    pub fn param_buffers(&self) -> Vec<(BufferId, String, TensorData)> {
         self.program
             .buffers
             .iter()
             .enumerate()
             .filter_map(|(i, b)| match &b.storage {
-                Storage::Param { global, .. } => Some((
-                    global.clone(),
-                    self.memory.slot(BufferId(i as u32))?.to_tensor_data()?,
-                )),
+                Storage::Param { global, .. } => {
+                    let id = BufferId(i as u32);
+                    Some((id, global.clone(), self.memory.slot(id)?.to_tensor_data()?))
+                }
                 _ => None,
             })
             .collect()

@@ -276,6 +276,7 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
             .map_err(|e| e.to_string())?;
             Vals::F32(g)
         }
+        Kernel::SplitWeight { .. } => split_call(mem, call)?,
         Kernel::Sgd { .. } => return sgd_call(mem, call),
         Kernel::ConvWeightSgd { .. } => return conv_weight_sgd_call(mem, call),
         Kernel::BottleneckInt8 {
@@ -314,6 +315,65 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
         }
     };
     mem.write(y0, out)
+}
+
+/// `Kernel::SplitWeight`: a convolution or its input gradient over a weight stored as trained
+/// slice + frozen remainder (`mite_kernels::split`).
+fn split_call(mem: &mut Memory<'_>, call: &Call) -> Res<Vals> {
+    let Kernel::SplitWeight { kernel, kept } = &call.kernel else {
+        return Err("not a split-weight call".into());
+    };
+    let x = |i: usize| operand(call, i);
+    let (trained, frozen) = (i8s(mem, x(1)?)?, i8s(mem, x(2)?)?);
+    let w = mite_kernels::split::SplitWeight {
+        trained: &trained,
+        frozen: &frozen,
+        kept: *kept,
+    };
+    match kernel.as_ref() {
+        Kernel::ConvInt8 { geometry, bias, .. } => {
+            let p = conv_stage(kernel)?;
+            let xv = i8s(mem, x(0)?)?;
+            let b = if *bias { Some(i32s(mem, x(3)?)?) } else { None };
+            let scratch_id = call.scratch.ok_or("conv2d_int8_split needs scratch")?;
+            // The scratch: the accumulator plane, then the gathered rows.
+            let plane = mite_kernels::split::conv2d_int8_split_scratch_len(geometry);
+            let mut scratch = i32s(mem, scratch_id)?;
+            scratch.truncate(plane);
+            let mut gather = vec![0; mite_kernels::split::conv2d_int8_split_gather_len(geometry)];
+            let mut y = vec![0; geometry.output_len()];
+            mite_kernels::split::conv2d_int8_split(
+                &xv,
+                &w,
+                b.as_deref(),
+                &mut y,
+                &mut scratch,
+                &mut gather,
+                &p,
+            )
+            .map_err(ke)?;
+            Ok(Vals::I8(y))
+        }
+        Kernel::ConvBackwardInputInt8 {
+            geometry,
+            scales,
+            zero_points,
+            inner,
+        } => {
+            let p = k8::PerAxis::new(scales, zero_points, *inner).map_err(ke)?;
+            let mut y = vec![0.0; geometry.input_len()];
+            mite_kernels::split::conv2d_backward_input_int8_split(
+                &f32s(mem, x(0)?)?,
+                &w,
+                &p,
+                &mut y,
+                geometry,
+            )
+            .map_err(ke)?;
+            Ok(Vals::F32(y))
+        }
+        other => Err(format!("a split weight read by {}", other.name())),
+    }
 }
 
 /// The full-size gradient of a sliced update: the covered elements in order, zeros elsewhere.
