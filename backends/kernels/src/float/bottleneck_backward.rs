@@ -93,6 +93,7 @@ pub fn bottleneck_backward_scratch_len(depthwise: &Conv2dGeometry) -> usize {
 /// depthwise output and of the expansion's output (the depthwise input); `expand` is the
 /// expansion's geometry. The expansion and projection must be pointwise, the depthwise a
 /// depthwise convolution between them, all at batch 1.
+#[allow(clippy::too_many_arguments)]
 pub fn bottleneck_backward(
     dy: &[f32],
     project: Int8Conv<'_>,
