@@ -896,6 +896,11 @@ fn kernel_stmt(
                 scratch(e, ci, call, v)?
             ))
         }
+        Kernel::BottleneckBackward { .. } => Err(EmitError::Unsupported {
+            entry: e.name.clone(),
+            call: ci,
+            kernel: "bottleneck_backward (not yet)",
+        }),
         Kernel::AddInt8 { params: a, .. } => {
             let q = |q: &mite_kernels::QuantParams| {
                 format!(

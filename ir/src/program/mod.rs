@@ -30,7 +30,9 @@ mod live;
 mod print;
 mod verify;
 
-pub use kernel::{rounding_name, Kernel, KernelAttr, SgdSlice, Signature};
+pub use kernel::{
+    bottleneck_backward_parts, rounding_name, Kernel, KernelAttr, SgdSlice, Signature,
+};
 pub use live::ArenaLiveness;
 pub use print::print_program;
 pub use verify::{verify_program, ProgramError, ProgramErrors};

@@ -33,6 +33,7 @@
 //! ops, ops outside the paper models' training steps, and [`Rounding::OnnxRuntime`] (the
 //! interpreter's onnxruntime float-path groups).
 
+mod fuse_bottleneck_backward;
 mod fuse_update;
 mod kernels;
 
@@ -68,6 +69,10 @@ pub struct LowerOptions {
     /// Write each input gradient with an `i8` weight over its `dy` when `dy` dies at it and the
     /// convolution admits it (`mite_kernels::float::InPlaceConv`). Default: on.
     pub in_place_grads: bool,
+    /// Run the backward pass of each inverted bottleneck whose expanded gradient only its own
+    /// chain reads one expanded channel at a time, as one `bottleneck_backward` call (see
+    /// `fuse_bottleneck_backward`). Default: on.
+    pub stream_bottleneck_backward: bool,
 }
 
 impl Default for LowerOptions {
@@ -79,6 +84,7 @@ impl Default for LowerOptions {
             fuse_updates: true,
             input_in_arena: true,
             in_place_grads: true,
+            stream_bottleneck_backward: true,
         }
     }
 }
@@ -169,6 +175,10 @@ pub fn lower_module(module: &Module, opts: &LowerOptions) -> Result<Program, Low
             temps: Vec::new(),
         };
         lowering.lower(entry)?;
+        if opts.stream_bottleneck_backward && entry == "train_step" {
+            let last = program.entries.len() - 1;
+            fuse_bottleneck_backward::stream_bottleneck_backward(&mut program, last)?;
+        }
     }
     verify_program(&program).map_err(LowerError::Verify)?;
     Ok(program)

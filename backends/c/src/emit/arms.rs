@@ -371,6 +371,7 @@ pub(super) fn print(
                 );
             }
         }
+        Kernel::BottleneckBackward { .. } => return Err("bottleneck_backward (not yet)"),
         Kernel::ConvBackwardBias { dims } => {
             let [n, c, h, w] = *dims;
             let _ = writeln!(
