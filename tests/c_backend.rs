@@ -131,6 +131,7 @@ fn build(dir: &Path, gcc: &Path, sanitize: bool) -> std::path::PathBuf {
         "mite_inplace.c",
         "mite_sgd.c",
         "mite_bottleneck.c",
+        "mite_bottleneck_backward.c",
         "parity.c",
         "-lm",
         "-o",

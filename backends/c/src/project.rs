@@ -184,7 +184,7 @@ fn makefile() -> String {
          # RAM_KB links the Cortex-M image with another SRAM size (default: the 256 KB target).\n\
          CC ?= gcc\nARM_CC ?= arm-none-eabi-gcc\nARM_SIZE ?= arm-none-eabi-size\nQEMU ?= qemu-system-arm\nRAM_KB ?= 256\n\
          CFLAGS = {strict}\nSANITIZE = {sanitize}\n\
-         SRCS = mite_program.c mite_common.c mite_int8.c mite_float.c mite_inplace.c mite_sgd.c mite_bottleneck.c selftest.c\n\
+         SRCS = mite_program.c mite_common.c mite_int8.c mite_float.c mite_inplace.c mite_sgd.c mite_bottleneck.c mite_bottleneck_backward.c selftest.c\n\
          ARM_SRCS = $(SRCS) arm/startup.c arm/semihost.c\n\
          ARM_LINK = -T build/mps2.ld -nostartfiles --specs=nano.specs -Wl,--gc-sections -ffunction-sections -fdata-sections -lm\n\
          QEMU_FLAGS = -nographic -monitor none -serial none -chardev stdio,id=semihost \\\n  \
@@ -220,7 +220,7 @@ fn readme(program: &Program, description: &str) -> String {
          arena {arena} B, trained parameters {param} B, optimizer state {state} B (SRAM);\n\
          flash constants and parameter images {flash} B.\n\n\
          ## Board integration\n\n\
-         Compile `mite_program.c` and the five `mite_*.c` runtime files with your project (C99,\n\
+         Compile `mite_program.c` and the `mite_*.c` runtime files with your project (C99,\n\
          `-fno-strict-aliasing -ffp-contract=off`, link `-lm`). Call `mite_init()` once, then\n\
          `mite_train_step(image, label, &loss)` per labelled image and `mite_infer(image, logits)`.\n\
          A bad label returns `MITE_ERR_BAD_LABEL` and runs nothing; a non-finite loss returns\n\

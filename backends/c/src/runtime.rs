@@ -23,6 +23,10 @@ pub const FILES: &[(&str, &str)] = &[
         "mite_bottleneck.c",
         include_str!("../runtime/mite_bottleneck.c"),
     ),
+    (
+        "mite_bottleneck_backward.c",
+        include_str!("../runtime/mite_bottleneck_backward.c"),
+    ),
 ];
 
 /// The Cortex-M platform (startup code and vector table, semihosting, SysTick counter, linker

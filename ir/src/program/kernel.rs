@@ -275,8 +275,8 @@ pub enum Kernel {
     /// mask_expand: bits[, w_expand: i8][, x: i8, lr: f32[1], step: i64[1]])` (`w_expand` when
     /// `dx` is computed and the weight is frozen; `x`, `lr`, `step` with the update), results
     /// `([w_expand: i8[, momentum: f32]][, dx: f32][, db_depthwise: f32][, db_expand: f32])`
-    /// (the updated weight in place first), scratch `f32[one depthwise output plane + one
-    /// input plane]`.
+    /// (the updated weight in place first), scratch
+    /// `f32[mite_kernels::float::bottleneck_backward_scratch_len]`.
     BottleneckBackward {
         /// The projection's input gradient: a pointwise [`Kernel::ConvBackwardInputInt8`].
         project: Box<Kernel>,
@@ -993,11 +993,8 @@ fn bottleneck_backward_signature(k: &Kernel) -> Option<Signature> {
             .filter(|&&b| b)
             .map(|_| (F32, d.c_in())),
     );
-    Some(sig(
-        inputs,
-        outputs,
-        Some((F32, d.out_plane() + d.in_plane())),
-    ))
+    let scratch = mite_kernels::float::bottleneck_backward_scratch_len(&d, &e);
+    Some(sig(inputs, outputs, Some((F32, scratch))))
 }
 
 /// A streamed bottleneck backward's attributes: the projection's, the depthwise and the

@@ -53,7 +53,7 @@ pub(super) fn stream_bottleneck_backward(
         } = found;
         let plane_name = format!("{}.planes", program.buffer(call.inputs[0]).name);
         let scratch_len = match mite_ir::program::bottleneck_backward_parts(&call.kernel) {
-            Some([_, d, _]) => d.out_plane() + d.in_plane(),
+            Some([_, d, e]) => mite_kernels::float::bottleneck_backward_scratch_len(&d, &e),
             None => break,
         };
         program.buffers.push(BufferDecl {

@@ -82,9 +82,14 @@ pub struct BottleneckGrads<'a> {
 }
 
 /// Elements of the `f32` scratch of [`bottleneck_backward`]: one plane of the depthwise output
-/// and one of its input.
-pub fn bottleneck_backward_scratch_len(depthwise: &Conv2dGeometry) -> usize {
-    depthwise.out_plane() + depthwise.in_plane()
+/// and one of its input, then `c_in + 2` more that the C runtime's version of the kernel uses
+/// for the row of the expansion's weight gradient it hands to its fused update (this kernel
+/// updates element by element and leaves them alone).
+pub fn bottleneck_backward_scratch_len(
+    depthwise: &Conv2dGeometry,
+    expand: &Conv2dGeometry,
+) -> usize {
+    depthwise.out_plane() + depthwise.in_plane() + expand.c_in() + 2
 }
 
 /// The streamed backward pass of an inverted bottleneck (see the module documentation).
@@ -117,7 +122,7 @@ pub fn bottleneck_backward(
         masks[0].len(),
     )?;
     check_len("expansion mask", mask_words(gd.input_len()), masks[1].len())?;
-    let needed = bottleneck_backward_scratch_len(gd);
+    let needed = bottleneck_backward_scratch_len(gd, expand);
     if scratch.len() < needed {
         return Err(KernelError::Scratch {
             needed,
@@ -475,7 +480,7 @@ mod tests {
             depthwise_bias: c.dw_bias.then_some(&mut db_d_new[..]),
             expand_bias: c.pw_bias.then_some(&mut db_e_new[..]),
         };
-        let mut scratch = vec![7.0; bottleneck_backward_scratch_len(&gd)];
+        let mut scratch = vec![7.0; bottleneck_backward_scratch_len(&gd, &ge)];
         bottleneck_backward(
             &dy,
             Int8Conv {
@@ -584,21 +589,21 @@ mod tests {
                 scratch,
             )
         };
-        assert_eq!(run(&ge, &mut [0.0; 8], None), Ok(()));
+        assert_eq!(run(&ge, &mut [0.0; 12], None), Ok(()));
         assert_eq!(
-            run(&ge, &mut [0.0; 7], None),
+            run(&ge, &mut [0.0; 11], None),
             Err(KernelError::Scratch {
-                needed: 8,
-                found: 7
+                needed: 12,
+                found: 11
             })
         );
         assert!(matches!(
-            run(&ge, &mut [0.0; 8], Some(&mut [0.0; 8])),
+            run(&ge, &mut [0.0; 12], Some(&mut [0.0; 8])),
             Err(KernelError::Param(_))
         ));
         let wide = Conv2dGeometry::new(1, 2, [2, 2], 6, 1, pw).unwrap();
         assert!(matches!(
-            run(&wide, &mut [0.0; 8], None),
+            run(&wide, &mut [0.0; 12], None),
             Err(KernelError::Geometry(_))
         ));
     }
