@@ -51,7 +51,10 @@ pub(super) fn stream_bottleneck_backward(
             dead,
             order: (before, after),
         } = found;
-        let plane_name = format!("{}.planes", program.buffer(call.inputs[0]).name);
+        let plane_name = match &call.loc {
+            Some(loc) => format!("{loc}.planes"),
+            None => format!("{}.planes", program.buffer(call.inputs[0]).name),
+        };
         let scratch_len = match mite_ir::program::bottleneck_backward_parts(&call.kernel) {
             Some([_, d, e]) => mite_kernels::float::bottleneck_backward_scratch_len(&d, &e),
             None => break,
@@ -153,43 +156,57 @@ fn chain_at(program: &Program, entry: usize, a: usize) -> Option<Found> {
     let mut intermediates = vec![h];
     let mid = gp.c_in();
 
-    // 2: the depthwise mask and bias gradient.
+    // 2: the depthwise mask.
     let i = next_toucher(calls, h, a + 1)?;
     let (mask_d, h2) = mask_of(&calls[i], h, gp.input_len())?;
     chain.push(i);
     h = h2;
     intermediates.push(h);
-    let mut at = next_toucher(calls, h, i + 1)?;
-    let db_d = bias_of(&calls[at], h, mid);
-    if db_d.is_some() {
-        chain.push(at);
-        at = next_toucher(calls, h, at + 1)?;
-    }
-
-    // 3: the depthwise input gradient.
-    let c = &calls[at];
-    let (depthwise, w_depthwise) = match &c.kernel {
-        Kernel::ConvBackwardInputInt8InPlace {
-            geometry,
-            scales,
-            zero_points,
-            inner,
-        } if c.outputs.first() == Some(&h) => (
-            Kernel::ConvBackwardInputInt8 {
-                geometry: *geometry,
-                scales: scales.clone(),
-                zero_points: zero_points.clone(),
-                inner: *inner,
-            },
-            c.inputs[0],
-        ),
-        Kernel::ConvBackwardInputInt8 { .. } if input_grad_of(c, h).is_some() => {
-            h = c.outputs[0];
-            intermediates.push(h);
-            (c.kernel.clone(), c.inputs[1])
+    // 3: the depthwise input gradient; the bias gradient reads the masked plane before it
+    // (in place) or before or after it (out of place).
+    let mut db_d = None;
+    let mut found = None;
+    let mut next = next_toucher(calls, h, i + 1);
+    while let Some(k) = next {
+        let c = &calls[k];
+        if let (Some(b), None) = (bias_of(c, h, mid), db_d) {
+            db_d = Some(b);
+            chain.push(k);
+            next = next_toucher(calls, h, k + 1);
+            continue;
         }
-        _ => return None,
-    };
+        if found.is_some() {
+            return None;
+        }
+        match &c.kernel {
+            Kernel::ConvBackwardInputInt8InPlace {
+                geometry,
+                scales,
+                zero_points,
+                inner,
+            } if c.outputs.first() == Some(&h) => {
+                let k8 = Kernel::ConvBackwardInputInt8 {
+                    geometry: *geometry,
+                    scales: scales.clone(),
+                    zero_points: zero_points.clone(),
+                    inner: *inner,
+                };
+                found = Some((k, k8, c.inputs[0], h));
+                // The plane is overwritten: its next toucher is the next stage's.
+                break;
+            }
+            Kernel::ConvBackwardInputInt8 { .. } if input_grad_of(c, h).is_some() => {
+                found = Some((k, c.kernel.clone(), c.inputs[1], c.outputs[0]));
+                next = next_toucher(calls, h, k + 1);
+            }
+            _ => return None,
+        }
+    }
+    let (at, depthwise, w_depthwise, h3) = found?;
+    if h3 != h {
+        h = h3;
+        intermediates.push(h);
+    }
     let Kernel::ConvBackwardInputInt8 { geometry: gd, .. } = &depthwise else {
         return None;
     };
