@@ -1672,7 +1672,6 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
         .i8s(&w_d)
         .u32s(&m_e)
         .i8s(&w_e);
-    let per_axis = |q: &(Vec<f32>, Vec<i8>, usize)| PerAxis::new(&q.0, &q.1, q.2).unwrap();
     let rule = random_sgd_params(rng);
     let ch = if rng.chance(30) { 1 } else { mid };
     let u_scales: Vec<f32> = (0..ch).map(|_| rng.scale(1e-4, 0.1) as f32).collect();
@@ -1700,7 +1699,7 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
             x: &x,
             x_quant: PerAxis::new(&x_scale, &x_zp, x.len()).unwrap(),
             weight: &mut w_e,
-            weight_quant: per_axis(&qe),
+            weight_quant: per_axis_of(&qe),
             momentum: m.as_deref_mut(),
             channels: cq,
             params: rule,
@@ -1709,7 +1708,7 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
         float::ExpandWeight::Frozen(float::Int8Conv {
             geometry: &ge,
             weight: &w_e,
-            quant: per_axis(&qe),
+            quant: per_axis_of(&qe),
         })
     } else {
         float::ExpandWeight::Unused
@@ -1719,12 +1718,12 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
         float::Int8Conv {
             geometry: &gp,
             weight: &w_p,
-            quant: per_axis(&qp),
+            quant: per_axis_of(&qp),
         },
         float::Int8Conv {
             geometry: &gd,
             weight: &w_d,
-            quant: per_axis(&qd),
+            quant: per_axis_of(&qd),
         },
         [&m_d, &m_e],
         &ge,
@@ -1747,6 +1746,11 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
         o.f32s(m);
     }
     case("bottleneck_bwd", input, &r, o)
+}
+
+/// The per-axis view of [`weight_quant`]'s tables.
+fn per_axis_of(q: &(Vec<f32>, Vec<i8>, usize)) -> PerAxis<'_> {
+    PerAxis::new(&q.0, &q.1, q.2).unwrap()
 }
 
 /// A case generator.
