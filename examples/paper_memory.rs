@@ -119,12 +119,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let start = std::time::Instant::now();
             let (report, memory) = compile_with_memory(&model.name, &mut model.module, &opts)?;
-            // `MITE_IN_PLACE_GRADS=0`: input gradients out of place (the figures before them).
-            let program = if std::env::var_os("MITE_IN_PLACE_GRADS").is_some_and(|v| v == "0") {
+            // `MITE_IN_PLACE_GRADS=0`: input gradients out of place (the figures before them);
+            // `MITE_STREAM_BACKWARD=0`: no streamed bottleneck backward (the figures before it).
+            let off = |var: &str| std::env::var_os(var).is_some_and(|v| v == "0");
+            let program = if off("MITE_IN_PLACE_GRADS") || off("MITE_STREAM_BACKWARD") {
                 let lower = mite::passes::lower::LowerOptions {
                     forward: opts.config.forward.clone(),
                     train_step: Some(opts.config.train_step.clone()),
-                    in_place_grads: false,
+                    in_place_grads: !off("MITE_IN_PLACE_GRADS"),
+                    stream_bottleneck_backward: !off("MITE_STREAM_BACKWARD"),
                     ..Default::default()
                 };
                 mite::passes::lower::lower_module(&model.module, &lower)?
