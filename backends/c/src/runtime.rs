@@ -87,7 +87,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), len);
-        assert_eq!(sources(FILES).count(), 6);
+        assert_eq!(sources(FILES).count(), 7);
         assert!(sources(ARM_FILES).all(|s| s.ends_with(".c")));
     }
 
