@@ -122,12 +122,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // `MITE_IN_PLACE_GRADS=0`: input gradients out of place; `MITE_SPLIT_WEIGHTS=0`:
             // partially trained weights whole in SRAM (the figures before each).
             let off = |var: &str| std::env::var_os(var).is_some_and(|v| v == "0");
-            let program = if off("MITE_IN_PLACE_GRADS") || off("MITE_SPLIT_WEIGHTS") {
+            // `MITE_STREAM_BACKWARD=0`: no streamed bottleneck backward.
+            let program = if off("MITE_IN_PLACE_GRADS")
+                || off("MITE_SPLIT_WEIGHTS")
+                || off("MITE_STREAM_BACKWARD")
+            {
                 let lower = mite::passes::lower::LowerOptions {
                     forward: opts.config.forward.clone(),
                     train_step: Some(opts.config.train_step.clone()),
                     in_place_grads: !off("MITE_IN_PLACE_GRADS"),
                     split_weights: !off("MITE_SPLIT_WEIGHTS"),
+                    stream_bottleneck_backward: !off("MITE_STREAM_BACKWARD"),
                     ..Default::default()
                 };
                 mite::passes::lower::lower_module(&model.module, &lower)?

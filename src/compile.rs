@@ -132,6 +132,9 @@ pub struct ProgramReport {
     pub fused_updates: u64,
     /// The bytes of the gradient buffers those fused updates do not materialise.
     pub fused_update_bytes: u64,
+    /// Inverted bottlenecks whose backward pass runs one expanded channel at a time
+    /// (`bottleneck_backward` calls: the gradient of the expanded tensor never exists whole).
+    pub streamed_backwards: u64,
     /// The arena's lower bound: the most bytes live at one call (no plan can use less).
     pub arena_lower_bound_bytes: u64,
     /// Where the arena's live bytes peak (`@entry call N: kernel (layer)`).
@@ -216,7 +219,8 @@ impl CompileReport {
                 "Program SRAM    {}  (arena {}{}, parameters {}, state {}, {} {})\n\
                  \x20 arena         {}  (lower bound {}, ratio {:.3}; peak at {})\n\
                  Program flash   {}\n\
-                 fused updates   {:>9}     ({} of weight gradients not materialised)\n",
+                 fused updates   {:>9}     ({} of weight gradients not materialised)\n\
+                 streamed backward {:>7}     (bottlenecks whose backward runs channel by channel)\n",
                 kb(p.sram_bytes),
                 kb(p.arena_bytes).trim(),
                 if p.input_in_arena_bytes > 0 {
@@ -245,7 +249,8 @@ impl CompileReport {
                 p.arena_peak.as_deref().unwrap_or("no call"),
                 kb(p.flash_bytes),
                 p.fused_updates,
-                kb(p.fused_update_bytes).trim()
+                kb(p.fused_update_bytes).trim(),
+                p.streamed_backwards
             ),
             (None, Some(e)) => format!("Program         not lowered: {e}\n"),
             (None, None) => String::new(),
@@ -635,6 +640,17 @@ pub fn compile_program(
                     .flat_map(|e| &e.calls)
                     .map(|c| c.kernel.fused_gradient_bytes() as u64)
                     .sum(),
+                streamed_backwards: p
+                    .entries
+                    .iter()
+                    .flat_map(|e| &e.calls)
+                    .filter(|c| {
+                        matches!(
+                            c.kernel,
+                            mite_ir::program::Kernel::BottleneckBackward { .. }
+                        )
+                    })
+                    .count() as u64,
                 arena_lower_bound_bytes: p.arena_lower_bound(),
                 arena_peak: p.arena_peak_text(),
             };

@@ -122,6 +122,21 @@ fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool, reorder: bool) 
     if reorder {
         assert!(in_place > 0, "{what}: no input gradient in place");
     }
+    // The backward pass of the trained bottlenecks streamed one expanded channel at a time
+    // wherever its expanded gradient has no other reader (the paper schemes train such blocks).
+    let streamed = program.entries[1]
+        .calls
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kernel,
+                mite::ir::program::Kernel::BottleneckBackward { .. }
+            )
+        })
+        .count();
+    if fusion && scheme.starts_with("paper") {
+        assert!(streamed > 0, "{what}: no streamed bottleneck backward");
+    }
     let fused_updates = fused_update_calls(&program);
     assert_eq!(
         fused_updates > 0,

@@ -480,6 +480,57 @@ mite_status mite_conv2d_backward_input_int8w_split(const float *dy, size_t dy_le
                                                    const mite_per_axis *wp, float *out,
                                                    size_t out_len,
                                                    const mite_conv2d_geometry *g);
+/* ---------------------------------------------------------------- streamed bottleneck backward */
+
+/** The constants of a streamed bottleneck backward (Rust `float::bottleneck_backward`). */
+typedef struct {
+    mite_conv2d_geometry project;   /* pointwise projection */
+    mite_conv2d_geometry depthwise; /* depthwise, c_in = c_out = groups = the expanded channels */
+    mite_conv2d_geometry expand;    /* pointwise expansion (c_in: 1 when neither dx nor the
+                                       update is computed) */
+    const mite_per_axis *project_w;   /* the projection weight's quantization */
+    const mite_per_axis *depthwise_w; /* the depthwise weight's */
+    const mite_per_axis *expand_w;  /* the expansion weight's, for dx (NULL: no dx) */
+} mite_bottleneck_backward_params;
+
+/** The update of the expansion's int8 weight, fused (NULL when the weight is frozen). */
+typedef struct {
+    const int8_t *x; /* the expansion's saved int8 input */
+    size_t x_len;
+    const mite_per_axis *x_quant; /* its quantization */
+    int8_t *w;                    /* the weight, updated in place (dx reads each row first) */
+    size_t w_len;
+    float *m; /* momentum state, or NULL */
+    size_t m_len;
+    const mite_channel_quant *cq;
+    const mite_sgd_params *sgd;
+} mite_bottleneck_backward_update;
+
+/** The results besides the updated weight; each pointer may be NULL (not computed). */
+typedef struct {
+    float *dx; /* [c_in, h, w] */
+    size_t dx_len;
+    float *db_depthwise; /* [c_mid] */
+    size_t db_depthwise_len;
+    float *db_expand; /* [c_mid] */
+    size_t db_expand_len;
+} mite_bottleneck_backward_grads;
+
+/** Floats of the kernel's scratch: one depthwise output plane, one input plane, c_in + 2. */
+size_t mite_bottleneck_backward_scratch_len(const mite_bottleneck_backward_params *p);
+
+/** The backward pass of an inverted bottleneck from the gradient dy at its projection's output,
+ *  one expanded channel at a time: masks, bias gradients, the depthwise transposed convolution,
+ *  dx and the expansion weight's update (u; else w_frozen, read by dx, may be NULL). Bit-exact
+ *  with the unfused kernels (Rust `float::bottleneck_backward`). */
+mite_status mite_bottleneck_backward(const float *dy, size_t dy_len, const int8_t *w_project,
+                                     size_t w_project_len, const uint32_t *mask_depthwise,
+                                     size_t mask_depthwise_len, const int8_t *w_depthwise,
+                                     size_t w_depthwise_len, const uint32_t *mask_expand,
+                                     size_t mask_expand_len, const int8_t *w_frozen,
+                                     size_t w_frozen_len, const mite_bottleneck_backward_update *u,
+                                     mite_bottleneck_backward_grads *out, float *scratch,
+                                     size_t scratch_len, const mite_bottleneck_backward_params *p);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../runtime/mite_bottleneck.c"),
     ),
     ("mite_split.c", include_str!("../runtime/mite_split.c")),
+    (
+        "mite_bottleneck_backward.c",
+        include_str!("../runtime/mite_bottleneck_backward.c"),
+    ),
 ];
 
 /// The Cortex-M platform (startup code and vector table, semihosting, SysTick counter, linker
@@ -84,7 +88,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), len);
-        assert_eq!(sources(FILES).count(), 7);
+        assert_eq!(sources(FILES).count(), 8);
         assert!(sources(ARM_FILES).all(|s| s.ends_with(".c")));
     }
 

@@ -899,6 +899,7 @@ fn kernel_stmt(
                 scratch(e, ci, call, v)?
             ))
         }
+        Kernel::BottleneckBackward { .. } => bottleneck_backward_stmt(e, ci, call, v, desc, tables),
         Kernel::AddInt8 { params: a, .. } => {
             let q = |q: &mite_kernels::QuantParams| {
                 format!(
@@ -1260,4 +1261,146 @@ fn scratch(e: &Entry, ci: usize, call: &Call, v: &Views) -> Result<String, EmitE
         entry: e.name.clone(),
         what: format!("call {ci} ({}) has no scratch buffer", call.kernel.name()),
     })
+}
+
+/// The `DequantDesc` of a [`Kernel::ConvBackwardInputInt8`] or [`Kernel::Dequantize`]'s
+/// quantization (`None` for another kernel).
+fn dequant_desc(tables: &mut Tables, desc: &str, k: &Kernel) -> Option<String> {
+    let (Kernel::ConvBackwardInputInt8 {
+        scales,
+        zero_points,
+        inner,
+        ..
+    }
+    | Kernel::Dequantize {
+        scales,
+        zero_points,
+        inner,
+        ..
+    }) = k
+    else {
+        return None;
+    };
+    Some(tables.intern(
+        desc,
+        "DequantDesc",
+        format!(
+            "{{ scales: {}, zero_points: {}, inner: {inner} }}",
+            list(scales, f32_lit),
+            list(zero_points, |z| z.to_string())
+        ),
+    ))
+}
+
+/// A [`Kernel::BottleneckBackward`]: its descriptor and the `rt::bottleneck_backward` call.
+fn bottleneck_backward_stmt(
+    e: &Entry,
+    ci: usize,
+    call: &Call,
+    v: &Views,
+    desc: &str,
+    tables: &mut Tables,
+) -> Result<String, EmitError> {
+    let unsupported = || EmitError::Unsupported {
+        entry: e.name.clone(),
+        call: ci,
+        kernel: "bottleneck_backward whose parts do not chain",
+    };
+    let Kernel::BottleneckBackward {
+        project,
+        depthwise,
+        expand,
+        dx,
+        depthwise_bias,
+        expand_bias,
+        update,
+    } = &call.kernel
+    else {
+        return Err(unsupported());
+    };
+    let [gp, gd, _] =
+        mite_ir::program::bottleneck_backward_parts(&call.kernel).ok_or_else(unsupported)?;
+    let some = |s: Option<String>| s.map_or("None".to_string(), |s| format!("Some(&t::{s})"));
+    let geoms = [
+        geometry_desc(tables, &format!("{desc}_PG"), &gp),
+        geometry_desc(tables, &format!("{desc}_DG"), &gd),
+        geometry_desc(tables, &format!("{desc}_EG"), expand),
+    ];
+    let pw = dequant_desc(tables, &format!("{desc}_PW"), project).ok_or_else(unsupported)?;
+    let dw = dequant_desc(tables, &format!("{desc}_DW"), depthwise).ok_or_else(unsupported)?;
+    let ew = dx
+        .as_deref()
+        .and_then(|k| dequant_desc(tables, &format!("{desc}_EW"), k));
+    let (xq, sgd, momentum) = match update.as_ref().map(|(d, s)| (d.as_ref(), s.as_ref())) {
+        Some((deq, Kernel::ConvWeightSgd { update: u, .. })) => {
+            let Kernel::Sgd { momentum, .. } = u.as_ref() else {
+                return Err(unsupported());
+            };
+            (
+                dequant_desc(tables, &format!("{desc}_X"), deq),
+                Some(tables.intern(&format!("{desc}_U"), "SgdDesc", sgd_desc(u))),
+                *momentum != 0.0,
+            )
+        }
+        Some(_) => return Err(unsupported()),
+        None => (None, None, false),
+    };
+    let d = tables.intern(
+        desc,
+        "crate::runtime::BottleneckBackwardDesc",
+        format!(
+            "{{\n    project: &t::{},\n    project_w: &t::{pw},\n    depthwise: &t::{},\n    \
+             depthwise_w: &t::{dw},\n    expand: &t::{},\n    expand_w: {},\n    x: {},\n    sgd: {},\n}}",
+            geoms[0],
+            geoms[1],
+            geoms[2],
+            some(ew),
+            some(xq),
+            some(sgd.clone()),
+        )
+        .replace("&t::", "&"),
+    );
+    let mut outs = v.outputs.iter();
+    let mut next = || outs.next().cloned().ok_or_else(unsupported);
+    let (frozen, trained) = if sgd.is_some() {
+        let w = next()?;
+        let m = if momentum {
+            format!("Some({})", next()?)
+        } else {
+            "None".to_string()
+        };
+        (
+            "None".to_string(),
+            format!(
+                "Some(rt::ExpandTrained {{ x: {}, lr: {}, step: {}, w: {w}, m: {m} }})",
+                v.inputs[5], v.inputs[6], v.inputs[7]
+            ),
+        )
+    } else if dx.is_some() {
+        (format!("Some({})", v.inputs[5]), "None".to_string())
+    } else {
+        ("None".to_string(), "None".to_string())
+    };
+    let mut grad = |present: bool| -> Result<String, EmitError> {
+        Ok(if present {
+            format!("Some({})", next()?)
+        } else {
+            "None".to_string()
+        })
+    };
+    let grads = [
+        grad(dx.is_some())?,
+        grad(*depthwise_bias)?,
+        grad(*expand_bias)?,
+    ];
+    Ok(format!(
+        "rt::bottleneck_backward(&t::{d}, {}, {}, [{}, {}], {}, {frozen}, {trained}, [{}], {})?;",
+        v.inputs[0],
+        v.inputs[1],
+        v.inputs[2],
+        v.inputs[4],
+        v.inputs[3],
+        grads.join(", "),
+        scratch(e, ci, call, v)?
+    ))
 }

@@ -50,6 +50,10 @@ pub(crate) const KERNEL_SOURCES: &[(&str, &str)] = &[
         include_str!("../../kernels/src/float/fused.rs"),
     ),
     (
+        "src/float/bottleneck_backward.rs",
+        include_str!("../../kernels/src/float/bottleneck_backward.rs"),
+    ),
+    (
         "src/float/inplace.rs",
         include_str!("../../kernels/src/float/inplace.rs"),
     ),

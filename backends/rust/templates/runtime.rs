@@ -841,3 +841,114 @@ impl Bits for i32 {
         self as u32
     }
 }
+
+/// A streamed bottleneck backward's constants (`mite_kernels::float::bottleneck_backward`),
+/// kept in flash: the three convolutions' geometries and weight quantizations, the saved
+/// input's quantization and the expansion weight's update, when trained.
+pub struct BottleneckBackwardDesc {
+    /// The projection's geometry.
+    pub project: &'static GeomDesc,
+    /// Its weight's quantization.
+    pub project_w: &'static DequantDesc,
+    /// The depthwise geometry.
+    pub depthwise: &'static GeomDesc,
+    /// Its weight's quantization.
+    pub depthwise_w: &'static DequantDesc,
+    /// The expansion's geometry.
+    pub expand: &'static GeomDesc,
+    /// Its weight's quantization, when `dx` is computed.
+    pub expand_w: Option<&'static DequantDesc>,
+    /// The saved input's quantization, when the expansion weight is trained.
+    pub x: Option<&'static DequantDesc>,
+    /// The expansion weight's update, when trained.
+    pub sgd: Option<&'static SgdDesc>,
+}
+
+/// The trained expansion weight of a streamed bottleneck backward and what its update reads.
+pub struct ExpandTrained<'a> {
+    /// The saved `i8` input of the expansion.
+    pub x: &'a [i8],
+    /// The learning rate.
+    pub lr: &'a [f32],
+    /// The step.
+    pub step: &'a [i64],
+    /// The weight, updated in place.
+    pub w: &'a mut [i8],
+    /// Its momentum state.
+    pub m: Option<&'a mut [f32]>,
+}
+
+/// Runs `mite_kernels::float::bottleneck_backward`: `frozen` is the expansion weight when `dx`
+/// is computed and the weight is not trained.
+#[allow(clippy::too_many_arguments)]
+pub fn bottleneck_backward(
+    d: &BottleneckBackwardDesc,
+    dy: &[f32],
+    w_project: &[i8],
+    masks: [&[u32]; 2],
+    w_depthwise: &[i8],
+    frozen: Option<&[i8]>,
+    trained: Option<ExpandTrained<'_>>,
+    grads: [Option<&mut [f32]>; 3],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    use mite_kernels::float::{ExpandUpdate, ExpandWeight, Int8Conv};
+    use mite_kernels::int8::PerAxis;
+    let per_axis = |q: &'static DequantDesc| PerAxis::new(q.scales, q.zero_points, q.inner);
+    let (gp, gd, ge) = (
+        d.project.geometry()?,
+        d.depthwise.geometry()?,
+        d.expand.geometry()?,
+    );
+    let expand_q = d.expand_w.map(per_axis).transpose()?;
+    let weight = match (trained, frozen) {
+        (Some(t), _) => {
+            let (Some(s), Some(xq)) = (d.sgd, d.x) else {
+                return Err(Error::Layout);
+            };
+            ExpandWeight::Trained(ExpandUpdate {
+                x: t.x,
+                x_quant: per_axis(xq)?,
+                weight: t.w,
+                // Without dx the weight is only updated, never read at its real value.
+                weight_quant: match expand_q {
+                    Some(p) => p,
+                    None => PerAxis::new(s.scales, &[], s.inner)?,
+                },
+                momentum: t.m,
+                channels: ChannelQuant::new(s.scales, s.zero_points, s.inner)?,
+                params: s.params(first(t.lr)?, first(t.step)?),
+            })
+        }
+        (None, Some(w)) => ExpandWeight::Frozen(Int8Conv {
+            geometry: &ge,
+            weight: w,
+            quant: expand_q.ok_or(Error::Layout)?,
+        }),
+        (None, None) => ExpandWeight::Unused,
+    };
+    let [dx, depthwise_bias, expand_bias] = grads;
+    mite_kernels::float::bottleneck_backward(
+        dy,
+        Int8Conv {
+            geometry: &gp,
+            weight: w_project,
+            quant: per_axis(d.project_w)?,
+        },
+        Int8Conv {
+            geometry: &gd,
+            weight: w_depthwise,
+            quant: per_axis(d.depthwise_w)?,
+        },
+        masks,
+        &ge,
+        weight,
+        mite_kernels::float::BottleneckGrads {
+            dx,
+            depthwise_bias,
+            expand_bias,
+        },
+        scratch,
+    )?;
+    Ok(())
+}

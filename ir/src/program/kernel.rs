@@ -281,6 +281,33 @@ pub enum Kernel {
         /// Input channels in the trained slice.
         kept: usize,
     },
+    /// `mite_kernels::float::bottleneck_backward`: the backward pass of an inverted bottleneck
+    /// (pointwise expansion → depthwise → pointwise projection, `i8` weights, batch 1) streamed
+    /// one expanded channel at a time, so the `f32` gradient of the expanded tensor never
+    /// exists whole. Operands `(dy: f32, w_project: i8, mask_depthwise: bits, w_depthwise: i8,
+    /// mask_expand: bits[, w_expand: i8][, x: i8, lr: f32[1], step: i64[1]])` (`w_expand` when
+    /// `dx` is computed and the weight is frozen; `x`, `lr`, `step` with the update), results
+    /// `([w_expand: i8[, momentum: f32]][, dx: f32][, db_depthwise: f32][, db_expand: f32])`
+    /// (the updated weight in place first), scratch
+    /// `f32[mite_kernels::float::bottleneck_backward_scratch_len]`.
+    BottleneckBackward {
+        /// The projection's input gradient: a pointwise [`Kernel::ConvBackwardInputInt8`].
+        project: Box<Kernel>,
+        /// The depthwise input gradient: a depthwise [`Kernel::ConvBackwardInputInt8`].
+        depthwise: Box<Kernel>,
+        /// The expansion's forward geometry (pointwise).
+        expand: Conv2dGeometry,
+        /// `dx`, the expansion's input gradient: its [`Kernel::ConvBackwardInputInt8`] (`None`:
+        /// not computed).
+        dx: Option<Box<Kernel>>,
+        /// Whether the depthwise bias gradient is a result.
+        depthwise_bias: bool,
+        /// Whether the expansion's bias gradient is a result.
+        expand_bias: bool,
+        /// The expansion weight's update: the [`Kernel::Dequantize`] of the saved input `x` and
+        /// the [`Kernel::ConvWeightSgd`] of the weight (an `i8` parameter, no slice).
+        update: Option<(Box<Kernel>, Box<Kernel>)>,
+    },
 }
 
 /// Attribute names of a bottleneck's stages (expansion, depthwise, projection).
@@ -426,6 +453,7 @@ impl Kernel {
                 Kernel::ConvBackwardInputInt8 { .. } => "conv2d_backward_input_int8w_split",
                 _ => "split_weight",
             },
+            Kernel::BottleneckBackward { .. } => "bottleneck_backward",
         }
     }
 
@@ -622,6 +650,7 @@ impl Kernel {
                 a.push(("kept", A::Int(*kept as i64)));
                 a
             }
+            Kernel::BottleneckBackward { .. } => bottleneck_backward_attrs(self),
         }
     }
 
@@ -786,12 +815,18 @@ impl Kernel {
                 _ => sig(Vec::new(), Vec::new(), None),
             },
             Kernel::SplitWeight { kernel, kept } => split_signature(kernel, *kept),
+            Kernel::BottleneckBackward { .. } => bottleneck_backward_signature(self)
+                // Not a bottleneck's backward: a signature no call can match.
+                .unwrap_or_else(|| sig(Vec::new(), Vec::new(), None)),
         }
     }
 
-    /// Whether the kernel reads its results' previous contents (in-place updates).
+    /// Whether the kernel reads its results' previous contents (in-place updates). A
+    /// [`Kernel::BottleneckBackward`] reads only its updated parameter and momentum (never arena
+    /// buffers) and writes its other results whole: `false`.
     pub fn reads_outputs(&self) -> bool {
-        self.is_update() || matches!(self, Kernel::ConvBackwardInputInt8InPlace { .. })
+        (self.is_update() && !matches!(self, Kernel::BottleneckBackward { .. }))
+            || matches!(self, Kernel::ConvBackwardInputInt8InPlace { .. })
     }
 
     /// The bytes of the `f32` gradient buffer a fused weight-gradient update does not
@@ -799,13 +834,25 @@ impl Kernel {
     pub fn fused_gradient_bytes(&self) -> usize {
         match self {
             Kernel::ConvWeightSgd { geometry, .. } => geometry.weight_len() * 4,
+            Kernel::BottleneckBackward {
+                update: Some((_, sgd)),
+                ..
+            } => sgd.fused_gradient_bytes(),
             _ => 0,
         }
     }
 
     /// Whether the kernel updates a trained parameter (an `sgd`, alone or fused).
     pub fn is_update(&self) -> bool {
-        matches!(self, Kernel::Sgd { .. } | Kernel::ConvWeightSgd { .. })
+        matches!(
+            self,
+            Kernel::Sgd { .. }
+                | Kernel::ConvWeightSgd { .. }
+                | Kernel::BottleneckBackward {
+                    update: Some(_),
+                    ..
+                }
+        )
     }
 }
 
@@ -922,4 +969,180 @@ pub fn rounding_name(r: Rounding) -> &'static str {
         Rounding::FloatScale => "float",
         Rounding::OnnxRuntime => "onnxruntime",
     }
+}
+
+/// The parts of a [`Kernel::BottleneckBackward`]: the geometries of the projection, the
+/// depthwise convolution and the expansion, `None` unless each part is the kernel it must be
+/// and they chain.
+pub fn bottleneck_backward_parts(k: &Kernel) -> Option<[Conv2dGeometry; 3]> {
+    let Kernel::BottleneckBackward {
+        project,
+        depthwise,
+        expand,
+        dx,
+        update,
+        ..
+    } = k
+    else {
+        return None;
+    };
+    let input_grad = |k: &Kernel| match k {
+        Kernel::ConvBackwardInputInt8 { geometry, .. } => Some(*geometry),
+        _ => None,
+    };
+    let (p, d) = (input_grad(project)?, input_grad(depthwise)?);
+    let chained = p.is_pointwise()
+        && d.is_depthwise()
+        && d.c_in() == d.c_out()
+        && expand.is_pointwise()
+        && [p.n(), d.n(), expand.n()] == [1; 3]
+        && expand.c_out() == d.c_in()
+        && expand.out_hw() == d.in_hw()
+        && d.c_out() == p.c_in()
+        && d.out_hw() == p.in_hw();
+    let dx_ok = dx.as_deref().is_none_or(|k| input_grad(k) == Some(*expand));
+    let update_ok = update.as_ref().is_none_or(|(deq, sgd)| {
+        matches!(deq.as_ref(), Kernel::Dequantize { len, .. } if *len == expand.input_len())
+            && matches!(sgd.as_ref(), Kernel::ConvWeightSgd { geometry, update }
+                if geometry == expand
+                    && matches!(update.as_ref(), Kernel::Sgd { elem: BufElem::I8, slice: None, .. }))
+    });
+    (chained && dx_ok && update_ok).then_some([p, d, *expand])
+}
+
+fn bottleneck_backward_signature(k: &Kernel) -> Option<Signature> {
+    use BufElem::{Bits, F32, I64, I8};
+    let [p, d, e] = bottleneck_backward_parts(k)?;
+    let Kernel::BottleneckBackward {
+        dx,
+        depthwise_bias,
+        expand_bias,
+        update,
+        ..
+    } = k
+    else {
+        return None;
+    };
+    let mut inputs = vec![
+        (F32, p.output_len()),
+        (I8, p.weight_len()),
+        (Bits, d.output_len()),
+        (I8, d.weight_len()),
+        (Bits, d.input_len()),
+    ];
+    let mut outputs = Vec::new();
+    match update {
+        Some((_, sgd)) => {
+            inputs.extend([(I8, e.input_len()), (F32, 1), (I64, 1)]);
+            outputs.extend(sgd.signature().outputs);
+        }
+        None if dx.is_some() => inputs.push((I8, e.weight_len())),
+        None => {}
+    }
+    if dx.is_some() {
+        outputs.push((F32, e.input_len()));
+    }
+    outputs.extend(
+        [*depthwise_bias, *expand_bias]
+            .iter()
+            .filter(|&&b| b)
+            .map(|_| (F32, d.c_in())),
+    );
+    let scratch = mite_kernels::float::bottleneck_backward_scratch_len(&d, &e);
+    Some(sig(inputs, outputs, Some((F32, scratch))))
+}
+
+/// A streamed bottleneck backward's attributes: the projection's, the depthwise and the
+/// expansion's weight quantization (prefixed `p_`, `d_`, `e_`), the geometries, which results
+/// it has, and the update's.
+fn bottleneck_backward_attrs(k: &Kernel) -> Vec<(&'static str, KernelAttr)> {
+    use KernelAttr as A;
+    let Kernel::BottleneckBackward {
+        project,
+        depthwise,
+        expand,
+        dx,
+        depthwise_bias,
+        expand_bias,
+        update,
+    } = k
+    else {
+        return Vec::new();
+    };
+    let mut a = Vec::new();
+    let e = expand;
+    a.push(("in", ints(&[e.n(), e.c_in(), e.in_hw()[0], e.in_hw()[1]])));
+    if let Kernel::ConvBackwardInputInt8 { geometry: d, .. } = depthwise.as_ref() {
+        let w = d.window();
+        a.extend([
+            ("mid", ints(&[d.c_in(), d.in_hw()[0], d.in_hw()[1]])),
+            ("kernel", ints(&w.kernel)),
+            ("strides", ints(&w.strides)),
+            ("pads", ints(&w.pads)),
+            ("dilations", ints(&w.dilations)),
+        ]);
+    }
+    if let Kernel::ConvBackwardInputInt8 { geometry: p, .. } = project.as_ref() {
+        a.push((
+            "out",
+            ints(&[p.n(), p.c_out(), p.out_hw()[0], p.out_hw()[1]]),
+        ));
+    }
+    let names = [
+        ("p_scales", "p_zero_points", "p_inner"),
+        ("d_scales", "d_zero_points", "d_inner"),
+        ("e_scales", "e_zero_points", "e_inner"),
+    ];
+    for (k, (s, z, i)) in [
+        Some(project.as_ref()),
+        Some(depthwise.as_ref()),
+        dx.as_deref(),
+    ]
+    .into_iter()
+    .zip(names)
+    {
+        if let Some(Kernel::ConvBackwardInputInt8 {
+            scales,
+            zero_points,
+            inner,
+            ..
+        }) = k
+        {
+            a.extend([
+                (s, A::F32s(scales.clone())),
+                (
+                    z,
+                    A::Ints(zero_points.iter().map(|&z| i64::from(z)).collect()),
+                ),
+                (i, A::Int(*inner as i64)),
+            ]);
+        }
+    }
+    a.extend([
+        ("dx", A::Bool(dx.is_some())),
+        ("depthwise_bias", A::Bool(*depthwise_bias)),
+        ("expand_bias", A::Bool(*expand_bias)),
+    ]);
+    if let Some((deq, sgd)) = update {
+        if let Kernel::Dequantize {
+            scales,
+            zero_points,
+            inner,
+            ..
+        } = deq.as_ref()
+        {
+            a.extend([
+                ("x_scales", A::F32s(scales.clone())),
+                (
+                    "x_zero_points",
+                    A::Ints(zero_points.iter().map(|&z| i64::from(z)).collect()),
+                ),
+                ("x_inner", A::Int(*inner as i64)),
+            ]);
+        }
+        if let Kernel::ConvWeightSgd { update, .. } = sgd.as_ref() {
+            a.extend(update.attrs());
+        }
+    }
+    a
 }

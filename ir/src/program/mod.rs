@@ -31,7 +31,9 @@ mod print;
 mod split;
 mod verify;
 
-pub use kernel::{rounding_name, Kernel, KernelAttr, SgdSlice, Signature};
+pub use kernel::{
+    bottleneck_backward_parts, rounding_name, Kernel, KernelAttr, SgdSlice, Signature,
+};
 pub use live::ArenaLiveness;
 pub use print::print_program;
 pub use split::{join_rows, split_rows, WeightSplit};

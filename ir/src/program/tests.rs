@@ -412,3 +412,142 @@ fn arena_lower_bound_and_peak_follow_the_live_intervals() {
         Some("@infer call 1: conv2d_int8 (conv1)")
     );
 }
+
+/// A streamed bottleneck backward: 2 → 6 → 3 channels over 4×4, a 3×3 depthwise of `stride`.
+fn bottleneck_backward(stride: usize, dx: bool, update: bool) -> Kernel {
+    let pw = Window2d {
+        kernel: [1, 1],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+    };
+    let dw = Window2d {
+        kernel: [3, 3],
+        strides: [stride, stride],
+        pads: [1; 4],
+        dilations: [1, 1],
+    };
+    let e = Conv2dGeometry::new(1, 2, [4, 4], 6, 1, pw).unwrap();
+    let d = Conv2dGeometry::new(1, 6, [4, 4], 6, 6, dw).unwrap();
+    let p = Conv2dGeometry::new(1, 6, d.out_hw(), 3, 1, pw).unwrap();
+    let grad = |g: Conv2dGeometry, channels: usize| {
+        Box::new(Kernel::ConvBackwardInputInt8 {
+            geometry: g,
+            scales: vec![0.5; channels],
+            zero_points: vec![0; channels],
+            inner: g.weight_len() / channels,
+        })
+    };
+    let sgd = Kernel::Sgd {
+        elem: BufElem::I8,
+        len: e.weight_len(),
+        lr_scale: 1.0,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        qas: true,
+        stochastic_seed: None,
+        scales: vec![0.5; 6],
+        zero_points: vec![0; 6],
+        inner: 2,
+        accumulate: 1,
+        slice: None,
+    };
+    Kernel::BottleneckBackward {
+        project: grad(p, 3),
+        depthwise: grad(d, 6),
+        expand: e,
+        dx: dx.then(|| grad(e, 6)),
+        depthwise_bias: true,
+        expand_bias: false,
+        update: update.then(|| {
+            (
+                Box::new(Kernel::Dequantize {
+                    len: e.input_len(),
+                    scales: vec![0.1],
+                    zero_points: vec![0],
+                    inner: e.input_len(),
+                }),
+                Box::new(Kernel::ConvWeightSgd {
+                    geometry: e,
+                    update: Box::new(sgd),
+                }),
+            )
+        }),
+    }
+}
+
+#[test]
+fn bottleneck_backward_signature_follows_its_parts() {
+    use BufElem::{Bits, F32, I64, I8};
+    let k = bottleneck_backward(2, true, true);
+    assert_eq!(k.name(), "bottleneck_backward");
+    assert!(k.is_update() && !k.reads_outputs());
+    assert_eq!(k.fused_gradient_bytes(), 12 * 4);
+    let s = k.signature();
+    // dy (3 × 2 × 2), the projection weight, the depthwise mask (6 × 2 × 2), its weight, the
+    // expansion mask (6 × 4 × 4), x, lr, step.
+    assert_eq!(
+        s.inputs,
+        [
+            (F32, 12),
+            (I8, 18),
+            (Bits, 24),
+            (I8, 54),
+            (Bits, 96),
+            (I8, 32),
+            (F32, 1),
+            (I64, 1)
+        ]
+    );
+    // The updated weight, dx, the depthwise bias gradient.
+    assert_eq!(s.outputs, [(I8, 12), (F32, 32), (F32, 6)]);
+    // One depthwise output plane, one input plane, c_in + 2.
+    assert_eq!(s.scratch, Some((F32, 4 + 16 + 2 + 2)));
+    let attrs: Vec<&str> = k.attrs().iter().map(|(n, _)| *n).collect();
+    for name in [
+        "mid", "strides", "p_scales", "e_scales", "dx", "x_scales", "qas",
+    ] {
+        assert!(attrs.contains(&name), "{name} missing: {attrs:?}");
+    }
+    // Frozen with dx: the weight is an operand; without dx nor update: not at all.
+    let frozen = bottleneck_backward(1, true, false).signature();
+    assert_eq!(frozen.inputs.len(), 6);
+    assert_eq!(frozen.outputs, [(F32, 32), (F32, 6)]);
+    let bias_only = bottleneck_backward(1, false, false);
+    assert!(!bias_only.is_update());
+    assert_eq!(bias_only.signature().inputs.len(), 5);
+}
+
+#[test]
+fn a_bottleneck_backward_whose_parts_do_not_chain_matches_no_call() {
+    let Kernel::BottleneckBackward {
+        project,
+        depthwise,
+        dx,
+        depthwise_bias,
+        expand_bias,
+        update,
+        ..
+    } = bottleneck_backward(1, true, true)
+    else {
+        unreachable!()
+    };
+    // The expansion's output is not the depthwise input.
+    let window = Window2d {
+        kernel: [1, 1],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+    };
+    let k = Kernel::BottleneckBackward {
+        project,
+        depthwise,
+        expand: Conv2dGeometry::new(1, 2, [4, 4], 5, 1, window).unwrap(),
+        dx,
+        depthwise_bias,
+        expand_bias,
+        update,
+    };
+    assert_eq!(bottleneck_backward_parts(&k), None);
+    assert_eq!(k.signature(), Signature::default());
+}

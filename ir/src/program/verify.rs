@@ -271,7 +271,11 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
             let decl = p.buffer(b);
             let bad = match decl.storage {
                 Storage::Arena { .. } => None,
-                Storage::Param { .. } | Storage::State { .. } if in_place => None,
+                Storage::Param { .. } | Storage::State { .. }
+                    if in_place || call.kernel.is_update() =>
+                {
+                    None
+                }
                 _ => Some(decl.storage.kind()),
             };
             if let Some(storage) = bad {

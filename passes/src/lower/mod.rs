@@ -33,6 +33,7 @@
 //! ops, ops outside the paper models' training steps, and [`Rounding::OnnxRuntime`] (the
 //! interpreter's onnxruntime float-path groups).
 
+mod fuse_bottleneck_backward;
 mod fuse_update;
 mod kernels;
 mod split_weight;
@@ -72,6 +73,10 @@ pub struct LowerOptions {
     /// Keep only the trained slice of a weight trained on its first input channels in SRAM, its
     /// frozen remainder in flash (see `split_weight`). Default: on.
     pub split_weights: bool,
+    /// Run the backward pass of each inverted bottleneck whose expanded gradient only its own
+    /// chain reads one expanded channel at a time, as one `bottleneck_backward` call (see
+    /// `fuse_bottleneck_backward`). Default: on.
+    pub stream_bottleneck_backward: bool,
 }
 
 impl Default for LowerOptions {
@@ -84,6 +89,7 @@ impl Default for LowerOptions {
             input_in_arena: true,
             in_place_grads: true,
             split_weights: true,
+            stream_bottleneck_backward: true,
         }
     }
 }
@@ -191,6 +197,10 @@ pub fn lower_module(module: &Module, opts: &LowerOptions) -> Result<Program, Low
             temps: Vec::new(),
         };
         lowering.lower(entry)?;
+        if opts.stream_bottleneck_backward && entry == "train_step" {
+            let last = program.entries.len() - 1;
+            fuse_bottleneck_backward::stream_bottleneck_backward(&mut program, last)?;
+        }
     }
     verify_program(&program).map_err(LowerError::Verify)?;
     Ok(program)

@@ -117,11 +117,20 @@ fn weight_gradients_fuse_with_their_updates() {
     let mut m = mite_zoo::mcunet_5fps();
     Scheme::parse("paper:99kb").unwrap().apply(&mut m).unwrap();
     build_training_step(&mut m, &TrainConfig::default()).unwrap();
-    let fused = lower_module(&m, &LowerOptions::default()).unwrap();
+    // Without the streamed bottleneck backward, which fuses some of these updates further.
+    let fused = lower_module(
+        &m,
+        &LowerOptions {
+            stream_bottleneck_backward: false,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
     let unfused = lower_module(
         &m,
         &LowerOptions {
             fuse_updates: false,
+            stream_bottleneck_backward: false,
             ..LowerOptions::default()
         },
     )
@@ -256,11 +265,21 @@ fn input_gradients_are_computed_over_dy_and_shrink_the_arena() {
     if let Some(order) = order {
         f.set_schedule(&order).unwrap();
     }
-    let in_place = lower_module(&m, &LowerOptions::default()).unwrap();
+    // Without the streamed bottleneck backward, which consumes most of these calls and puts
+    // the step's peak elsewhere (see `bottleneck_backwards_stream_without_the_expanded_gradient`).
+    let in_place = lower_module(
+        &m,
+        &LowerOptions {
+            stream_bottleneck_backward: false,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap();
     let out_of_place = lower_module(
         &m,
         &LowerOptions {
             in_place_grads: false,
+            stream_bottleneck_backward: false,
             ..LowerOptions::default()
         },
     )
@@ -396,4 +415,131 @@ fn a_split_call_must_read_its_own_remainder() {
             .any(|e| e.to_string().contains("not a trained slice")),
         "{err:?}"
     );
+}
+
+/// MbV2 with the paper's 99 KB scheme as `mite compile` builds it (updates as soon as ready,
+/// frozen bottlenecks streamed, reordered), lowered with the bottleneck backward streamed or
+/// not.
+fn mbv2_paper(stream: bool, fuse_updates: bool) -> Program {
+    let mut m = mite_zoo::mbv2_w035();
+    Scheme::parse("paper:99kb").unwrap().apply(&mut m).unwrap();
+    let config = TrainConfig {
+        updates: crate::passes::UpdatePlacement::AsSoonAsReady,
+        ..TrainConfig::default()
+    };
+    build_training_step(&mut m, &config).unwrap();
+    crate::passes::stream_bottlenecks(&mut m);
+    let f = m.function_mut("train_step").unwrap();
+    if let Some(order) = crate::passes::schedule_function(f, &Default::default()).order {
+        f.set_schedule(&order).unwrap();
+    }
+    lower_module(
+        &m,
+        &LowerOptions {
+            stream_bottleneck_backward: stream,
+            fuse_updates,
+            ..LowerOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// The training step's streamed bottleneck backwards.
+fn streamed(p: &Program) -> Vec<&Call> {
+    p.entries[1]
+        .calls
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kernel,
+                mite_ir::program::Kernel::BottleneckBackward { .. }
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bottleneck_backwards_stream_without_the_expanded_gradient() {
+    let on = mbv2_paper(true, true);
+    let off = mbv2_paper(false, true);
+    let calls = streamed(&on);
+    assert!(streamed(&off).is_empty());
+    // MbV2's paper scheme trains blocks 12 to 16 (and the expansion weights of some).
+    assert!(calls.len() >= 4, "{}", calls.len());
+    // Each streamed call replaces its chain: the projection's, the depthwise and (with dx) the
+    // expansion's input gradients, two masks, the bias gradients and the weight update.
+    let count = |p: &Program, name: &str| train_kernels(p).iter().filter(|&&k| k == name).count();
+    let removed = |name: &str| count(&off, name) - count(&on, name);
+    assert!(
+        removed("apply_mask") == 2 * calls.len(),
+        "{}",
+        removed("apply_mask")
+    );
+    let updates = calls
+        .iter()
+        .filter(|c| c.kernel.fused_gradient_bytes() > 0)
+        .count();
+    assert_eq!(removed("conv2d_backward_weight_sgd"), updates);
+    assert_eq!(removed("dequantize"), updates);
+    // No f32 buffer of an expanded tensor (192 channels × 8 × 8, block 12) remains; the
+    // planes of the scratch replace it.
+    let expanded = |p: &Program| {
+        p.buffers
+            .iter()
+            .filter(|b| b.elem == BufElem::F32 && b.len == 192 * 8 * 8)
+            .count()
+    };
+    assert!(expanded(&off) > 0);
+    assert_eq!(expanded(&on), 0);
+    for c in &calls {
+        let s = on.buffer(c.scratch.unwrap());
+        assert!(s.len < 2 * 8 * 8 + 64, "{} floats of scratch", s.len);
+    }
+    let train_peak = |p: &Program| {
+        mite_ir::program::ArenaLiveness::of(p, 1)
+            .peak(p)
+            .map_or(0, |(_, b)| b)
+    };
+    // The step's peak was block 12's 48 KB expanded gradient; now it is elsewhere, lower.
+    assert!(
+        train_peak(&on) < train_peak(&off),
+        "{} vs {}",
+        train_peak(&on),
+        train_peak(&off)
+    );
+    // The updates and the parameters they write: the same set.
+    let written = |p: &Program| {
+        let mut w: Vec<String> = p.entries[1]
+            .calls
+            .iter()
+            .filter(|c| c.kernel.is_update())
+            .map(|c| p.buffer(c.outputs[0]).name.clone())
+            .collect();
+        w.sort();
+        w
+    };
+    assert_eq!(written(&on), written(&off));
+    let text: String = print_program(&on)
+        .lines()
+        .filter(|l| l.contains("bottleneck_backward") || l.contains(".planes"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn bottleneck_backwards_whose_expanded_gradient_has_another_reader_stay_unfused() {
+    // Unfused weight updates read the expanded gradient in a conv2d_backward_weight: the
+    // blocks whose expansion weight is trained keep their chain.
+    let fused = mbv2_paper(true, true);
+    let unfused = mbv2_paper(true, false);
+    let with_update = |p: &Program| {
+        streamed(p)
+            .iter()
+            .filter(|c| c.kernel.fused_gradient_bytes() > 0)
+            .count()
+    };
+    assert!(with_update(&fused) > 0);
+    assert_eq!(with_update(&unfused), 0);
+    assert!(train_kernels(&unfused).contains(&"conv2d_backward_weight"));
 }

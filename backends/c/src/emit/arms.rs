@@ -394,6 +394,7 @@ pub(super) fn print(
                 );
             }
         }
+        Kernel::BottleneckBackward { .. } => bottleneck_backward(kernel, o, globals, body)?,
         Kernel::ConvBackwardBias { dims } => {
             let [n, c, h, w] = *dims;
             let _ = writeln!(
@@ -529,4 +530,154 @@ fn conv_weight_sgd(
         seed = i64_lit(stochastic_seed.unwrap_or(0)),
     );
     true
+}
+
+/// A [`Kernel::BottleneckBackward`]: `mite_bottleneck_backward` with its constants (operands
+/// and results in the kernel's order: see its documentation).
+fn bottleneck_backward(
+    kernel: &Kernel,
+    o: &Operands,
+    globals: &mut String,
+    body: &mut String,
+) -> Result<(), &'static str> {
+    const BAD: &str = "a bottleneck_backward whose parts do not chain";
+    let Kernel::BottleneckBackward {
+        project,
+        depthwise,
+        expand,
+        dx,
+        depthwise_bias,
+        expand_bias,
+        update,
+    } = kernel
+    else {
+        return Err(BAD);
+    };
+    let [gp, gd, _] = mite_ir::program::bottleneck_backward_parts(kernel).ok_or(BAD)?;
+    let p = &o.prefix;
+    let mut quant = |k: &Kernel, suffix: &str| match k {
+        Kernel::ConvBackwardInputInt8 {
+            scales,
+            zero_points,
+            inner,
+            ..
+        }
+        | Kernel::Dequantize {
+            scales,
+            zero_points,
+            inner,
+            ..
+        } => {
+            per_axis(
+                globals,
+                &format!("{p}_{suffix}"),
+                scales,
+                zero_points,
+                *inner,
+            );
+            Ok(format!("&{p}_{suffix}_pa"))
+        }
+        _ => Err(BAD),
+    };
+    let (pw, dw) = (quant(project, "p")?, quant(depthwise, "d")?);
+    let ew = match dx.as_deref() {
+        Some(k) => quant(k, "e")?,
+        None => "NULL".to_owned(),
+    };
+    let xq = match update {
+        Some((deq, _)) => Some(quant(deq, "x")?),
+        None => None,
+    };
+    let _ = writeln!(
+        globals,
+        "static const mite_bottleneck_backward_params {p}_bb = {{\n    {},\n    {},\n    {},\n    \
+         {pw}, {dw}, {ew}}};\n",
+        geometry_init(&gp),
+        geometry_init(&gd),
+        geometry_init(expand),
+    );
+    let input = |i: usize| o.ins.get(i).cloned().ok_or(BAD);
+    let mut outs = o.outs.iter().cloned();
+    let (mut pre, u) = (String::new(), if update.is_some() { "&u" } else { "NULL" });
+    let (frozen, frozen_n) = match (update, dx) {
+        (None, Some(_)) => input(5)?,
+        _ => ("NULL".to_owned(), 0),
+    };
+    if let (Some((_, sgd)), Some(xq)) = (update, xq) {
+        let Kernel::ConvWeightSgd { update: rule, .. } = sgd.as_ref() else {
+            return Err(BAD);
+        };
+        let Kernel::Sgd {
+            lr_scale,
+            momentum,
+            weight_decay,
+            qas,
+            stochastic_seed,
+            scales,
+            zero_points,
+            inner,
+            ..
+        } = rule.as_ref()
+        else {
+            return Err(BAD);
+        };
+        let _ = writeln!(
+            globals,
+            "static const float {p}_u_scales[] = {{{}}};\n\
+             static const int32_t {p}_u_zero_points[] = {{{}}};\n\
+             static const mite_channel_quant {p}_cq = {{{p}_u_scales, {p}_u_zero_points, {}u, {inner}u}};\n",
+            elements(scales, |v| f32_lit(*v)),
+            elements(zero_points, |v| i32_lit(*v)),
+            scales.len()
+        );
+        let ((x, xn), (lr, _), (step, _)) = (input(5)?, input(6)?, input(7)?);
+        let (w, wn) = outs.next().ok_or(BAD)?;
+        let m_buf = if *momentum != 0.0 { outs.next() } else { None };
+        // The executor uses the momentum state only when momentum > 0.
+        let (m, mn) = match m_buf {
+            Some((m, mn)) if *momentum > 0.0 => (m, mn),
+            _ => ("NULL".to_owned(), 0),
+        };
+        let _ = write!(
+            pre,
+            "        sp.eta = ({lr})[0] * {lrs};\n        sp.momentum = {mom};\n        \
+             sp.weight_decay = {wd};\n        sp.qas = {qas};\n        sp.rounding.stochastic = {sto};\n        \
+             sp.rounding.seed = {seed};\n        sp.rounding.step = ({step})[0];\n        \
+             u.x = {x};\n        u.x_len = {xn}u;\n        u.x_quant = {xq};\n        u.w = {w};\n        \
+             u.w_len = {wn}u;\n        u.m = {m};\n        u.m_len = {mn}u;\n        u.cq = &{p}_cq;\n        \
+             u.sgd = &sp;\n",
+            lrs = f32_lit(*lr_scale),
+            mom = f32_lit(*momentum),
+            wd = f32_lit(*weight_decay),
+            qas = i32::from(*qas),
+            sto = i32::from(stochastic_seed.is_some()),
+            seed = i64_lit(stochastic_seed.unwrap_or(0)),
+        );
+    }
+    for (field, present) in [
+        ("dx", dx.is_some()),
+        ("db_depthwise", *depthwise_bias),
+        ("db_expand", *expand_bias),
+    ] {
+        let (e, n) = if present {
+            outs.next().ok_or(BAD)?
+        } else {
+            ("NULL".to_owned(), 0)
+        };
+        let _ = write!(
+            pre,
+            "        g.{field} = {e};\n        g.{field}_len = {n}u;\n"
+        );
+    }
+    let ins: Vec<(String, usize)> = (0..5).map(input).collect::<Result<_, _>>()?;
+    let (s, sn) = o.scratch.clone().ok_or(BAD)?;
+    let _ = writeln!(
+        body,
+        "    if (st == MITE_OK) {{\n        mite_bottleneck_backward_update u;\n        \
+         mite_bottleneck_backward_grads g;\n        mite_sgd_params sp;\n{pre}        (void)u;\n        (void)sp;\n        \
+         st = mite_bottleneck_backward({}, {}u, {}, {}u, {}, {}u, {}, {}u, {}, {}u, {frozen}, {frozen_n}u, {u}, &g, {s}, {sn}u, &{p}_bb);\n    }}",
+        ins[0].0, ins[0].1, ins[1].0, ins[1].1, ins[2].0, ins[2].1, ins[3].0, ins[3].1, ins[4].0,
+        ins[4].1,
+    );
+    Ok(())
 }

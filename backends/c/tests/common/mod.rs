@@ -1605,6 +1605,169 @@ pub fn fixed(rng: &mut Rng) -> Case {
     case("fixed", input, &Ok::<(), KernelError>(()), o)
 }
 
+/// Per-axis tables of a weight with `channels` output channels of `inner` elements: one scale
+/// or one per channel, zero points or none.
+fn weight_quant(rng: &mut Rng, channels: usize, inner: usize) -> (Vec<f32>, Vec<i8>, usize) {
+    let n = if rng.chance(30) { 1 } else { channels.max(1) };
+    let scales = (0..n).map(|_| rng.scale(0.001, 0.1) as f32).collect();
+    let zps = if rng.chance(30) {
+        Vec::new()
+    } else {
+        (0..n).map(|_| rng.range(-8, 8) as i8).collect()
+    };
+    (scales, zps, inner)
+}
+
+/// The streamed backward pass of an inverted bottleneck (`float::bottleneck_backward`):
+/// random widths, planes, depthwise windows (3×3 to 5×5, stride 1 or 2), quantizations, masks,
+/// every optional result present or absent and the expansion weight frozen or updated by a
+/// random rule; sometimes a short scratch.
+pub fn bottleneck_backward(rng: &mut Rng) -> Case {
+    let (c_in, mid, c_out) = (rng.usize(1, 4), rng.usize(1, 6), rng.usize(1, 4));
+    let hw = [rng.usize(1, 6), rng.usize(1, 6)];
+    let (k, stride) = (rng.pick(&[1, 3, 5]), rng.usize(1, 2));
+    let pw = Window2d {
+        kernel: [1, 1],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+    };
+    let dww = Window2d {
+        kernel: [k, k],
+        strides: [stride, stride],
+        pads: [k / 2; 4],
+        dilations: [1, 1],
+    };
+    let ge = Conv2dGeometry::new(1, c_in, hw, mid, 1, pw).unwrap();
+    let gd = Conv2dGeometry::new(1, mid, hw, mid, mid, dww).unwrap();
+    let gp = Conv2dGeometry::new(1, mid, gd.out_hw(), c_out, 1, pw).unwrap();
+    let qp = weight_quant(rng, c_out, mid);
+    let qd = weight_quant(rng, mid, k * k);
+    let qe = weight_quant(rng, mid, c_in);
+    let (dx, db_d, db_e, update) = (
+        rng.chance(70),
+        rng.chance(70),
+        rng.chance(70),
+        rng.chance(70),
+    );
+    let dy = rng.f32s(gp.output_len());
+    let w_p = rng.i8s(gp.weight_len());
+    let mask = |rng: &mut Rng, n: usize| -> Vec<u32> {
+        (0..float::mask_words(n))
+            .map(|_| (rng.next() | rng.next()) as u32)
+            .collect()
+    };
+    let m_d = mask(rng, gd.output_len());
+    let w_d = rng.i8s(gd.weight_len());
+    let m_e = mask(rng, gd.input_len());
+    let mut w_e = rng.i8s(ge.weight_len());
+    let needed = float::bottleneck_backward_scratch_len(&gd, &ge);
+    let scratch_len = if rng.chance(5) { needed - 1 } else { needed };
+    let mut input = In::default();
+    input
+        .u(c_in)
+        .u(mid)
+        .u(c_out)
+        .u(hw[0])
+        .u(hw[1])
+        .u(k)
+        .u(stride);
+    for (scales, zps, inner) in [&qp, &qd, &qe] {
+        input.f32s(scales).i8s(zps).u(*inner);
+    }
+    input
+        .u(dx.into())
+        .u(db_d.into())
+        .u(db_e.into())
+        .u(update.into());
+    input
+        .f32s(&dy)
+        .i8s(&w_p)
+        .u32s(&m_d)
+        .i8s(&w_d)
+        .u32s(&m_e)
+        .i8s(&w_e);
+    let rule = random_sgd_params(rng);
+    let ch = if rng.chance(30) { 1 } else { mid };
+    let u_scales: Vec<f32> = (0..ch).map(|_| rng.scale(1e-4, 0.1) as f32).collect();
+    let u_zps: Vec<i32> = (0..ch).map(|_| rng.range(-8, 8) as i32).collect();
+    let x = rng.i8s(ge.input_len());
+    let (x_scale, x_zp) = ([rng.scale(0.01, 0.2) as f32], [rng.range(-10, 10) as i8]);
+    let mut m =
+        (update && (rule.momentum > 0.0 || rng.chance(30))).then(|| rng.f32s(ge.weight_len()));
+    if update {
+        sgd_params_in(&mut input, &rule);
+        input.f32s(&u_scales).i32s(&u_zps).u(c_in);
+        input.i8s(&x).f(x_scale[0]).i(x_zp[0].into());
+        match &m {
+            Some(m) => input.u(1).f32s(m),
+            None => input.u(0),
+        };
+    }
+    input.u(scratch_len);
+    let cq = ChannelQuant::new(&u_scales, &u_zps, c_in).unwrap();
+    let (mut dx_v, mut db_d_v, mut db_e_v) =
+        (vec![0f32; ge.input_len()], vec![0f32; mid], vec![0f32; mid]);
+    let mut scratch = vec![0f32; scratch_len];
+    let weight = if update {
+        float::ExpandWeight::Trained(float::ExpandUpdate {
+            x: &x,
+            x_quant: PerAxis::new(&x_scale, &x_zp, x.len()).unwrap(),
+            weight: &mut w_e,
+            weight_quant: per_axis_of(&qe),
+            momentum: m.as_deref_mut(),
+            channels: cq,
+            params: rule,
+        })
+    } else if dx {
+        float::ExpandWeight::Frozen(float::Int8Conv {
+            geometry: &ge,
+            weight: &w_e,
+            quant: per_axis_of(&qe),
+        })
+    } else {
+        float::ExpandWeight::Unused
+    };
+    let r = float::bottleneck_backward(
+        &dy,
+        float::Int8Conv {
+            geometry: &gp,
+            weight: &w_p,
+            quant: per_axis_of(&qp),
+        },
+        float::Int8Conv {
+            geometry: &gd,
+            weight: &w_d,
+            quant: per_axis_of(&qd),
+        },
+        [&m_d, &m_e],
+        &ge,
+        weight,
+        float::BottleneckGrads {
+            dx: dx.then_some(&mut dx_v[..]),
+            depthwise_bias: db_d.then_some(&mut db_d_v[..]),
+            expand_bias: db_e.then_some(&mut db_e_v[..]),
+        },
+        &mut scratch,
+    );
+    let mut o = Out::default();
+    for (present, v) in [(dx, &dx_v), (db_d, &db_d_v), (db_e, &db_e_v)] {
+        if present {
+            o.f32s(v);
+        }
+    }
+    o.i8s(&w_e);
+    if let Some(m) = &m {
+        o.f32s(m);
+    }
+    case("bottleneck_bwd", input, &r, o)
+}
+
+/// The per-axis view of [`weight_quant`]'s tables.
+fn per_axis_of(q: &(Vec<f32>, Vec<i8>, usize)) -> PerAxis<'_> {
+    PerAxis::new(&q.0, &q.1, q.2).unwrap()
+}
+
 /// A case generator.
 pub type Generator = fn(&mut Rng) -> Case;
 
@@ -1642,6 +1805,7 @@ pub fn generators() -> Vec<(&'static str, Generator)> {
         ("sgd_i32", |r| sgd(r, Sgd::I32)),
         ("conv_w_sgd_f32", |r| conv_weight_sgd(r, false)),
         ("conv_w_sgd_i8", |r| conv_weight_sgd(r, true)),
+        ("bottleneck_bwd", bottleneck_backward),
         ("fixed", fixed),
     ];
     g.push(("sce", |r| sce(r, false)));

@@ -1104,6 +1104,133 @@ static void op_conv_weight_sgd(int int8) {
     end_line();
 }
 
+/* Streamed bottleneck backward: c_in mid c_out h w k stride, the three weights' per-axis
+ * tables, flags (dx, db_depthwise, db_expand, update), dy, w_project, mask_depthwise,
+ * w_depthwise, mask_expand, w_expand, [update: sgd params, channel quant, x, x scale and zero
+ * point, momentum], scratch_len; prints the present results, w_expand and the momentum. */
+static void op_bottleneck_backward(void) {
+    mite_bottleneck_backward_params p;
+    mite_bottleneck_backward_update u;
+    mite_bottleneck_backward_grads g;
+    mite_per_axis pp, pd, pe, px;
+    mite_sgd_params sp;
+    mite_channel_quant cq;
+    size_t c_in, mid, c_out, h, w, k, stride, dy_len, wp_len, md_len, wd_len, me_len, we_len;
+    size_t s_len = 0, z_len = 0, x_len = 0, m_len = 0, scratch_len;
+    int dx, db_d, db_e, update;
+    const float *dy;
+    const int8_t *wp, *wd, *x = NULL;
+    const uint32_t *md, *me;
+    int8_t *we;
+    float *m = NULL, *scratch;
+    float x_scale = 1.0f;
+    int8_t x_zp = 0;
+    mite_status st;
+    c_in = rd_u();
+    mid = rd_u();
+    c_out = rd_u();
+    h = rd_u();
+    w = rd_u();
+    k = rd_u();
+    stride = rd_u();
+    rd_per_axis(&pp);
+    rd_per_axis(&pd);
+    rd_per_axis(&pe);
+    dx = (int)rd_u();
+    db_d = (int)rd_u();
+    db_e = (int)rd_u();
+    update = (int)rd_u();
+    dy = rd_f32s(&dy_len);
+    wp = rd_i8s(&wp_len);
+    md = rd_u32s(&md_len);
+    wd = rd_i8s(&wd_len);
+    me = rd_u32s(&me_len);
+    we = rd_i8s(&we_len);
+    if (update) {
+        rd_sgd(&sp);
+        cq.scales = rd_f32s(&s_len);
+        cq.zero_points = rd_i32s(&z_len);
+        cq.channels = s_len;
+        cq.inner = rd_u();
+        x = rd_i8s(&x_len);
+        x_scale = rd_f();
+        x_zp = (int8_t)rd_i();
+        if (rd_u()) {
+            m = rd_f32s(&m_len);
+        }
+        if (s_len == 0 || s_len != z_len) {
+            bad_input = 1;
+        }
+    }
+    scratch_len = rd_u();
+    scratch = (float *)zeros(scratch_len, 4);
+    g.dx_len = c_in * h * w;
+    g.dx = dx ? (float *)zeros(g.dx_len, 4) : NULL;
+    g.db_depthwise_len = g.db_expand_len = mid;
+    g.db_depthwise = db_d ? (float *)zeros(mid, 4) : NULL;
+    g.db_expand = db_e ? (float *)zeros(mid, 4) : NULL;
+    if (bad_input) {
+        return;
+    }
+    memset(&p, 0, sizeof p);
+    p.expand.n = p.depthwise.n = p.project.n = 1u;
+    p.expand.c_in = c_in;
+    p.expand.c_out = p.depthwise.c_in = p.depthwise.c_out = p.depthwise.groups = mid;
+    p.expand.groups = p.project.groups = 1u;
+    p.project.c_in = mid;
+    p.project.c_out = c_out;
+    p.expand.in_hw[0] = p.expand.out_hw[0] = p.depthwise.in_hw[0] = h;
+    p.expand.in_hw[1] = p.expand.out_hw[1] = p.depthwise.in_hw[1] = w;
+    p.expand.window.kernel[0] = p.expand.window.kernel[1] = 1u;
+    p.expand.window.strides[0] = p.expand.window.strides[1] = 1u;
+    p.expand.window.dilations[0] = p.expand.window.dilations[1] = 1u;
+    p.project.window = p.expand.window;
+    p.depthwise.window = p.expand.window;
+    p.depthwise.window.kernel[0] = p.depthwise.window.kernel[1] = k;
+    p.depthwise.window.strides[0] = p.depthwise.window.strides[1] = stride;
+    p.depthwise.window.pads[0] = p.depthwise.window.pads[1] = k / 2u;
+    p.depthwise.window.pads[2] = p.depthwise.window.pads[3] = k / 2u;
+    p.depthwise.out_hw[0] = (h + 2u * (k / 2u) - k) / stride + 1u;
+    p.depthwise.out_hw[1] = (w + 2u * (k / 2u) - k) / stride + 1u;
+    p.project.in_hw[0] = p.project.out_hw[0] = p.depthwise.out_hw[0];
+    p.project.in_hw[1] = p.project.out_hw[1] = p.depthwise.out_hw[1];
+    p.project_w = &pp;
+    p.depthwise_w = &pd;
+    p.expand_w = dx ? &pe : NULL;
+    px.scales = &x_scale;
+    px.scales_len = 1u;
+    px.zero_points = &x_zp;
+    px.zero_points_len = 1u;
+    px.inner = x_len;
+    u.x = x;
+    u.x_len = x_len;
+    u.x_quant = &px;
+    u.w = we;
+    u.w_len = we_len;
+    u.m = m;
+    u.m_len = m_len;
+    u.cq = &cq;
+    u.sgd = &sp;
+    st = mite_bottleneck_backward(dy, dy_len, wp, wp_len, md, md_len, wd, wd_len, me, me_len,
+                                  update ? NULL : (dx ? we : NULL), update || !dx ? 0u : we_len,
+                                  update ? &u : NULL, &g, scratch, scratch_len, &p);
+    put_status(st);
+    if (dx) {
+        put_f32s(g.dx, g.dx_len);
+    }
+    if (db_d) {
+        put_f32s(g.db_depthwise, mid);
+    }
+    if (db_e) {
+        put_f32s(g.db_expand, mid);
+    }
+    put_i8s(we, we_len);
+    if (m != NULL) {
+        put_f32s(m, m_len);
+    }
+    end_line();
+}
+
 /* Scalar fixed-point functions on (x, multiplier, shift, scale). */
 static void op_fixed(void) {
     int32_t x = (int32_t)rd_i(), mul = (int32_t)rd_i(), shift = (int32_t)rd_i();
@@ -1206,6 +1333,8 @@ long harness_run(void) {
             op_conv_weight_sgd(0);
         } else if (strcmp(op, "conv_w_sgd_i8") == 0) {
             op_conv_weight_sgd(1);
+        } else if (strcmp(op, "bottleneck_bwd") == 0) {
+            op_bottleneck_backward();
         } else if (strcmp(op, "fixed") == 0) {
             op_fixed();
         } else if (strcmp(op, "exp_ln") == 0) {

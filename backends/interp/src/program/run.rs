@@ -279,6 +279,7 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
         Kernel::SplitWeight { .. } => split_call(mem, call)?,
         Kernel::Sgd { .. } => return sgd_call(mem, call),
         Kernel::ConvWeightSgd { .. } => return conv_weight_sgd_call(mem, call),
+        Kernel::BottleneckBackward { .. } => return bottleneck_backward_call(mem, call),
         Kernel::BottleneckInt8 {
             expand,
             depthwise,
@@ -662,6 +663,192 @@ fn conv_weight_sgd_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
     mem.write(param, updated)?;
     if let (Some(id), Some(m)) = (momentum_id, m) {
         mem.write(id, Vals::F32(m))?;
+    }
+    Ok(())
+}
+
+/// The quantization of a [`Kernel::ConvBackwardInputInt8`]'s weight.
+fn int8_weight_quant(k: &Kernel) -> Res<k8::PerAxis<'_>> {
+    let Kernel::ConvBackwardInputInt8 {
+        scales,
+        zero_points,
+        inner,
+        ..
+    } = k
+    else {
+        return Err(
+            "bottleneck_backward: a part is not an input gradient with an i8 weight".into(),
+        );
+    };
+    k8::PerAxis::new(scales, zero_points, *inner).map_err(ke)
+}
+
+/// `Kernel::BottleneckBackward`: `mite_kernels::float::bottleneck_backward` (bit-identical
+/// with the unfused input gradients, masks, bias gradients and fused weight update).
+fn bottleneck_backward_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
+    let Kernel::BottleneckBackward {
+        project,
+        depthwise,
+        expand,
+        dx,
+        depthwise_bias,
+        expand_bias,
+        update,
+    } = &call.kernel
+    else {
+        return Err("not a bottleneck_backward call".into());
+    };
+    let [gp, gd, _] = mite_ir::program::bottleneck_backward_parts(&call.kernel)
+        .ok_or("bottleneck_backward: its parts do not chain")?;
+    let x = |i: usize| operand(call, i);
+    let dy = f32s(mem, x(0)?)?;
+    let (w_p, m_d, w_d, m_e) = (
+        i8s(mem, x(1)?)?,
+        bits(mem, x(2)?)?,
+        i8s(mem, x(3)?)?,
+        bits(mem, x(4)?)?,
+    );
+    let (q_p, q_d) = (int8_weight_quant(project)?, int8_weight_quant(depthwise)?);
+    let q_e = dx.as_deref().map(int8_weight_quant).transpose()?;
+    // Results: the updated weight (and momentum) first, then dx and the bias gradients.
+    let mut next_result = 0;
+    let mut take = || {
+        next_result += 1;
+        result(call, next_result - 1)
+    };
+    let mut weight_q = None;
+    let mut momentum_buf = None;
+    let mut trained = None;
+    if let Some((deq, sgd_k)) = update {
+        let Kernel::Dequantize {
+            scales: xs,
+            zero_points: xz,
+            inner: xi,
+            ..
+        } = deq.as_ref()
+        else {
+            return Err("bottleneck_backward: the input's dequantization is missing".into());
+        };
+        let Kernel::ConvWeightSgd { update: u, .. } = sgd_k.as_ref() else {
+            return Err(
+                "bottleneck_backward: the update is not a conv2d_backward_weight_sgd".into(),
+            );
+        };
+        let Kernel::Sgd {
+            lr_scale,
+            momentum,
+            weight_decay,
+            qas,
+            stochastic_seed,
+            scales,
+            zero_points,
+            inner,
+            ..
+        } = u.as_ref()
+        else {
+            return Err("bottleneck_backward: the update is not an sgd".into());
+        };
+        let xv = i8s(mem, x(5)?)?;
+        let lr = scalar_f32(mem, x(6)?)?;
+        let step = match mem.read(x(7)?)? {
+            Vals::I64(v) if v.len() == 1 => v[0],
+            _ => return Err("the step operand is not one i64".into()),
+        };
+        let param = take()?;
+        weight_q = Some((param, i8s(mem, param)?));
+        if *momentum != 0.0 {
+            let id = take()?;
+            // The interpreter uses the momentum state only when momentum > 0.
+            momentum_buf = Some((id, (*momentum > 0.0).then(|| f32s(mem, id)).transpose()?));
+        }
+        let rule = update_rule(
+            lr * lr_scale,
+            *momentum,
+            *weight_decay,
+            *qas,
+            *stochastic_seed,
+            step,
+        );
+        trained = Some((xv, xs, xz, *xi, rule, scales, zero_points, *inner));
+    }
+    let frozen_w = match (&update, &dx) {
+        (None, Some(_)) => Some(i8s(mem, x(5)?)?),
+        _ => None,
+    };
+    let dx_id = dx.as_ref().map(|_| take()).transpose()?;
+    let db_d_id = depthwise_bias.then(&mut take).transpose()?;
+    let db_e_id = expand_bias.then(&mut take).transpose()?;
+    let mut dx_v = dx_id.map(|_| vec![0.0; expand.input_len()]);
+    let mut db_d = db_d_id.map(|_| vec![0.0; gd.c_in()]);
+    let mut db_e = db_e_id.map(|_| vec![0.0; gd.c_in()]);
+    let scratch_id = call.scratch.ok_or("bottleneck_backward needs scratch")?;
+    let mut scratch = f32s(mem, scratch_id)?;
+    let mut m_vals = momentum_buf.as_mut().and_then(|(_, m)| m.take());
+    let zps: Vec<i32>;
+    let weight = match (&mut weight_q, &trained, &frozen_w) {
+        (Some((_, q)), Some((xv, xs, xz, xi, rule, scales, zero_points, inner)), _) => {
+            zps = zero_points.to_vec();
+            kf::ExpandWeight::Trained(kf::ExpandUpdate {
+                x: xv,
+                x_quant: k8::PerAxis::new(xs, xz, *xi).map_err(ke)?,
+                weight: q,
+                weight_quant: match q_e {
+                    Some(p) => p,
+                    // Not read without dx.
+                    None => k8::PerAxis::new(scales, &[], *inner).map_err(ke)?,
+                },
+                momentum: m_vals.as_deref_mut(),
+                channels: sgd::ChannelQuant::new(scales, &zps, *inner).map_err(ke)?,
+                params: *rule,
+            })
+        }
+        (_, _, Some(w)) => kf::ExpandWeight::Frozen(kf::Int8Conv {
+            geometry: expand,
+            weight: w,
+            quant: q_e.ok_or("bottleneck_backward: dx without its weight's quantization")?,
+        }),
+        _ => kf::ExpandWeight::Unused,
+    };
+    let grads = kf::BottleneckGrads {
+        dx: dx_v.as_deref_mut(),
+        depthwise_bias: db_d.as_deref_mut(),
+        expand_bias: db_e.as_deref_mut(),
+    };
+    kf::bottleneck_backward(
+        &dy,
+        kf::Int8Conv {
+            geometry: &gp,
+            weight: &w_p,
+            quant: q_p,
+        },
+        kf::Int8Conv {
+            geometry: &gd,
+            weight: &w_d,
+            quant: q_d,
+        },
+        [&m_d, &m_e],
+        expand,
+        weight,
+        grads,
+        &mut scratch,
+    )
+    .map_err(|e| match e {
+        mite_kernels::KernelError::NanUpdate { index } => {
+            format!("the update of element {index} is NaN")
+        }
+        e => e.to_string(),
+    })?;
+    mem.write(scratch_id, Vals::F32(scratch))?;
+    if let Some((id, q)) = weight_q {
+        mem.write(id, Vals::I8(q))?;
+    }
+    if let (Some((id, _)), Some(m)) = (momentum_buf, m_vals) {
+        mem.write(id, Vals::F32(m))?;
+    }
+    for (id, v) in [(dx_id, dx_v), (db_d_id, db_d), (db_e_id, db_e)] {
+        if let (Some(id), Some(v)) = (id, v) {
+            mem.write(id, Vals::F32(v))?;
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! Sums accumulate in the scalar type itself, in a fixed order, so results are deterministic and
 //! match the generated code.
 
+pub mod bottleneck_backward;
 pub mod conv;
 pub mod fused;
 pub mod inplace;
@@ -15,6 +16,10 @@ pub mod pool;
 use core::iter::Sum;
 use core::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
+pub use bottleneck_backward::{
+    bottleneck_backward, bottleneck_backward_scratch_len, BottleneckGrads, ExpandUpdate,
+    ExpandWeight, Int8Conv,
+};
 pub use conv::{
     conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_input_int8,
     conv2d_backward_weight, conv2d_backward_weight_slice, ChannelSlice,

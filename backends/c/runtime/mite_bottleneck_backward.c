@@ -1,0 +1,231 @@
+/*
+ * mite_bottleneck_backward.c - the backward pass of an inverted bottleneck (pointwise
+ * expansion -> depthwise -> pointwise projection, int8 weights, batch 1) streamed one expanded
+ * channel at a time (Rust `float::bottleneck_backward`): the f32 gradient of the expanded tensor
+ * never exists whole, only one plane of the depthwise output and one of its input. Every
+ * element is the same sum in the same order as the unfused kernels (and the Rust kernel), so
+ * bit-exact; compile with -ffp-contract=off.
+ */
+#include "mite_internal.h"
+
+/* The real value f32(q - z) * s of element i of an int8 tensor (Rust `int8_weight`). */
+static float real_at(const int8_t *q, const mite_per_axis *pa, size_t i) {
+    float s;
+    int8_t z;
+    mite_per_axis_of(pa, i, &s, &z);
+    return (float)((int16_t)q[i] - (int16_t)z) * s;
+}
+
+/* Zeroes the elements of plane whose bit base + i of mask is clear (Rust `apply_mask`). */
+static void mask_plane(float *plane, size_t len, const uint32_t *mask, size_t base) {
+    size_t i;
+    for (i = 0; i < len; i++) {
+        size_t bit = base + i;
+        if (((mask[bit / 32u] >> (bit % 32u)) & 1u) == 0u) {
+            plane[i] = 0.0f;
+        }
+    }
+}
+
+/* The bias gradient of one plane at batch 1: zero plus the plane's sum (Rust
+ * `conv2d_backward_bias`; the sum starts at -0.0, the neutral element of Rust's f32 Sum). */
+static float bias_sum(const float *plane, size_t len) {
+    float sum = -0.0f, acc = 0.0f;
+    size_t i;
+    for (i = 0; i < len; i++) {
+        sum += plane[i];
+    }
+    acc += sum;
+    return acc;
+}
+
+/* The per-axis quantization of channel c of a depthwise weight alone (its taps are elements
+ * 0..taps of the sub-tensor). */
+static mite_per_axis channel_of(const mite_per_axis *pa, size_t c) {
+    mite_per_axis one = *pa;
+    size_t k = pa->scales_len == 1u ? 0u : c;
+    one.scales = pa->scales + k;
+    one.scales_len = 1u;
+    if (pa->zero_points_len > 0u) {
+        one.zero_points = pa->zero_points + k;
+        one.zero_points_len = 1u;
+    }
+    return one;
+}
+
+static int is_pointwise(const mite_conv2d_geometry *g) {
+    const mite_window2d *w = &g->window;
+    return g->groups == 1u && w->kernel[0] == 1u && w->kernel[1] == 1u && w->strides[0] == 1u &&
+           w->strides[1] == 1u && w->pads[0] == 0u && w->pads[1] == 0u && w->pads[2] == 0u &&
+           w->pads[3] == 0u;
+}
+
+/* Pointwise -> depthwise -> pointwise, chained, at batch 1 (Rust `check_chain`). */
+static mite_status check_chain(const mite_bottleneck_backward_params *p) {
+    const mite_conv2d_geometry *e = &p->expand, *d = &p->depthwise, *q = &p->project;
+    if (e->n != 1u || d->n != 1u || q->n != 1u) {
+        return mite_fail(MITE_ERR_GEOMETRY, "a streamed bottleneck backward needs batch 1", 0,
+                         0, 0);
+    }
+    if (!is_pointwise(e) || !(d->groups == d->c_in && d->c_out == d->c_in) || !is_pointwise(q)) {
+        return mite_fail(MITE_ERR_GEOMETRY,
+                         "a streamed bottleneck backward needs pointwise -> depthwise -> "
+                         "pointwise",
+                         0, 0, 0);
+    }
+    if (e->c_out != d->c_in || e->out_hw[0] != d->in_hw[0] || e->out_hw[1] != d->in_hw[1] ||
+        d->c_out != q->c_in || d->out_hw[0] != q->in_hw[0] || d->out_hw[1] != q->in_hw[1]) {
+        return mite_fail(MITE_ERR_GEOMETRY, "the bottleneck's convolutions do not chain", 0, 0,
+                         0);
+    }
+    return MITE_OK;
+}
+
+size_t mite_bottleneck_backward_scratch_len(const mite_bottleneck_backward_params *p) {
+    return p->depthwise.out_hw[0] * p->depthwise.out_hw[1] +
+           p->depthwise.in_hw[0] * p->depthwise.in_hw[1] + p->expand.c_in + 2u;
+}
+
+/* Row o of the expansion's weight gradient into row (Rust `update_row`: row sums added to zero
+ * in row order), then its update by mite_conv2d_weight_sgd_i8 on a 1x1 convolution of one
+ * output channel whose input is that row and whose output gradient is 1: its gradient is
+ * 0 + (0 + 1 * row[ic]) = row[ic] exactly (row[ic] is never -0.0, being a sum started at +0.0),
+ * and the slice view {1, c_mid, c_in, o, 1} makes element ic parameter element o * c_in + ic,
+ * as the unfused update indexes it (channel quantization and stochastic rounding). */
+static mite_status update_row(const mite_bottleneck_backward_params *p,
+                              const mite_bottleneck_backward_update *u, const float *h, size_t o,
+                              float *row) {
+    size_t c_in = p->expand.c_in, width = p->expand.out_hw[1], height = p->expand.out_hw[0];
+    size_t plane = width * height, ic, r, k;
+    const float one = 1.0f;
+    float taps[1];
+    mite_conv2d_geometry g;
+    mite_slice_view view;
+    for (ic = 0; ic < c_in; ic++) {
+        float grad = 0.0f;
+        for (r = 0; r < height && width > 0u; r++) {
+            size_t base = ic * plane + r * width;
+            float acc = 0.0f;
+            for (k = 0; k < width; k++) {
+                acc += h[r * width + k] * real_at(u->x, u->x_quant, base + k);
+            }
+            grad += acc;
+        }
+        row[ic] = grad;
+    }
+    g = p->expand;
+    g.in_hw[0] = g.in_hw[1] = 1u;
+    g.out_hw[0] = g.out_hw[1] = 1u;
+    g.c_out = 1u;
+    view.outer = 1u;
+    view.channels = p->expand.c_out;
+    view.inner = c_in;
+    view.start = o;
+    view.count = 1u;
+    return mite_conv2d_weight_sgd_i8(row, c_in, &one, 1u, &g, &view, u->w, u->w_len, u->m,
+                                     u->m_len, u->cq, u->sgd, taps, 1u);
+}
+
+mite_status mite_bottleneck_backward(const float *dy, size_t dy_len, const int8_t *w_project,
+                                     size_t w_project_len, const uint32_t *mask_depthwise,
+                                     size_t mask_depthwise_len, const int8_t *w_depthwise,
+                                     size_t w_depthwise_len, const uint32_t *mask_expand,
+                                     size_t mask_expand_len, const int8_t *w_frozen,
+                                     size_t w_frozen_len, const mite_bottleneck_backward_update *u,
+                                     mite_bottleneck_backward_grads *out, float *scratch,
+                                     size_t scratch_len, const mite_bottleneck_backward_params *p) {
+    const mite_conv2d_geometry *gp = &p->project, *gd = &p->depthwise, *ge = &p->expand;
+    size_t mid = gd->c_in, c_out = gp->c_out, c_in = ge->c_in;
+    size_t plane_out = gd->out_hw[0] * gd->out_hw[1], plane_in = gd->in_hw[0] * gd->in_hw[1];
+    size_t taps = gd->window.kernel[0] * gd->window.kernel[1];
+    const int8_t *w_expand = u != NULL ? u->w : w_frozen;
+    size_t w_expand_len = u != NULL ? u->w_len : w_frozen_len;
+    float *h_out = scratch, *h_in = scratch + plane_out, *row = scratch + plane_out + plane_in;
+    mite_conv2d_geometry one;
+    size_t o, j, i, ic;
+    mite_status st;
+    if ((st = check_chain(p)) != MITE_OK ||
+        (st = mite_check_len("projection grad_output", c_out * plane_out, dy_len)) != MITE_OK ||
+        (st = mite_check_len("projection weight", c_out * mid, w_project_len)) != MITE_OK ||
+        (st = mite_check_len("depthwise weight", mid * taps, w_depthwise_len)) != MITE_OK ||
+        (st = mite_check_len("depthwise mask", (mid * plane_out + 31u) / 32u,
+                             mask_depthwise_len)) != MITE_OK ||
+        (st = mite_check_len("expansion mask", (mid * plane_in + 31u) / 32u, mask_expand_len)) !=
+            MITE_OK ||
+        (st = mite_check_scratch(mite_bottleneck_backward_scratch_len(p), scratch_len)) !=
+            MITE_OK) {
+        return st;
+    }
+    if ((out->dx != NULL || u != NULL) &&
+        (st = mite_check_len("expansion weight", mid * c_in, w_expand_len)) != MITE_OK) {
+        return st;
+    }
+    if (out->dx != NULL) {
+        if (p->expand_w == NULL || w_expand == NULL) {
+            return mite_fail(MITE_ERR_PARAM, "dx needs the expansion weight", 0, 0, 0);
+        }
+        if ((st = mite_check_len("expansion grad_input", c_in * plane_in, out->dx_len)) !=
+            MITE_OK) {
+            return st;
+        }
+        for (i = 0; i < out->dx_len; i++) {
+            out->dx[i] = 0.0f;
+        }
+    }
+    if (u != NULL && (st = mite_check_len("expansion input", c_in * plane_in, u->x_len)) !=
+                         MITE_OK) {
+        return st;
+    }
+    if ((out->db_depthwise != NULL &&
+         (st = mite_check_len("bias gradient", mid, out->db_depthwise_len)) != MITE_OK) ||
+        (out->db_expand != NULL &&
+         (st = mite_check_len("bias gradient", mid, out->db_expand_len)) != MITE_OK)) {
+        return st;
+    }
+    one = *gd;
+    one.c_in = one.c_out = one.groups = 1u;
+    for (o = 0; o < mid; o++) {
+        mite_per_axis dq = channel_of(p->depthwise_w, o);
+        /* 1: plane o of the projection's input gradient, j ascending from zero. */
+        for (i = 0; i < plane_out; i++) {
+            h_out[i] = 0.0f;
+        }
+        for (j = 0; j < c_out; j++) {
+            float wv = real_at(w_project, p->project_w, j * mid + o);
+            const float *d = dy + j * plane_out;
+            for (i = 0; i < plane_out; i++) {
+                h_out[i] += wv * d[i];
+            }
+        }
+        /* 2: the depthwise mask and bias gradient. */
+        mask_plane(h_out, plane_out, mask_depthwise, o * plane_out);
+        if (out->db_depthwise != NULL) {
+            out->db_depthwise[o] = bias_sum(h_out, plane_out);
+        }
+        /* 3: the depthwise transposed convolution of the plane. */
+        if ((st = mite_conv2d_backward_input_int8w(h_out, plane_out, w_depthwise + o * taps, taps,
+                                                   &dq, h_in, plane_in, &one)) != MITE_OK) {
+            return st;
+        }
+        /* 4: the expansion's mask and bias gradient. */
+        mask_plane(h_in, plane_in, mask_expand, o * plane_in);
+        if (out->db_expand != NULL) {
+            out->db_expand[o] = bias_sum(h_in, plane_in);
+        }
+        /* 5: dx from row o of the weight before its update. */
+        if (out->dx != NULL) {
+            for (ic = 0; ic < c_in; ic++) {
+                float wv = real_at(w_expand, p->expand_w, o * c_in + ic);
+                float *d = out->dx + ic * plane_in;
+                for (i = 0; i < plane_in; i++) {
+                    d[i] += wv * h_in[i];
+                }
+            }
+        }
+        /* 6: row o's update. */
+        if (u != NULL && (st = update_row(p, u, h_in, o, row)) != MITE_OK) {
+            return st;
+        }
+    }
+    return MITE_OK;
+}
