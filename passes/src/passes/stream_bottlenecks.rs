@@ -20,9 +20,19 @@
 //! (`mite_kernels::int8::bottleneck_int8`). Run it after `autodiff`: the backward ops of trained
 //! blocks read their intermediates and so keep them unfused.
 //!
+//! A second step chains fused blocks: a `q.bottleneck` whose output (an int8 per-tensor tensor,
+//! the link) is read only by a second `q.bottleneck` whose first convolution is pointwise
+//! becomes, with it, one `q.bottleneck_chain`, which streams the link's rows from the first
+//! block into the second through a ring of a few rows (`mite_kernels::int8::bottleneck_chain_int8`),
+//! so that the link never exists whole either. Pairs are taken in program order, each block in
+//! at most one pair (in the paper's networks: the first stage into the first stride-2 block).
+//!
 //! Statistics: `blocks-fused`, `first-stages-fused` (blocks whose first convolution is not
 //! pointwise, e.g. the stem), `bytes-saved` (per block, the bytes of the two intermediates less
-//! the fused op's scratch).
+//! the fused op's scratch), `chains-fused` (pairs of fused blocks chained), `link-bytes-streamed`
+//! (the bytes of the links the chains no longer materialise; each chain's scratch is the first
+//! block's, the link ring and one expanded channel's rows beside the second block's depthwise
+//! row, see `chain-scratch-bytes`), `chain-scratch-bytes`.
 
 use crate::pass::{Pass, PassError};
 use crate::statistics::Statistics;
@@ -48,6 +58,19 @@ pub struct FusedBlock {
     pub pointwise_first: bool,
 }
 
+/// Two fused blocks chained into one `q.bottleneck_chain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainedPair {
+    /// The function it is in.
+    pub function: String,
+    /// The global the first block's first weight reads (names the pair).
+    pub first_weight: String,
+    /// Bytes of the link (the first block's output), which no longer exists whole.
+    pub link_bytes: u64,
+    /// The chain's scratch bytes.
+    pub scratch: u64,
+}
+
 impl Pass for StreamBottlenecks {
     fn name(&self) -> &str {
         "stream-bottlenecks"
@@ -63,7 +86,17 @@ impl Pass for StreamBottlenecks {
         let first_stages = fused.iter().filter(|b| !b.pointwise_first).count();
         stats.add("first-stages-fused", first_stages as u64);
         stats.add("bytes-saved", fused.iter().map(|b| b.bytes_saved).sum());
-        Ok(!fused.is_empty())
+        let chains = chain_bottlenecks(module);
+        stats.add("chains-fused", chains.len() as u64);
+        stats.add(
+            "link-bytes-streamed",
+            chains.iter().map(|c| c.link_bytes).sum(),
+        );
+        stats.add(
+            "chain-scratch-bytes",
+            chains.iter().map(|c| c.scratch).sum(),
+        );
+        Ok(!fused.is_empty() || !chains.is_empty())
     }
 }
 
@@ -296,6 +329,68 @@ fn fuse_function(func: &mut Function, frozen: &HashSet<String>, fused: &mut Vec<
             expand_weight,
             bytes_saved: (intermediates as u64).saturating_sub(scratch),
             pointwise_first,
+        });
+    }
+}
+
+/// Chains every pair of `q.bottleneck`s of `module` where the first one's output is read only
+/// by the second and the second starts with a pointwise expansion; returns the pairs in program
+/// order.
+pub fn chain_bottlenecks(module: &mut Module) -> Vec<ChainedPair> {
+    let mut chained = Vec::new();
+    for func in &mut module.functions {
+        chain_function(func, &mut chained);
+    }
+    chained
+}
+
+fn chain_function(func: &mut Function, chained: &mut Vec<ChainedPair>) {
+    let uses = use_counts(func);
+    let mut pairs = Vec::new();
+    let mut claimed: HashSet<OpId> = HashSet::new();
+    for &id in func.layout() {
+        let data = func.op(id);
+        let Some(&link) = data.operands.first() else {
+            continue;
+        };
+        let Some(first) = func.defining_op(link) else {
+            continue;
+        };
+        let both = [&func.op(first).op, &data.op]
+            .iter()
+            .all(|op| matches!(op, Op::QBottleneck { .. }));
+        if !both || uses.get(&link) != Some(&1) || claimed.contains(&first) {
+            continue;
+        }
+        let Some(quant) = per_tensor_i8(func, link) else {
+            continue;
+        };
+        if let Some(op) = Op::bottleneck_chain(&func.op(first).op, &data.op, quant) {
+            claimed.extend([first, id]);
+            pairs.push((first, id, op));
+        }
+    }
+    for (first, second, op) in pairs {
+        let (a, b) = (func.op(first), func.op(second));
+        let operands: Vec<Value> = a.operands.iter().chain(&b.operands[1..]).copied().collect();
+        let link_bytes = func.ty(a.result()).num_elements() as u64;
+        let first_weight = func.global_read(a.operands[1]).unwrap_or("?").to_string();
+        let result_ty = func.ty(b.result()).clone();
+        let (old, loc) = (b.result(), b.loc.clone());
+        let Some(pos) = func.position(second) else {
+            continue;
+        };
+        let new = func.insert_op(pos, op, &operands, vec![result_ty], loc);
+        let scratch = scratch_bytes(func, func.op(new));
+        let result = func.op(new).result();
+        func.replace_all_uses(old, result);
+        func.erase_op(second);
+        func.erase_op(first);
+        chained.push(ChainedPair {
+            function: func.name.clone(),
+            first_weight,
+            link_bytes,
+            scratch,
         });
     }
 }
