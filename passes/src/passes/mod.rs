@@ -38,4 +38,6 @@ pub use dge::DeadGradientElimination;
 pub use fuse::Fuse;
 pub use quantize::{quantize_weight_per_channel, Calibration, Quantize, Range};
 pub use schedule::{schedule_cost, schedule_function, Schedule, ScheduleCost, ScheduleResult};
-pub use stream_bottlenecks::{stream_bottlenecks, FusedBlock, StreamBottlenecks};
+pub use stream_bottlenecks::{
+    chain_bottlenecks, stream_bottlenecks, ChainedPair, FusedBlock, StreamBottlenecks,
+};
