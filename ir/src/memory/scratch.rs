@@ -12,6 +12,11 @@
 //!   (`span = dilation · (k_h − 1) + 1` of the depthwise window, `H_mid × W_mid` the first
 //!   convolution's output), the
 //!   figure of `mite_kernels::int8::bottleneck_int8_scratch_len`;
+//! - `q.bottleneck_chain`: its first block's scratch (as `q.bottleneck`'s), the ring of
+//!   `span` rows of the link (`C_link · span · W_link`), one expanded channel's rows
+//!   (`span · W_link`) and the second depthwise output row (`C_mid · W_out`), `span` the second
+//!   depthwise window's vertical extent (at most `H_link`): the figure of
+//!   `mite_kernels::int8::bottleneck_chain_int8_scratch_len`;
 //! - every other op: 0 (the fp32 backward kernels loop directly over their operands).
 
 use crate::module::{Function, OpData};

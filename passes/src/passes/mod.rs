@@ -11,7 +11,7 @@
 //! | `fuse` | [`Fuse`] | fuses pure tensor ops by equality saturation (egg), cost in bytes materialised |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
 //! | `schedule` | [`Schedule`] | reorders ops to lower the peak of live memory, respecting effects |
-//! | `stream-bottlenecks` | [`StreamBottlenecks`] | fuses frozen inverted bottlenecks (pw → dw → pw) into row-streamed `q.bottleneck` ops |
+//! | `stream-bottlenecks` | [`StreamBottlenecks`] | fuses frozen inverted bottlenecks (pw → dw → pw) into row-streamed `q.bottleneck` ops, and a block whose output only the next (pointwise-expanding) block reads into a `q.bottleneck_chain` with it |
 //! | (`quantize`) | [`Quantize`] | float graph + calibration ranges → the real int8 graph (not in the registry: needs ranges) |
 
 mod autodiff;
