@@ -8,7 +8,8 @@ use crate::train::scheme::{analytic_extra_bits, layers, Scheme};
 use mite_ir::memory::{memory_report, MemoryReport};
 use mite_ir::Module;
 use mite_passes::passes::{
-    build_training_step, schedule_function, stream_bottlenecks, Schedule, TrainConfig, TrainStats,
+    build_training_step, chain_bottlenecks, schedule_function, stream_bottlenecks, Schedule,
+    TrainConfig, TrainStats,
 };
 use serde::Serialize;
 
@@ -148,6 +149,9 @@ pub struct FusionReport {
     pub streamed_blocks: Vec<String>,
     /// Bytes of the intermediates they no longer materialise, less their scratch.
     pub bytes_saved: u64,
+    /// Streamed blocks whose output streams into the next one (`q.bottleneck_chain`), by
+    /// their first weight.
+    pub chained_blocks: Vec<String>,
 }
 
 /// The `schedule` section of the report: what reordering the training step did.
@@ -595,10 +599,11 @@ pub fn compile_program(
     time("scheme");
     let stats = build_training_step(module, &opts.config).map_err(|e| format!("error: {e}"))?;
     time("autodiff");
-    let fused = if opts.fusion {
-        stream_bottlenecks(module)
+    let (fused, chains) = if opts.fusion {
+        let fused = stream_bottlenecks(module);
+        (fused, chain_bottlenecks(module))
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     // The `fuse` pass (egg) is not part of this pipeline: its rewrites (mask folding, view and
     // requantize chains) do not lower the planned arena — masks are applied in place and views
@@ -689,6 +694,11 @@ pub fn compile_program(
                 .map(|b| b.expand_weight.clone())
                 .collect(),
             bytes_saved: step_blocks.iter().map(|b| b.bytes_saved).sum(),
+            chained_blocks: chains
+                .iter()
+                .filter(|c| c.function == opts.config.train_step)
+                .map(|c| c.first_weight.clone())
+                .collect(),
         },
         compile_millis: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
         program,

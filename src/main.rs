@@ -727,6 +727,13 @@ fn run_compile(args: CompileArgs, out: &mut Stdout) -> Result<(), String> {
             report.fusion.bytes_saved as f64 / 1024.0
         ));
     }
+    if !report.fusion.chained_blocks.is_empty() {
+        note(&format!(
+            "streamed the output of {} of them into the next block ({})\n",
+            report.fusion.chained_blocks.len(),
+            report.fusion.chained_blocks.join(", ")
+        ));
+    }
     out.print(&report.memory_table())?;
     out.print(&report.schedule_and_timings())?;
     let timeline =

@@ -83,13 +83,27 @@ fn check(model: &str, scheme: &str) {
     assert!(none.is_empty());
     assert!(!blocks.is_empty(), "{model}: nothing fused");
     let step = fused.function("train_step").unwrap();
+    // A `q.bottleneck_chain` holds two fused blocks.
     let count = |f: &mite::ir::Function| {
         f.layout()
             .iter()
-            .filter(|&&id| matches!(f.op(id).op, Op::QBottleneck { .. }))
-            .count()
+            .map(|&id| match f.op(id).op {
+                Op::QBottleneck { .. } => 1,
+                Op::QBottleneckChain { .. } => 2,
+                _ => 0,
+            })
+            .sum::<usize>()
     };
     assert_eq!(count(step), blocks.len());
+    let chains = step
+        .layout()
+        .iter()
+        .filter(|&&id| matches!(step.op(id).op, Op::QBottleneckChain { .. }))
+        .count();
+    assert_eq!(
+        chains, 1,
+        "{model}: the first stage is not chained into block 1"
+    );
     assert!(count(fused.function("forward").unwrap()) >= blocks.len());
     let (logits_plain, params_plain) = run(&plain, 3);
     let (logits_fused, params_fused) = run(&fused, 3);

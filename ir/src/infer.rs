@@ -147,6 +147,7 @@ pub fn infer_result_types(
             conv_type(operands, strides, pads, dilations, *groups, ElemType::I8)?
         }
         Op::QBottleneck { .. } => bottleneck_type(op, operands)?,
+        Op::QBottleneckChain { .. } => bottleneck_chain_type(op, operands)?,
         Op::Linear {} | Op::QLinear { .. } => {
             let (x, w) = (operands[0], operands[1]);
             if let Op::QLinear { act_min, act_max } = op {
@@ -1089,6 +1090,42 @@ fn bottleneck_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, Type
         ElemType::I8,
     )
     .map_err(|e| in_conv("projection", e))
+}
+
+/// The type of the link of a `q.bottleneck_chain` `op` (its first block's output, with the
+/// link's quantization) from the types of its 13 operands.
+pub fn bottleneck_chain_link(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+    let Some(([first, _], (scale, zero_point))) = op.bottleneck_chain_parts() else {
+        bail!("q.bottleneck_chain: dw_windows (16 values), zero_points (5) and acts (12) expected");
+    };
+    if operands.len() != 13 {
+        bail!("expected 13 operands, found {}", operands.len());
+    }
+    let link = bottleneck_type(&first, &operands[..7])
+        .map_err(|e| TypeError(format!("first block: {e}")))?;
+    let zero_point = i32::try_from(zero_point).map_err(|_| {
+        TypeError(format!(
+            "the link's zero point {zero_point} is out of range"
+        ))
+    })?;
+    let link = TensorType {
+        quant: Some(Quant::per_tensor(scale, zero_point)),
+        ..link
+    };
+    check_type(&link).map_err(|e| TypeError(format!("the link: {e}")))?;
+    Ok(link)
+}
+
+/// The result type of `q.bottleneck_chain`: its two `q.bottleneck`s chained through a link of
+/// the attributes' quantization (errors name the block that does not fit).
+fn bottleneck_chain_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+    let link = bottleneck_chain_link(op, operands)?;
+    let Some(([_, second], _)) = op.bottleneck_chain_parts() else {
+        bail!("not a q.bottleneck_chain: {}", op.name());
+    };
+    let mut second_operands = vec![&link];
+    second_operands.extend_from_slice(&operands[7..]);
+    bottleneck_type(&second, &second_operands).map_err(|e| TypeError(format!("second block: {e}")))
 }
 
 fn pool_type(

@@ -393,6 +393,113 @@ pub fn bottleneck_expand_window(window: &[i64]) -> Option<(&[i64], &[i64], &[i64
     (window.len() == 8).then(|| (&window[0..2], &window[2..6], &window[6..8]))
 }
 
+/// The quantization `(scale, zero point)` of a streamed link between two bottlenecks.
+pub type LinkQuant = (f32, i64);
+
+impl Op {
+    /// The two `q.bottleneck`s a `q.bottleneck_chain` fuses (the first one's clamp is the
+    /// link's) and the quantization of the link; `None` for any other op or when a packed
+    /// attribute has the wrong length.
+    pub fn bottleneck_chain_parts(&self) -> Option<([Op; 2], LinkQuant)> {
+        let Op::QBottleneckChain {
+            expand_window,
+            dw_windows,
+            expand_scale,
+            dw_scale,
+            link_scale,
+            expand2_scale,
+            dw2_scale,
+            zero_points,
+            acts,
+        } = self
+        else {
+            return None;
+        };
+        let ([z1, zd1, zl, z2, zd2], true, true) = (
+            <[i64; 5]>::try_from(zero_points.as_slice()).ok()?,
+            dw_windows.len() == 16,
+            acts.len() == 12,
+        ) else {
+            return None;
+        };
+        let make =
+            |block: usize, expand_window: Vec<i64>, [es, ds]: [f32; 2], [ez, dz]: [i64; 2]| {
+                let w = &dw_windows[block * 8..][..8];
+                let a = &acts[block * 6..][..6];
+                Op::QBottleneck {
+                    strides: w[0..2].to_vec(),
+                    pads: w[2..6].to_vec(),
+                    dilations: w[6..8].to_vec(),
+                    expand_window,
+                    expand_scale: es,
+                    expand_zero_point: ez,
+                    expand_act: a[0..2].to_vec(),
+                    dw_scale: ds,
+                    dw_zero_point: dz,
+                    dw_act: a[2..4].to_vec(),
+                    act_min: a[4],
+                    act_max: a[5],
+                }
+            };
+        let first = make(
+            0,
+            expand_window.clone(),
+            [*expand_scale, *dw_scale],
+            [z1, zd1],
+        );
+        let second = make(
+            1,
+            POINTWISE_WINDOW.to_vec(),
+            [*expand2_scale, *dw2_scale],
+            [z2, zd2],
+        );
+        Some(([first, second], (*link_scale, zl)))
+    }
+
+    /// The `q.bottleneck_chain` of two `q.bottleneck`s linked by a tensor of quantization
+    /// `link`; `None` when either is not a `q.bottleneck` or the second's first convolution is
+    /// not pointwise.
+    pub fn bottleneck_chain(first: &Op, second: &Op, link: LinkQuant) -> Option<Op> {
+        let parts = |op: &Op| match op {
+            Op::QBottleneck {
+                strides,
+                pads,
+                dilations,
+                expand_window,
+                expand_scale,
+                expand_zero_point,
+                expand_act,
+                dw_scale,
+                dw_zero_point,
+                dw_act,
+                act_min,
+                act_max,
+            } => Some((
+                [strides.as_slice(), pads, dilations].concat(),
+                expand_window.clone(),
+                [*expand_scale, *dw_scale],
+                [*expand_zero_point, *dw_zero_point],
+                [expand_act.as_slice(), dw_act, &[*act_min, *act_max]].concat(),
+            )),
+            _ => None,
+        };
+        let (w1, expand_window, [es, ds], [ez, dz], acts1) = parts(first)?;
+        let (w2, expand2_window, [es2, ds2], [ez2, dz2], acts2) = parts(second)?;
+        let packed = w1.len() == 8 && w2.len() == 8 && acts1.len() == 6 && acts2.len() == 6;
+        (packed && expand2_window == POINTWISE_WINDOW).then(|| Op::QBottleneckChain {
+            expand_window,
+            dw_windows: [w1, w2].concat(),
+            expand_scale: es,
+            dw_scale: ds,
+            link_scale: link.0,
+            expand2_scale: es2,
+            dw2_scale: ds2,
+            zero_points: vec![ez, dz, link.1, ez2, dz2],
+            acts: [acts1, acts2].concat(),
+        })
+    }
+}
+
 fn ints(v: &[i64]) -> Option<Vec<i64>> {
     Some(v.to_vec())
 }
@@ -560,6 +667,36 @@ op_table! {
         act_min: i64 = Some(-128),
         /// Upper clamp of the int8 output.
         act_max: i64 = Some(127),
+    }
+    /// Two fused frozen bottlenecks streamed into one another (the tensor between them, the
+    /// link, never exists whole): `(x, w1, b1, wd, bd, w2, b2, w1', b1', wd', bd', w2', b2')`,
+    /// a `q.bottleneck` whose output is read only by a second one whose first convolution is a
+    /// pointwise expansion. The attributes are the two `q.bottleneck`s' packed per kind, in
+    /// the order first block, link, second block; [`Op::bottleneck_chain_parts`] unpacks them.
+    /// The result type carries the output quantization. Made by the `stream-bottlenecks` pass;
+    /// forward only.
+    QBottleneckChain "q.bottleneck_chain" (Arity::Exact(13), Pure) {
+        /// Window of the first block's first convolution (as `q.bottleneck`'s `expand_window`).
+        expand_window: Vec<i64> = ints(&POINTWISE_WINDOW),
+        /// The two depthwise windows, `[strides (2), pads (4), dilations (2)]` of the first
+        /// block then of the second (16 values).
+        dw_windows: Vec<i64> = None,
+        /// Scale of the first block's expanded intermediate.
+        expand_scale: f32 = None,
+        /// Scale of the first block's depthwise intermediate.
+        dw_scale: f32 = None,
+        /// Scale of the link (the first block's output).
+        link_scale: f32 = None,
+        /// Scale of the second block's expanded intermediate.
+        expand2_scale: f32 = None,
+        /// Scale of the second block's depthwise intermediate.
+        dw2_scale: f32 = None,
+        /// Zero points of the five intermediates: first expanded, first depthwise, link,
+        /// second expanded, second depthwise.
+        zero_points: Vec<i64> = None,
+        /// Clamps `[min, max]` of the five intermediates (same order) then of the output (12
+        /// values).
+        acts: Vec<i64> = None,
     }
     /// Requantizing int8 fully connected layer `(x [N,K], w [M,K], bias [M]?) -> [N,M]`.
     QLinear "q.linear" (Arity::Range(2, 3), Pure) {
@@ -779,6 +916,7 @@ impl Op {
                 | Op::Requantize {}
                 | Op::QConv2d { .. }
                 | Op::QBottleneck { .. }
+                | Op::QBottleneckChain { .. }
                 | Op::QLinear { .. }
                 | Op::QAdd { .. }
                 | Op::QAvgPool { .. }

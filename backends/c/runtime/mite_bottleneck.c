@@ -3,7 +3,10 @@
  * `mite_kernels::int8::bottleneck_int8`): a dense first convolution (a pointwise expansion, or
  * any window such as a 3x3 stride-2 stem), a depthwise convolution and a pointwise projection
  * computed row by row through a ring of rows of the first convolution's output, in the same
- * loop order and with the same arithmetic as the Rust kernel (bit-exact).
+ * loop order and with the same arithmetic as the Rust kernel (bit-exact); and two bottlenecks
+ * streamed into one another (Rust `mite_kernels::int8::bottleneck_chain_int8`): the first
+ * block's output rows produced on demand into a ring of a few rows for the second, whose
+ * pointwise expansion is computed per channel from that ring.
  */
 #include "mite_internal.h"
 
@@ -221,18 +224,22 @@ static uint32_t border_sum(const int8_t *row, const mite_window_axis *ax, size_t
     return sum;
 }
 
-/* Depthwise output row oy (all channels) from the expanded rows in the ring. Outputs whose
- * taps all read real input (the interior) are summed without bounds checks. */
-static void depthwise_row(const int8_t *ring, size_t rows, size_t oy, const mite_window_axis *ay,
-                          const mite_window_axis *ax, int8_t *dw_row,
-                          const mite_bottleneck_int8_weights *wts,
-                          const mite_bottleneck_int8_params *p) {
+/* Depthwise output row oy of channel c (y, ow elements) from that channel's ring of expanded
+ * rows (plane: rows rows, row r in slot r % rows). Outputs whose taps all read real input (the
+ * interior) are summed without bounds checks. */
+static void depthwise_channel(const int8_t *plane, size_t rows, size_t oy,
+                              const mite_window_axis *ay, const mite_window_axis *ax, int8_t *y,
+                              size_t c, const mite_bottleneck_int8_weights *wts,
+                              const mite_bottleneck_int8_params *p) {
     const mite_conv2d_int8_params *conv = &p->depthwise;
     const mite_conv2d_geometry *g = &conv->geometry;
     size_t w = ax->in_len, ow = ax->out_len, sx = ax->stride, dx = ax->dilation;
     size_t kh = g->window.kernel[0], kw = g->window.kernel[1];
     uint32_t zx = (uint32_t)conv->x_zero_point;
-    size_t c, x0, len, i, i_lo, i_hi, ky, kx, ky_lo, ky_hi, in_lo, in_hi, lo1, hi1;
+    uint32_t zw = (uint32_t)mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
+    const int8_t *wk = wts->w_depthwise + c * kh * kw;
+    int32_t bias = wts->b_depthwise != NULL ? wts->b_depthwise[c] : 0;
+    size_t x0, len, i, i_lo, i_hi, ky, kx, ky_lo, ky_hi, in_lo, in_hi, lo1, hi1;
     uint32_t acc[MITE_BN_RUN];
     mite_axis_valid_taps(ay, oy, &ky_lo, &ky_hi);
     /* interior outputs: the first and the last tap (so every tap) read real input */
@@ -245,68 +252,73 @@ static void depthwise_row(const int8_t *ring, size_t rows, size_t oy, const mite
     if (in_hi < in_lo) {
         in_hi = in_lo;
     }
-    for (c = 0; c < g->c_out; c++) {
-        uint32_t zw = (uint32_t)mite_zero_point_of(conv->w_zero_points,
-                                                   conv->w_zero_points_len, c);
-        const int8_t *wk = wts->w_depthwise + c * kh * kw;
-        const int8_t *plane = ring + c * rows * w;
-        int32_t bias = wts->b_depthwise != NULL ? wts->b_depthwise[c] : 0;
-        for (x0 = 0; x0 < ow; x0 += len) {
-            len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
-            /* the interior part [i_lo, i_hi) of this run */
-            i_lo = in_lo > x0 ? (in_lo - x0 < len ? in_lo - x0 : len) : 0;
-            i_hi = in_hi > x0 ? (in_hi - x0 < len ? in_hi - x0 : len) : 0;
-            i_hi = i_hi > i_lo ? i_hi : i_lo;
-            for (i = 0; i < len; i++) {
-                acc[i] = 0;
-            }
-            for (ky = ky_lo; ky < ky_hi; ky++) {
-                const int8_t *row = plane + (mite_axis_input_index(ay, oy, ky) % rows) * w;
-                const int8_t *wr = wk + ky * kw;
-                for (i = 0; i < i_lo; i++) {
-                    acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
-                }
-                if (kw == 3) {
-                    uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
-                    uint32_t w1 = (uint32_t)(int32_t)wr[1] - zw;
-                    uint32_t w2 = (uint32_t)(int32_t)wr[2] - zw;
-                    for (i = i_lo; i < i_hi; i++) {
-                        const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
-                        acc[i] += ((uint32_t)(int32_t)xr[0] - zx) * w0 +
-                                  ((uint32_t)(int32_t)xr[dx] - zx) * w1 +
-                                  ((uint32_t)(int32_t)xr[2 * dx] - zx) * w2;
-                    }
-                } else {
-                    for (i = i_lo; i < i_hi; i++) {
-                        const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
-                        uint32_t sum = 0;
-                        for (kx = 0; kx < kw; kx++) {
-                            sum += ((uint32_t)(int32_t)xr[kx * dx] - zx) *
-                                   ((uint32_t)(int32_t)wr[kx] - zw);
-                        }
-                        acc[i] += sum;
-                    }
-                }
-                for (i = i_hi; i < len; i++) {
-                    acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
-                }
-            }
-            finish_wrapped(acc, len, dw_row + c * ow + x0, conv, bias, c);
+    for (x0 = 0; x0 < ow; x0 += len) {
+        len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
+        /* the interior part [i_lo, i_hi) of this run */
+        i_lo = in_lo > x0 ? (in_lo - x0 < len ? in_lo - x0 : len) : 0;
+        i_hi = in_hi > x0 ? (in_hi - x0 < len ? in_hi - x0 : len) : 0;
+        i_hi = i_hi > i_lo ? i_hi : i_lo;
+        for (i = 0; i < len; i++) {
+            acc[i] = 0;
         }
+        for (ky = ky_lo; ky < ky_hi; ky++) {
+            const int8_t *row = plane + (mite_axis_input_index(ay, oy, ky) % rows) * w;
+            const int8_t *wr = wk + ky * kw;
+            for (i = 0; i < i_lo; i++) {
+                acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
+            }
+            if (kw == 3) {
+                uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
+                uint32_t w1 = (uint32_t)(int32_t)wr[1] - zw;
+                uint32_t w2 = (uint32_t)(int32_t)wr[2] - zw;
+                for (i = i_lo; i < i_hi; i++) {
+                    const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
+                    acc[i] += ((uint32_t)(int32_t)xr[0] - zx) * w0 +
+                              ((uint32_t)(int32_t)xr[dx] - zx) * w1 +
+                              ((uint32_t)(int32_t)xr[2 * dx] - zx) * w2;
+                }
+            } else {
+                for (i = i_lo; i < i_hi; i++) {
+                    const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
+                    uint32_t sum = 0;
+                    for (kx = 0; kx < kw; kx++) {
+                        sum += ((uint32_t)(int32_t)xr[kx * dx] - zx) *
+                               ((uint32_t)(int32_t)wr[kx] - zw);
+                    }
+                    acc[i] += sum;
+                }
+            }
+            for (i = i_hi; i < len; i++) {
+                acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
+            }
+        }
+        finish_wrapped(acc, len, y + x0, conv, bias, c);
     }
 }
 
-/* Output row oy of every projection channel from one depthwise output row. */
-static void project_row(const int8_t *dw_row, size_t oy, int8_t *out,
+/* Depthwise output row oy (all channels) from the expanded rows in the ring. */
+static void depthwise_row(const int8_t *ring, size_t rows, size_t oy, const mite_window_axis *ay,
+                          const mite_window_axis *ax, int8_t *dw_row,
+                          const mite_bottleneck_int8_weights *wts,
+                          const mite_bottleneck_int8_params *p) {
+    size_t c, w = ax->in_len, ow = ax->out_len;
+    for (c = 0; c < p->depthwise.geometry.c_out; c++) {
+        depthwise_channel(ring + c * rows * w, rows, oy, ay, ax, dw_row + c * ow, c, wts, p);
+    }
+}
+
+/* The row of every projection channel from one depthwise output row, into row slot of out
+ * viewed as [c_out, rows, ow]. */
+static void project_row(const int8_t *dw_row, int8_t *out, size_t rows, size_t slot,
                         const mite_bottleneck_int8_weights *wts,
                         const mite_bottleneck_int8_params *p) {
     const mite_conv2d_int8_params *conv = &p->project;
     const mite_conv2d_geometry *g = &conv->geometry;
-    size_t oh = g->in_hw[0], ow = g->in_hw[1], o, x0, len;
+    size_t ow = g->in_hw[1], o, x0, len;
     for (o = 0; o < g->c_out; o++) {
         int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, o);
         int32_t bias = wts->b_project != NULL ? wts->b_project[o] : 0;
-        int8_t *row = out + (o * oh + oy) * ow;
+        int8_t *row = out + (o * rows + slot) * ow;
         for (x0 = 0; x0 < ow; x0 += len) {
             len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
             pointwise_run(dw_row + x0, ow, g->c_in, wts->w_project + o * g->c_in, zw,
@@ -315,22 +327,51 @@ static void project_row(const int8_t *dw_row, size_t oy, int8_t *out,
     }
 }
 
-mite_status mite_bottleneck_int8(const int8_t *x, size_t x_len,
-                                 const mite_bottleneck_int8_weights *wts, int8_t *out,
-                                 size_t out_len, int8_t *scratch, size_t scratch_len,
+/* The streaming state of one bottleneck over one batch element: its ring of rows of the first
+ * convolution's output, its depthwise row, the next row of the first convolution to compute. */
+typedef struct {
+    int8_t *ring;
+    int8_t *dw_row;
+    size_t next_row;
+} block_rows;
+
+static void block_rows_init(block_rows *st, int8_t *scratch,
+                            const mite_bottleneck_int8_params *p) {
+    const mite_conv2d_geometry *d = &p->depthwise.geometry;
+    st->ring = scratch;
+    st->dw_row = scratch + d->c_in * ring_rows(p) * d->in_hw[1];
+    st->next_row = 0;
+}
+
+/* Output row oy of block p (all channels) into row slot of out viewed as [c_out, rows, ow];
+ * the rows of the first convolution's output it reads are computed from x_b first, each once.
+ * Rows are taken in increasing order. */
+static void block_output_row(block_rows *st, const int8_t *x_b, size_t oy,
+                             const mite_bottleneck_int8_weights *wts,
+                             const mite_bottleneck_int8_params *p, int8_t *out, size_t rows,
+                             size_t slot) {
+    size_t ring = ring_rows(p), lo, hi;
+    mite_window_axis axes[2];
+    mite_conv_axes(&p->depthwise.geometry, axes);
+    mite_axis_valid_taps(&axes[0], oy, &lo, &hi);
+    if (hi > lo) {
+        size_t last_row = mite_axis_input_index(&axes[0], oy, hi - 1);
+        while (st->next_row <= last_row) {
+            expand_row(x_b, st->next_row, st->ring, ring, wts, p);
+            st->next_row++;
+        }
+    }
+    depthwise_row(st->ring, ring, oy, &axes[0], &axes[1], st->dw_row, wts, p);
+    project_row(st->dw_row, out, rows, slot, wts, p);
+}
+
+/* The lengths of a block's weights and biases. */
+static mite_status check_weights(const mite_bottleneck_int8_weights *wts,
                                  const mite_bottleneck_int8_params *p) {
     const mite_conv2d_geometry *e = &p->expand.geometry, *d = &p->depthwise.geometry,
                                *pr = &p->project.geometry;
-    size_t e_in = e->n * e->c_in * e->in_hw[0] * e->in_hw[1];
-    size_t pr_out = pr->n * pr->c_out * pr->out_hw[0] * pr->out_hw[1];
-    size_t needed, rows, x_plane, mw, oh, ow, c_mid, b, oy, next_row;
-    mite_window_axis axes[2];
-    int8_t *ring, *dw_row;
-    mite_status st;
-    if ((st = check_params(p)) != MITE_OK ||
-        (st = mite_check_len("bottleneck x", e_in, x_len)) != MITE_OK ||
-        (st = mite_check_len("bottleneck out", pr_out, out_len)) != MITE_OK ||
-        (st = mite_check_len("expansion",
+    mite_status st = MITE_OK;
+    if ((st = mite_check_len("expansion",
                              e->c_out * e->c_in * e->window.kernel[0] * e->window.kernel[1],
                              wts->w_expand_len)) != MITE_OK ||
         (wts->b_expand != NULL &&
@@ -345,38 +386,153 @@ mite_status mite_bottleneck_int8(const int8_t *x, size_t x_len,
          (st = mite_check_len("projection", pr->c_out, wts->b_project_len)) != MITE_OK)) {
         return st;
     }
-    needed = mite_bottleneck_int8_scratch_len(p);
-    if ((st = mite_check_scratch(needed, scratch_len)) != MITE_OK) {
+    return st;
+}
+
+mite_status mite_bottleneck_int8(const int8_t *x, size_t x_len,
+                                 const mite_bottleneck_int8_weights *wts, int8_t *out,
+                                 size_t out_len, int8_t *scratch, size_t scratch_len,
+                                 const mite_bottleneck_int8_params *p) {
+    const mite_conv2d_geometry *e = &p->expand.geometry, *pr = &p->project.geometry;
+    size_t e_in = e->n * e->c_in * e->in_hw[0] * e->in_hw[1];
+    size_t pr_out = pr->n * pr->c_out * pr->out_hw[0] * pr->out_hw[1];
+    size_t oh, b, oy;
+    block_rows rows;
+    mite_status st;
+    if ((st = check_params(p)) != MITE_OK ||
+        (st = mite_check_len("bottleneck x", e_in, x_len)) != MITE_OK ||
+        (st = mite_check_len("bottleneck out", pr_out, out_len)) != MITE_OK ||
+        (st = check_weights(wts, p)) != MITE_OK ||
+        (st = mite_check_scratch(mite_bottleneck_int8_scratch_len(p), scratch_len)) != MITE_OK) {
         return st;
     }
     if (pr_out == 0 || e_in == 0) {
         return MITE_OK;
     }
-    rows = ring_rows(p);
-    x_plane = e->in_hw[0] * e->in_hw[1];
-    mw = d->in_hw[1];
-    oh = d->out_hw[0];
-    ow = d->out_hw[1];
-    c_mid = d->c_in;
-    ring = scratch;
-    dw_row = scratch + c_mid * rows * mw;
-    mite_conv_axes(d, axes);
+    oh = pr->out_hw[0];
     for (b = 0; b < e->n; b++) {
-        const int8_t *x_b = x + b * e->c_in * x_plane;
-        int8_t *out_b = out + b * pr->c_out * oh * ow;
+        const int8_t *x_b = x + b * (e_in / e->n);
+        int8_t *out_b = out + b * (pr_out / pr->n);
+        block_rows_init(&rows, scratch, p);
+        for (oy = 0; oy < oh; oy++) {
+            block_output_row(&rows, x_b, oy, wts, p, out_b, oh, oy);
+        }
+    }
+    return MITE_OK;
+}
+
+/* Rows of the first block's output kept at once (and rows of one expanded channel): the second
+ * depthwise window's vertical extent, at most its input height. */
+static size_t link_rows(const mite_bottleneck_chain_int8_params *p) {
+    return ring_rows(&p->second);
+}
+
+size_t mite_bottleneck_chain_int8_scratch_len(const mite_bottleneck_chain_int8_params *p) {
+    const mite_conv2d_geometry *e = &p->second.expand.geometry, *d = &p->second.depthwise.geometry;
+    size_t span = link_rows(p), w = e->in_hw[1];
+    return mite_bottleneck_int8_scratch_len(&p->first) + e->c_in * span * w + span * w +
+           d->c_in * d->out_hw[1];
+}
+
+static mite_status check_chain(const mite_bottleneck_chain_int8_params *p) {
+    const mite_conv2d_geometry *out = &p->first.project.geometry, *e = &p->second.expand.geometry;
+    mite_status st;
+    if ((st = check_params(&p->first)) != MITE_OK || (st = check_params(&p->second)) != MITE_OK) {
+        return st;
+    }
+    if (!is_pointwise(e)) {
+        return mite_fail(MITE_ERR_GEOMETRY,
+                         "bottleneck chain: the second block's first convolution must be "
+                         "pointwise",
+                         0, 0, 0);
+    }
+    if (out->n != e->n || out->c_out != e->c_in || out->out_hw[0] != e->in_hw[0] ||
+        out->out_hw[1] != e->in_hw[1]) {
+        return mite_fail(MITE_ERR_GEOMETRY,
+                         "bottleneck chain: the first block's output is not the second block's "
+                         "input",
+                         0, 0, 0);
+    }
+    if (p->first.project.out.zero_point != p->second.expand.x_zero_point) {
+        return mite_fail(MITE_ERR_PARAM,
+                         "bottleneck chain: the first block's output zero point is not the second "
+                         "block's input zero point",
+                         0, 0, 0);
+    }
+    return MITE_OK;
+}
+
+mite_status mite_bottleneck_chain_int8(const int8_t *x, size_t x_len,
+                                       const mite_bottleneck_int8_weights *wts, int8_t *out,
+                                       size_t out_len, int8_t *scratch, size_t scratch_len,
+                                       const mite_bottleneck_chain_int8_params *p) {
+    const mite_bottleneck_int8_params *first = &p->first, *second = &p->second;
+    const mite_conv2d_geometry *e1 = &first->expand.geometry, *e2 = &second->expand.geometry,
+                               *d2 = &second->depthwise.geometry,
+                               *p2 = &second->project.geometry;
+    size_t e_in = e1->n * e1->c_in * e1->in_hw[0] * e1->in_hw[1];
+    size_t e2_in = e2->n * e2->c_in * e2->in_hw[0] * e2->in_hw[1];
+    size_t p_out = p2->n * p2->c_out * p2->out_hw[0] * p2->out_hw[1];
+    size_t span, c_link, w_link, oh, ow, c_mid, b, oy, c, next_row, ky, ky_lo, ky_hi, x0, len;
+    const mite_conv2d_int8_params *conv = &second->expand;
+    int8_t *link, *expanded, *dw_row;
+    mite_window_axis axes[2];
+    block_rows rows;
+    mite_status st;
+    if ((st = check_chain(p)) != MITE_OK ||
+        (st = mite_check_len("bottleneck chain x", e_in, x_len)) != MITE_OK ||
+        (st = mite_check_len("bottleneck chain out", p_out, out_len)) != MITE_OK ||
+        (st = check_weights(&wts[0], first)) != MITE_OK ||
+        (st = check_weights(&wts[1], second)) != MITE_OK ||
+        (st = mite_check_scratch(mite_bottleneck_chain_int8_scratch_len(p), scratch_len)) !=
+            MITE_OK) {
+        return st;
+    }
+    if (p_out == 0 || e_in == 0 || e2_in == 0) {
+        return MITE_OK;
+    }
+    span = link_rows(p);
+    c_link = e2->c_in;
+    w_link = e2->in_hw[1];
+    oh = d2->out_hw[0];
+    ow = d2->out_hw[1];
+    c_mid = d2->c_in;
+    link = scratch + mite_bottleneck_int8_scratch_len(first);
+    expanded = link + c_link * span * w_link;
+    dw_row = expanded + span * w_link;
+    mite_conv_axes(d2, axes);
+    for (b = 0; b < e1->n; b++) {
+        const int8_t *x_b = x + b * (e_in / e1->n);
+        int8_t *out_b = out + b * (p_out / p2->n);
+        block_rows_init(&rows, scratch, first);
         next_row = 0;
         for (oy = 0; oy < oh; oy++) {
-            size_t lo, hi;
-            mite_axis_valid_taps(&axes[0], oy, &lo, &hi);
-            if (hi > lo) {
-                size_t last_row = mite_axis_input_index(&axes[0], oy, hi - 1);
+            mite_axis_valid_taps(&axes[0], oy, &ky_lo, &ky_hi);
+            if (ky_hi > ky_lo) {
+                size_t last_row = mite_axis_input_index(&axes[0], oy, ky_hi - 1);
                 while (next_row <= last_row) {
-                    expand_row(x_b, next_row, ring, rows, wts, p);
+                    block_output_row(&rows, x_b, next_row, &wts[0], first, link, span,
+                                     next_row % span);
                     next_row++;
                 }
             }
-            depthwise_row(ring, rows, oy, &axes[0], &axes[1], dw_row, wts, p);
-            project_row(dw_row, oy, out_b, wts, p);
+            for (c = 0; c < c_mid; c++) {
+                int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
+                int32_t bias = wts[1].b_expand != NULL ? wts[1].b_expand[c] : 0;
+                const int8_t *w_c = wts[1].w_expand + c * c_link;
+                for (ky = ky_lo; ky < ky_hi; ky++) {
+                    size_t slot = mite_axis_input_index(&axes[0], oy, ky) % span;
+                    for (x0 = 0; x0 < w_link; x0 += len) {
+                        len = w_link - x0 < MITE_BN_RUN ? w_link - x0 : MITE_BN_RUN;
+                        pointwise_run(link + slot * w_link + x0, span * w_link, c_link, w_c, zw,
+                                      conv->x_zero_point, len, expanded + slot * w_link + x0,
+                                      conv, bias, c);
+                    }
+                }
+                depthwise_channel(expanded, span, oy, &axes[0], &axes[1], dw_row + c * ow, c,
+                                  &wts[1], second);
+            }
+            project_row(dw_row, out_b, oh, oy, &wts[1], second);
         }
     }
     return MITE_OK;

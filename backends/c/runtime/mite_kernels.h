@@ -222,6 +222,27 @@ mite_status mite_bottleneck_int8(const int8_t *x, size_t x_len,
                                  size_t out_len, int8_t *scratch, size_t scratch_len,
                                  const mite_bottleneck_int8_params *p);
 
+/** Two bottlenecks, the second reading the first's output through a pointwise expansion
+ *  (Rust `BottleneckChainInt8Params`). */
+typedef struct {
+    mite_bottleneck_int8_params first;
+    mite_bottleneck_int8_params second;
+} mite_bottleneck_chain_int8_params;
+
+/** Scratch elements (int8) mite_bottleneck_chain_int8 needs: the first block's, the link ring
+ *  (c_link * span * w_link, span the second depthwise window's rows), one expanded channel's
+ *  rows (span * w_link) and the second depthwise row (c_mid * ow). */
+size_t mite_bottleneck_chain_int8_scratch_len(const mite_bottleneck_chain_int8_params *p);
+
+/** The two bottlenecks streamed into one another (Program kernel `bottleneck_chain_int8`, IR op
+ *  `q.bottleneck_chain`): x (the first block's input) into out (the second's output),
+ *  bit-identical to mite_bottleneck_int8 run on each block in turn; the tensor between them
+ *  never exists whole. weights points to the two blocks' weights in order. */
+mite_status mite_bottleneck_chain_int8(const int8_t *x, size_t x_len,
+                                       const mite_bottleneck_int8_weights *weights, int8_t *out,
+                                       size_t out_len, int8_t *scratch, size_t scratch_len,
+                                       const mite_bottleneck_chain_int8_params *p);
+
 /** int8 fully connected parameters (Rust `LinearInt8Params`). */
 typedef struct {
     mite_linear_geometry geometry;

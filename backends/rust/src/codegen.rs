@@ -826,6 +826,45 @@ fn kernel_stmt(
                 scratch(e, ci, call, v)?
             ))
         }
+        Kernel::BottleneckChainInt8 { first, second } => {
+            let mut names = Vec::new();
+            for (block, k) in [("_A", first), ("_B", second)] {
+                let Kernel::BottleneckInt8 {
+                    expand,
+                    depthwise,
+                    project,
+                } = &**k
+                else {
+                    return Err(EmitError::Entry {
+                        entry: e.name.clone(),
+                        what: format!(
+                            "call {ci} (bottleneck_chain_int8): a block is not bottleneck_int8"
+                        ),
+                    });
+                };
+                for (suffix, k) in [("E", expand), ("D", depthwise), ("P", project)] {
+                    let fields = conv_desc(k).ok_or_else(|| EmitError::Entry {
+                        entry: e.name.clone(),
+                        what: format!(
+                            "call {ci} (bottleneck_chain_int8): a stage is not conv2d_int8"
+                        ),
+                    })?;
+                    let name = format!("{desc}{block}{suffix}");
+                    names.push(format!("&t::{}", tables.intern(&name, "ConvDesc", fields)));
+                }
+            }
+            let i = &v.inputs;
+            let pick = |idx: [usize; 6]| idx.map(|j| i[j].clone()).join(", ");
+            Ok(format!(
+                "rt::bottleneck_chain_int8([{}], {}, [{}], [{}], {}, {})?;",
+                names.join(", "),
+                i[0],
+                pick([1, 3, 5, 7, 9, 11]),
+                pick([2, 4, 6, 8, 10, 12]),
+                v.outputs[0],
+                scratch(e, ci, call, v)?
+            ))
+        }
         Kernel::Sgd {
             elem,
             momentum,

@@ -70,6 +70,10 @@ pub(crate) const KERNEL_SOURCES: &[(&str, &str)] = &[
         include_str!("../../kernels/src/int8/bottleneck.rs"),
     ),
     (
+        "src/int8/bottleneck_chain.rs",
+        include_str!("../../kernels/src/int8/bottleneck_chain.rs"),
+    ),
+    (
         "src/int8/conv.rs",
         include_str!("../../kernels/src/int8/conv.rs"),
     ),

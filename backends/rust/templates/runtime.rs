@@ -261,6 +261,37 @@ pub fn bottleneck_int8(
     Ok(())
 }
 
+/// Runs `mite_kernels::int8::bottleneck_chain_int8` with the six convolutions `d` of two
+/// bottlenecks (expansion, depthwise, projection of the first then of the second), their
+/// weights `w` and biases `b` in the same order.
+pub fn bottleneck_chain_int8(
+    d: [&ConvDesc; 6],
+    x: &[i8],
+    w: [&[i8]; 6],
+    b: [&[i32]; 6],
+    out: &mut [i8],
+    scratch: &mut [i8],
+) -> Result<(), Error> {
+    let block = |i: usize| -> Result<_, Error> {
+        Ok(mite_kernels::int8::BottleneckInt8Params::new(
+            conv_params(d[i])?,
+            conv_params(d[i + 1])?,
+            conv_params(d[i + 2])?,
+        )?)
+    };
+    let p = mite_kernels::int8::BottleneckChainInt8Params::new(block(0)?, block(3)?)?;
+    let weights = |i: usize| mite_kernels::int8::BottleneckWeights {
+        w_expand: w[i],
+        b_expand: Some(b[i]),
+        w_depthwise: w[i + 1],
+        b_depthwise: Some(b[i + 1]),
+        w_project: w[i + 2],
+        b_project: Some(b[i + 2]),
+    };
+    mite_kernels::int8::bottleneck_chain_int8(x, [&weights(0), &weights(3)], out, scratch, &p)?;
+    Ok(())
+}
+
 /// The channels of a parameter a sparse update's gradient covers (`[outer, channels, inner]`,
 /// channels `start..start + count`).
 pub struct SliceDesc {

@@ -12,13 +12,22 @@
 //!   (`span = dilation · (k_h − 1) + 1` of the depthwise window, `H_mid × W_mid` the first
 //!   convolution's output), the
 //!   figure of `mite_kernels::int8::bottleneck_int8_scratch_len`;
+//! - `q.bottleneck_chain`: its first block's scratch (as `q.bottleneck`'s), the ring of
+//!   `span` rows of the link (`C_link · span · W_link`), one expanded channel's rows
+//!   (`span · W_link`) and the second depthwise output row (`C_mid · W_out`), `span` the second
+//!   depthwise window's vertical extent (at most `H_link`): the figure of
+//!   `mite_kernels::int8::bottleneck_chain_int8_scratch_len`;
 //! - every other op: 0 (the fp32 backward kernels loop directly over their operands).
 
 use crate::module::{Function, OpData};
 use crate::ops::{bottleneck_expand_window, Op};
+use crate::types::TensorType;
 
 /// The scratch bytes of op `data` of `func` (see the module documentation).
 pub fn scratch_bytes(func: &Function, data: &OpData) -> u64 {
+    if let Some(([first, second], _)) = data.op.bottleneck_chain_parts() {
+        return bottleneck_chain_scratch_bytes(func, data, &first, &second).unwrap_or(0);
+    }
     if let Op::QBottleneck {
         dilations,
         expand_window,
@@ -64,14 +73,22 @@ fn bottleneck_scratch_bytes(
     ) else {
         return 0;
     };
-    let (x, w1, wd, y) = (func.ty(x), func.ty(w1), func.ty(wd), func.ty(y));
+    let types = [func.ty(x), func.ty(w1), func.ty(wd), func.ty(y)];
+    block_scratch(types, dilations, expand_window).unwrap_or(0)
+}
+
+/// The scratch of a bottleneck with input, first weight, depthwise weight and output types
+/// `[x, w1, wd, y]` (`None` when they are not as inferred).
+fn block_scratch(
+    [x, w1, wd, y]: [&TensorType; 4],
+    dilations: &[i64],
+    expand_window: &[i64],
+) -> Option<u64> {
     if x.rank() != 4 || w1.rank() != 4 || wd.rank() != 4 || y.rank() != 4 {
-        return 0;
+        return None;
     }
     // The first convolution's output size along axis `d` (0: height, 1: width).
-    let Some((strides, pads, first_dilations)) = bottleneck_expand_window(expand_window) else {
-        return 0;
-    };
+    let (strides, pads, first_dilations) = bottleneck_expand_window(expand_window)?;
     let mid = |d: usize| -> Option<usize> {
         let at = |v: &[i64], i: usize| usize::try_from(*v.get(i)?).ok();
         let (s, dl) = (at(strides, d)?.max(1), at(first_dilations, d)?.max(1));
@@ -79,13 +96,54 @@ fn bottleneck_scratch_bytes(
         let span = dl * w1.shape[2 + d].checked_sub(1)? + 1;
         Some(padded.checked_sub(span)? / s + 1)
     };
-    let (Some(h), Some(w)) = (mid(0), mid(1)) else {
-        return 0;
-    };
+    let (h, w) = (mid(0)?, mid(1)?);
     let (c_mid, kh, ow) = (wd.shape[0], wd.shape[2], y.shape[3]);
-    let dilation = dilations.first().map_or(1, |&d| d.max(1) as usize);
-    let span = (dilation * kh.saturating_sub(1) + 1).min(h);
-    (c_mid * span * w + c_mid * ow) as u64
+    let span = (depthwise_dilation(dilations) * kh.saturating_sub(1) + 1).min(h);
+    Some((c_mid * span * w + c_mid * ow) as u64)
+}
+
+fn depthwise_dilation(dilations: &[i64]) -> usize {
+    dilations.first().map_or(1, |&d| d.max(1) as usize)
+}
+
+/// The scratch of a `q.bottleneck_chain` of the `q.bottleneck`s `first` and `second`: the
+/// first block's, the link ring (`c_link · span · w_link`), one expanded channel's rows
+/// (`span · w_link`) and the second depthwise row (`c_mid · ow`), the figure of
+/// `mite_kernels::int8::bottleneck_chain_int8_scratch_len`.
+fn bottleneck_chain_scratch_bytes(
+    func: &Function,
+    data: &OpData,
+    first: &Op,
+    second: &Op,
+) -> Option<u64> {
+    let types: Vec<&TensorType> = data.operands.iter().map(|&v| func.ty(v)).collect();
+    let link = crate::infer::bottleneck_chain_link(&data.op, &types).ok()?;
+    let y = func.ty(*data.results.first()?);
+    let (
+        Op::QBottleneck {
+            dilations,
+            expand_window,
+            ..
+        },
+        Op::QBottleneck {
+            dilations: dilations2,
+            ..
+        },
+    ) = (first, second)
+    else {
+        return None;
+    };
+    let first = block_scratch(
+        [types[0], types[1], types[3], &link],
+        dilations,
+        expand_window,
+    )?;
+    let (wd2, [c_link, h, w]) = (types[9], [link.shape[1], link.shape[2], link.shape[3]]);
+    if wd2.rank() != 4 || y.rank() != 4 {
+        return None;
+    }
+    let span = (depthwise_dilation(dilations2) * wd2.shape[2].saturating_sub(1) + 1).min(h);
+    Some(first + (c_link * span * w + span * w + wd2.shape[0] * y.shape[3]) as u64)
 }
 
 #[cfg(test)]

@@ -308,6 +308,17 @@ pub enum Kernel {
         /// the [`Kernel::ConvWeightSgd`] of the weight (an `i8` parameter, no slice).
         update: Option<(Box<Kernel>, Box<Kernel>)>,
     },
+    /// `mite_kernels::int8::bottleneck_chain_int8` (`q.bottleneck_chain`): two bottlenecks, the
+    /// second streaming the first's output rows through a small ring: `(x: i8, the first's six
+    /// weights and biases, the second's six) -> y: i8` (weights and biases in
+    /// [`Kernel::BottleneckInt8`]'s order), scratch `i8[bottleneck_chain_int8_scratch_len]`.
+    /// Each block is a [`Kernel::BottleneckInt8`]; the second's first convolution is pointwise.
+    BottleneckChainInt8 {
+        /// The first block.
+        first: Box<Kernel>,
+        /// The second block, reading the first's output.
+        second: Box<Kernel>,
+    },
 }
 
 /// Attribute names of a bottleneck's stages (expansion, depthwise, projection).
@@ -358,6 +369,37 @@ fn bottleneck_shape(stages: [&Kernel; 3]) -> Option<([Conv2dGeometry; 3], usize)
     let ring_rows = (ay.dilation * ay.kernel.saturating_sub(1) + 1).min(ay.in_len);
     let scratch = d.c_in() * ring_rows * d.in_hw()[1] + d.c_in() * d.out_hw()[1];
     Some((gs, scratch))
+}
+
+/// The stage geometries of a bottleneck kernel and its scratch (`None` when it is not a
+/// [`Kernel::BottleneckInt8`] of three chaining convolutions).
+fn block_shape(k: &Kernel) -> Option<([Conv2dGeometry; 3], usize)> {
+    match k {
+        Kernel::BottleneckInt8 {
+            expand,
+            depthwise,
+            project,
+        } => bottleneck_shape([expand, depthwise, project]),
+        _ => None,
+    }
+}
+
+/// The geometries of a bottleneck chain's two blocks and the chain's `i8` scratch: the first
+/// block's, the link ring (`c_link · span · w_link`), one expanded channel's rows
+/// (`span · w_link`), the second depthwise row (`c_mid · ow`); `None` when the blocks are not
+/// bottlenecks or the second does not read the first's output through a pointwise expansion.
+fn chain_shape(first: &Kernel, second: &Kernel) -> Option<([[Conv2dGeometry; 3]; 2], usize)> {
+    let (a, first_scratch) = block_shape(first)?;
+    let (b, _) = block_shape(second)?;
+    let (out, e, d) = (&a[2], &b[0], &b[1]);
+    if !e.is_pointwise() || out.out_hw() != e.in_hw() || out.c_out() != e.c_in() {
+        return None;
+    }
+    let [ay, _] = d.axes();
+    let span = (ay.dilation * ay.kernel.saturating_sub(1) + 1).min(ay.in_len);
+    let w = e.in_hw()[1];
+    let scratch = first_scratch + e.c_in() * span * w + span * w + d.c_in() * d.out_hw()[1];
+    Some(([a, b], scratch))
 }
 
 /// The channels of a parameter a sparse update's gradient covers: the parameter viewed as
@@ -447,6 +489,7 @@ impl Kernel {
             Kernel::SoftmaxCrossEntropyBackward { .. } => "softmax_cross_entropy_backward",
             Kernel::Sgd { .. } => "sgd",
             Kernel::BottleneckInt8 { .. } => "bottleneck_int8",
+            Kernel::BottleneckChainInt8 { .. } => "bottleneck_chain_int8",
             Kernel::ConvWeightSgd { .. } => "conv2d_backward_weight_sgd",
             Kernel::SplitWeight { kernel, .. } => match kernel.as_ref() {
                 Kernel::ConvInt8 { .. } => "conv2d_int8_split",
@@ -640,6 +683,16 @@ impl Kernel {
                 depthwise,
                 project,
             } => bottleneck_attrs([expand, depthwise, project]),
+            Kernel::BottleneckChainInt8 { first, second } => {
+                let mut a = vec![("block", A::Int(1))];
+                a.extend(first.attrs());
+                a.push(("block", A::Int(2)));
+                a.extend(second.attrs());
+                if let Some((_, scratch)) = chain_shape(first, second) {
+                    a.push(("chain_scratch", A::Int(scratch as i64)));
+                }
+                a
+            }
             Kernel::ConvWeightSgd { geometry, update } => {
                 let mut a = geometry_attrs(geometry);
                 a.extend(update.attrs());
@@ -785,6 +838,25 @@ impl Kernel {
                     Some((I8, scratch)),
                 ),
                 // Not three convolutions: a signature no call can match.
+                None => sig(Vec::new(), Vec::new(), None),
+            },
+            Kernel::BottleneckChainInt8 { first, second } => match chain_shape(first, second) {
+                Some((blocks, scratch)) => {
+                    let mut inputs = vec![(I8, blocks[0][0].input_len())];
+                    for [e, d, p] in &blocks {
+                        inputs.extend([
+                            (I8, e.weight_len()),
+                            (I32, e.c_out()),
+                            (I8, d.weight_len()),
+                            (I32, d.c_out()),
+                            (I8, p.weight_len()),
+                            (I32, p.c_out()),
+                        ]);
+                    }
+                    let out = blocks[1][2].output_len();
+                    sig(inputs, vec![(I8, out)], Some((I8, scratch)))
+                }
+                // Not two chaining bottlenecks: a signature no call can match.
                 None => sig(Vec::new(), Vec::new(), None),
             },
             Kernel::ConvWeightSgd {

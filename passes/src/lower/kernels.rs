@@ -98,9 +98,13 @@ impl EntryLowering<'_> {
                 });
                 return Ok(());
             }
-            Op::QBottleneck { .. } => {
+            Op::QBottleneck { .. } | Op::QBottleneckChain { .. } => {
                 let r = result.ok_or_else(|| self.unsupported(pos, "no result"))?;
-                let k = self.bottleneck(pos, &data.op, x, r)?;
+                let k = if matches!(data.op, Op::QBottleneck { .. }) {
+                    self.bottleneck(pos, &data.op, x, r)?
+                } else {
+                    self.bottleneck_chain(pos, &data.op, x, r)?
+                };
                 let len = match k.signature().scratch {
                     Some((_, len)) => len,
                     None => {
@@ -558,6 +562,43 @@ impl EntryLowering<'_> {
     /// interpreter's `exec::bottleneck` resolves them (intermediate quantizations from the
     /// op's attributes).
     fn bottleneck(&self, pos: usize, op: &Op, x: &[Value], r: Value) -> Result<Kernel> {
+        if x.len() != 7 {
+            return Err(self.unsupported(pos, "q.bottleneck needs 7 operands"));
+        }
+        let f = self.func;
+        let types = [f.ty(x[0]), f.ty(x[1]), f.ty(x[3]), f.ty(x[5])];
+        self.bottleneck_block(pos, op, types, f.ty(r))
+    }
+
+    /// `q.bottleneck_chain` as [`Kernel::BottleneckChainInt8`]: its two blocks resolved as
+    /// `q.bottleneck`s, the first one's output of the link's type.
+    fn bottleneck_chain(&self, pos: usize, op: &Op, x: &[Value], r: Value) -> Result<Kernel> {
+        let f = self.func;
+        let types: Vec<&TensorType> = x.iter().map(|&v| f.ty(v)).collect();
+        let link = mite_ir::infer::bottleneck_chain_link(op, &types)
+            .map_err(|e| self.unsupported(pos, &e.to_string()))?;
+        let Some(([a, b], _)) = op.bottleneck_chain_parts() else {
+            return Err(self.unsupported(pos, "not a q.bottleneck_chain"));
+        };
+        let first =
+            self.bottleneck_block(pos, &a, [types[0], types[1], types[3], types[5]], &link)?;
+        let second =
+            self.bottleneck_block(pos, &b, [&link, types[7], types[9], types[11]], f.ty(r))?;
+        Ok(Kernel::BottleneckChainInt8 {
+            first: Box::new(first),
+            second: Box::new(second),
+        })
+    }
+
+    /// A `q.bottleneck` `op` of input type `x`, weight types `w1`, `wd`, `w2` and output type
+    /// `out` as [`Kernel::BottleneckInt8`].
+    fn bottleneck_block(
+        &self,
+        pos: usize,
+        op: &Op,
+        [x, w1, wd, w2]: [&TensorType; 4],
+        out: &TensorType,
+    ) -> Result<Kernel> {
         let Op::QBottleneck {
             strides,
             pads,
@@ -575,10 +616,6 @@ impl EntryLowering<'_> {
         else {
             return Err(self.unsupported(pos, "not a q.bottleneck"));
         };
-        if x.len() != 7 {
-            return Err(self.unsupported(pos, "q.bottleneck needs 7 operands"));
-        }
-        let f = self.func;
         let quant = |scale: f32, zp: i64| -> Result<QuantParams> {
             Ok(QuantParams {
                 scale,
@@ -592,18 +629,18 @@ impl EntryLowering<'_> {
                 _ => Err(self.unsupported(pos, &format!("{what}: expected [min, max]"))),
             }
         };
-        let input = self.per_tensor(pos, f.ty(x[0]))?;
+        let input = self.per_tensor(pos, x)?;
         let mid = quant(*expand_scale, *expand_zero_point)?;
         let dw = quant(*dw_scale, *dw_zero_point)?;
-        let output = self.per_tensor(pos, f.ty(r))?;
+        let output = self.per_tensor(pos, out)?;
         let (ones, zeros): ([i64; 2], [i64; 4]) = ([1, 1], [0; 4]);
-        let xs = self.dims4(pos, &f.ty(x[0]).shape)?;
+        let xs = self.dims4(pos, &x.shape)?;
         let (e_strides, e_pads, e_dilations) = bottleneck_expand_window(expand_window)
             .ok_or_else(|| self.unsupported(pos, "expand_window: expected 8 values"))?;
         let expand = self.conv_int8_stage(
             pos,
             xs,
-            (input, f.ty(x[1]), mid),
+            (input, w1, mid),
             (e_strides, e_pads, e_dilations, 1),
             pair(expand_act, "expand_act")?,
         )?;
@@ -612,7 +649,7 @@ impl EntryLowering<'_> {
         let depthwise = self.conv_int8_stage(
             pos,
             [xs[0], c_mid, mh, mw],
-            (mid, f.ty(x[3]), dw),
+            (mid, wd, dw),
             (strides, pads, dilations, c_mid as i64),
             pair(dw_act, "dw_act")?,
         )?;
@@ -621,7 +658,7 @@ impl EntryLowering<'_> {
         let project = self.conv_int8_stage(
             pos,
             [xs[0], dg.c_out(), oh, ow],
-            (dw, f.ty(x[5]), output),
+            (dw, w2, output),
             (&ones, &zeros, &ones, 1),
             (*act_min, *act_max),
         )?;

@@ -11,7 +11,7 @@
 //! | `fuse` | [`Fuse`] | fuses pure tensor ops by equality saturation (egg), cost in bytes materialised |
 //! | `dequantize` | [`Dequantize`] | rewrites the int8 graph into its float equivalent |
 //! | `schedule` | [`Schedule`] | reorders ops to lower the peak of live memory, respecting effects |
-//! | `stream-bottlenecks` | [`StreamBottlenecks`] | fuses frozen inverted bottlenecks (pw → dw → pw) into row-streamed `q.bottleneck` ops |
+//! | `stream-bottlenecks` | [`StreamBottlenecks`] | fuses frozen inverted bottlenecks (pw → dw → pw) into row-streamed `q.bottleneck` ops, and a block whose output only the next (pointwise-expanding) block reads into a `q.bottleneck_chain` with it |
 //! | (`quantize`) | [`Quantize`] | float graph + calibration ranges → the real int8 graph (not in the registry: needs ranges) |
 
 mod autodiff;
@@ -38,4 +38,6 @@ pub use dge::DeadGradientElimination;
 pub use fuse::Fuse;
 pub use quantize::{quantize_weight_per_channel, Calibration, Quantize, Range};
 pub use schedule::{schedule_cost, schedule_function, Schedule, ScheduleCost, ScheduleResult};
-pub use stream_bottlenecks::{stream_bottlenecks, FusedBlock, StreamBottlenecks};
+pub use stream_bottlenecks::{
+    chain_bottlenecks, stream_bottlenecks, ChainedPair, FusedBlock, StreamBottlenecks,
+};

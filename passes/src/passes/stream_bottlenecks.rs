@@ -20,9 +20,19 @@
 //! (`mite_kernels::int8::bottleneck_int8`). Run it after `autodiff`: the backward ops of trained
 //! blocks read their intermediates and so keep them unfused.
 //!
+//! A second step chains fused blocks: a `q.bottleneck` whose output (an int8 per-tensor tensor,
+//! the link) is read only by a second `q.bottleneck` whose first convolution is pointwise
+//! becomes, with it, one `q.bottleneck_chain`, which streams the link's rows from the first
+//! block into the second through a ring of a few rows (`mite_kernels::int8::bottleneck_chain_int8`),
+//! so that the link never exists whole either. Pairs are taken in program order, each block in
+//! at most one pair (in the paper's networks: the first stage into the first stride-2 block).
+//!
 //! Statistics: `blocks-fused`, `first-stages-fused` (blocks whose first convolution is not
 //! pointwise, e.g. the stem), `bytes-saved` (per block, the bytes of the two intermediates less
-//! the fused op's scratch).
+//! the fused op's scratch), `chains-fused` (pairs of fused blocks chained), `link-bytes-streamed`
+//! (the bytes of the links the chains no longer materialise; each chain's scratch is the first
+//! block's, the link ring and one expanded channel's rows beside the second block's depthwise
+//! row, see `chain-scratch-bytes`), `chain-scratch-bytes`.
 
 use crate::pass::{Pass, PassError};
 use crate::statistics::Statistics;
@@ -48,6 +58,19 @@ pub struct FusedBlock {
     pub pointwise_first: bool,
 }
 
+/// Two fused blocks chained into one `q.bottleneck_chain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainedPair {
+    /// The function it is in.
+    pub function: String,
+    /// The global the first block's first weight reads (names the pair).
+    pub first_weight: String,
+    /// Bytes of the link (the first block's output), which no longer exists whole.
+    pub link_bytes: u64,
+    /// The chain's scratch bytes.
+    pub scratch: u64,
+}
+
 impl Pass for StreamBottlenecks {
     fn name(&self) -> &str {
         "stream-bottlenecks"
@@ -63,7 +86,17 @@ impl Pass for StreamBottlenecks {
         let first_stages = fused.iter().filter(|b| !b.pointwise_first).count();
         stats.add("first-stages-fused", first_stages as u64);
         stats.add("bytes-saved", fused.iter().map(|b| b.bytes_saved).sum());
-        Ok(!fused.is_empty())
+        let chains = chain_bottlenecks(module);
+        stats.add("chains-fused", chains.len() as u64);
+        stats.add(
+            "link-bytes-streamed",
+            chains.iter().map(|c| c.link_bytes).sum(),
+        );
+        stats.add(
+            "chain-scratch-bytes",
+            chains.iter().map(|c| c.scratch).sum(),
+        );
+        Ok(!fused.is_empty() || !chains.is_empty())
     }
 }
 
@@ -300,6 +333,68 @@ fn fuse_function(func: &mut Function, frozen: &HashSet<String>, fused: &mut Vec<
     }
 }
 
+/// Chains every pair of `q.bottleneck`s of `module` where the first one's output is read only
+/// by the second and the second starts with a pointwise expansion; returns the pairs in program
+/// order.
+pub fn chain_bottlenecks(module: &mut Module) -> Vec<ChainedPair> {
+    let mut chained = Vec::new();
+    for func in &mut module.functions {
+        chain_function(func, &mut chained);
+    }
+    chained
+}
+
+fn chain_function(func: &mut Function, chained: &mut Vec<ChainedPair>) {
+    let uses = use_counts(func);
+    let mut pairs = Vec::new();
+    let mut claimed: HashSet<OpId> = HashSet::new();
+    for &id in func.layout() {
+        let data = func.op(id);
+        let Some(&link) = data.operands.first() else {
+            continue;
+        };
+        let Some(first) = func.defining_op(link) else {
+            continue;
+        };
+        let both = [&func.op(first).op, &data.op]
+            .iter()
+            .all(|op| matches!(op, Op::QBottleneck { .. }));
+        if !both || uses.get(&link) != Some(&1) || claimed.contains(&first) {
+            continue;
+        }
+        let Some(quant) = per_tensor_i8(func, link) else {
+            continue;
+        };
+        if let Some(op) = Op::bottleneck_chain(&func.op(first).op, &data.op, quant) {
+            claimed.extend([first, id]);
+            pairs.push((first, id, op));
+        }
+    }
+    for (first, second, op) in pairs {
+        let (a, b) = (func.op(first), func.op(second));
+        let operands: Vec<Value> = a.operands.iter().chain(&b.operands[1..]).copied().collect();
+        let link_bytes = func.ty(a.result()).num_elements() as u64;
+        let first_weight = func.global_read(a.operands[1]).unwrap_or("?").to_string();
+        let result_ty = func.ty(b.result()).clone();
+        let (old, loc) = (b.result(), b.loc.clone());
+        let Some(pos) = func.position(second) else {
+            continue;
+        };
+        let new = func.insert_op(pos, op, &operands, vec![result_ty], loc);
+        let scratch = scratch_bytes(func, func.op(new));
+        let result = func.op(new).result();
+        func.replace_all_uses(old, result);
+        func.erase_op(second);
+        func.erase_op(first);
+        chained.push(ChainedPair {
+            function: func.name.clone(),
+            first_weight,
+            link_bytes,
+            scratch,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +547,134 @@ mod tests {
             run_ok(&mut StreamBottlenecks, &mut m).get("first-stages-fused"),
             0
         );
+    }
+
+    /// A stem-like block `x [1,3,8,8] -> 3x3/s2 -> dw -> pw 4->2` then a block whose first
+    /// convolution is pointwise (or 3x3 when `!pointwise`) `2->6 -> dw 3x3/s2 -> pw 6->3`, all
+    /// frozen; `link_out` makes the first block's output a function output too.
+    fn two_blocks(pointwise: bool, link_out: bool) -> Module {
+        let mut m = Module::new("m");
+        let mut b = Builder::new(&mut m, "f");
+        let q = |s: f32, z: i32| Quant::per_tensor(s, z);
+        let x = b.arg(
+            "x",
+            TensorType::quantized(&[1, 3, 8, 8], ElemType::I8, q(0.05, -3)),
+        );
+        let mut param = |name: &str, shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            let (ty, data) = if shape.len() == 1 {
+                let data = TensorData::I32((0..n).map(|i| i as i32 * 5 - 9).collect());
+                (TensorType::new(shape, ElemType::I32), data)
+            } else {
+                let quant = Quant::per_channel(0, vec![0.02; shape[0]]);
+                let data = TensorData::I8((0..n).map(|i| (i * 37 % 255) as i8).collect());
+                (TensorType::quantized(shape, ElemType::I8, quant), data)
+            };
+            b.param(name, ty, false, Some(data)).unwrap()
+        };
+        let k = if pointwise { 1 } else { 3 };
+        let ws = [
+            param("w1", &[4, 3, 3, 3]),
+            param("b1", &[4]),
+            param("wd", &[4, 1, 3, 3]),
+            param("bd", &[4]),
+            param("w2", &[2, 4, 1, 1]),
+            param("b2", &[2]),
+            param("we", &[6, 2, k, k]),
+            param("be", &[6]),
+            param("wd2", &[6, 1, 3, 3]),
+            param("bd2", &[6]),
+            param("w3", &[3, 6, 1, 1]),
+            param("b3", &[3]),
+        ];
+        let conv = |strides: i64, pads: i64, groups: i64| Op::QConv2d {
+            strides: vec![strides; 2],
+            pads: vec![pads; 4],
+            dilations: vec![1, 1],
+            groups,
+            act_min: -128,
+            act_max: 127,
+        };
+        let mut v = x;
+        let layers = [
+            (conv(2, 1, 1), q(0.1, -128)),
+            (conv(1, 1, 4), q(0.2, 5)),
+            (conv(1, 0, 1), q(0.3, 1)),
+            (conv(1, k as i64 / 2, 1), q(0.1, -100)),
+            (conv(2, 1, 6), q(0.2, 2)),
+            (conv(1, 0, 1), q(0.2, 0)),
+        ];
+        let mut link = x;
+        for (i, (op, quant)) in layers.into_iter().enumerate() {
+            v = b
+                .op_quant(op, &[v, ws[2 * i], ws[2 * i + 1]], quant)
+                .unwrap();
+            if i == 2 {
+                link = v;
+            }
+        }
+        if link_out {
+            b.ret(&[v, link]);
+        } else {
+            b.ret(&[v]);
+        }
+        m
+    }
+
+    #[test]
+    fn chains_a_first_stage_into_the_next_block() {
+        let mut m = two_blocks(true, false);
+        let stats = run_ok(&mut StreamBottlenecks, &mut m);
+        assert_eq!(stats.get("blocks-fused"), 2);
+        assert_eq!(stats.get("chains-fused"), 1);
+        // The 2x4x4 link; scratch: the first block's ring 4·3·4 and row 4·4, the link ring
+        // 2·3·4, one channel's rows 3·4, the second depthwise row 6·2.
+        assert_eq!(stats.get("link-bytes-streamed"), 2 * 16);
+        assert_eq!(
+            stats.get("chain-scratch-bytes"),
+            4 * 3 * 4 + 4 * 4 + 2 * 3 * 4 + 3 * 4 + 6 * 2
+        );
+        let names: Vec<String> = op_names(&m).into_iter().filter(|n| n != "param").collect();
+        assert_eq!(names, ["q.bottleneck_chain"]);
+        mite_ir::verify_module(&m).unwrap();
+        let f = &m.functions[0];
+        let chain = f.op(*f.layout().last().unwrap());
+        assert_eq!(chain.operands.len(), 13);
+        assert_eq!(f.ty(chain.result()).shape.as_slice(), &[1, 3, 2, 2]);
+        let Some(([first, second], link)) = chain.op.bottleneck_chain_parts() else {
+            panic!("{:?}", chain.op);
+        };
+        assert_eq!(link, (0.3, 1));
+        let Op::QBottleneck { expand_window, .. } = &first else {
+            panic!("{first:?}");
+        };
+        assert_eq!(expand_window, &[2, 2, 1, 1, 1, 1, 1, 1]);
+        let Op::QBottleneck {
+            strides,
+            expand_zero_point,
+            dw_zero_point,
+            ..
+        } = &second
+        else {
+            panic!("{second:?}");
+        };
+        assert_eq!(
+            (strides.as_slice(), *expand_zero_point, *dw_zero_point),
+            (&[2, 2][..], -100, 2)
+        );
+        assert_idempotent(&mut StreamBottlenecks, &m);
+    }
+
+    #[test]
+    fn keeps_links_read_elsewhere_and_non_pointwise_second_blocks() {
+        for (pointwise, link_out) in [(true, true), (false, false)] {
+            let mut m = two_blocks(pointwise, link_out);
+            let stats = run_ok(&mut StreamBottlenecks, &mut m);
+            assert_eq!(stats.get("blocks-fused"), 2);
+            assert_eq!(stats.get("chains-fused"), 0);
+            let names: Vec<String> = op_names(&m).into_iter().filter(|n| n != "param").collect();
+            assert_eq!(names, ["q.bottleneck", "q.bottleneck"]);
+        }
     }
 
     #[test]

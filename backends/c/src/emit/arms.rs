@@ -47,6 +47,17 @@ pub(super) fn geometry_init(g: &Conv2dGeometry) -> String {
     )
 }
 
+/// The weight and bias fields of `mite_bottleneck_int8_weights`, in the Program call's operand
+/// order.
+const BOTTLENECK_WEIGHTS: [&str; 6] = [
+    "w_expand",
+    "b_expand",
+    "w_depthwise",
+    "b_depthwise",
+    "w_project",
+    "b_project",
+];
+
 fn dims_init(d: &[usize; 4]) -> String {
     format!("{{{}u, {}u, {}u, {}u}}", d[0], d[1], d[2], d[3])
 }
@@ -180,17 +191,7 @@ pub(super) fn print(
                 .collect();
             let (s, sn) = o.scratch.clone().unwrap_or_default();
             let mut fields = String::new();
-            for (i, name) in [
-                "w_expand",
-                "b_expand",
-                "w_depthwise",
-                "b_depthwise",
-                "w_project",
-                "b_project",
-            ]
-            .iter()
-            .enumerate()
-            {
+            for (i, name) in BOTTLENECK_WEIGHTS.iter().enumerate() {
                 let (e, n) = &ins[i + 1];
                 let _ = write!(
                     fields,
@@ -201,6 +202,54 @@ pub(super) fn print(
                 body,
                 "    if (st == MITE_OK) {{\n        mite_bottleneck_int8_weights w;\n{fields}        \
                  st = mite_bottleneck_int8({i0}, {i0n}u, &w, {y}, {yn}u, {s}, {sn}u, &{p});\n    }}"
+            );
+        }
+        Kernel::BottleneckChainInt8 { first, second } => {
+            let mut blocks = Vec::with_capacity(2);
+            for (b, k) in [("a", first), ("b", second)] {
+                let Kernel::BottleneckInt8 {
+                    expand,
+                    depthwise,
+                    project,
+                } = &**k
+                else {
+                    return Err("a bottleneck chain block that is not a bottleneck");
+                };
+                let mut stages = Vec::with_capacity(3);
+                for (suffix, k) in [("e", expand), ("d", depthwise), ("p", project)] {
+                    match conv::params_init(k, &format!("{p}_{b}{suffix}"), globals) {
+                        Some(init) => stages.push(init),
+                        None => return Err("a bottleneck stage that is not an int8 convolution"),
+                    }
+                }
+                blocks.push(format!(
+                    "{{\n{},\n{},\n{}\n}}",
+                    stages[0], stages[1], stages[2]
+                ));
+            }
+            let _ = writeln!(
+                globals,
+                "static const mite_bottleneck_chain_int8_params {p} = {{\n{},\n{}\n}};\n",
+                blocks[0], blocks[1]
+            );
+            let ins: Vec<(String, usize)> = (0..13)
+                .map(|i| o.ins.get(i).cloned().unwrap_or_default())
+                .collect();
+            let (s, sn) = o.scratch.clone().unwrap_or_default();
+            let mut fields = String::new();
+            for b in 0..2 {
+                for (i, name) in BOTTLENECK_WEIGHTS.iter().enumerate() {
+                    let (e, n) = &ins[1 + 6 * b + i];
+                    let _ = write!(
+                        fields,
+                        "        w[{b}].{name} = {e};\n        w[{b}].{name}_len = {n}u;\n"
+                    );
+                }
+            }
+            let _ = writeln!(
+                body,
+                "    if (st == MITE_OK) {{\n        mite_bottleneck_int8_weights w[2];\n{fields}        \
+                 st = mite_bottleneck_chain_int8({i0}, {i0n}u, w, {y}, {yn}u, {s}, {sn}u, &{p});\n    }}"
             );
         }
         Kernel::AddInt8 { params: a, .. } => {

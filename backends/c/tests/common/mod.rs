@@ -659,6 +659,141 @@ pub fn bottleneck_i8(rng: &mut Rng) -> Case {
     case("bottleneck_i8", input, &r, o)
 }
 
+/// Two streamed bottlenecks chained: a first block as [`bottleneck_i8`]'s, then a block with a
+/// pointwise expansion and a random depthwise window reading its output (the link zero points
+/// usually meet; sometimes not, or the windows do not fit: errors).
+pub fn bottleneck_chain_i8(rng: &mut Rng) -> Case {
+    let pw = Window2d {
+        kernel: [1, 1],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+    };
+    let (dw1, mut hw) = window(rng, 12);
+    let mut first = pw;
+    if rng.chance(50) {
+        for _ in 0..8 {
+            let (w, big) = window(rng, 17);
+            let fits = Conv2dGeometry::new(1, 1, big, 1, 1, w)
+                .and_then(|e| Conv2dGeometry::new(1, 1, e.out_hw(), 1, 1, dw1))
+                .is_ok();
+            if fits {
+                (first, hw) = (w, big);
+                break;
+            }
+        }
+    }
+    let link_hw = Conv2dGeometry::new(1, 1, hw, 1, 1, first)
+        .and_then(|e| Conv2dGeometry::new(1, 1, e.out_hw(), 1, 1, dw1))
+        .map_or([1, 1], |d| d.out_hw());
+    let mut dw2 = window(rng, 9).0;
+    for _ in 0..8 {
+        if Conv2dGeometry::new(1, 1, link_hw, 1, 1, dw2).is_ok() {
+            break;
+        }
+        dw2 = window(rng, 9).0;
+    }
+    let n = rng.usize(1, 2);
+    let channels = [
+        rng.usize(1, 4),
+        rng.usize(1, 6),
+        rng.usize(1, 4),
+        rng.usize(1, 6),
+        rng.usize(1, 4),
+    ];
+    let [c_in, c_mid1, c_link, c_mid2, c_out] = channels;
+    let rounding = rng.pick(&ROUNDINGS);
+    let mut stages: Vec<BottleneckStage> = [c_mid1, c_mid1, c_link, c_mid2, c_mid2, c_out]
+        .into_iter()
+        .map(|c| BottleneckStage::new(rng, rounding, c))
+        .collect();
+    if !rng.chance(10) {
+        stages[3].x_zp = stages[2].y_zp;
+    }
+    let mut input = In::default();
+    for c in [n, c_in, hw[0], hw[1], c_mid1, c_link, c_mid2, c_out] {
+        input.u(c);
+    }
+    input.window(&first).window(&dw1).window(&dw2);
+    for st in &stages {
+        st.write(&mut input);
+    }
+    let geometries = (|| -> Result<[Conv2dGeometry; 6], KernelError> {
+        let e1 = Conv2dGeometry::new(n, c_in, hw, c_mid1, 1, first)?;
+        let d1 = Conv2dGeometry::new(n, c_mid1, e1.out_hw(), c_mid1, c_mid1, dw1)?;
+        let p1 = Conv2dGeometry::new(n, c_mid1, d1.out_hw(), c_link, 1, pw)?;
+        let e2 = Conv2dGeometry::new(n, c_link, p1.out_hw(), c_mid2, 1, pw)?;
+        let d2 = Conv2dGeometry::new(n, c_mid2, e2.out_hw(), c_mid2, c_mid2, dw2)?;
+        let p2 = Conv2dGeometry::new(n, c_mid2, d2.out_hw(), c_out, 1, pw)?;
+        Ok([e1, d1, p1, e2, d2, p2])
+    })();
+    let (x_len, out_len, weights) = match &geometries {
+        Ok(g) => (
+            g[0].input_len(),
+            g[5].output_len(),
+            g.map(|g| (g.weight_len(), g.c_out())),
+        ),
+        Err(_) => (rng.usize(0, 20), rng.usize(0, 20), [(3, 3); 6]),
+    };
+    let x = {
+        let len = maybe_off(rng, x_len);
+        rng.i8s(len)
+    };
+    let mut ws = Vec::new();
+    let mut bs = Vec::new();
+    for (w_len, b_len) in weights {
+        let len = maybe_off(rng, w_len);
+        ws.push(rng.i8s(len));
+        let len = maybe_off(rng, b_len);
+        bs.push(bias(rng, len));
+    }
+    let out_len = maybe_off(rng, out_len);
+    let r = geometries.and_then(|g| {
+        let block = |i: usize| {
+            int8::BottleneckInt8Params::new(
+                stages[i].params(g[i])?,
+                stages[i + 1].params(g[i + 1])?,
+                stages[i + 2].params(g[i + 2])?,
+            )
+        };
+        int8::BottleneckChainInt8Params::new(block(0)?, block(3)?)
+    });
+    let needed = r
+        .as_ref()
+        .map_or(4, int8::bottleneck_chain_int8_scratch_len);
+    let scratch_len = if rng.chance(5) {
+        needed.saturating_sub(1)
+    } else {
+        needed + rng.usize(0, 2)
+    };
+    let mut out = vec![0i8; out_len];
+    let mut scratch = vec![0i8; scratch_len];
+    let r = r.and_then(|params| {
+        let weights = |i: usize| int8::BottleneckWeights {
+            w_expand: &ws[i],
+            b_expand: bs[i].as_deref(),
+            w_depthwise: &ws[i + 1],
+            b_depthwise: bs[i + 1].as_deref(),
+            w_project: &ws[i + 2],
+            b_project: bs[i + 2].as_deref(),
+        };
+        let w = [weights(0), weights(3)];
+        int8::bottleneck_chain_int8(&x, [&w[0], &w[1]], &mut out, &mut scratch, &params)
+    });
+    input.i8s(&x);
+    for (w, b) in ws.iter().zip(&bs) {
+        input.i8s(w);
+        match b {
+            Some(b) => input.u(1).i32s(b),
+            None => input.u(0),
+        };
+    }
+    input.u(out_len).u(scratch_len);
+    let mut o = Out::default();
+    o.i8s(&out);
+    case("bottleneck_chain_i8", input, &r, o)
+}
+
 fn rounding_code_bias(b: int8::BiasAdd) -> usize {
     match b {
         int8::BiasAdd::Saturating => 0,
@@ -1776,6 +1911,7 @@ pub fn generators() -> Vec<(&'static str, Generator)> {
     let mut g: Vec<(&'static str, Generator)> = vec![
         ("conv_i8", conv_i8),
         ("bottleneck_i8", bottleneck_i8),
+        ("bottleneck_chain_i8", bottleneck_chain_i8),
         ("linear_i8", linear_i8),
         ("add_i8", add_i8),
         ("avgpool_i8", avgpool_i8),

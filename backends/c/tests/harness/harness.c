@@ -403,6 +403,81 @@ static void op_bottleneck_i8(void) {
     end_line();
 }
 
+/* A bottleneck's weights and biases (w, bias) x 3. */
+static void rd_bottleneck_weights(mite_bottleneck_int8_weights *wts) {
+    wts->b_expand = rd_weight_bias(&wts->w_expand, &wts->w_expand_len, &wts->b_expand_len);
+    wts->b_depthwise =
+        rd_weight_bias(&wts->w_depthwise, &wts->w_depthwise_len, &wts->b_depthwise_len);
+    wts->b_project = rd_weight_bias(&wts->w_project, &wts->w_project_len, &wts->b_project_len);
+}
+
+/* The geometries of a bottleneck [n, c_in, hw] -> c_mid -> c_out. */
+static mite_status bottleneck_geometry(mite_bottleneck_int8_params *p, size_t n, size_t c_in,
+                                       const size_t *hw, size_t c_mid, size_t c_out,
+                                       const mite_window2d *first, const mite_window2d *dw) {
+    mite_window2d pw = {{1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+    mite_status st = mite_conv2d_geometry_init(&p->expand.geometry, n, c_in, hw, c_mid, 1, first);
+    if (st == MITE_OK) {
+        st = mite_conv2d_geometry_init(&p->depthwise.geometry, n, c_mid,
+                                       p->expand.geometry.out_hw, c_mid, c_mid, dw);
+    }
+    if (st == MITE_OK) {
+        st = mite_conv2d_geometry_init(&p->project.geometry, n, c_mid,
+                                       p->depthwise.geometry.out_hw, c_out, 1, &pw);
+    }
+    return st;
+}
+
+/* n c_in h w c_mid1 c_link c_mid2 c_out, the first convolution's window, the two depthwise
+ * windows, six stages, x, (w, bias) x 6, out_len, scratch_len. */
+static void op_bottleneck_chain_i8(void) {
+    mite_bottleneck_chain_int8_params p;
+    mite_bottleneck_int8_weights wts[2];
+    mite_window2d first, dw1, dw2, pw = {{1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+    size_t n, c_in, hw[2], c_mid1, c_link, c_mid2, c_out, x_len, out_len, scratch_len;
+    const int8_t *x;
+    int8_t *out, *scratch;
+    mite_status st;
+    n = rd_u();
+    c_in = rd_u();
+    hw[0] = rd_u();
+    hw[1] = rd_u();
+    c_mid1 = rd_u();
+    c_link = rd_u();
+    c_mid2 = rd_u();
+    c_out = rd_u();
+    rd_window(&first);
+    rd_window(&dw1);
+    rd_window(&dw2);
+    rd_bottleneck_stage(&p.first.expand);
+    rd_bottleneck_stage(&p.first.depthwise);
+    rd_bottleneck_stage(&p.first.project);
+    rd_bottleneck_stage(&p.second.expand);
+    rd_bottleneck_stage(&p.second.depthwise);
+    rd_bottleneck_stage(&p.second.project);
+    x = rd_i8s(&x_len);
+    rd_bottleneck_weights(&wts[0]);
+    rd_bottleneck_weights(&wts[1]);
+    out_len = rd_u();
+    scratch_len = rd_u();
+    out = (int8_t *)zeros(out_len, 1);
+    scratch = (int8_t *)zeros(scratch_len, 1);
+    if (bad_input) {
+        return;
+    }
+    st = bottleneck_geometry(&p.first, n, c_in, hw, c_mid1, c_link, &first, &dw1);
+    if (st == MITE_OK) {
+        st = bottleneck_geometry(&p.second, n, c_link, p.first.project.geometry.out_hw, c_mid2,
+                                 c_out, &pw, &dw2);
+    }
+    if (st == MITE_OK) {
+        st = mite_bottleneck_chain_int8(x, x_len, wts, out, out_len, scratch, scratch_len, &p);
+    }
+    put_status(st);
+    put_i8s(out, out_len);
+    end_line();
+}
+
 static void op_linear_i8(void) {
     mite_linear_int8_params p;
     size_t n, k, m, x_len, w_len, b_len = 0, zp_len, out_len;
@@ -1269,6 +1344,8 @@ long harness_run(void) {
         bad_input = 0;
         if (strcmp(op, "bottleneck_i8") == 0) {
             op_bottleneck_i8();
+        } else if (strcmp(op, "bottleneck_chain_i8") == 0) {
+            op_bottleneck_chain_i8();
         } else if (strcmp(op, "conv_i8") == 0) {
             op_conv_i8();
         } else if (strcmp(op, "linear_i8") == 0) {

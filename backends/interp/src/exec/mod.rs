@@ -630,6 +630,7 @@ impl<'m> Interpreter<'m> {
                 (rounding, exclusive),
             )?,
             Op::QBottleneck { .. } => bottleneck::bottleneck(x, op, out, rounding)?,
+            Op::QBottleneckChain { .. } => bottleneck::bottleneck_chain(x, op, out, rounding)?,
             Op::QLinear { act_min, act_max } => {
                 int8_ops::linear(x, out, (*act_min, *act_max), (rounding, exclusive))?
             }

@@ -280,17 +280,8 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
         Kernel::Sgd { .. } => return sgd_call(mem, call),
         Kernel::ConvWeightSgd { .. } => return conv_weight_sgd_call(mem, call),
         Kernel::BottleneckBackward { .. } => return bottleneck_backward_call(mem, call),
-        Kernel::BottleneckInt8 {
-            expand,
-            depthwise,
-            project,
-        } => {
-            let p = k8::BottleneckInt8Params::new(
-                conv_stage(expand)?,
-                conv_stage(depthwise)?,
-                conv_stage(project)?,
-            )
-            .map_err(ke)?;
+        Kernel::BottleneckInt8 { .. } => {
+            let p = block_params(&call.kernel)?;
             let v: Vec<Vec<i8>> = [0, 1, 3, 5]
                 .into_iter()
                 .map(|i| i8s(mem, x(i)?))
@@ -299,18 +290,34 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
                 .into_iter()
                 .map(|i| i32s(mem, x(i)?))
                 .collect::<Res<_>>()?;
-            let weights = k8::BottleneckWeights {
-                w_expand: &v[1],
-                b_expand: Some(&b[0]),
-                w_depthwise: &v[2],
-                b_depthwise: Some(&b[1]),
-                w_project: &v[3],
-                b_project: Some(&b[2]),
-            };
+            let weights = block_weights(&v[1..], &b);
             let scratch_id = call.scratch.ok_or("bottleneck_int8 needs scratch")?;
             let mut scratch = i8s(mem, scratch_id)?;
             let mut y = vec![0; p.project.geometry.output_len()];
             k8::bottleneck_int8(&v[0], &weights, &mut y, &mut scratch, &p).map_err(ke)?;
+            mem.write(scratch_id, Vals::I8(scratch))?;
+            Vals::I8(y)
+        }
+        Kernel::BottleneckChainInt8 { first, second } => {
+            let p = k8::BottleneckChainInt8Params::new(block_params(first)?, block_params(second)?)
+                .map_err(ke)?;
+            let v: Vec<Vec<i8>> = [0, 1, 3, 5, 7, 9, 11]
+                .into_iter()
+                .map(|i| i8s(mem, x(i)?))
+                .collect::<Res<_>>()?;
+            let b: Vec<Vec<i32>> = [2, 4, 6, 8, 10, 12]
+                .into_iter()
+                .map(|i| i32s(mem, x(i)?))
+                .collect::<Res<_>>()?;
+            let weights = [
+                block_weights(&v[1..4], &b[..3]),
+                block_weights(&v[4..], &b[3..]),
+            ];
+            let scratch_id = call.scratch.ok_or("bottleneck_chain_int8 needs scratch")?;
+            let mut scratch = i8s(mem, scratch_id)?;
+            let mut y = vec![0; p.second.project.geometry.output_len()];
+            k8::bottleneck_chain_int8(&v[0], [&weights[0], &weights[1]], &mut y, &mut scratch, &p)
+                .map_err(ke)?;
             mem.write(scratch_id, Vals::I8(scratch))?;
             Vals::I8(y)
         }
@@ -379,6 +386,39 @@ fn split_call(mem: &mut Memory<'_>, call: &Call) -> Res<Vals> {
 
 /// The full-size gradient of a sliced update: the covered elements in order, zeros elsewhere.
 /// The parameters of one stage of a bottleneck (a [`Kernel::ConvInt8`]).
+/// The parameters of a [`Kernel::BottleneckInt8`].
+fn block_params(k: &Kernel) -> Res<k8::BottleneckInt8Params<'_>> {
+    let Kernel::BottleneckInt8 {
+        expand,
+        depthwise,
+        project,
+    } = k
+    else {
+        return Err(format!(
+            "a bottleneck block is {}, not bottleneck_int8",
+            k.name()
+        ));
+    };
+    k8::BottleneckInt8Params::new(
+        conv_stage(expand)?,
+        conv_stage(depthwise)?,
+        conv_stage(project)?,
+    )
+    .map_err(ke)
+}
+
+/// A bottleneck's weights `w` (expansion, depthwise, projection) and biases `b` (same order).
+fn block_weights<'a>(w: &'a [Vec<i8>], b: &'a [Vec<i32>]) -> k8::BottleneckWeights<'a> {
+    k8::BottleneckWeights {
+        w_expand: &w[0],
+        b_expand: Some(&b[0]),
+        w_depthwise: &w[1],
+        b_depthwise: Some(&b[1]),
+        w_project: &w[2],
+        b_project: Some(&b[2]),
+    }
+}
+
 fn conv_stage(k: &Kernel) -> Res<k8::Conv2dInt8Params<'_>> {
     let Kernel::ConvInt8 {
         geometry,

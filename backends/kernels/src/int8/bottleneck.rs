@@ -130,7 +130,7 @@ pub struct BottleneckWeights<'a> {
 }
 
 impl BottleneckWeights<'_> {
-    fn check(&self, p: &BottleneckInt8Params<'_>) -> Result<(), KernelError> {
+    pub(super) fn check(&self, p: &BottleneckInt8Params<'_>) -> Result<(), KernelError> {
         let convs = [
             (&p.expand, self.w_expand, self.b_expand, "expansion"),
             (
@@ -175,29 +175,13 @@ pub fn bottleneck_int8(
     if pr.output_len() == 0 || e.input_len() == 0 {
         return Ok(());
     }
-    let ring_rows = p.ring_rows();
-    let [h, w] = e.in_hw();
-    let mw = d.in_hw()[1];
     let [oh, ow] = d.out_hw();
-    let c_mid = d.c_in();
-    let (ring, rest) = scratch[..needed].split_at_mut(c_mid * ring_rows * mw);
-    let dw_row = &mut rest[..c_mid * ow];
-    let [ay, ax] = d.axes();
-    for b in 0..e.n() {
-        let x_b = &x[b * e.c_in() * h * w..][..e.c_in() * h * w];
-        let mut next_row = 0;
+    let in_len = e.c_in() * e.in_hw()[0] * e.in_hw()[1];
+    let out_len = pr.c_out() * oh * ow;
+    for (x_b, out_b) in x.chunks_exact(in_len).zip(out.chunks_exact_mut(out_len)) {
+        let mut rows = BlockRows::new(&mut scratch[..needed], p);
         for oy in 0..oh {
-            let taps = ay.valid_taps(oy);
-            if let Some(last) = taps.clone().last() {
-                let last_row = ay.input_index(oy, last);
-                while next_row <= last_row {
-                    expand_row(x_b, next_row, ring, ring_rows, weights, p);
-                    next_row += 1;
-                }
-            }
-            depthwise_row(ring, ring_rows, oy, &ay, &ax, dw_row, weights, p);
-            let out_b = &mut out[b * pr.c_out() * oh * ow..][..pr.c_out() * oh * ow];
-            project_row(dw_row, oy, out_b, weights, p);
+            rows.output_row(x_b, oy, weights, p, out_b, oh, oy);
         }
     }
     Ok(())
@@ -207,12 +191,63 @@ pub fn bottleneck_int8(
 /// run finished by the convolution fast paths' output stage. Sums wrap in `i32` as in the
 /// generic kernel; wrapping addition is associative, so neither the order of the terms nor the
 /// folded zero point below changes a bit.
-const RUN: usize = 32;
+pub(super) const RUN: usize = 32;
+
+/// The streaming state of one bottleneck over one batch element: its ring of rows of the first
+/// convolution's output, its depthwise output row, and the next row of the first convolution's
+/// output to compute.
+pub(super) struct BlockRows<'s> {
+    ring: &'s mut [i8],
+    dw_row: &'s mut [i8],
+    next_row: usize,
+}
+
+impl<'s> BlockRows<'s> {
+    /// The state of block `p` over `scratch` (at least [`bottleneck_int8_scratch_len`]
+    /// elements, checked by the caller), before its first row.
+    pub(super) fn new(scratch: &'s mut [i8], p: &BottleneckInt8Params<'_>) -> Self {
+        let d = &p.depthwise.geometry;
+        let (c_mid, mw, ow) = (d.c_in(), d.in_hw()[1], d.out_hw()[1]);
+        let (ring, rest) = scratch.split_at_mut(c_mid * p.ring_rows() * mw);
+        Self {
+            ring,
+            dw_row: &mut rest[..c_mid * ow],
+            next_row: 0,
+        }
+    }
+
+    /// Output row `oy` of block `p` (all channels) into row `slot` of `out`, viewed as
+    /// `[c_out, rows, ow]`; the rows of the first convolution's output it reads are computed
+    /// from `x_b` (one batch element) first, each once. Rows are taken in increasing order.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn output_row(
+        &mut self,
+        x_b: &[i8],
+        oy: usize,
+        weights: &BottleneckWeights<'_>,
+        p: &BottleneckInt8Params<'_>,
+        out: &mut [i8],
+        rows: usize,
+        slot: usize,
+    ) {
+        let ring_rows = p.ring_rows();
+        let [ay, ax] = p.depthwise.geometry.axes();
+        if let Some(last) = ay.valid_taps(oy).last() {
+            let last_row = ay.input_index(oy, last);
+            while self.next_row <= last_row {
+                expand_row(x_b, self.next_row, self.ring, ring_rows, weights, p);
+                self.next_row += 1;
+            }
+        }
+        depthwise_row(self.ring, ring_rows, oy, &ay, &ax, self.dw_row, weights, p);
+        project_row(self.dw_row, out, rows, slot, weights, p);
+    }
+}
 
 /// `y[i]` = the output stage of channel `o` over `Σ_c (w_o[c] − z_w) · (x[c·stride + i] − z_x)`:
 /// a pointwise convolution over one run of a row (`y.len() ≤ RUN`). The accumulators start at
 /// `−z_x · Σ_c (w_o[c] − z_w)`, so the inner loop multiplies raw inputs.
-fn pointwise_run(
+pub(super) fn pointwise_run(
     x: &[i8],
     stride: usize,
     w_o: &[i8],
@@ -304,8 +339,7 @@ fn expand_row(
     }
 }
 
-/// Depthwise output row `oy` (all channels) from the expanded rows in the ring; the outputs
-/// whose whole window reads real input (the interior) are summed without padding checks.
+/// Depthwise output row `oy` (all channels) from the expanded rows in the ring.
 #[allow(clippy::too_many_arguments)]
 fn depthwise_row(
     ring: &[i8],
@@ -317,59 +351,89 @@ fn depthwise_row(
     weights: &BottleneckWeights<'_>,
     p: &BottleneckInt8Params<'_>,
 ) {
-    let conv = &p.depthwise;
-    let g = &conv.geometry;
+    let g = &p.depthwise.geometry;
     let (w, ow) = (ax.in_len, ax.out_len);
-    let [kh, kw] = g.window().kernel;
-    let zx = i32::from(conv.x_zero_point);
-    let cols_in = interior(ax);
-    let mut acc = [0_i32; RUN];
     for c in 0..g.c_out() {
-        let zw = zero_point_of(conv.w_zero_points, c);
-        let wk = &weights.w_depthwise[c * kh * kw..][..kh * kw];
-        for (r, y) in dw_row[c * ow..][..ow].chunks_mut(RUN).enumerate() {
-            let x0 = r * RUN;
-            let acc = &mut acc[..y.len()];
-            acc.fill(0);
-            for ky in ay.valid_taps(oy) {
-                let slot = ay.input_index(oy, ky) % ring_rows;
-                let row = &ring[(c * ring_rows + slot) * w..][..w];
-                let wr = &wk[ky * kw..][..kw];
-                for (i, a) in acc.iter_mut().enumerate() {
-                    let ox = x0 + i;
-                    if cols_in.contains(&ox) {
-                        let xr = &row[ax.input_index(ox, 0)..];
-                        for (kx, &wq) in wr.iter().enumerate() {
-                            let xv = i32::from(xr[kx * ax.dilation]) - zx;
-                            *a = a.wrapping_add(xv.wrapping_mul(i32::from(wq) - zw));
-                        }
-                    } else {
-                        for kx in ax.valid_taps(ox) {
-                            let xv = i32::from(row[ax.input_index(ox, kx)]) - zx;
-                            *a = a.wrapping_add(xv.wrapping_mul(i32::from(wr[kx]) - zw));
-                        }
-                    }
-                }
-            }
-            finish(y, acc, weights.b_depthwise, c, conv);
-        }
+        let plane = &ring[c * ring_rows * w..][..ring_rows * w];
+        depthwise_channel(
+            plane,
+            ring_rows,
+            oy,
+            [ay, ax],
+            &mut dw_row[c * ow..][..ow],
+            c,
+            weights,
+            p,
+        );
     }
 }
 
-/// Output row `oy` of every projection channel from one depthwise output row.
-fn project_row(
-    dw_row: &[i8],
+/// Depthwise output row `oy` of channel `c` (`y`, `ow` elements) from that channel's ring of
+/// expanded rows (`ring_rows` rows, row `r` in slot `r % ring_rows`); the outputs whose whole
+/// window reads real input (the interior) are summed without padding checks.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn depthwise_channel(
+    plane: &[i8],
+    ring_rows: usize,
     oy: usize,
+    [ay, ax]: [&WindowAxis; 2],
+    y: &mut [i8],
+    c: usize,
+    weights: &BottleneckWeights<'_>,
+    p: &BottleneckInt8Params<'_>,
+) {
+    let conv = &p.depthwise;
+    let w = ax.in_len;
+    let [kh, kw] = conv.geometry.window().kernel;
+    let zx = i32::from(conv.x_zero_point);
+    let cols_in = interior(ax);
+    let mut acc = [0_i32; RUN];
+    let zw = zero_point_of(conv.w_zero_points, c);
+    let wk = &weights.w_depthwise[c * kh * kw..][..kh * kw];
+    for (r, y) in y.chunks_mut(RUN).enumerate() {
+        let x0 = r * RUN;
+        let acc = &mut acc[..y.len()];
+        acc.fill(0);
+        for ky in ay.valid_taps(oy) {
+            let slot = ay.input_index(oy, ky) % ring_rows;
+            let row = &plane[slot * w..][..w];
+            let wr = &wk[ky * kw..][..kw];
+            for (i, a) in acc.iter_mut().enumerate() {
+                let ox = x0 + i;
+                if cols_in.contains(&ox) {
+                    let xr = &row[ax.input_index(ox, 0)..];
+                    for (kx, &wq) in wr.iter().enumerate() {
+                        let xv = i32::from(xr[kx * ax.dilation]) - zx;
+                        *a = a.wrapping_add(xv.wrapping_mul(i32::from(wq) - zw));
+                    }
+                } else {
+                    for kx in ax.valid_taps(ox) {
+                        let xv = i32::from(row[ax.input_index(ox, kx)]) - zx;
+                        *a = a.wrapping_add(xv.wrapping_mul(i32::from(wr[kx]) - zw));
+                    }
+                }
+            }
+        }
+        finish(y, acc, weights.b_depthwise, c, conv);
+    }
+}
+
+/// The row of every projection channel from one depthwise output row, into row `slot` of
+/// `out` viewed as `[c_out, rows, ow]`.
+pub(super) fn project_row(
+    dw_row: &[i8],
     out: &mut [i8],
+    rows: usize,
+    slot: usize,
     weights: &BottleneckWeights<'_>,
     p: &BottleneckInt8Params<'_>,
 ) {
     let conv = &p.project;
     let g = &conv.geometry;
-    let [oh, ow] = g.in_hw();
+    let ow = g.in_hw()[1];
     for o in 0..g.c_out() {
         let w_o = &weights.w_project[o * g.c_in()..][..g.c_in()];
-        let row = &mut out[(o * oh + oy) * ow..][..ow];
+        let row = &mut out[(o * rows + slot) * ow..][..ow];
         for (r, y) in row.chunks_mut(RUN).enumerate() {
             pointwise_run(&dw_row[r * RUN..], ow, w_o, y, weights.b_project, o, conv);
         }
@@ -377,7 +441,7 @@ fn project_row(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     extern crate std;
     use std::vec;
     use std::vec::Vec;
@@ -388,14 +452,14 @@ mod tests {
     use crate::requant::{quantize_multipliers, ActRange, OutputStage, Requant, Rounding};
     use proptest::prelude::*;
 
-    const ROUNDINGS: [Rounding; 4] = [
+    pub(crate) const ROUNDINGS: [Rounding; 4] = [
         Rounding::Double,
         Rounding::Single,
         Rounding::FloatScale,
         Rounding::OnnxRuntime,
     ];
 
-    fn fill(seed: u64, len: usize) -> Vec<i8> {
+    pub(crate) fn fill(seed: u64, len: usize) -> Vec<i8> {
         let mut s = seed | 1;
         (0..len)
             .map(|_| {
@@ -408,7 +472,7 @@ mod tests {
     }
 
     /// Owned requantization tables of one convolution.
-    struct Tables {
+    pub(crate) struct Tables {
         scales: Vec<f64>,
         m: Vec<i32>,
         s: Vec<i32>,
@@ -416,7 +480,13 @@ mod tests {
     }
 
     impl Tables {
-        fn new(channels: usize, base: f64, rounding: Rounding, seed: u64, zw: bool) -> Self {
+        pub(crate) fn new(
+            channels: usize,
+            base: f64,
+            rounding: Rounding,
+            seed: u64,
+            zw: bool,
+        ) -> Self {
             let scales: Vec<f64> = (0..channels)
                 .map(|c| base + c as f64 * base * 0.13)
                 .collect();
@@ -426,7 +496,7 @@ mod tests {
             Self { scales, m, s, wz }
         }
 
-        fn params(
+        pub(crate) fn params(
             &self,
             g: Conv2dGeometry,
             rounding: Rounding,
@@ -443,7 +513,7 @@ mod tests {
         }
     }
 
-    const PW: Window2d = Window2d {
+    pub(crate) const PW: Window2d = Window2d {
         kernel: [1, 1],
         strides: [1, 1],
         pads: [0; 4],
@@ -534,7 +604,7 @@ mod tests {
         Ok(())
     }
 
-    fn window() -> impl Strategy<Value = Window2d> {
+    pub(crate) fn window() -> impl Strategy<Value = Window2d> {
         (
             1..4_usize,
             1..4_usize,

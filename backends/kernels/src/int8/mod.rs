@@ -6,6 +6,7 @@
 
 pub mod add;
 pub mod bottleneck;
+pub mod bottleneck_chain;
 pub mod conv;
 mod conv_fast;
 pub mod linear;
@@ -15,6 +16,9 @@ pub mod quantize;
 pub use add::{add_int8, AddParams, ADD_LEFT_SHIFT};
 pub use bottleneck::{
     bottleneck_int8, bottleneck_int8_scratch_len, BottleneckInt8Params, BottleneckWeights,
+};
+pub use bottleneck_chain::{
+    bottleneck_chain_int8, bottleneck_chain_int8_scratch_len, BottleneckChainInt8Params,
 };
 pub use conv::{conv2d_int8, conv2d_int8_scratch_len, BiasAdd, Conv2dInt8Params};
 pub use linear::{linear_int8, LinearInt8Params};

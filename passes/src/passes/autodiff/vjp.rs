@@ -112,6 +112,7 @@ pub(super) fn saved_mask(op: &Op) -> Option<MaskSpec> {
         | Op::Slice { .. }
         | Op::Sgd { .. }
         | Op::QBottleneck { .. }
+        | Op::QBottleneckChain { .. }
         | Op::Custom(_) => None,
     }
 }
@@ -447,7 +448,7 @@ pub(super) fn vjp(
         Op::Sgd { .. } => {
             return Err(fwd.not_differentiable("parameter updates have no gradient"));
         }
-        Op::QBottleneck { .. } => {
+        Op::QBottleneck { .. } | Op::QBottleneckChain { .. } => {
             return Err(fwd.not_differentiable(
                 "`q.bottleneck` is a fused frozen block (forward only); differentiate before \
                  `stream-bottlenecks` fuses it",
