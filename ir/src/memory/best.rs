@@ -106,15 +106,52 @@ pub struct BestPlan {
 /// Plans `requests` with the greedy orders, the improvement step and the exact search (see the
 /// module documentation).
 pub fn plan_best(requests: &[Request], limits: &SearchLimits) -> BestPlan {
+    plan_best_pinned(requests, &[], limits)
+}
+
+/// [`plan_best`] with the requests `pinned` (indices) held at offset 0: each order places them
+/// first, the improvement step keeps them first, and the exact search does not run (its
+/// canonical form would move them). Pinned requests must not be live together: then every
+/// order puts each of them at 0 (otherwise a later one cannot be, and the caller sees it in
+/// the offsets).
+///
+/// This is how a buffer is handed over to another in place: a kernel that consumes its input
+/// and leaves its output at the input's start has both pinned, the output live from the call
+/// after the kernel's.
+///
+/// ```
+/// use mite_ir::memory::best::{plan_best_pinned, SearchLimits};
+/// use mite_ir::memory::plan::{check_plan, Request};
+/// let r = |size, first, last| Request { size, align: 1, first, last };
+/// // 0 is consumed at step 1 by the kernel that leaves 2 in its bytes.
+/// let reqs = [r(48, 0, 1), r(8, 1, 1), r(16, 2, 3), r(16, 2, 3)];
+/// let best = plan_best_pinned(&reqs, &[0, 2], &SearchLimits::default());
+/// check_plan(&reqs, &best.plan).unwrap();
+/// assert_eq!((best.plan.offsets[0], best.plan.offsets[2]), (0, 0));
+/// assert_eq!(best.plan.arena_size, 56);
+/// ```
+pub fn plan_best_pinned(requests: &[Request], pinned: &[usize], limits: &SearchLimits) -> BestPlan {
     let start = Instant::now();
-    let greedy = plan_greedy(requests);
+    let n = requests.len();
+    let pinned: Vec<usize> = pinned.iter().copied().filter(|&i| i < n).collect();
+    let pin_front = |mut order: Vec<usize>| -> Vec<usize> {
+        order.retain(|i| !pinned.contains(i));
+        pinned.iter().copied().chain(order).collect()
+    };
+    let holds_pins = |plan: &Plan| pinned.iter().all(|&i| plan.offsets[i] == 0);
+    let greedy = if pinned.is_empty() {
+        plan_greedy(requests)
+    } else {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (Reverse(requests[i].size), requests[i].first, i));
+        plan_in_order(requests, &pin_front(order))
+    };
     let greedy_arena = greedy.arena_size;
     let lower = greedy.lower_bound;
-    let n = requests.len();
     let by = |key: &dyn Fn(&Request) -> (u64, u64)| -> Vec<usize> {
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| (key(&requests[i]), i));
-        order
+        pin_front(order)
     };
     let len = |r: &Request| (r.last.max(r.first) - r.first + 1) as u64;
     let orders: [(&'static str, Vec<usize>); 6] = [
@@ -149,7 +186,10 @@ pub fn plan_best(requests: &[Request], limits: &SearchLimits) -> BestPlan {
         let mut arena = u64::MAX;
         for plan in best_fit.into_iter().chain([plan_lowest(requests, order)]) {
             arena = arena.min(plan.arena_size);
-            if plan.arena_size < best.plan.arena_size && check_plan(requests, &plan).is_ok() {
+            if plan.arena_size < best.plan.arena_size
+                && holds_pins(&plan)
+                && check_plan(requests, &plan).is_ok()
+            {
                 best.plan = plan;
                 best.method = Method::Greedy(name);
             }
@@ -163,11 +203,18 @@ pub fn plan_best(requests: &[Request], limits: &SearchLimits) -> BestPlan {
     };
     for &(_, k) in starts.iter().take(2) {
         if best.plan.arena_size > lower {
-            improve(requests, &mut best, orders[k].1.clone(), &per_start, start);
+            improve(
+                requests,
+                &mut best,
+                orders[k].1.clone(),
+                pinned.len(),
+                &per_start,
+                start,
+            );
         }
     }
     let sized = requests.iter().filter(|r| r.size > 0).count();
-    if best.plan.arena_size > lower && sized <= limits.exact_max_buffers {
+    if pinned.is_empty() && best.plan.arena_size > lower && sized <= limits.exact_max_buffers {
         exact(requests, &mut best, limits, start);
     }
     if best.plan.arena_size <= lower {
@@ -204,15 +251,22 @@ fn plan_lowest(requests: &[Request], order: &[usize]) -> Plan {
 }
 
 /// The improvement step: move the top buffer to the front, else swap two positions.
+/// The first `fixed` positions of `order` (pinned requests) stay where they are.
 fn improve(
     requests: &[Request],
     best: &mut BestPlan,
     mut order: Vec<usize>,
+    fixed: usize,
     limits: &SearchLimits,
     start: Instant,
 ) {
     let lower = best.plan.lower_bound;
     let n = order.len();
+    let fixed = fixed.min(n);
+    let free = n - fixed;
+    if free == 0 {
+        return;
+    }
     let mut current = best.plan.arena_size;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next_random = |bound: usize| -> usize {
@@ -233,19 +287,19 @@ fn improve(
             .rposition(|&i| requests[i].size > 0 && plan.offsets[i] + requests[i].size == current);
         let mut candidate = order.clone();
         match top {
-            Some(pos) if pos > 0 => {
+            Some(pos) if pos > fixed => {
                 let i = candidate.remove(pos);
-                candidate.insert(0, i);
+                candidate.insert(fixed, i);
             }
             _ => {
-                candidate.swap(next_random(n), next_random(n));
+                candidate.swap(fixed + next_random(free), fixed + next_random(free));
             }
         }
         let mut tried = plan_in_order(requests, &candidate);
         if tried.arena_size > current {
             // Moving the top buffer first did not help: perturb instead.
             candidate = order.clone();
-            candidate.swap(next_random(n), next_random(n));
+            candidate.swap(fixed + next_random(free), fixed + next_random(free));
             tried = plan_in_order(requests, &candidate);
         }
         if tried.arena_size <= current {
@@ -449,6 +503,46 @@ mod tests {
         assert_eq!((best.plan.arena_size, best.plan.lower_bound), (9, 9));
         assert!(best.optimal);
         assert_ne!(best.method, Method::Greedy("size"));
+    }
+
+    #[test]
+    fn pinned_requests_stay_at_zero_where_the_unpinned_plan_moves_them() {
+        // Unpinned, largest first puts the 12-byte buffer (4) at 0 and the handed-over output
+        // (3) at the top; pinned, 0 and 3 share offset 0 and the rest goes around them, at the
+        // same arena (the lower bound).
+        let reqs = vec![
+            req(10, 1, 0, 1),
+            req(6, 1, 0, 5),
+            req(2, 1, 1, 1),
+            req(4, 1, 2, 5),
+            req(12, 1, 2, 2),
+        ];
+        let free = plan_best(&reqs, &SearchLimits::default());
+        assert_ne!((free.plan.offsets[0], free.plan.offsets[3]), (0, 0));
+        let pinned = plan_best_pinned(&reqs, &[0, 3], &SearchLimits::default());
+        check_plan(&reqs, &pinned.plan).unwrap();
+        assert_eq!((pinned.plan.offsets[0], pinned.plan.offsets[3]), (0, 0));
+        assert_eq!(pinned.plan.arena_size, 22);
+        assert_eq!(pinned.nodes, 0, "no exact search under pins");
+    }
+
+    proptest! {
+        /// Two pinned requests not live together are both at 0 in a valid plan.
+        #[test]
+        fn pins_hold_on_random_instances(
+            raw in prop::collection::vec((1u64..64, 0u32..3, 0usize..8, 0usize..4), 2..14),
+            handover in 0usize..8,
+        ) {
+            let mut reqs: Vec<Request> = raw
+                .iter()
+                .map(|&(size, a, first, len)| req(size, 1 << a, first, first + len))
+                .collect();
+            reqs[0] = req(64, 8, 0, handover);
+            reqs[1] = req(16, 8, handover + 1, handover + 3);
+            let best = plan_best_pinned(&reqs, &[0, 1], &SearchLimits::default());
+            check_plan(&reqs, &best.plan).unwrap();
+            prop_assert_eq!((best.plan.offsets[0], best.plan.offsets[1]), (0, 0));
+        }
     }
 
     #[test]
