@@ -585,8 +585,8 @@ static const char *in_place_refusal(const mite_bottleneck_chain_int8_params *p) 
         return "bottleneck chain in place: the input, the link or the output is empty";
     }
     if (e1->c_in < 2) {
-        return "bottleneck chain in place: the input needs two channels (the output is staged "
-               "in the second)";
+        return "bottleneck chain in place: the input needs at least two channels (the output "
+               "is staged in the second)";
     }
     if (p_out > plane) {
         return "bottleneck chain in place: the output is larger than one input channel";

@@ -248,7 +248,7 @@ fn in_place_refusal(p: &BottleneckChainInt8Params<'_>) -> Option<&'static str> {
     } else if e1.input_len() == 0 || e2.input_len() == 0 || p2.output_len() == 0 {
         Some("bottleneck chain in place: the input, the link or the output is empty")
     } else if e1.c_in() < 2 {
-        Some("bottleneck chain in place: the input needs two channels (the output is staged in the second)")
+        Some("bottleneck chain in place: the input needs at least two channels (the output is staged in the second)")
     } else if p2.output_len() > h * w {
         Some("bottleneck chain in place: the output is larger than one input channel")
     } else {
