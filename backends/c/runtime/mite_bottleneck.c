@@ -6,8 +6,12 @@
  * loop order and with the same arithmetic as the Rust kernel (bit-exact); and two bottlenecks
  * streamed into one another (Rust `mite_kernels::int8::bottleneck_chain_int8`): the first
  * block's output rows produced on demand into a ring of a few rows for the second, whose
- * pointwise expansion is computed per channel from that ring.
+ * pointwise expansion is computed per channel from that ring; and the same chain in place
+ * (Rust `mite_kernels::int8::bottleneck_chain_int8_in_place`): its output rows staged in the
+ * input's second channel as the input rows under them die, then transposed to the front.
  */
+#include <string.h>
+
 #include "mite_internal.h"
 
 /* Outputs are computed in runs of at most this many accumulators (on the stack), each run
@@ -462,6 +466,72 @@ static mite_status check_chain(const mite_bottleneck_chain_int8_params *p) {
     return MITE_OK;
 }
 
+/* The streaming state of a chain over one batch element: the first block's state, the link
+ * ring, one expanded channel's rows, the second depthwise row, the next row of the first
+ * block's output to compute. */
+typedef struct {
+    block_rows first;
+    int8_t *link;
+    int8_t *expanded;
+    int8_t *dw_row;
+    size_t next_row;
+} chain_rows;
+
+/* The state of chain p over scratch (mite_bottleneck_chain_int8_scratch_len elements), before
+ * its first row. */
+static void chain_rows_init(chain_rows *st, int8_t *scratch,
+                            const mite_bottleneck_chain_int8_params *p) {
+    const mite_conv2d_geometry *e2 = &p->second.expand.geometry;
+    size_t span = link_rows(p);
+    block_rows_init(&st->first, scratch, &p->first);
+    st->link = scratch + mite_bottleneck_int8_scratch_len(&p->first);
+    st->expanded = st->link + e2->c_in * span * e2->in_hw[1];
+    st->dw_row = st->expanded + span * e2->in_hw[1];
+    st->next_row = 0;
+}
+
+/* Output row oy of chain p (all channels) into row slot of out viewed as [c_out, rows, ow]; the
+ * rows of the first block's output it reads are computed from x_b first, each once. Rows are
+ * taken in increasing order. */
+static void chain_output_row(chain_rows *st, const int8_t *x_b, size_t oy,
+                             const mite_bottleneck_int8_weights *wts,
+                             const mite_bottleneck_chain_int8_params *p, int8_t *out,
+                             size_t rows, size_t slot) {
+    const mite_bottleneck_int8_params *first = &p->first, *second = &p->second;
+    const mite_conv2d_geometry *e2 = &second->expand.geometry, *d2 = &second->depthwise.geometry;
+    const mite_conv2d_int8_params *conv = &second->expand;
+    size_t span = link_rows(p), c_link = e2->c_in, w_link = e2->in_hw[1];
+    size_t ow = d2->out_hw[1], c_mid = d2->c_in, c, ky, ky_lo, ky_hi, x0, len;
+    mite_window_axis axes[2];
+    mite_conv_axes(d2, axes);
+    mite_axis_valid_taps(&axes[0], oy, &ky_lo, &ky_hi);
+    if (ky_hi > ky_lo) {
+        size_t last_row = mite_axis_input_index(&axes[0], oy, ky_hi - 1);
+        while (st->next_row <= last_row) {
+            block_output_row(&st->first, x_b, st->next_row, &wts[0], first, st->link, span,
+                             st->next_row % span);
+            st->next_row++;
+        }
+    }
+    for (c = 0; c < c_mid; c++) {
+        int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
+        int32_t bias = wts[1].b_expand != NULL ? wts[1].b_expand[c] : 0;
+        const int8_t *w_c = wts[1].w_expand + c * c_link;
+        for (ky = ky_lo; ky < ky_hi; ky++) {
+            size_t row = mite_axis_input_index(&axes[0], oy, ky) % span;
+            for (x0 = 0; x0 < w_link; x0 += len) {
+                len = w_link - x0 < MITE_BN_RUN ? w_link - x0 : MITE_BN_RUN;
+                pointwise_run(st->link + row * w_link + x0, span * w_link, c_link, w_c, zw,
+                              conv->x_zero_point, len, st->expanded + row * w_link + x0, conv,
+                              bias, c);
+            }
+        }
+        depthwise_channel(st->expanded, span, oy, &axes[0], &axes[1], st->dw_row + c * ow, c,
+                          &wts[1], second);
+    }
+    project_row(st->dw_row, out, rows, slot, &wts[1], second);
+}
+
 mite_status mite_bottleneck_chain_int8(const int8_t *x, size_t x_len,
                                        const mite_bottleneck_int8_weights *wts, int8_t *out,
                                        size_t out_len, int8_t *scratch, size_t scratch_len,
@@ -473,11 +543,8 @@ mite_status mite_bottleneck_chain_int8(const int8_t *x, size_t x_len,
     size_t e_in = e1->n * e1->c_in * e1->in_hw[0] * e1->in_hw[1];
     size_t e2_in = e2->n * e2->c_in * e2->in_hw[0] * e2->in_hw[1];
     size_t p_out = p2->n * p2->c_out * p2->out_hw[0] * p2->out_hw[1];
-    size_t span, c_link, w_link, oh, ow, c_mid, b, oy, c, next_row, ky, ky_lo, ky_hi, x0, len;
-    const mite_conv2d_int8_params *conv = &second->expand;
-    int8_t *link, *expanded, *dw_row;
-    mite_window_axis axes[2];
-    block_rows rows;
+    size_t oh, b, oy;
+    chain_rows rows;
     mite_status st;
     if ((st = check_chain(p)) != MITE_OK ||
         (st = mite_check_len("bottleneck chain x", e_in, x_len)) != MITE_OK ||
@@ -491,48 +558,155 @@ mite_status mite_bottleneck_chain_int8(const int8_t *x, size_t x_len,
     if (p_out == 0 || e_in == 0 || e2_in == 0) {
         return MITE_OK;
     }
-    span = link_rows(p);
-    c_link = e2->c_in;
-    w_link = e2->in_hw[1];
     oh = d2->out_hw[0];
-    ow = d2->out_hw[1];
-    c_mid = d2->c_in;
-    link = scratch + mite_bottleneck_int8_scratch_len(first);
-    expanded = link + c_link * span * w_link;
-    dw_row = expanded + span * w_link;
-    mite_conv_axes(d2, axes);
     for (b = 0; b < e1->n; b++) {
-        const int8_t *x_b = x + b * (e_in / e1->n);
-        int8_t *out_b = out + b * (p_out / p2->n);
-        block_rows_init(&rows, scratch, first);
-        next_row = 0;
+        chain_rows_init(&rows, scratch, p);
         for (oy = 0; oy < oh; oy++) {
-            mite_axis_valid_taps(&axes[0], oy, &ky_lo, &ky_hi);
-            if (ky_hi > ky_lo) {
-                size_t last_row = mite_axis_input_index(&axes[0], oy, ky_hi - 1);
-                while (next_row <= last_row) {
-                    block_output_row(&rows, x_b, next_row, &wts[0], first, link, span,
-                                     next_row % span);
-                    next_row++;
+            chain_output_row(&rows, x + b * (e_in / e1->n), oy, wts, p,
+                             out + b * (p_out / p2->n), oh, oy);
+        }
+    }
+    return MITE_OK;
+}
+
+/* Why chain p cannot run in place (mite_bottleneck_chain_int8_in_place), or NULL when it can
+ * (Rust `in_place_refusal`). */
+static const char *in_place_refusal(const mite_bottleneck_chain_int8_params *p) {
+    const mite_conv2d_geometry *e1 = &p->first.expand.geometry, *e2 = &p->second.expand.geometry,
+                               *p2 = &p->second.project.geometry;
+    size_t plane = e1->in_hw[0] * e1->in_hw[1];
+    size_t e_in = e1->n * e1->c_in * plane;
+    size_t e2_in = e2->n * e2->c_in * e2->in_hw[0] * e2->in_hw[1];
+    size_t p_out = p2->n * p2->c_out * p2->out_hw[0] * p2->out_hw[1];
+    if (e1->n != 1) {
+        return "bottleneck chain in place: the batch must be one image";
+    }
+    if (e_in == 0 || e2_in == 0 || p_out == 0) {
+        return "bottleneck chain in place: the input, the link or the output is empty";
+    }
+    if (e1->c_in < 2) {
+        return "bottleneck chain in place: the input needs at least two channels (the output "
+               "is staged in the second)";
+    }
+    if (p_out > plane) {
+        return "bottleneck chain in place: the output is larger than one input channel";
+    }
+    return NULL;
+}
+
+/* Output rows whose staging bytes (row oy at h * w + oy * row_len of the buffer, in the input's
+ * second channel) lie wholly in input rows no later computation reads, once the first block
+ * has computed `expanded` rows of its first convolution: the rows below
+ * expanded * stride - pad_top (all once every row is computed). Rust `InPlacePlan::flushable`. */
+static size_t in_place_flushable(const mite_bottleneck_chain_int8_params *p, size_t expanded,
+                                 size_t row_len) {
+    const mite_conv2d_geometry *e1 = &p->first.expand.geometry;
+    size_t h = e1->in_hw[0], w = e1->in_hw[1], oh = p->second.project.geometry.out_hw[0], dead,
+           ready;
+    mite_window_axis axes[2];
+    mite_conv_axes(e1, axes);
+    if (expanded >= axes[0].out_len) {
+        dead = h;
+    } else {
+        dead = expanded * axes[0].stride;
+        dead = dead > axes[0].pad_begin ? dead - axes[0].pad_begin : 0;
+        dead = dead < h ? dead : h;
+    }
+    ready = dead * w / row_len;
+    return ready < oh ? ready : oh;
+}
+
+/* The delay of an admissible chain (Rust `InPlacePlan::new`): the most output rows pending at
+ * once, from a simulation of the kernel's schedule (the first block's output rows the second
+ * depthwise window reads before each output row, and the first-convolution rows those read). */
+static size_t in_place_delay(const mite_bottleneck_chain_int8_params *p) {
+    const mite_conv2d_geometry *d2 = &p->second.depthwise.geometry;
+    size_t row_len = p->second.project.geometry.c_out * d2->out_hw[1];
+    size_t oh = d2->out_hw[0], oy, lo, hi, lo1, hi1, links = 0, expanded = 0, flushed = 0,
+           delay = 0, ready;
+    mite_window_axis ay1[2], ay2[2];
+    mite_conv_axes(&p->first.depthwise.geometry, ay1);
+    mite_conv_axes(d2, ay2);
+    for (oy = 0; oy < oh; oy++) {
+        mite_axis_valid_taps(&ay2[0], oy, &lo, &hi);
+        if (hi > lo) {
+            size_t last = mite_axis_input_index(&ay2[0], oy, hi - 1);
+            for (; links <= last; links++) {
+                mite_axis_valid_taps(&ay1[0], links, &lo1, &hi1);
+                if (hi1 > lo1) {
+                    size_t need = mite_axis_input_index(&ay1[0], links, hi1 - 1) + 1;
+                    expanded = need > expanded ? need : expanded;
                 }
             }
-            for (c = 0; c < c_mid; c++) {
-                int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
-                int32_t bias = wts[1].b_expand != NULL ? wts[1].b_expand[c] : 0;
-                const int8_t *w_c = wts[1].w_expand + c * c_link;
-                for (ky = ky_lo; ky < ky_hi; ky++) {
-                    size_t slot = mite_axis_input_index(&axes[0], oy, ky) % span;
-                    for (x0 = 0; x0 < w_link; x0 += len) {
-                        len = w_link - x0 < MITE_BN_RUN ? w_link - x0 : MITE_BN_RUN;
-                        pointwise_run(link + slot * w_link + x0, span * w_link, c_link, w_c, zw,
-                                      conv->x_zero_point, len, expanded + slot * w_link + x0,
-                                      conv, bias, c);
-                    }
-                }
-                depthwise_channel(expanded, span, oy, &axes[0], &axes[1], dw_row + c * ow, c,
-                                  &wts[1], second);
-            }
-            project_row(dw_row, out_b, oh, oy, &wts[1], second);
+        }
+        delay = oy + 1 - flushed > delay ? oy + 1 - flushed : delay;
+        ready = in_place_flushable(p, expanded, row_len);
+        ready = ready < oy + 1 ? ready : oy + 1;
+        flushed = ready > flushed ? ready : flushed;
+    }
+    return delay;
+}
+
+size_t mite_bottleneck_chain_int8_in_place_scratch_len(
+    const mite_bottleneck_chain_int8_params *p) {
+    const mite_conv2d_geometry *p2 = &p->second.project.geometry;
+    if (in_place_refusal(p) != NULL) {
+        return 0;
+    }
+    return mite_bottleneck_chain_int8_scratch_len(p) +
+           in_place_delay(p) * p2->c_out * p2->out_hw[1];
+}
+
+/* Copies the pending rows [*flushed, ready) from the delay ring to the staging area. */
+static void in_place_flush(int8_t *staging, const int8_t *ring, size_t delay, size_t row_len,
+                           size_t *flushed, size_t ready) {
+    size_t r;
+    for (r = *flushed; r < ready; r++) {
+        memcpy(staging + r * row_len, ring + (r % delay) * row_len, row_len);
+    }
+    *flushed = ready > *flushed ? ready : *flushed;
+}
+
+mite_status mite_bottleneck_chain_int8_in_place(int8_t *buf, size_t buf_len,
+                                                const mite_bottleneck_int8_weights *wts,
+                                                int8_t *scratch, size_t scratch_len,
+                                                const mite_bottleneck_chain_int8_params *p) {
+    const mite_conv2d_geometry *e1 = &p->first.expand.geometry,
+                               *p2 = &p->second.project.geometry;
+    const char *refusal;
+    size_t plane = e1->in_hw[0] * e1->in_hw[1];
+    size_t oh = p2->out_hw[0], ow = p2->out_hw[1], c_out = p2->c_out, row_len = c_out * ow;
+    size_t delay, chain, oy, c, flushed = 0, ready;
+    int8_t *ring, *staging = buf + plane;
+    chain_rows rows;
+    mite_status st;
+    if ((st = check_chain(p)) != MITE_OK) {
+        return st;
+    }
+    if ((refusal = in_place_refusal(p)) != NULL) {
+        return mite_fail(MITE_ERR_GEOMETRY, refusal, 0, 0, 0);
+    }
+    delay = in_place_delay(p);
+    chain = mite_bottleneck_chain_int8_scratch_len(p);
+    if ((st = mite_check_len("bottleneck chain in place buf", e1->c_in * plane, buf_len)) !=
+            MITE_OK ||
+        (st = check_weights(&wts[0], &p->first)) != MITE_OK ||
+        (st = check_weights(&wts[1], &p->second)) != MITE_OK ||
+        (st = mite_check_scratch(chain + delay * row_len, scratch_len)) != MITE_OK) {
+        return st;
+    }
+    ring = scratch + chain;
+    chain_rows_init(&rows, scratch, p);
+    for (oy = 0; oy < oh; oy++) {
+        chain_output_row(&rows, buf, oy, wts, p, ring + (oy % delay) * row_len, 1, 0);
+        ready = in_place_flushable(p, rows.first.next_row, row_len);
+        in_place_flush(staging, ring, delay, row_len, &flushed, ready < oy + 1 ? ready : oy + 1);
+    }
+    in_place_flush(staging, ring, delay, row_len, &flushed, oh);
+    /* the staged rows [oy][c][x] to [c][oy][x] at the front (disjoint: out_len <= plane) */
+    for (oy = 0; oy < oh; oy++) {
+        for (c = 0; c < c_out; c++) {
+            memcpy(buf + (c * oh + oy) * ow, staging + oy * row_len + c * ow, ow);
         }
     }
     return MITE_OK;

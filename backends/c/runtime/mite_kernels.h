@@ -243,6 +243,29 @@ mite_status mite_bottleneck_chain_int8(const int8_t *x, size_t x_len,
                                        size_t out_len, int8_t *scratch, size_t scratch_len,
                                        const mite_bottleneck_chain_int8_params *p);
 
+/** Scratch elements (int8) mite_bottleneck_chain_int8_in_place needs (Rust
+ *  `bottleneck_chain_int8_in_place_scratch_len`): the chain's, then a ring of `delay` output
+ *  rows (c_out * ow each), `delay` (>= 1) the most output rows kept before the input bytes they
+ *  are staged on are dead. 0 when p cannot run in place (a batch of more than one image, an
+ *  empty input, link or output, an input of one channel, or an output larger than one input
+ *  channel); an admissible chain's scratch is never 0. */
+size_t mite_bottleneck_chain_int8_in_place_scratch_len(
+    const mite_bottleneck_chain_int8_params *p);
+
+/** mite_bottleneck_chain_int8 with its output in its input's bytes (Rust
+ *  `bottleneck_chain_int8_in_place`): buf (buf_len = c_in * h * w) holds the first block's
+ *  input [1, c_in, h, w] and is consumed; on MITE_OK buf[0 .. out_len) is bit-identical to the
+ *  out mite_bottleneck_chain_int8 writes (out_len the second block's output length) and the
+ *  rest of buf is clobbered. Each output row is computed into the scratch's delay ring, staged
+ *  in the input's second channel once the input rows under it are dead, and the staged output
+ *  is transposed to the front after the last row. A chain that cannot run in place (see
+ *  mite_bottleneck_chain_int8_in_place_scratch_len) is MITE_ERR_GEOMETRY; on any error buf is
+ *  not written. scratch holds mite_bottleneck_chain_int8_in_place_scratch_len elements. */
+mite_status mite_bottleneck_chain_int8_in_place(int8_t *buf, size_t buf_len,
+                                                const mite_bottleneck_int8_weights *weights,
+                                                int8_t *scratch, size_t scratch_len,
+                                                const mite_bottleneck_chain_int8_params *p);
+
 /** int8 fully connected parameters (Rust `LinearInt8Params`). */
 typedef struct {
     mite_linear_geometry geometry;

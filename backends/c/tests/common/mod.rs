@@ -659,139 +659,227 @@ pub fn bottleneck_i8(rng: &mut Rng) -> Case {
     case("bottleneck_i8", input, &r, o)
 }
 
-/// Two streamed bottlenecks chained: a first block as [`bottleneck_i8`]'s, then a block with a
-/// pointwise expansion and a random depthwise window reading its output (the link zero points
-/// usually meet; sometimes not, or the windows do not fit: errors).
-pub fn bottleneck_chain_i8(rng: &mut Rng) -> Case {
-    let pw = Window2d {
-        kernel: [1, 1],
-        strides: [1, 1],
-        pads: [0; 4],
-        dilations: [1, 1],
-    };
-    let (dw1, mut hw) = window(rng, 12);
-    let mut first = pw;
-    if rng.chance(50) {
-        for _ in 0..8 {
-            let (w, big) = window(rng, 17);
-            let fits = Conv2dGeometry::new(1, 1, big, 1, 1, w)
-                .and_then(|e| Conv2dGeometry::new(1, 1, e.out_hw(), 1, 1, dw1))
-                .is_ok();
-            if fits {
-                (first, hw) = (w, big);
-                break;
+/// A random chain of two streamed bottlenecks: a first block as [`bottleneck_i8`]'s, then a
+/// block with a pointwise expansion and a random depthwise window reading its output (the link
+/// zero points usually meet; sometimes not, or the windows do not fit: errors). Shared by
+/// [`bottleneck_chain_i8`] and [`bottleneck_chain_in_place_i8`].
+struct ChainCase {
+    /// The input tokens of the shapes, windows and stages.
+    input: In,
+    /// The six convolutions' stages.
+    stages: Vec<BottleneckStage>,
+    /// The six geometries (first block, second block), or why they do not fit.
+    geometries: Result<[Conv2dGeometry; 6], KernelError>,
+    /// The first block's input (sometimes of a wrong length).
+    x: Vec<i8>,
+    /// The six weights and biases (sometimes of wrong lengths).
+    ws: Vec<Vec<i8>>,
+    bs: Vec<Option<Vec<i32>>>,
+    /// The second block's output length (random when the geometries do not fit).
+    out_len: usize,
+}
+
+impl ChainCase {
+    /// A random chain; `in_place` draws mostly chains that can run in place (one image, two
+    /// or more input channels).
+    fn new(rng: &mut Rng, in_place: bool) -> Self {
+        let pw = Window2d {
+            kernel: [1, 1],
+            strides: [1, 1],
+            pads: [0; 4],
+            dilations: [1, 1],
+        };
+        let (dw1, mut hw) = window(rng, 12);
+        let mut first = pw;
+        if rng.chance(50) {
+            for _ in 0..8 {
+                let (w, big) = window(rng, 17);
+                let fits = Conv2dGeometry::new(1, 1, big, 1, 1, w)
+                    .and_then(|e| Conv2dGeometry::new(1, 1, e.out_hw(), 1, 1, dw1))
+                    .is_ok();
+                if fits {
+                    (first, hw) = (w, big);
+                    break;
+                }
             }
         }
-    }
-    let link_hw = Conv2dGeometry::new(1, 1, hw, 1, 1, first)
-        .and_then(|e| Conv2dGeometry::new(1, 1, e.out_hw(), 1, 1, dw1))
-        .map_or([1, 1], |d| d.out_hw());
-    let mut dw2 = window(rng, 9).0;
-    for _ in 0..8 {
-        if Conv2dGeometry::new(1, 1, link_hw, 1, 1, dw2).is_ok() {
-            break;
+        let link_hw = Conv2dGeometry::new(1, 1, hw, 1, 1, first)
+            .and_then(|e| Conv2dGeometry::new(1, 1, e.out_hw(), 1, 1, dw1))
+            .map_or([1, 1], |d| d.out_hw());
+        let mut dw2 = window(rng, 9).0;
+        for _ in 0..8 {
+            if Conv2dGeometry::new(1, 1, link_hw, 1, 1, dw2).is_ok() {
+                break;
+            }
+            dw2 = window(rng, 9).0;
         }
-        dw2 = window(rng, 9).0;
+        let n = if in_place && rng.chance(90) {
+            1
+        } else {
+            rng.usize(1, 2)
+        };
+        let mut channels = [
+            rng.usize(1, 4),
+            rng.usize(1, 6),
+            rng.usize(1, 4),
+            rng.usize(1, 6),
+            rng.usize(1, 4),
+        ];
+        if in_place && rng.chance(90) {
+            channels[0] = rng.usize(2, 4);
+        }
+        let [c_in, c_mid1, c_link, c_mid2, c_out] = channels;
+        let rounding = rng.pick(&ROUNDINGS);
+        let mut stages: Vec<BottleneckStage> = [c_mid1, c_mid1, c_link, c_mid2, c_mid2, c_out]
+            .into_iter()
+            .map(|c| BottleneckStage::new(rng, rounding, c))
+            .collect();
+        if !rng.chance(10) {
+            stages[3].x_zp = stages[2].y_zp;
+        }
+        let mut input = In::default();
+        for c in [n, c_in, hw[0], hw[1], c_mid1, c_link, c_mid2, c_out] {
+            input.u(c);
+        }
+        input.window(&first).window(&dw1).window(&dw2);
+        for st in &stages {
+            st.write(&mut input);
+        }
+        let geometries = (|| -> Result<[Conv2dGeometry; 6], KernelError> {
+            let e1 = Conv2dGeometry::new(n, c_in, hw, c_mid1, 1, first)?;
+            let d1 = Conv2dGeometry::new(n, c_mid1, e1.out_hw(), c_mid1, c_mid1, dw1)?;
+            let p1 = Conv2dGeometry::new(n, c_mid1, d1.out_hw(), c_link, 1, pw)?;
+            let e2 = Conv2dGeometry::new(n, c_link, p1.out_hw(), c_mid2, 1, pw)?;
+            let d2 = Conv2dGeometry::new(n, c_mid2, e2.out_hw(), c_mid2, c_mid2, dw2)?;
+            let p2 = Conv2dGeometry::new(n, c_mid2, d2.out_hw(), c_out, 1, pw)?;
+            Ok([e1, d1, p1, e2, d2, p2])
+        })();
+        let (x_len, out_len, weights) = match &geometries {
+            Ok(g) => (
+                g[0].input_len(),
+                g[5].output_len(),
+                g.map(|g| (g.weight_len(), g.c_out())),
+            ),
+            Err(_) => (rng.usize(0, 20), rng.usize(0, 20), [(3, 3); 6]),
+        };
+        let x = {
+            let len = maybe_off(rng, x_len);
+            rng.i8s(len)
+        };
+        let mut ws = Vec::new();
+        let mut bs = Vec::new();
+        for (w_len, b_len) in weights {
+            let len = maybe_off(rng, w_len);
+            ws.push(rng.i8s(len));
+            let len = maybe_off(rng, b_len);
+            bs.push(bias(rng, len));
+        }
+        Self {
+            input,
+            stages,
+            geometries,
+            x,
+            ws,
+            bs,
+            out_len,
+        }
     }
-    let n = rng.usize(1, 2);
-    let channels = [
-        rng.usize(1, 4),
-        rng.usize(1, 6),
-        rng.usize(1, 4),
-        rng.usize(1, 6),
-        rng.usize(1, 4),
-    ];
-    let [c_in, c_mid1, c_link, c_mid2, c_out] = channels;
-    let rounding = rng.pick(&ROUNDINGS);
-    let mut stages: Vec<BottleneckStage> = [c_mid1, c_mid1, c_link, c_mid2, c_mid2, c_out]
-        .into_iter()
-        .map(|c| BottleneckStage::new(rng, rounding, c))
-        .collect();
-    if !rng.chance(10) {
-        stages[3].x_zp = stages[2].y_zp;
-    }
-    let mut input = In::default();
-    for c in [n, c_in, hw[0], hw[1], c_mid1, c_link, c_mid2, c_out] {
-        input.u(c);
-    }
-    input.window(&first).window(&dw1).window(&dw2);
-    for st in &stages {
-        st.write(&mut input);
-    }
-    let geometries = (|| -> Result<[Conv2dGeometry; 6], KernelError> {
-        let e1 = Conv2dGeometry::new(n, c_in, hw, c_mid1, 1, first)?;
-        let d1 = Conv2dGeometry::new(n, c_mid1, e1.out_hw(), c_mid1, c_mid1, dw1)?;
-        let p1 = Conv2dGeometry::new(n, c_mid1, d1.out_hw(), c_link, 1, pw)?;
-        let e2 = Conv2dGeometry::new(n, c_link, p1.out_hw(), c_mid2, 1, pw)?;
-        let d2 = Conv2dGeometry::new(n, c_mid2, e2.out_hw(), c_mid2, c_mid2, dw2)?;
-        let p2 = Conv2dGeometry::new(n, c_mid2, d2.out_hw(), c_out, 1, pw)?;
-        Ok([e1, d1, p1, e2, d2, p2])
-    })();
-    let (x_len, out_len, weights) = match &geometries {
-        Ok(g) => (
-            g[0].input_len(),
-            g[5].output_len(),
-            g.map(|g| (g.weight_len(), g.c_out())),
-        ),
-        Err(_) => (rng.usize(0, 20), rng.usize(0, 20), [(3, 3); 6]),
-    };
-    let x = {
-        let len = maybe_off(rng, x_len);
-        rng.i8s(len)
-    };
-    let mut ws = Vec::new();
-    let mut bs = Vec::new();
-    for (w_len, b_len) in weights {
-        let len = maybe_off(rng, w_len);
-        ws.push(rng.i8s(len));
-        let len = maybe_off(rng, b_len);
-        bs.push(bias(rng, len));
-    }
-    let out_len = maybe_off(rng, out_len);
-    let r = geometries.and_then(|g| {
+
+    /// The chain's parameters (or why they do not chain).
+    fn params(&self) -> Result<int8::BottleneckChainInt8Params<'_>, KernelError> {
+        let g = self.geometries.as_ref().map_err(|e| *e)?;
         let block = |i: usize| {
             int8::BottleneckInt8Params::new(
-                stages[i].params(g[i])?,
-                stages[i + 1].params(g[i + 1])?,
-                stages[i + 2].params(g[i + 2])?,
+                self.stages[i].params(g[i])?,
+                self.stages[i + 1].params(g[i + 1])?,
+                self.stages[i + 2].params(g[i + 2])?,
             )
         };
         int8::BottleneckChainInt8Params::new(block(0)?, block(3)?)
-    });
-    let needed = r
-        .as_ref()
-        .map_or(4, int8::bottleneck_chain_int8_scratch_len);
-    let scratch_len = if rng.chance(5) {
+    }
+
+    /// The two blocks' weights.
+    fn weights(&self) -> [int8::BottleneckWeights<'_>; 2] {
+        [0, 3].map(|i| int8::BottleneckWeights {
+            w_expand: &self.ws[i],
+            b_expand: self.bs[i].as_deref(),
+            w_depthwise: &self.ws[i + 1],
+            b_depthwise: self.bs[i + 1].as_deref(),
+            w_project: &self.ws[i + 2],
+            b_project: self.bs[i + 2].as_deref(),
+        })
+    }
+
+    /// The input tokens through the weights (`x` as given).
+    fn tokens(&self) -> In {
+        let mut input = In(self.input.0.clone());
+        input.i8s(&self.x);
+        for (w, b) in self.ws.iter().zip(&self.bs) {
+            input.i8s(w);
+            match b {
+                Some(b) => input.u(1).i32s(b),
+                None => input.u(0),
+            };
+        }
+        input
+    }
+}
+
+/// A scratch length that is usually `needed` or a little more, sometimes one short.
+fn scratch_len_around(rng: &mut Rng, needed: usize) -> usize {
+    if rng.chance(5) {
         needed.saturating_sub(1)
     } else {
         needed + rng.usize(0, 2)
-    };
+    }
+}
+
+/// Two streamed bottlenecks chained ([`ChainCase`]).
+pub fn bottleneck_chain_i8(rng: &mut Rng) -> Case {
+    let chain = ChainCase::new(rng, false);
+    let out_len = maybe_off(rng, chain.out_len);
+    let r = chain.params();
+    let needed = r
+        .as_ref()
+        .map_or(4, int8::bottleneck_chain_int8_scratch_len);
+    let scratch_len = scratch_len_around(rng, needed);
     let mut out = vec![0i8; out_len];
     let mut scratch = vec![0i8; scratch_len];
     let r = r.and_then(|params| {
-        let weights = |i: usize| int8::BottleneckWeights {
-            w_expand: &ws[i],
-            b_expand: bs[i].as_deref(),
-            w_depthwise: &ws[i + 1],
-            b_depthwise: bs[i + 1].as_deref(),
-            w_project: &ws[i + 2],
-            b_project: bs[i + 2].as_deref(),
-        };
-        let w = [weights(0), weights(3)];
-        int8::bottleneck_chain_int8(&x, [&w[0], &w[1]], &mut out, &mut scratch, &params)
+        let w = chain.weights();
+        int8::bottleneck_chain_int8(&chain.x, [&w[0], &w[1]], &mut out, &mut scratch, &params)
     });
-    input.i8s(&x);
-    for (w, b) in ws.iter().zip(&bs) {
-        input.i8s(w);
-        match b {
-            Some(b) => input.u(1).i32s(b),
-            None => input.u(0),
-        };
-    }
+    let mut input = chain.tokens();
     input.u(out_len).u(scratch_len);
     let mut o = Out::default();
     o.i8s(&out);
     case("bottleneck_chain_i8", input, &r, o)
+}
+
+/// The chain in place ([`ChainCase`], mostly one image of two or more channels; sometimes an
+/// output larger than an input channel, a batch or one channel: refused). The output line is
+/// the whole buffer after the call: the chain's output then the clobbered rest, or the input
+/// untouched on an error.
+pub fn bottleneck_chain_in_place_i8(rng: &mut Rng) -> Case {
+    let chain = ChainCase::new(rng, true);
+    let r = chain.params();
+    let needed = match &r {
+        Ok(p) => int8::bottleneck_chain_int8_in_place_scratch_len(p)
+            .unwrap_or_else(|| int8::bottleneck_chain_int8_scratch_len(p) + chain.out_len),
+        Err(_) => 4,
+    };
+    let scratch_len = scratch_len_around(rng, needed);
+    let mut buf = chain.x.clone();
+    let mut scratch = vec![0i8; scratch_len];
+    let r = r.and_then(|params| {
+        let w = chain.weights();
+        int8::bottleneck_chain_int8_in_place(&mut buf, [&w[0], &w[1]], &mut scratch, &params)
+    });
+    let mut input = chain.tokens();
+    input.u(scratch_len);
+    let mut o = Out::default();
+    o.i8s(&buf);
+    case("bottleneck_chain_in_place_i8", input, &r, o)
 }
 
 fn rounding_code_bias(b: int8::BiasAdd) -> usize {
@@ -1949,6 +2037,7 @@ pub fn generators() -> Vec<(&'static str, Generator)> {
     g.push(("exp_ln", exp_ln));
     g.push(("conv_i8_split", conv_i8_split));
     g.push(("conv_bwd_in_i8w_split", conv_bwd_in_i8w_split));
+    g.push(("bottleneck_chain_in_place_i8", bottleneck_chain_in_place_i8));
     g
 }
 

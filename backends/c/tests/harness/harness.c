@@ -428,15 +428,13 @@ static mite_status bottleneck_geometry(mite_bottleneck_int8_params *p, size_t n,
     return st;
 }
 
-/* n c_in h w c_mid1 c_link c_mid2 c_out, the first convolution's window, the two depthwise
- * windows, six stages, x, (w, bias) x 6, out_len, scratch_len. */
-static void op_bottleneck_chain_i8(void) {
-    mite_bottleneck_chain_int8_params p;
-    mite_bottleneck_int8_weights wts[2];
+/* A chain's fields: n c_in h w c_mid1 c_link c_mid2 c_out, the first convolution's window, the
+ * two depthwise windows, six stages, x, (w, bias) x 6. Returns the status of the geometries
+ * (meaningful only when the input was read whole). */
+static mite_status rd_chain(mite_bottleneck_chain_int8_params *p,
+                            mite_bottleneck_int8_weights wts[2], int8_t **x, size_t *x_len) {
     mite_window2d first, dw1, dw2, pw = {{1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
-    size_t n, c_in, hw[2], c_mid1, c_link, c_mid2, c_out, x_len, out_len, scratch_len;
-    const int8_t *x;
-    int8_t *out, *scratch;
+    size_t n, c_in, hw[2], c_mid1, c_link, c_mid2, c_out;
     mite_status st;
     n = rd_u();
     c_in = rd_u();
@@ -449,15 +447,33 @@ static void op_bottleneck_chain_i8(void) {
     rd_window(&first);
     rd_window(&dw1);
     rd_window(&dw2);
-    rd_bottleneck_stage(&p.first.expand);
-    rd_bottleneck_stage(&p.first.depthwise);
-    rd_bottleneck_stage(&p.first.project);
-    rd_bottleneck_stage(&p.second.expand);
-    rd_bottleneck_stage(&p.second.depthwise);
-    rd_bottleneck_stage(&p.second.project);
-    x = rd_i8s(&x_len);
+    rd_bottleneck_stage(&p->first.expand);
+    rd_bottleneck_stage(&p->first.depthwise);
+    rd_bottleneck_stage(&p->first.project);
+    rd_bottleneck_stage(&p->second.expand);
+    rd_bottleneck_stage(&p->second.depthwise);
+    rd_bottleneck_stage(&p->second.project);
+    *x = rd_i8s(x_len);
     rd_bottleneck_weights(&wts[0]);
     rd_bottleneck_weights(&wts[1]);
+    if (bad_input) {
+        return MITE_OK;
+    }
+    st = bottleneck_geometry(&p->first, n, c_in, hw, c_mid1, c_link, &first, &dw1);
+    if (st == MITE_OK) {
+        st = bottleneck_geometry(&p->second, n, c_link, p->first.project.geometry.out_hw,
+                                 c_mid2, c_out, &pw, &dw2);
+    }
+    return st;
+}
+
+/* A chain's fields (rd_chain), out_len, scratch_len. */
+static void op_bottleneck_chain_i8(void) {
+    mite_bottleneck_chain_int8_params p;
+    mite_bottleneck_int8_weights wts[2];
+    size_t x_len, out_len, scratch_len;
+    int8_t *x, *out, *scratch;
+    mite_status st = rd_chain(&p, wts, &x, &x_len);
     out_len = rd_u();
     scratch_len = rd_u();
     out = (int8_t *)zeros(out_len, 1);
@@ -465,16 +481,32 @@ static void op_bottleneck_chain_i8(void) {
     if (bad_input) {
         return;
     }
-    st = bottleneck_geometry(&p.first, n, c_in, hw, c_mid1, c_link, &first, &dw1);
-    if (st == MITE_OK) {
-        st = bottleneck_geometry(&p.second, n, c_link, p.first.project.geometry.out_hw, c_mid2,
-                                 c_out, &pw, &dw2);
-    }
     if (st == MITE_OK) {
         st = mite_bottleneck_chain_int8(x, x_len, wts, out, out_len, scratch, scratch_len, &p);
     }
     put_status(st);
     put_i8s(out, out_len);
+    end_line();
+}
+
+/* A chain's fields (rd_chain, x being the buffer), scratch_len; prints the whole buffer
+ * after the call. */
+static void op_bottleneck_chain_in_place_i8(void) {
+    mite_bottleneck_chain_int8_params p;
+    mite_bottleneck_int8_weights wts[2];
+    size_t buf_len, scratch_len;
+    int8_t *buf, *scratch;
+    mite_status st = rd_chain(&p, wts, &buf, &buf_len);
+    scratch_len = rd_u();
+    scratch = (int8_t *)zeros(scratch_len, 1);
+    if (bad_input) {
+        return;
+    }
+    if (st == MITE_OK) {
+        st = mite_bottleneck_chain_int8_in_place(buf, buf_len, wts, scratch, scratch_len, &p);
+    }
+    put_status(st);
+    put_i8s(buf, buf_len);
     end_line();
 }
 
@@ -1346,6 +1378,8 @@ long harness_run(void) {
             op_bottleneck_i8();
         } else if (strcmp(op, "bottleneck_chain_i8") == 0) {
             op_bottleneck_chain_i8();
+        } else if (strcmp(op, "bottleneck_chain_in_place_i8") == 0) {
+            op_bottleneck_chain_in_place_i8();
         } else if (strcmp(op, "conv_i8") == 0) {
             op_conv_i8();
         } else if (strcmp(op, "linear_i8") == 0) {

@@ -216,6 +216,12 @@ impl<'s> BlockRows<'s> {
         }
     }
 
+    /// Rows of the first convolution's output computed so far (they are computed in
+    /// increasing order, so the next one to compute).
+    pub(super) fn next_row(&self) -> usize {
+        self.next_row
+    }
+
     /// Output row `oy` of block `p` (all channels) into row `slot` of `out`, viewed as
     /// `[c_out, rows, ow]`; the rows of the first convolution's output it reads are computed
     /// from `x_b` (one batch element) first, each once. Rows are taken in increasing order.
