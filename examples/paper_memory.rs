@@ -122,10 +122,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // `MITE_IN_PLACE_GRADS=0`: input gradients out of place; `MITE_SPLIT_WEIGHTS=0`:
             // partially trained weights whole in SRAM (the figures before each).
             let off = |var: &str| std::env::var_os(var).is_some_and(|v| v == "0");
-            // `MITE_STREAM_BACKWARD=0`: no streamed bottleneck backward.
+            // `MITE_STREAM_BACKWARD=0`: no streamed bottleneck backward; `MITE_CHAIN_IN_PLACE=0`:
+            // the chained first stage does not consume the input.
             let program = if off("MITE_IN_PLACE_GRADS")
                 || off("MITE_SPLIT_WEIGHTS")
                 || off("MITE_STREAM_BACKWARD")
+                || off("MITE_CHAIN_IN_PLACE")
             {
                 let lower = mite::passes::lower::LowerOptions {
                     forward: opts.config.forward.clone(),
@@ -133,6 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     in_place_grads: !off("MITE_IN_PLACE_GRADS"),
                     split_weights: !off("MITE_SPLIT_WEIGHTS"),
                     stream_bottleneck_backward: !off("MITE_STREAM_BACKWARD"),
+                    chain_in_place: !off("MITE_CHAIN_IN_PLACE"),
                     ..Default::default()
                 };
                 mite::passes::lower::lower_module(&model.module, &lower)?

@@ -136,6 +136,9 @@ pub struct ProgramReport {
     /// Inverted bottlenecks whose backward pass runs one expanded channel at a time
     /// (`bottleneck_backward` calls: the gradient of the expanded tensor never exists whole).
     pub streamed_backwards: u64,
+    /// Calls that consume the entry's input and leave their output in its bytes (the chained
+    /// first stage, `bottleneck_chain_int8_inplace`; one per entry at most).
+    pub consumed_inputs: u64,
     /// The arena's lower bound: the most bytes live at one call (no plan can use less).
     pub arena_lower_bound_bytes: u64,
     /// Where the arena's live bytes peak (`@entry call N: kernel (layer)`).
@@ -224,7 +227,8 @@ impl CompileReport {
                  \x20 arena         {}  (lower bound {}, ratio {:.3}; peak at {})\n\
                  Program flash   {}\n\
                  fused updates   {:>9}     ({} of weight gradients not materialised)\n\
-                 streamed backward {:>7}     (bottlenecks whose backward runs channel by channel)\n",
+                 streamed backward {:>7}     (bottlenecks whose backward runs channel by channel)\n\
+                 input consumed  {:>9}     (calls leaving their output in the input's bytes)\n",
                 kb(p.sram_bytes),
                 kb(p.arena_bytes).trim(),
                 if p.input_in_arena_bytes > 0 {
@@ -254,7 +258,8 @@ impl CompileReport {
                 kb(p.flash_bytes),
                 p.fused_updates,
                 kb(p.fused_update_bytes).trim(),
-                p.streamed_backwards
+                p.streamed_backwards,
+                p.consumed_inputs
             ),
             (None, Some(e)) => format!("Program         not lowered: {e}\n"),
             (None, None) => String::new(),
@@ -655,6 +660,12 @@ pub fn compile_program(
                             mite_ir::program::Kernel::BottleneckBackward { .. }
                         )
                     })
+                    .count() as u64,
+                consumed_inputs: p
+                    .entries
+                    .iter()
+                    .flat_map(|e| &e.calls)
+                    .filter(|c| c.kernel.consumes_input())
                     .count() as u64,
                 arena_lower_bound_bytes: p.arena_lower_bound(),
                 arena_peak: p.arena_peak_text(),

@@ -603,13 +603,17 @@ fn bind(p: &Program, lay: &Layout, e: &Entry, ci: usize, call: &Call) -> Result<
     // Each distinct buffer once, mutable when written; an operand the result overwrites in
     // place is reached through the result.
     let in_place = in_place_input(lay, call);
+    // A consuming kernel writes its operand 0 and leaves result 0 inside it: the operand is
+    // bound mutable, the result not at all.
+    let consumed = call.kernel.consumes_input();
     let mut written: BTreeMap<BufferId, bool> = BTreeMap::new();
     for (k, &b) in call.inputs.iter().enumerate() {
         if Some(k) != in_place {
-            written.entry(b).or_insert(false);
+            *written.entry(b).or_insert(false) |= consumed && k == 0;
         }
     }
-    for &b in call.outputs.iter().chain(call.scratch.iter()) {
+    let results = call.outputs.iter().skip(usize::from(consumed));
+    for &b in results.chain(call.scratch.iter()) {
         if written.insert(b, true).is_some() {
             return Err(EmitError::Alias {
                 entry: e.name.clone(),
@@ -682,11 +686,22 @@ fn bind(p: &Program, lay: &Layout, e: &Entry, ci: usize, call: &Call) -> Result<
                 if Some(k) == in_place {
                     String::new()
                 } else {
-                    expr(b, false)
+                    expr(b, consumed && k == 0)
                 }
             })
             .collect(),
-        outputs: call.outputs.iter().map(|&b| expr(b, true)).collect(),
+        outputs: call
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(j, &b)| {
+                if consumed && j == 0 {
+                    String::new()
+                } else {
+                    expr(b, true)
+                }
+            })
+            .collect(),
         scratch: call.scratch.map(|b| expr(b, true)),
     })
 }
@@ -826,7 +841,11 @@ fn kernel_stmt(
                 scratch(e, ci, call, v)?
             ))
         }
-        Kernel::BottleneckChainInt8 { first, second } => {
+        Kernel::BottleneckChainInt8 {
+            first,
+            second,
+            in_place,
+        } => {
             let mut names = Vec::new();
             for (block, k) in [("_A", first), ("_B", second)] {
                 let Kernel::BottleneckInt8 {
@@ -855,6 +874,18 @@ fn kernel_stmt(
             }
             let i = &v.inputs;
             let pick = |idx: [usize; 6]| idx.map(|j| i[j].clone()).join(", ");
+            if *in_place {
+                // The input is consumed; the output is left at its start (`bind` gives no
+                // separate output view).
+                return Ok(format!(
+                    "rt::bottleneck_chain_int8_in_place([{}], {}, [{}], [{}], {})?;",
+                    names.join(", "),
+                    i[0],
+                    pick([1, 3, 5, 7, 9, 11]),
+                    pick([2, 4, 6, 8, 10, 12]),
+                    scratch(e, ci, call, v)?
+                ));
+            }
             Ok(format!(
                 "rt::bottleneck_chain_int8([{}], {}, [{}], [{}], {}, {})?;",
                 names.join(", "),

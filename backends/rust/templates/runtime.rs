@@ -261,6 +261,40 @@ pub fn bottleneck_int8(
     Ok(())
 }
 
+/// The parameters of two chained bottlenecks from their six convolutions `d` (expansion,
+/// depthwise, projection of the first then of the second).
+fn chain_params<'a>(
+    d: [&'a ConvDesc; 6],
+) -> Result<mite_kernels::int8::BottleneckChainInt8Params<'a>, Error> {
+    let block = |i: usize| -> Result<_, Error> {
+        Ok(mite_kernels::int8::BottleneckInt8Params::new(
+            conv_params(d[i])?,
+            conv_params(d[i + 1])?,
+            conv_params(d[i + 2])?,
+        )?)
+    };
+    Ok(mite_kernels::int8::BottleneckChainInt8Params::new(
+        block(0)?,
+        block(3)?,
+    )?)
+}
+
+/// The two blocks' weights `w` and biases `b` (in [`chain_params`]' order).
+fn chain_weights<'a>(
+    w: [&'a [i8]; 6],
+    b: [&'a [i32]; 6],
+) -> [mite_kernels::int8::BottleneckWeights<'a>; 2] {
+    let weights = |i: usize| mite_kernels::int8::BottleneckWeights {
+        w_expand: w[i],
+        b_expand: Some(b[i]),
+        w_depthwise: w[i + 1],
+        b_depthwise: Some(b[i + 1]),
+        w_project: w[i + 2],
+        b_project: Some(b[i + 2]),
+    };
+    [weights(0), weights(3)]
+}
+
 /// Runs `mite_kernels::int8::bottleneck_chain_int8` with the six convolutions `d` of two
 /// bottlenecks (expansion, depthwise, projection of the first then of the second), their
 /// weights `w` and biases `b` in the same order.
@@ -272,23 +306,24 @@ pub fn bottleneck_chain_int8(
     out: &mut [i8],
     scratch: &mut [i8],
 ) -> Result<(), Error> {
-    let block = |i: usize| -> Result<_, Error> {
-        Ok(mite_kernels::int8::BottleneckInt8Params::new(
-            conv_params(d[i])?,
-            conv_params(d[i + 1])?,
-            conv_params(d[i + 2])?,
-        )?)
-    };
-    let p = mite_kernels::int8::BottleneckChainInt8Params::new(block(0)?, block(3)?)?;
-    let weights = |i: usize| mite_kernels::int8::BottleneckWeights {
-        w_expand: w[i],
-        b_expand: Some(b[i]),
-        w_depthwise: w[i + 1],
-        b_depthwise: Some(b[i + 1]),
-        w_project: w[i + 2],
-        b_project: Some(b[i + 2]),
-    };
-    mite_kernels::int8::bottleneck_chain_int8(x, [&weights(0), &weights(3)], out, scratch, &p)?;
+    let p = chain_params(d)?;
+    let [w0, w1] = chain_weights(w, b);
+    mite_kernels::int8::bottleneck_chain_int8(x, [&w0, &w1], out, scratch, &p)?;
+    Ok(())
+}
+
+/// Runs `mite_kernels::int8::bottleneck_chain_int8_in_place`: as [`bottleneck_chain_int8`],
+/// but `buf` (the input) is consumed and the output left at its start.
+pub fn bottleneck_chain_int8_in_place(
+    d: [&ConvDesc; 6],
+    buf: &mut [i8],
+    w: [&[i8]; 6],
+    b: [&[i32]; 6],
+    scratch: &mut [i8],
+) -> Result<(), Error> {
+    let p = chain_params(d)?;
+    let [w0, w1] = chain_weights(w, b);
+    mite_kernels::int8::bottleneck_chain_int8_in_place(buf, [&w0, &w1], scratch, &p)?;
     Ok(())
 }
 

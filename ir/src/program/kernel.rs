@@ -313,11 +313,19 @@ pub enum Kernel {
     /// weights and biases, the second's six) -> y: i8` (weights and biases in
     /// [`Kernel::BottleneckInt8`]'s order), scratch `i8[bottleneck_chain_int8_scratch_len]`.
     /// Each block is a [`Kernel::BottleneckInt8`]; the second's first convolution is pointwise.
+    ///
+    /// In place (`bottleneck_chain_int8_inplace`,
+    /// `mite_kernels::int8::bottleneck_chain_int8_in_place`), the kernel consumes `x`: it
+    /// stages its output rows in the input's dead bytes and leaves `y` at `x`'s offset, so the
+    /// output takes no arena bytes of its own ([`Kernel::consumes_input`]); scratch
+    /// `i8[bottleneck_chain_int8_in_place_scratch_len]`.
     BottleneckChainInt8 {
         /// The first block.
         first: Box<Kernel>,
         /// The second block, reading the first's output.
         second: Box<Kernel>,
+        /// Whether the output is left in the input's bytes.
+        in_place: bool,
     },
 }
 
@@ -400,6 +408,18 @@ fn chain_shape(first: &Kernel, second: &Kernel) -> Option<([[Conv2dGeometry; 3];
     let w = e.in_hw()[1];
     let scratch = first_scratch + e.c_in() * span * w + span * w + d.c_in() * d.out_hw()[1];
     Some(([a, b], scratch))
+}
+
+/// The scratch of an in-place chain over `blocks`, or `None` when the geometry does not admit
+/// it: the chain's and the delay ring
+/// (`mite_kernels::int8::bottleneck_chain_in_place_extra_scratch`).
+fn chain_in_place_scratch(blocks: &[[Conv2dGeometry; 3]; 2], chain: usize) -> Option<usize> {
+    let [a, b] = blocks;
+    let g = mite_kernels::int8::ChainGeometry {
+        first: [&a[0], &a[1], &a[2]],
+        second: [&b[0], &b[1], &b[2]],
+    };
+    Some(chain + mite_kernels::int8::bottleneck_chain_in_place_extra_scratch(&g)?)
 }
 
 /// The channels of a parameter a sparse update's gradient covers: the parameter viewed as
@@ -489,7 +509,10 @@ impl Kernel {
             Kernel::SoftmaxCrossEntropyBackward { .. } => "softmax_cross_entropy_backward",
             Kernel::Sgd { .. } => "sgd",
             Kernel::BottleneckInt8 { .. } => "bottleneck_int8",
-            Kernel::BottleneckChainInt8 { .. } => "bottleneck_chain_int8",
+            Kernel::BottleneckChainInt8 {
+                in_place: false, ..
+            } => "bottleneck_chain_int8",
+            Kernel::BottleneckChainInt8 { in_place: true, .. } => "bottleneck_chain_int8_inplace",
             Kernel::ConvWeightSgd { .. } => "conv2d_backward_weight_sgd",
             Kernel::SplitWeight { kernel, .. } => match kernel.as_ref() {
                 Kernel::ConvInt8 { .. } => "conv2d_int8_split",
@@ -683,7 +706,7 @@ impl Kernel {
                 depthwise,
                 project,
             } => bottleneck_attrs([expand, depthwise, project]),
-            Kernel::BottleneckChainInt8 { first, second } => {
+            Kernel::BottleneckChainInt8 { first, second, .. } => {
                 let mut a = vec![("block", A::Int(1))];
                 a.extend(first.attrs());
                 a.push(("block", A::Int(2)));
@@ -840,8 +863,22 @@ impl Kernel {
                 // Not three convolutions: a signature no call can match.
                 None => sig(Vec::new(), Vec::new(), None),
             },
-            Kernel::BottleneckChainInt8 { first, second } => match chain_shape(first, second) {
-                Some((blocks, scratch)) => {
+            Kernel::BottleneckChainInt8 {
+                first,
+                second,
+                in_place,
+            } => match chain_shape(first, second) {
+                Some((blocks, chain_scratch)) => {
+                    let scratch = if *in_place {
+                        chain_in_place_scratch(&blocks, chain_scratch)
+                    } else {
+                        Some(chain_scratch)
+                    };
+                    // An in-place chain its geometry does not admit: a signature no call
+                    // can match.
+                    let Some(scratch) = scratch else {
+                        return sig(Vec::new(), Vec::new(), None);
+                    };
                     let mut inputs = vec![(I8, blocks[0][0].input_len())];
                     for [e, d, p] in &blocks {
                         inputs.extend([
@@ -891,6 +928,13 @@ impl Kernel {
                 // Not a bottleneck's backward: a signature no call can match.
                 .unwrap_or_else(|| sig(Vec::new(), Vec::new(), None)),
         }
+    }
+
+    /// Whether the kernel consumes operand 0 (an arena buffer no later call reads): it may
+    /// overwrite it, and leaves result 0 at operand 0's offset, inside its bytes. Result 0 is
+    /// live only from the next call on; operand 0's bytes cover it during the call.
+    pub fn consumes_input(&self) -> bool {
+        matches!(self, Kernel::BottleneckChainInt8 { in_place: true, .. })
     }
 
     /// Whether the kernel reads its results' previous contents (in-place updates). A

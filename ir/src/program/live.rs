@@ -41,7 +41,13 @@ impl ArenaLiveness {
         }
         for (c, call) in e.calls.iter().enumerate() {
             for &b in call.inputs.iter().chain(&call.outputs).chain(&call.scratch) {
-                touch(b, c);
+                // A consuming kernel's result is inside its operand's bytes during the call.
+                let handed_over = call.kernel.consumes_input() && call.outputs.first() == Some(&b);
+                if !handed_over {
+                    touch(b, c);
+                } else if c + 1 < e.calls.len() {
+                    touch(b, c + 1);
+                }
             }
         }
         let end = e.calls.len().saturating_sub(1);

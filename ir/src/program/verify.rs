@@ -289,9 +289,14 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
                 });
             }
             if let Storage::Arena { .. } = decl.storage {
-                first[b.index()].get_or_insert(c);
+                // A consuming kernel's result lives in its operand's bytes during the call.
+                let handed_over = call.kernel.consumes_input() && call.outputs.first() == Some(&b);
+                first[b.index()].get_or_insert(if handed_over { c + 1 } else { c });
                 last[b.index()] = Some(last[b.index()].map_or(c, |l| l.max(c)));
             }
+        }
+        if call.kernel.consumes_input() {
+            check_consumed(p, e, c, errors);
         }
     }
     for &b in &entry.results {
@@ -308,6 +313,50 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
         }
     }
     check_overlaps(p, e, &first, &last, errors);
+}
+
+/// A consuming call ([`Kernel::consumes_input`](super::Kernel::consumes_input)): operand 0 is
+/// an arena buffer no later call reads and no entry result is, and result 0 sits at its offset
+/// inside its bytes.
+fn check_consumed(p: &Program, e: usize, c: usize, errors: &mut Vec<ProgramError>) {
+    let entry = &p.entries[e];
+    let call = &entry.calls[c];
+    let (Some(&x), Some(&y)) = (call.inputs.first(), call.outputs.first()) else {
+        return; // reported by the signature check
+    };
+    let mut report = |what: String| {
+        errors.push(ProgramError::Signature {
+            entry: entry.name.clone(),
+            call: c,
+            kernel: call.kernel.name(),
+            what,
+        })
+    };
+    let (bx, by) = (p.buffer(x), p.buffer(y));
+    match (bx.storage.arena_offset(), by.storage.arena_offset()) {
+        (Some(ox), Some(oy)) if ox == oy && by.bytes() <= bx.bytes() => {}
+        _ => report(format!(
+            "result 0 {y} ({}) must sit at the offset of the operand it consumes, {x} ({}), \
+             inside its bytes (both in the arena)",
+            by.name, bx.name
+        )),
+    }
+    let later = entry.calls[c + 1..]
+        .iter()
+        .position(|k| k.inputs.contains(&x) || k.outputs.contains(&x) || k.scratch == Some(x));
+    if let Some(k) = later {
+        report(format!(
+            "operand 0 {x} ({}) is consumed here but call {} uses it",
+            bx.name,
+            c + 1 + k
+        ));
+    }
+    if entry.results.contains(&x) {
+        report(format!(
+            "operand 0 {x} ({}) is consumed here but is a result of the entry",
+            bx.name
+        ));
+    }
 }
 
 /// Each split parameter's two parts: the same element type and dims but along axis 1.

@@ -34,7 +34,7 @@ use mite_ir::program::{
 };
 use mite_kernels::Conv2dGeometry;
 
-use super::{place, LowerError};
+use super::{place_pinned, LowerError};
 
 /// Streams every recognised bottleneck backward chain of entry `entry`, re-plans the entry's
 /// arena if any was, and returns how many were.
@@ -494,7 +494,19 @@ fn replan(program: &mut Program, entry: usize) -> Result<(), LowerError> {
             }
         })
         .collect();
-    let plan = place(&requests);
+    // A consumed input and the result left in its bytes stay together at offset 0 (the
+    // lowering lets only the entry's input be consumed: one such pair per entry).
+    let handed: HashSet<BufferId> = program.entries[entry]
+        .calls
+        .iter()
+        .filter(|c| c.kernel.consumes_input())
+        .flat_map(|c| c.inputs.first().into_iter().chain(c.outputs.first()))
+        .copied()
+        .collect();
+    let pins: Vec<usize> = (0..live.intervals.len())
+        .filter(|&k| handed.contains(&live.intervals[k].0))
+        .collect();
+    let plan = place_pinned(&requests, &pins);
     check_plan(&requests, &plan).map_err(|error| LowerError::Plan {
         func: program.entries[entry].name.clone(),
         error,

@@ -100,22 +100,43 @@ impl EntryLowering<'_> {
             }
             Op::QBottleneck { .. } | Op::QBottleneckChain { .. } => {
                 let r = result.ok_or_else(|| self.unsupported(pos, "no result"))?;
-                let k = if matches!(data.op, Op::QBottleneck { .. }) {
+                let mut k = if matches!(data.op, Op::QBottleneck { .. }) {
                     self.bottleneck(pos, &data.op, x, r)?
                 } else {
                     self.bottleneck_chain(pos, &data.op, x, r)?
                 };
+                let inputs = x
+                    .iter()
+                    .map(|&v| self.buffer(v, pos))
+                    .collect::<Result<Vec<_>>>()?;
+                // A chain reading the entry's input where the input dies consumes it, when its
+                // geometry admits that: its output takes the input's place.
+                let mut handed_over = false;
+                if let Kernel::BottleneckChainInt8 { first, second, .. } = &k {
+                    if self.consumable_input.is_some()
+                        && self.consumable_input == inputs.first().copied()
+                    {
+                        let consuming = Kernel::BottleneckChainInt8 {
+                            first: first.clone(),
+                            second: second.clone(),
+                            in_place: true,
+                        };
+                        if consuming.signature().scratch.is_some() {
+                            k = consuming;
+                            handed_over = true;
+                        }
+                    }
+                }
                 let len = match k.signature().scratch {
                     Some((_, len)) => len,
                     None => {
                         return Err(self.unsupported(pos, "the bottleneck's stages do not chain"))
                     }
                 };
-                let inputs = x
-                    .iter()
-                    .map(|&v| self.buffer(v, pos))
-                    .collect::<Result<Vec<_>>>()?;
                 let y = out(self)?;
+                if handed_over {
+                    self.handover = Some((y, self.calls.len()));
+                }
                 let scratch = self.temp(
                     format!("{}.scratch", self.program.buffer(y).name),
                     BufElem::I8,
@@ -587,6 +608,7 @@ impl EntryLowering<'_> {
         Ok(Kernel::BottleneckChainInt8 {
             first: Box::new(first),
             second: Box::new(second),
+            in_place: false,
         })
     }
 

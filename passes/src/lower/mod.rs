@@ -41,11 +41,11 @@ mod split_weight;
 use std::collections::HashMap;
 
 use mite_ir::analysis::{Liveness, Schedule};
-use mite_ir::memory::best::{plan_best, SearchLimits};
+use mite_ir::memory::best::{plan_best_pinned, SearchLimits};
 use mite_ir::memory::plan::{check_plan, Plan, PlanError, Request};
 use mite_ir::program::{
-    verify_program, ArgRole, BufElem, BufferDecl, BufferId, Call, Entry, Program, ProgramErrors,
-    Storage,
+    verify_program, ArgRole, BufElem, BufferDecl, BufferId, Call, Entry, Program, ProgramError,
+    ProgramErrors, Storage,
 };
 use mite_ir::{ElemType, Function, GlobalData, GlobalKind, Module, Op, Quant, Value};
 use mite_kernels::requant::Rounding;
@@ -77,6 +77,10 @@ pub struct LowerOptions {
     /// chain reads one expanded channel at a time, as one `bottleneck_backward` call (see
     /// `fuse_bottleneck_backward`). Default: on.
     pub stream_bottleneck_backward: bool,
+    /// Let a chained first stage that reads the entry's input where the input dies consume it,
+    /// leaving its output in the input's bytes (`bottleneck_chain_int8_inplace`) when its
+    /// geometry admits that. Default: on.
+    pub chain_in_place: bool,
 }
 
 impl Default for LowerOptions {
@@ -90,6 +94,7 @@ impl Default for LowerOptions {
             in_place_grads: true,
             split_weights: true,
             stream_bottleneck_backward: true,
+            chain_in_place: true,
         }
     }
 }
@@ -140,11 +145,18 @@ fn loc_text(loc: &Option<String>) -> String {
 /// [`plan_best`](mite_ir::memory::best::plan_best) with its default search, except that the node
 /// limit, not the clock, bounds the exact search, so the same program always gets the same plan.
 pub fn place(requests: &[Request]) -> Plan {
+    place_pinned(requests, &[])
+}
+
+/// [`place`] with the requests `pinned` held at offset 0
+/// ([`plan_best_pinned`](mite_ir::memory::best::plan_best_pinned)): a consumed input and the
+/// result left in its bytes.
+pub fn place_pinned(requests: &[Request], pinned: &[usize]) -> Plan {
     let limits = SearchLimits {
         time_limit: std::time::Duration::from_secs(3600),
         ..SearchLimits::default()
     };
-    plan_best(requests, &limits).plan
+    plan_best_pinned(requests, pinned, &limits).plan
 }
 
 /// Lowers the inference function and the training step of `module` (see the module
@@ -187,6 +199,9 @@ pub fn lower_module(module: &Module, opts: &LowerOptions) -> Result<Program, Low
             fuse_updates: opts.fuse_updates,
             input_in_arena: opts.input_in_arena,
             in_place_grads: opts.in_place_grads,
+            chain_in_place: opts.chain_in_place,
+            consumable_input: None,
+            handover: None,
             program: &mut program,
             globals: &mut globals,
             splits: &splits,
@@ -302,6 +317,11 @@ struct EntryLowering<'a> {
     fuse_updates: bool,
     input_in_arena: bool,
     in_place_grads: bool,
+    chain_in_place: bool,
+    /// The entry's input buffer while lowering the step where it dies (a chain may consume it).
+    consumable_input: Option<BufferId>,
+    /// The result a consuming chain leaves in the input's bytes, and that call's index.
+    handover: Option<(BufferId, usize)>,
     program: &'a mut Program,
     /// Buffers of module globals, shared by the entries.
     globals: &'a mut HashMap<String, BufferId>,
@@ -416,7 +436,12 @@ impl EntryLowering<'_> {
                     }
                 }
                 if !fusion.is_fused(pos) {
+                    let input_dies_here = self.chain_in_place
+                        && self.input_in_arena
+                        && input_buffer.is_some_and(|b| live.buffers()[b].last == pos);
+                    self.consumable_input = input_dies_here.then_some(args[0]);
                     self.lower_op(pos, id)?;
+                    self.consumable_input = None;
                 }
                 self.lower_fused_updates(&fusion, pos)?;
             }
@@ -432,9 +457,14 @@ impl EntryLowering<'_> {
         let mut request_of: HashMap<BufferId, usize> = HashMap::new();
         for (b, lifetime) in live.buffers().iter().enumerate() {
             let Some(&id) = arena.get(&b) else { continue };
-            let first = call_range[lifetime.first].0;
+            let mut first = call_range[lifetime.first].0;
             let last_step = fusion.last_step(b, lifetime.last);
-            let last = call_range[last_step].1.saturating_sub(1).max(first);
+            let mut last = call_range[last_step].1.saturating_sub(1).max(first);
+            if let Some((_, c)) = self.handover.filter(|&(h, _)| h == id) {
+                // Inside the consumed input's bytes during its producer's call.
+                first = c + 1;
+                last = last.max(first);
+            }
             if let Some(&k) = request_of.get(&id) {
                 let r = &mut requests[k];
                 r.first = r.first.min(first);
@@ -458,7 +488,29 @@ impl EntryLowering<'_> {
             ids.push(args[0]);
             requests.push(self.request(args[0], 0, last));
         }
-        let plan = place(&requests);
+        // A handed-over result shares offset 0 with the input it was left in.
+        let pins: Vec<usize> = match self.handover {
+            Some((h, _)) if self.input_in_arena => ids
+                .iter()
+                .enumerate()
+                .filter(|&(_, &id)| id == h || id == args[0])
+                .map(|(k, _)| k)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let plan = place_pinned(&requests, &pins);
+        if pins.iter().any(|&k| plan.offsets[k] != 0) {
+            return Err(LowerError::Verify(ProgramErrors(vec![
+                ProgramError::Buffer {
+                    buffer: args[0],
+                    name: self.program.buffer(args[0]).name.clone(),
+                    what:
+                        "the consumed input and the result left in it could not both be placed at \
+                       offset 0"
+                            .into(),
+                },
+            ])));
+        }
         check_plan(&requests, &plan).map_err(|error| LowerError::Plan {
             func: f.name.clone(),
             error,

@@ -421,6 +421,19 @@ fn a_split_call_must_read_its_own_remainder() {
 /// frozen bottlenecks streamed, reordered), lowered with the bottleneck backward streamed or
 /// not.
 fn mbv2_paper(stream: bool, fuse_updates: bool) -> Program {
+    mbv2_paper_with(
+        LowerOptions {
+            stream_bottleneck_backward: stream,
+            fuse_updates,
+            ..LowerOptions::default()
+        },
+        false,
+    )
+}
+
+/// MbV2-w0.35 `paper:99kb`, updates as soon as ready, frozen bottlenecks streamed (with
+/// `chain`, the first stage chained into block 1), reordered, lowered with `opts`.
+fn mbv2_paper_with(opts: LowerOptions, chain: bool) -> Program {
     let mut m = mite_zoo::mbv2_w035();
     Scheme::parse("paper:99kb").unwrap().apply(&mut m).unwrap();
     let config = TrainConfig {
@@ -429,19 +442,92 @@ fn mbv2_paper(stream: bool, fuse_updates: bool) -> Program {
     };
     build_training_step(&mut m, &config).unwrap();
     crate::passes::stream_bottlenecks(&mut m);
+    if chain {
+        crate::passes::chain_bottlenecks(&mut m);
+    }
     let f = m.function_mut("train_step").unwrap();
     if let Some(order) = crate::passes::schedule_function(f, &Default::default()).order {
         f.set_schedule(&order).unwrap();
     }
-    lower_module(
-        &m,
-        &LowerOptions {
-            stream_bottleneck_backward: stream,
-            fuse_updates,
+    lower_module(&m, &opts).unwrap()
+}
+
+/// The calls of `p` that consume their input: `(entry, call)`.
+fn consuming(p: &Program) -> Vec<(usize, usize)> {
+    p.entries
+        .iter()
+        .enumerate()
+        .flat_map(|(e, entry)| {
+            entry
+                .calls
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.kernel.consumes_input())
+                .map(move |(c, _)| (e, c))
+        })
+        .collect()
+}
+
+#[test]
+fn the_chained_first_stage_leaves_its_output_in_the_input() {
+    let p = mbv2_paper_with(LowerOptions::default(), true);
+    let q = mbv2_paper_with(
+        LowerOptions {
+            chain_in_place: false,
             ..LowerOptions::default()
         },
-    )
-    .unwrap()
+        true,
+    );
+    assert!(consuming(&q).is_empty());
+    let calls = consuming(&p);
+    assert_eq!(calls.len(), 2, "one in each entry: {calls:?}");
+    let mut out_bytes = 0;
+    for &(e, c) in &calls {
+        let call = &p.entries[e].calls[c];
+        assert_eq!(call.kernel.name(), "bottleneck_chain_int8_inplace");
+        assert_eq!(call.inputs[0], p.entries[e].args[0], "the entry's input");
+        let (x, y) = (p.buffer(call.inputs[0]), p.buffer(call.outputs[0]));
+        assert_eq!(x.storage.arena_offset(), y.storage.arena_offset());
+        out_bytes = y.bytes();
+    }
+    // The output's bytes come off the arena, less the rows the kernel stages in its scratch.
+    assert!(
+        p.arena_bytes + out_bytes / 2 <= q.arena_bytes,
+        "{} vs {} (output {out_bytes} bytes)",
+        p.arena_bytes,
+        q.arena_bytes
+    );
+    assert_eq!(p.arena_bytes, p.arena_lower_bound());
+}
+
+#[test]
+fn a_consumed_input_is_checked_by_the_verifier() {
+    let p = mbv2_paper_with(LowerOptions::default(), true);
+    let (e, c) = consuming(&p)[0];
+    let errors = |p: &Program| match verify_program(p) {
+        Ok(()) => String::new(),
+        Err(e) => e.0.iter().map(|e| format!("{e}\n")).collect(),
+    };
+    // The output moved off the input's offset.
+    let mut moved = p.clone();
+    let y = moved.entries[e].calls[c].outputs[0];
+    if let Storage::Arena { offset } = &mut moved.buffers[y.index()].storage {
+        *offset += 64;
+    }
+    assert!(
+        errors(&moved).contains("must sit at the offset of the operand it consumes"),
+        "{}",
+        errors(&moved)
+    );
+    // A later call reading the consumed input.
+    let mut read = p.clone();
+    let x = read.entries[e].calls[c].inputs[0];
+    read.entries[e].calls[c + 1].inputs.push(x);
+    assert!(
+        errors(&read).contains(&format!("is consumed here but call {}", c + 1)),
+        "{}",
+        errors(&read)
+    );
 }
 
 /// The training step's streamed bottleneck backwards.

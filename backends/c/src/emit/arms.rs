@@ -204,7 +204,11 @@ pub(super) fn print(
                  st = mite_bottleneck_int8({i0}, {i0n}u, &w, {y}, {yn}u, {s}, {sn}u, &{p});\n    }}"
             );
         }
-        Kernel::BottleneckChainInt8 { first, second } => {
+        Kernel::BottleneckChainInt8 {
+            first,
+            second,
+            in_place,
+        } => {
             let mut blocks = Vec::with_capacity(2);
             for (b, k) in [("a", first), ("b", second)] {
                 let Kernel::BottleneckInt8 {
@@ -246,10 +250,16 @@ pub(super) fn print(
                     );
                 }
             }
+            // In place, the input is consumed and the output left at its offset (y == i0).
+            let run = if *in_place {
+                format!("mite_bottleneck_chain_int8_in_place({i0}, {i0n}u, w, {s}, {sn}u, &{p})")
+            } else {
+                format!("mite_bottleneck_chain_int8({i0}, {i0n}u, w, {y}, {yn}u, {s}, {sn}u, &{p})")
+            };
             let _ = writeln!(
                 body,
                 "    if (st == MITE_OK) {{\n        mite_bottleneck_int8_weights w[2];\n{fields}        \
-                 st = mite_bottleneck_chain_int8({i0}, {i0n}u, w, {y}, {yn}u, {s}, {sn}u, &{p});\n    }}"
+                 st = {run};\n    }}"
             );
         }
         Kernel::AddInt8 { params: a, .. } => {

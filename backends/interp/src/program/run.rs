@@ -298,7 +298,11 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
             mem.write(scratch_id, Vals::I8(scratch))?;
             Vals::I8(y)
         }
-        Kernel::BottleneckChainInt8 { first, second } => {
+        Kernel::BottleneckChainInt8 {
+            first,
+            second,
+            in_place,
+        } => {
             let p = k8::BottleneckChainInt8Params::new(block_params(first)?, block_params(second)?)
                 .map_err(ke)?;
             let v: Vec<Vec<i8>> = [0, 1, 3, 5, 7, 9, 11]
@@ -315,9 +319,33 @@ pub(crate) fn call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
             ];
             let scratch_id = call.scratch.ok_or("bottleneck_chain_int8 needs scratch")?;
             let mut scratch = i8s(mem, scratch_id)?;
-            let mut y = vec![0; p.second.project.geometry.output_len()];
-            k8::bottleneck_chain_int8(&v[0], [&weights[0], &weights[1]], &mut y, &mut scratch, &p)
+            let out_len = p.second.project.geometry.output_len();
+            let y = if *in_place {
+                // The input's bytes are consumed (written back as the kernel left them, as
+                // the C program's arena holds them); the output is their start.
+                let mut buf = v[0].clone();
+                k8::bottleneck_chain_int8_in_place(
+                    &mut buf,
+                    [&weights[0], &weights[1]],
+                    &mut scratch,
+                    &p,
+                )
                 .map_err(ke)?;
+                let y = buf[..out_len].to_vec();
+                mem.write(x(0)?, Vals::I8(buf))?;
+                y
+            } else {
+                let mut y = vec![0; out_len];
+                k8::bottleneck_chain_int8(
+                    &v[0],
+                    [&weights[0], &weights[1]],
+                    &mut y,
+                    &mut scratch,
+                    &p,
+                )
+                .map_err(ke)?;
+                y
+            };
             mem.write(scratch_id, Vals::I8(scratch))?;
             Vals::I8(y)
         }

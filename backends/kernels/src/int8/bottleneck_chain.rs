@@ -31,6 +31,7 @@
 //! front of the buffer. The input and the output never coexist whole.
 
 use crate::error::{check_len, check_scratch, KernelError};
+use crate::geometry::Conv2dGeometry;
 
 use super::bottleneck::{
     bottleneck_int8_scratch_len, depthwise_channel, pointwise_run, project_row, BlockRows,
@@ -236,12 +237,8 @@ impl<'s> ChainRows<'s> {
 
 /// Why chain `p` cannot run in place ([`bottleneck_chain_int8_in_place`]), or `None` when it
 /// can.
-fn in_place_refusal(p: &BottleneckChainInt8Params<'_>) -> Option<&'static str> {
-    let (e1, e2, p2) = (
-        &p.first.expand.geometry,
-        &p.second.expand.geometry,
-        &p.second.project.geometry,
-    );
+fn in_place_refusal(g: &ChainGeometry<'_>) -> Option<&'static str> {
+    let (e1, e2, p2) = (g.first[0], g.second[0], g.second[2]);
     let [h, w] = e1.in_hw();
     if e1.n() != 1 {
         Some("bottleneck chain in place: the batch must be one image")
@@ -256,6 +253,33 @@ fn in_place_refusal(p: &BottleneckChainInt8Params<'_>) -> Option<&'static str> {
     }
 }
 
+/// The six convolutions' geometries of a chain (expansion, depthwise, projection of each
+/// block): all the in-place schedule depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainGeometry<'g> {
+    /// The first block's.
+    pub first: [&'g Conv2dGeometry; 3],
+    /// The second block's.
+    pub second: [&'g Conv2dGeometry; 3],
+}
+
+impl<'g> ChainGeometry<'g> {
+    /// The geometries of chain `p`.
+    pub fn of(p: &'g BottleneckChainInt8Params<'_>) -> Self {
+        let block = |b: &'g BottleneckInt8Params<'_>| {
+            [
+                &b.expand.geometry,
+                &b.depthwise.geometry,
+                &b.project.geometry,
+            ]
+        };
+        Self {
+            first: block(&p.first),
+            second: block(&p.second),
+        }
+    }
+}
+
 /// The in-place schedule of an admissible chain: where its output rows are staged and when
 /// the input bytes under them are dead.
 struct InPlacePlan {
@@ -267,6 +291,8 @@ struct InPlacePlan {
     h: usize,
     w: usize,
     oh: usize,
+    /// The first block's first convolution (its rows say which input rows are dead).
+    expand: Conv2dGeometry,
 }
 
 impl InPlacePlan {
@@ -276,21 +302,22 @@ impl InPlacePlan {
     /// which needs the first block's first-convolution rows up to its own depthwise window's
     /// last valid tap ([`ChainRows::output_row`] and `BlockRows::output_row` compute exactly
     /// those, in increasing order).
-    fn new(p: &BottleneckChainInt8Params<'_>) -> Result<Self, &'static str> {
-        if let Some(why) = in_place_refusal(p) {
+    fn new(g: &ChainGeometry<'_>) -> Result<Self, &'static str> {
+        if let Some(why) = in_place_refusal(g) {
             return Err(why);
         }
-        let (e1, d2) = (&p.first.expand.geometry, &p.second.depthwise.geometry);
+        let (e1, d2) = (g.first[0], g.second[1]);
         let [h, w] = e1.in_hw();
         let [oh, ow] = d2.out_hw();
         let mut plan = Self {
             delay: 0,
-            row: p.second.project.geometry.c_out() * ow,
+            row: g.second[2].c_out() * ow,
             h,
             w,
             oh,
+            expand: *e1,
         };
-        let ([ay1, _], [ay2, _]) = (p.first.depthwise.geometry.axes(), d2.axes());
+        let ([ay1, _], [ay2, _]) = (g.first[1].axes(), d2.axes());
         let (mut links, mut expanded, mut flushed) = (0, 0, 0);
         for oy in 0..oh {
             if let Some(last) = ay2.valid_taps(oy).last() {
@@ -302,7 +329,7 @@ impl InPlacePlan {
                 }
             }
             plan.delay = plan.delay.max(oy + 1 - flushed);
-            flushed = flushed.max(plan.flushable(p, expanded).min(oy + 1));
+            flushed = flushed.max(plan.flushable(expanded).min(oy + 1));
         }
         Ok(plan)
     }
@@ -315,8 +342,8 @@ impl InPlacePlan {
     /// first valid tap, for a unit dilation; a lower bound otherwise), and its later rows read
     /// later ones, so the input rows below `expanded·stride − pad_top` are dead in every
     /// channel; all of them are once every row is computed.
-    fn flushable(&self, p: &BottleneckChainInt8Params<'_>, expanded: usize) -> usize {
-        let [ay, _] = p.first.expand.geometry.axes();
+    fn flushable(&self, expanded: usize) -> usize {
+        let [ay, _] = self.expand.axes();
         let dead = if expanded >= ay.out_len {
             self.h
         } else {
@@ -335,7 +362,9 @@ impl InPlacePlan {
 /// input of one channel (the output is staged in the second), or an output larger than one
 /// input channel. Costs one pass over the rows (no arithmetic on data).
 pub fn bottleneck_chain_int8_in_place_delay(p: &BottleneckChainInt8Params<'_>) -> Option<usize> {
-    InPlacePlan::new(p).ok().map(|plan| plan.delay)
+    InPlacePlan::new(&ChainGeometry::of(p))
+        .ok()
+        .map(|plan| plan.delay)
 }
 
 /// The `i8` scratch elements [`bottleneck_chain_int8_in_place`] needs: the chain's
@@ -345,8 +374,15 @@ pub fn bottleneck_chain_int8_in_place_delay(p: &BottleneckChainInt8Params<'_>) -
 pub fn bottleneck_chain_int8_in_place_scratch_len(
     p: &BottleneckChainInt8Params<'_>,
 ) -> Option<usize> {
-    let plan = InPlacePlan::new(p).ok()?;
+    let plan = InPlacePlan::new(&ChainGeometry::of(p)).ok()?;
     Some(bottleneck_chain_int8_scratch_len(p) + plan.delay * plan.row)
+}
+
+/// The scratch [`bottleneck_chain_int8_in_place`] needs beyond the chain's
+/// ([`bottleneck_chain_int8_scratch_len`]): its delay ring, from the geometries alone (what a
+/// compiler sizes before it has the parameters); `None` when the chain cannot run in place.
+pub fn bottleneck_chain_in_place_extra_scratch(g: &ChainGeometry<'_>) -> Option<usize> {
+    InPlacePlan::new(g).ok().map(|plan| plan.delay * plan.row)
 }
 
 /// [`bottleneck_chain_int8`] with its output in its input's bytes: `buf` holds the first
@@ -368,7 +404,7 @@ pub fn bottleneck_chain_int8_in_place(
     scratch: &mut [i8],
     p: &BottleneckChainInt8Params<'_>,
 ) -> Result<(), KernelError> {
-    let plan = InPlacePlan::new(p).map_err(KernelError::Geometry)?;
+    let plan = InPlacePlan::new(&ChainGeometry::of(p)).map_err(KernelError::Geometry)?;
     check_len(
         "bottleneck chain in place buf",
         p.first.expand.geometry.input_len(),
@@ -397,7 +433,7 @@ pub fn bottleneck_chain_int8_in_place(
         );
         let slot = &mut ring[(oy % plan.delay) * row..][..row];
         rows.output_row(buf, oy, weights, p, slot, 1, 0);
-        let ready = plan.flushable(p, rows.expanded_rows()).min(oy + 1);
+        let ready = plan.flushable(rows.expanded_rows()).min(oy + 1);
         flush(buf, ring, &mut flushed, ready);
     }
     flush(buf, ring, &mut flushed, oh);
@@ -696,7 +732,7 @@ mod tests {
         let block =
             |g: [Conv2dGeometry; 3]| BottleneckInt8Params::new(conv(g[0]), conv(g[1]), conv(g[2]));
         let p = BottleneckChainInt8Params::new(block(g1).unwrap(), block(g2).unwrap()).unwrap();
-        let Ok(plan) = InPlacePlan::new(&p) else {
+        let Ok(plan) = InPlacePlan::new(&ChainGeometry::of(&p)) else {
             return Ok(());
         };
         let [ae, _] = g1[0].axes();
@@ -718,7 +754,7 @@ mod tests {
                 .min()
                 .unwrap_or(h);
             prop_assert!(oy + 1 - flushed <= plan.delay, "row {}: ring overrun", oy);
-            let ready = plan.flushable(&p, expanded).min(oy + 1);
+            let ready = plan.flushable(expanded).min(oy + 1);
             flushed = flushed.max(ready);
             prop_assert!(
                 flushed * plan.row <= live * w,

@@ -18,9 +18,9 @@ pub use bottleneck::{
     bottleneck_int8, bottleneck_int8_scratch_len, BottleneckInt8Params, BottleneckWeights,
 };
 pub use bottleneck_chain::{
-    bottleneck_chain_int8, bottleneck_chain_int8_in_place, bottleneck_chain_int8_in_place_delay,
-    bottleneck_chain_int8_in_place_scratch_len, bottleneck_chain_int8_scratch_len,
-    BottleneckChainInt8Params,
+    bottleneck_chain_in_place_extra_scratch, bottleneck_chain_int8, bottleneck_chain_int8_in_place,
+    bottleneck_chain_int8_in_place_delay, bottleneck_chain_int8_in_place_scratch_len,
+    bottleneck_chain_int8_scratch_len, BottleneckChainInt8Params, ChainGeometry,
 };
 pub use conv::{conv2d_int8, conv2d_int8_scratch_len, BiasAdd, Conv2dInt8Params};
 pub use linear::{linear_int8, LinearInt8Params};
