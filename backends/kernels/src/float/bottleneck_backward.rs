@@ -12,6 +12,11 @@
 //! 5. optionally `dx = conv2d_backward_input_int8(h, w_expand)`;
 //! 6. optionally `conv2d_weight_sgd_i8(dequantize(x), h)` of `w_expand`.
 //!
+//! The expansion weight may be split ([`ExpandWeight::Split`], see [`crate::split`]): its
+//! trained slice of the first `kept` input channels is updated (step 6 on the slice, `x` the
+//! saved slice of `kept` channels) and `dx` reads the slice and the frozen remainder, as
+//! `conv2d_backward_input_int8_split` does (bit-identical with the joined weight).
+//!
 //! Every step is separable over the expanded channel `o`: plane `o` of step 1 is
 //! `Σ_j w_project[j][o] · dy[j]`, steps 2–4 and the bias sums act on plane `o` alone, row `o`
 //! of the expansion's weight gradient reads plane `o` only, and `dx` accumulates plane `o`'s
@@ -59,7 +64,8 @@ pub struct ExpandUpdate<'a> {
     pub params: SgdParams,
 }
 
-/// The expansion's weight: frozen (read only by `dx`), trained (updated), or not needed.
+/// The expansion's weight: frozen (read only by `dx`), trained (updated), split (its trained
+/// slice updated), or not needed.
 #[derive(Debug)]
 pub enum ExpandWeight<'a> {
     /// Neither `dx` nor an update needs it.
@@ -68,6 +74,19 @@ pub enum ExpandWeight<'a> {
     Frozen(Int8Conv<'a>),
     /// Trained: updated row by row (and read by `dx` first).
     Trained(ExpandUpdate<'a>),
+    /// Split along its input channels: the trained slice `[c_mid, kept]` (`update.weight`,
+    /// updated row by row from `update.x`, the saved input's first `kept` channels) and the
+    /// frozen remainder `[c_mid, c_in − kept]`. `dx` reads both (each row of the slice before
+    /// its update); `update.weight_quant` is the whole weight's quantization, per tensor or
+    /// per output channel.
+    Split {
+        /// The trained slice's update.
+        update: ExpandUpdate<'a>,
+        /// The frozen remainder.
+        frozen: &'a [i8],
+        /// Input channels in the trained slice.
+        kept: usize,
+    },
 }
 
 /// The results of [`bottleneck_backward`] besides the updated weight, each optional.
@@ -139,6 +158,36 @@ pub fn bottleneck_backward(
             check_len("expansion input", expand.input_len(), u.x.len())?;
             check_momentum(u.weight.len(), &u.momentum, &u.params)?;
         }
+        ExpandWeight::Split {
+            update: u,
+            frozen,
+            kept,
+        } => {
+            let (c_in, kept) = (expand.c_in(), *kept);
+            if kept > c_in {
+                return Err(KernelError::Param(
+                    "a split expansion weight keeps more input channels than the expansion has",
+                ));
+            }
+            let scales = u.weight_quant.scales.len();
+            if scales != 1 && scales != mid {
+                return Err(KernelError::Param(
+                    "a split weight is quantized per tensor or per output channel",
+                ));
+            }
+            check_len(
+                "expansion weight (trained part)",
+                mid * kept,
+                u.weight.len(),
+            )?;
+            check_len(
+                "expansion weight (frozen part)",
+                mid * (c_in - kept),
+                frozen.len(),
+            )?;
+            check_len("expansion input (trained part)", kept * plane_in, u.x.len())?;
+            check_momentum(u.weight.len(), &u.momentum, &u.params)?;
+        }
     }
     let BottleneckGrads {
         mut dx,
@@ -163,6 +212,7 @@ pub fn bottleneck_backward(
     let w_project = int8_weight(project.weight, &project.quant);
     let w_depthwise = int8_weight(depthwise.weight, &depthwise.quant);
     let (c_in, c_out) = (expand.c_in(), gp.c_out());
+    let width = expand.out_hw()[1];
     for o in 0..mid {
         // 1: plane `o` of the projection's input gradient, `j` ascending from zero.
         h_out.fill(0.0);
@@ -198,7 +248,18 @@ pub fn bottleneck_backward(
                     let wv = int8_weight(u.weight, &u.weight_quant);
                     add_row(dx, h_in, o, c_in, &wv);
                 }
-                update_row(u, h_in, o, expand)?;
+                update_row(u, h_in, o, c_in, width)?;
+            }
+            ExpandWeight::Split {
+                update: u,
+                frozen,
+                kept,
+            } => {
+                if let Some(dx) = dx.as_deref_mut() {
+                    let wv = split_weight(u.weight, frozen, *kept, c_in, &u.weight_quant);
+                    add_row(dx, h_in, o, c_in, &wv);
+                }
+                update_row(u, h_in, o, *kept, width)?;
             }
         }
     }
@@ -264,17 +325,39 @@ fn add_row(dx: &mut [f32], h: &[f32], o: usize, c_in: usize, w: &impl Fn(usize) 
     }
 }
 
-/// Row `o` of the expansion's weight gradient (`Σ_rows Σ_cols h · x`, row sums added to zero
-/// in row order, as the fused weight-gradient kernel sums a 1×1 tap) and its update.
+/// Element `i` (`o · c_in + ic`) of a weight split after `kept` input channels, at its real
+/// value `f32(q − z) · s` with the whole weight's quantization `q` (the value
+/// `conv2d_backward_input_int8_split` reads: the same scale and zero point of row `o`).
+fn split_weight<'a>(
+    trained: &'a [i8],
+    frozen: &'a [i8],
+    kept: usize,
+    c_in: usize,
+    q: &'a PerAxis<'_>,
+) -> impl Fn(usize) -> f32 + 'a {
+    move |i| {
+        let (o, ic) = (i / c_in, i % c_in);
+        let v = if ic < kept {
+            trained[o * kept + ic]
+        } else {
+            frozen[o * (c_in - kept) + ic - kept]
+        };
+        let (s, z) = q.of(i);
+        f32::from(i16::from(v) - i16::from(z)) * s
+    }
+}
+
+/// Row `o` of the expansion's weight gradient over its `c_in` (trained) input channels
+/// (`Σ_rows Σ_cols h · x`, rows `width` wide, row sums added to zero in row order, as the
+/// fused weight-gradient kernel sums a 1×1 tap) and its update.
 fn update_row(
     u: &mut ExpandUpdate<'_>,
     h: &[f32],
     o: usize,
-    expand: &Conv2dGeometry,
+    c_in: usize,
+    width: usize,
 ) -> Result<(), KernelError> {
-    let c_in = expand.c_in();
     let plane = h.len();
-    let width = expand.out_hw()[1];
     let x = int8_weight(u.x, &u.x_quant);
     for ic in 0..c_in {
         let mut g = 0.0_f32;
@@ -317,6 +400,7 @@ mod tests {
     use crate::geometry::Window2d;
     use crate::int8::dequantize;
     use crate::sgd::UpdateRounding;
+    use crate::split::{conv2d_backward_input_int8_split, SplitWeight};
     use crate::update::conv2d_weight_sgd_i8;
 
     /// A pseudo-random stream.
@@ -360,6 +444,8 @@ mod tests {
         pw_bias: bool,
         update: bool,
         momentum: bool,
+        /// A split expansion weight keeping this many input channels (with the update).
+        kept: Option<usize>,
         seed: u32,
     }
 
@@ -405,6 +491,20 @@ mod tests {
         let q_x = PerAxis::new(&xs, &xz, ge.input_len()).unwrap();
         let zp_e: Vec<i32> = z_e.iter().map(|&z| i32::from(z)).collect();
         let cq = ChannelQuant::new(&s_e, &zp_e, c.c_in).unwrap();
+        // The split: the trained slice's geometry, update and parts.
+        let kept = c.kept.map(|k| k.min(c.c_in));
+        let update = c.update || kept.is_some();
+        let k_in = kept.unwrap_or(c.c_in);
+        let gu = Conv2dGeometry::new(1, k_in, c.hw, c.mid, 1, pw).unwrap();
+        let cq_u = ChannelQuant::new(&s_e, &zp_e, k_in).unwrap();
+        let (w_t, w_f): (Vec<i8>, Vec<i8>) = {
+            let (mut t, mut f) = (Vec::new(), Vec::new());
+            for row in w_e.chunks(c.c_in) {
+                t.extend_from_slice(&row[..k_in]);
+                f.extend_from_slice(&row[k_in..]);
+            }
+            (t, f)
+        };
         let params = SgdParams {
             eta: 0.37,
             momentum: if c.momentum { 0.9 } else { 0.0 },
@@ -416,7 +516,7 @@ mod tests {
                 UpdateRounding::HalfEven
             },
         };
-        let m0: Vec<f32> = (0..ge.weight_len()).map(|_| r.unit()).collect();
+        let m0: Vec<f32> = (0..gu.weight_len()).map(|_| r.unit()).collect();
 
         // The unfused sequence.
         let mut h = vec![0.0; gp.input_len()];
@@ -432,20 +532,31 @@ mod tests {
         let mut db_e = vec![0.0; c.mid];
         conv2d_backward_bias(&h, &mut db_e, &ge).unwrap();
         let mut dx = vec![0.0; ge.input_len()];
-        conv2d_backward_input_int8(&h, &w_e, &q_e, &mut dx, &ge).unwrap();
-        let mut xf = vec![0.0; x.len()];
-        dequantize(&x, &mut xf, &q_x).unwrap();
-        let (mut w_ref, mut m_ref) = (w_e.clone(), m0.clone());
-        if c.update {
+        if kept.is_some() {
+            let sw = SplitWeight {
+                trained: &w_t,
+                frozen: &w_f,
+                kept: k_in,
+            };
+            conv2d_backward_input_int8_split(&h, &sw, &q_e, &mut dx, &ge).unwrap();
+        } else {
+            conv2d_backward_input_int8(&h, &w_e, &q_e, &mut dx, &ge).unwrap();
+        }
+        // The update reads the saved input's first `k_in` channels.
+        let x_u = &x[..gu.input_len()];
+        let mut xf = vec![0.0; x_u.len()];
+        dequantize(x_u, &mut xf, &q_x).unwrap();
+        let (mut w_ref, mut m_ref) = (w_t.clone(), m0.clone());
+        if update {
             let mut taps = [0.0];
             conv2d_weight_sgd_i8(
                 &xf,
                 &h,
-                &ge,
+                &gu,
                 None,
                 &mut w_ref,
                 c.momentum.then_some(&mut m_ref[..]),
-                &cq,
+                &cq_u,
                 &params,
                 &mut taps,
             )
@@ -453,10 +564,24 @@ mod tests {
         }
 
         // The streamed kernel.
-        let (mut w_new, mut m_new) = (w_e.clone(), m0.clone());
+        let (mut w_new, mut m_new) = (w_t.clone(), m0.clone());
         let mut dx_new = vec![9.0; ge.input_len()];
         let (mut db_d_new, mut db_e_new) = (vec![9.0; c.mid], vec![9.0; c.mid]);
-        let weight = if c.update {
+        let weight = if kept.is_some() {
+            ExpandWeight::Split {
+                update: ExpandUpdate {
+                    x: x_u,
+                    x_quant: q_x,
+                    weight: &mut w_new,
+                    weight_quant: q_e,
+                    momentum: c.momentum.then_some(&mut m_new[..]),
+                    channels: cq_u,
+                    params,
+                },
+                frozen: &w_f,
+                kept: k_in,
+            }
+        } else if c.update {
             ExpandWeight::Trained(ExpandUpdate {
                 x: &x,
                 x_quant: q_x,
@@ -509,11 +634,11 @@ mod tests {
         if c.pw_bias {
             prop_assert_eq!(bits(&db_e_new), bits(&db_e));
         }
-        if c.update {
+        if update {
             prop_assert_eq!(&w_new, &w_ref);
             prop_assert_eq!(bits(&m_new), bits(&m_ref));
         } else {
-            prop_assert_eq!(&w_new, &w_e);
+            prop_assert_eq!(&w_new, &w_t);
         }
         Ok(())
     }
@@ -528,14 +653,32 @@ mod tests {
             stride in 1..3_usize, dx in any::<bool>(), dw_bias in any::<bool>(), pw_bias in any::<bool>(),
             update in any::<bool>(), momentum in any::<bool>(), seed in any::<u32>(),
         ) {
-            check(Case { c_in, mid, c_out, hw: [h, w], k, stride, dx, dw_bias, pw_bias, update, momentum, seed })?;
+            check(Case { c_in, mid, c_out, hw: [h, w], k, stride, dx, dw_bias, pw_bias, update, momentum, kept: None, seed })?;
+        }
+
+        /// With a split expansion weight (trained slice + frozen remainder) the streamed
+        /// kernel equals `dx` through `conv2d_backward_input_int8_split` and the slice's update
+        /// through `conv2d_weight_sgd_i8`, bit for bit; `kept` from none to all channels.
+        #[test]
+        fn streamed_split_matches_unfused(
+            c_in in 1..7_usize, mid in 1..10_usize, c_out in 1..6_usize,
+            h in 1..8_usize, w in 1..8_usize, k in prop_oneof![Just(1_usize), Just(3), Just(5)],
+            stride in 1..3_usize, dx in any::<bool>(), dw_bias in any::<bool>(), pw_bias in any::<bool>(),
+            momentum in any::<bool>(), kept in 0..7_usize, seed in any::<u32>(),
+        ) {
+            check(Case { c_in, mid, c_out, hw: [h, w], k, stride, dx, dw_bias, pw_bias, update: true, momentum, kept: Some(kept), seed })?;
         }
     }
 
     #[test]
     fn a_real_sized_block_matches() {
-        // MbV2's block 12 (32 → 192 → 32 at 8×8) and a stride-2 7×7 block.
-        for (c_in, mid, c_out, hw, k, stride) in [(32, 192, 32, 8, 3, 1), (16, 48, 24, 12, 7, 2)] {
+        // MbV2's block 12 (32 → 192 → 32 at 8×8), a stride-2 7×7 block, and MCUNet's block 13
+        // shape with its expansion weight split after 24 of 96 input channels.
+        for (c_in, mid, c_out, hw, k, stride, kept) in [
+            (32, 192, 32, 8, 3, 1, None),
+            (16, 48, 24, 12, 7, 2, None),
+            (96, 288, 96, 5, 3, 1, Some(24)),
+        ] {
             check(Case {
                 c_in,
                 mid,
@@ -548,6 +691,7 @@ mod tests {
                 pw_bias: true,
                 update: true,
                 momentum: false,
+                kept,
                 seed: 12,
             })
             .unwrap();
