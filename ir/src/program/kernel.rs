@@ -290,6 +290,12 @@ pub enum Kernel {
     /// `([w_expand: i8[, momentum: f32]][, dx: f32][, db_depthwise: f32][, db_expand: f32])`
     /// (the updated weight in place first), scratch
     /// `f32[mite_kernels::float::bottleneck_backward_scratch_len]`.
+    ///
+    /// With `kept`, the expansion weight is split ([`Kernel::SplitWeight`]): the update's
+    /// weight is the trained slice of the first `kept` input channels (its geometry the
+    /// expansion's with `kept` input channels, `x` the saved slice) and one more operand
+    /// follows `step`, the frozen remainder `w_frozen: i8[c_mid, c_in − kept]` that `dx`
+    /// reads with the slice (`mite_kernels::float::ExpandWeight::Split`).
     BottleneckBackward {
         /// The projection's input gradient: a pointwise [`Kernel::ConvBackwardInputInt8`].
         project: Box<Kernel>,
@@ -307,6 +313,9 @@ pub enum Kernel {
         /// The expansion weight's update: the [`Kernel::Dequantize`] of the saved input `x` and
         /// the [`Kernel::ConvWeightSgd`] of the weight (an `i8` parameter, no slice).
         update: Option<(Box<Kernel>, Box<Kernel>)>,
+        /// A split expansion weight: the input channels of its trained slice (`dx` and the
+        /// update both present).
+        kept: Option<usize>,
     },
     /// `mite_kernels::int8::bottleneck_chain_int8` (`q.bottleneck_chain`): two bottlenecks, the
     /// second streaming the first's output rows through a small ring: `(x: i8, the first's six
@@ -1097,6 +1106,7 @@ pub fn bottleneck_backward_parts(k: &Kernel) -> Option<[Conv2dGeometry; 3]> {
         expand,
         dx,
         update,
+        kept,
         ..
     } = k
     else {
@@ -1117,13 +1127,25 @@ pub fn bottleneck_backward_parts(k: &Kernel) -> Option<[Conv2dGeometry; 3]> {
         && d.c_out() == p.c_in()
         && d.out_hw() == p.in_hw();
     let dx_ok = dx.as_deref().is_none_or(|k| input_grad(k) == Some(*expand));
+    // The updated weight's geometry: the expansion's, or its trained slice's.
+    let trained = match kept {
+        None => *expand,
+        Some(k) if *k <= expand.c_in() && dx.is_some() && update.is_some() => {
+            Conv2dGeometry::new(1, *k, expand.in_hw(), expand.c_out(), 1, expand.window()).ok()?
+        }
+        Some(_) => return None,
+    };
     let update_ok = update.as_ref().is_none_or(|(deq, sgd)| {
-        matches!(deq.as_ref(), Kernel::Dequantize { len, .. } if *len == expand.input_len())
+        matches!(deq.as_ref(), Kernel::Dequantize { len, .. } if *len == trained.input_len())
             && matches!(sgd.as_ref(), Kernel::ConvWeightSgd { geometry, update }
-                if geometry == expand
+                if *geometry == trained
                     && matches!(update.as_ref(), Kernel::Sgd { elem: BufElem::I8, slice: None, .. }))
     });
-    (chained && dx_ok && update_ok).then_some([p, d, *expand])
+    // A split dx quantizes per tensor or per output channel (as the split kernel).
+    let split_ok = kept.is_none()
+        || matches!(dx.as_deref(), Some(Kernel::ConvBackwardInputInt8 { scales, .. })
+            if scales.len() == 1 || scales.len() == expand.c_out());
+    (chained && dx_ok && update_ok && split_ok).then_some([p, d, *expand])
 }
 
 fn bottleneck_backward_signature(k: &Kernel) -> Option<Signature> {
@@ -1134,6 +1156,7 @@ fn bottleneck_backward_signature(k: &Kernel) -> Option<Signature> {
         depthwise_bias,
         expand_bias,
         update,
+        kept,
         ..
     } = k
     else {
@@ -1149,7 +1172,11 @@ fn bottleneck_backward_signature(k: &Kernel) -> Option<Signature> {
     let mut outputs = Vec::new();
     match update {
         Some((_, sgd)) => {
-            inputs.extend([(I8, e.input_len()), (F32, 1), (I64, 1)]);
+            let x_len = kept.map_or(e.input_len(), |k| k * e.in_plane());
+            inputs.extend([(I8, x_len), (F32, 1), (I64, 1)]);
+            if let Some(k) = kept {
+                inputs.push((I8, e.c_out() * (e.c_in() - k)));
+            }
             outputs.extend(sgd.signature().outputs);
         }
         None if dx.is_some() => inputs.push((I8, e.weight_len())),
@@ -1181,6 +1208,7 @@ fn bottleneck_backward_attrs(k: &Kernel) -> Vec<(&'static str, KernelAttr)> {
         depthwise_bias,
         expand_bias,
         update,
+        kept,
     } = k
     else {
         return Vec::new();
@@ -1239,6 +1267,9 @@ fn bottleneck_backward_attrs(k: &Kernel) -> Vec<(&'static str, KernelAttr)> {
         ("depthwise_bias", A::Bool(*depthwise_bias)),
         ("expand_bias", A::Bool(*expand_bias)),
     ]);
+    if let Some(k) = kept {
+        a.push(("kept", A::Int(*k as i64)));
+    }
     if let Some((deq, sgd)) = update {
         if let Kernel::Dequantize {
             scales,

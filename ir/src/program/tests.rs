@@ -473,6 +473,7 @@ fn bottleneck_backward(stride: usize, dx: bool, update: bool) -> Kernel {
                 }),
             )
         }),
+        kept: None,
     }
 }
 
@@ -547,7 +548,93 @@ fn a_bottleneck_backward_whose_parts_do_not_chain_matches_no_call() {
         depthwise_bias,
         expand_bias,
         update,
+        kept: None,
     };
+    assert_eq!(bottleneck_backward_parts(&k), None);
+    assert_eq!(k.signature(), Signature::default());
+}
+
+/// [`bottleneck_backward`] with its expansion weight split after `kept` of 4 input channels:
+/// the update's geometry, input and parameter those of the trained slice.
+fn split_bottleneck_backward(kept: usize, update_channels: usize) -> Kernel {
+    let Kernel::BottleneckBackward {
+        project,
+        depthwise,
+        depthwise_bias,
+        expand_bias,
+        update: Some((_, sgd)),
+        ..
+    } = bottleneck_backward(1, true, true)
+    else {
+        unreachable!()
+    };
+    let Kernel::ConvWeightSgd { geometry: e, .. } = sgd.as_ref() else {
+        unreachable!()
+    };
+    let whole = Conv2dGeometry::new(1, 4, e.in_hw(), e.c_out(), 1, e.window()).unwrap();
+    let slice =
+        Conv2dGeometry::new(1, update_channels, e.in_hw(), e.c_out(), 1, e.window()).unwrap();
+    let Kernel::ConvWeightSgd { update: rule, .. } = *sgd else {
+        unreachable!()
+    };
+    let mut rule = *rule;
+    if let Kernel::Sgd { len, inner, .. } = &mut rule {
+        *len = slice.weight_len();
+        *inner = update_channels;
+    }
+    Kernel::BottleneckBackward {
+        project,
+        depthwise,
+        expand: whole,
+        dx: Some(Box::new(Kernel::ConvBackwardInputInt8 {
+            geometry: whole,
+            scales: vec![0.5; 6],
+            zero_points: vec![0; 6],
+            inner: 4,
+        })),
+        depthwise_bias,
+        expand_bias,
+        update: Some((
+            Box::new(Kernel::Dequantize {
+                len: slice.input_len(),
+                scales: vec![0.1],
+                zero_points: vec![0],
+                inner: slice.input_len(),
+            }),
+            Box::new(Kernel::ConvWeightSgd {
+                geometry: slice,
+                update: Box::new(rule),
+            }),
+        )),
+        kept: Some(kept),
+    }
+}
+
+#[test]
+fn a_split_bottleneck_backward_updates_the_slice_and_reads_the_remainder() {
+    use BufElem::{Bits, F32, I64, I8};
+    let k = split_bottleneck_backward(1, 1);
+    assert!(bottleneck_backward_parts(&k).is_some());
+    // x is the slice of 1 channel of 4 × 4; the frozen remainder (6 × 3) follows step.
+    assert_eq!(
+        k.signature().inputs,
+        [
+            (F32, 48),
+            (I8, 18),
+            (Bits, 96),
+            (I8, 54),
+            (Bits, 96),
+            (I8, 16),
+            (F32, 1),
+            (I64, 1),
+            (I8, 18)
+        ]
+    );
+    // The updated slice (6 × 1), dx over all 4 channels, the depthwise bias gradient.
+    assert_eq!(k.signature().outputs, [(I8, 6), (F32, 64), (F32, 6)]);
+    assert!(k.attrs().iter().any(|(n, _)| *n == "kept"));
+    // The update's geometry must be the slice's.
+    let k = split_bottleneck_backward(2, 1);
     assert_eq!(bottleneck_backward_parts(&k), None);
     assert_eq!(k.signature(), Signature::default());
 }

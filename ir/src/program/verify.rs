@@ -387,24 +387,35 @@ fn check_splits(p: &Program, errors: &mut Vec<ProgramError>) {
 }
 
 /// A [`Kernel::SplitWeight`](super::Kernel::SplitWeight) call reads a trained slice (operand
-/// 1, `kept` channels along axis 1) and its own frozen remainder (operand 2).
+/// 1, `kept` channels along axis 1) and its own frozen remainder (operand 2); a split
+/// [`Kernel::BottleneckBackward`](super::Kernel::BottleneckBackward) updates the slice (result
+/// 0) and reads its frozen remainder (operand 8).
 fn check_split_call(p: &Program, e: usize, c: usize, errors: &mut Vec<ProgramError>) {
     let call = &p.entries[e].calls[c];
-    let super::Kernel::SplitWeight { kept, .. } = &call.kernel else {
-        return;
+    let (kept, t, f) = match &call.kernel {
+        super::Kernel::SplitWeight { kept, .. } => (kept, call.inputs.get(1), call.inputs.get(2)),
+        super::Kernel::BottleneckBackward {
+            kept: Some(kept), ..
+        } => (kept, call.outputs.first(), call.inputs.get(8)),
+        _ => return,
     };
-    let (Some(&t), Some(&f)) = (call.inputs.get(1), call.inputs.get(2)) else {
+    let (Some(&t), Some(&f)) = (t, f) else {
         return; // reported by the signature check
     };
     let ok = p.frozen_part(t) == Some(f) && p.buffer(t).shape.get(1) == Some(kept);
     if !ok {
+        let which = if matches!(call.kernel, super::Kernel::SplitWeight { .. }) {
+            "operands 1 and 2"
+        } else {
+            "result 0 and operand 8"
+        };
         errors.push(ProgramError::Signature {
             entry: p.entries[e].name.clone(),
             call: c,
             kernel: call.kernel.name(),
             what: format!(
-                "operands 1 and 2 ({t}, {f}) are not a trained slice of {kept} channels and \
-                 its frozen remainder"
+                "{which} ({t}, {f}) are not a trained slice of {kept} channels and its frozen \
+                 remainder"
             ),
         });
     }

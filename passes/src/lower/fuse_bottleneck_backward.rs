@@ -15,14 +15,18 @@
 //! 5. the readers of `h'''`: optionally the expansion's input gradient
 //!    `conv2d_backward_input_int8w (h''', w_expand) -> dx` and optionally its weight update
 //!    `conv2d_backward_weight_sgd (dequantize(x), h''')` (an `i8` weight, not channel-sliced,
-//!    after `dx`, which reads the weight before its update).
+//!    after `dx`, which reads the weight before its update). The expansion weight may be split
+//!    (`Kernel::SplitWeight`, see `split_weight`): then `dx` is
+//!    `conv2d_backward_input_int8w_split (h''', w_trained, w_frozen) -> dx` reading the trained
+//!    slice and its frozen remainder (`Program::frozen_part`), and the update, required, writes
+//!    the slice from the saved input's first `kept` channels.
 //!
 //! It is replaced when every intermediate `f32` buffer (each version of `h`, the dequantized
 //! `x`) is read by the chain only, and no other call between the chain's first and last call
 //! touches a buffer the fused call reads or writes (so running it at the chain's last call
 //! computes the same values). The fused call is bit-identical with the chain
 //! (`mite_kernels::float::bottleneck_backward`). Chains of any other form stay unfused: a
-//! channel-sliced weight update, trained depthwise or projection weights (their weight
+//! channel-sliced weight update, a split `dx` without its slice's update, trained depthwise or projection weights (their weight
 //! gradients read `h`), missing masks, batches above 1. The arena of a rewritten entry is then
 //! planned again over the calls' live intervals.
 
@@ -47,6 +51,7 @@ pub(super) fn stream_bottleneck_backward(
     while let Some(found) = find_chain(program, entry, from) {
         let Found {
             chain,
+            removed,
             mut call,
             dead,
             order: (before, after),
@@ -72,15 +77,13 @@ pub(super) fn stream_bottleneck_backward(
         let mut old: Vec<Option<Call>> = std::mem::take(calls).into_iter().map(Some).collect();
         let n = old.len();
         let mut take = |k: usize| old[k].take().expect("each call is placed once");
-        let mut placed: Vec<Call> = (0..lo).map(&mut take).collect();
+        let kept = |k: &usize| !removed.contains(k);
+        let mut placed: Vec<Call> = (0..lo).filter(kept).map(&mut take).collect();
         placed.extend(before.iter().map(|&k| take(k)));
         placed.push(call);
         from = placed.len();
         placed.extend(after.iter().map(|&k| take(k)));
-        for k in chain {
-            take(k);
-        }
-        placed.extend((hi + 1..n).map(&mut take));
+        placed.extend((hi + 1..n).filter(kept).map(&mut take));
         *calls = placed;
         remove_untouched(program, &dead);
         count += 1;
@@ -106,6 +109,20 @@ fn input_grad_of(c: &Call, h: BufferId) -> Option<Conv2dGeometry> {
     match &c.kernel {
         Kernel::ConvBackwardInputInt8 { geometry, .. } if c.inputs.first() == Some(&h) => {
             Some(*geometry)
+        }
+        _ => None,
+    }
+}
+
+/// The geometry of a split `conv2d_backward_input_int8w_split` call reading `h` as its `dy`,
+/// and the input channels of its trained slice.
+fn split_input_grad_of(c: &Call, h: BufferId) -> Option<(Conv2dGeometry, usize)> {
+    match &c.kernel {
+        Kernel::SplitWeight { kernel, kept } if c.inputs.first() == Some(&h) => {
+            match kernel.as_ref() {
+                Kernel::ConvBackwardInputInt8 { geometry, .. } => Some((*geometry, *kept)),
+                _ => None,
+            }
         }
         _ => None,
     }
@@ -234,7 +251,9 @@ fn chain_at(program: &Program, entry: usize, a: usize) -> Option<Found> {
     while let Some(j) = rest {
         let c = &calls[j];
         if let (Some(g), None, None) = (input_grad_of(c, h), &dx, &update) {
-            dx = Some((j, g));
+            dx = Some((j, g, None));
+        } else if let (Some((g, kept)), None, None) = (split_input_grad_of(c, h), &dx, &update) {
+            dx = Some((j, g, Some(kept)));
         } else if let (Some(b), None) = (bias_of(c, h, mid), db_e) {
             db_e = Some(b);
             chain.push(j);
@@ -273,10 +292,22 @@ fn chain_at(program: &Program, entry: usize, a: usize) -> Option<Found> {
         }
         rest = next_toucher(calls, h, j + 1);
     }
-    // The expansion's geometry: from dx or the update (they agree), else rebuilt.
+    // The expansion's geometry: from dx or the update (they agree: the update of a split
+    // weight has the slice's `kept` input channels), else rebuilt.
     let ge = match (dx, update) {
-        (Some((_, g)), Some((_, _, u))) if g != u => return None,
-        (Some((_, g)), _) | (None, Some((_, _, g))) => g,
+        (Some((_, g, kept)), Some((_, _, u))) => {
+            let trained = match kept {
+                None => g,
+                Some(k) => Conv2dGeometry::new(1, k, g.in_hw(), g.c_out(), 1, g.window()).ok()?,
+            };
+            if u != trained {
+                return None;
+            }
+            g
+        }
+        // A split dx without the slice's update is left alone.
+        (Some((_, _, Some(_))), None) => return None,
+        (Some((_, g, None)), None) | (None, Some((_, _, g))) => g,
         // Without dx or an update the expansion's input channels are not known (nor needed):
         // one, in the rebuilt geometry.
         (None, None) => {
@@ -297,38 +328,67 @@ fn chain_at(program: &Program, entry: usize, a: usize) -> Option<Found> {
     let mut outputs = Vec::new();
     let mut dx_kernel = None;
     let mut update_kernels = None;
+    let mut dequantize = None;
     if let Some((j, d, _)) = update {
         let (c, dq) = (&calls[j], &calls[d]);
         chain.push(j);
-        chain.push(d);
+        dequantize = Some(d);
         intermediates.push(dq.outputs[0]);
         // `x`, lr, step.
         inputs.extend([dq.inputs[0], c.inputs[2], c.inputs[3]]);
         outputs.extend(c.outputs.iter().copied());
         update_kernels = Some((Box::new(dq.kernel.clone()), Box::new(c.kernel.clone())));
-        if let Some((k, _)) = dx {
+        if let Some((k, _, kept)) = dx {
             // dx reads the weight before its update, and the weight the update writes.
             if k > j || calls[k].inputs[1] != c.outputs[0] {
                 return None;
             }
+            // A split dx reads the slice's own frozen remainder, after `step`.
+            if kept.is_some() {
+                let frozen = *calls[k].inputs.get(2)?;
+                if program.frozen_part(c.outputs[0]) != Some(frozen) {
+                    return None;
+                }
+                inputs.push(frozen);
+            }
         }
     }
-    if let Some((k, _)) = dx {
+    let mut kept = None;
+    if let Some((k, _, split)) = dx {
         let c = &calls[k];
         chain.push(k);
         if update.is_none() {
             inputs.push(c.inputs[1]);
         }
         outputs.push(c.outputs[0]);
-        dx_kernel = Some(Box::new(c.kernel.clone()));
+        let inner = match &c.kernel {
+            Kernel::SplitWeight { kernel, .. } => kernel.as_ref(),
+            k => k,
+        };
+        dx_kernel = Some(Box::new(inner.clone()));
+        kept = split;
     }
     outputs.extend(db_d);
     outputs.extend(db_e);
     chain.sort_unstable();
     chain.dedup();
+    // The dequantization of `x` may run well before the chain (with the forward's
+    // recomputation): it is removed too, and the fused call reads `x`, which no call from the
+    // dequantization to the chain's end may write.
+    let mut removed = chain.clone();
+    if let Some(d) = dequantize {
+        let x = calls[d].inputs[0];
+        let hi = *chain.last()?;
+        if (d + 1..=hi).any(|k| !chain.contains(&k) && writes(&calls[k]).any(|b| b == x)) {
+            return None;
+        }
+        removed.push(d);
+        removed.sort_unstable();
+        removed.dedup();
+    }
 
-    // The intermediates: in the arena, touched by the chain only, not results.
-    let in_chain: HashSet<usize> = chain.iter().copied().collect();
+    // The intermediates: in the arena, touched by the replaced calls only, not results.
+    let in_chain: HashSet<usize> = removed.iter().copied().collect();
     for &b in &intermediates {
         let decl = program.buffer(b);
         if !matches!(decl.storage, Storage::Arena { .. })
@@ -342,10 +402,10 @@ fn chain_at(program: &Program, entry: usize, a: usize) -> Option<Found> {
             return None;
         }
     }
-    let order = interleave(calls, &chain, &inputs, &outputs)?;
+    let order = interleave(calls, &chain, &removed, &inputs, &outputs)?;
     // Scratch buffers of the replaced calls die with them.
     let mut dead = intermediates;
-    dead.extend(chain.iter().filter_map(|&k| calls[k].scratch));
+    dead.extend(removed.iter().filter_map(|&k| calls[k].scratch));
     dead.retain(|b| !inputs.contains(b) && !outputs.contains(b));
     let call = Call {
         kernel: Kernel::BottleneckBackward {
@@ -356,6 +416,7 @@ fn chain_at(program: &Program, entry: usize, a: usize) -> Option<Found> {
             depthwise_bias: db_d.is_some(),
             expand_bias: db_e.is_some(),
             update: update_kernels,
+            kept,
         },
         inputs,
         outputs,
@@ -368,6 +429,7 @@ fn chain_at(program: &Program, entry: usize, a: usize) -> Option<Found> {
     mite_ir::program::bottleneck_backward_parts(&call.kernel)?;
     Some(Found {
         chain,
+        removed,
         call,
         dead,
         order,
@@ -376,8 +438,11 @@ fn chain_at(program: &Program, entry: usize, a: usize) -> Option<Found> {
 
 /// A recognised chain.
 struct Found {
-    /// Its call indices, ascending.
+    /// Its call indices, ascending (the dequantization of `x` aside).
     chain: Vec<usize>,
+    /// The indices of the calls the fused call replaces, ascending: the chain's and the
+    /// dequantization of `x`, which may run before the chain's first call.
+    removed: Vec<usize>,
     /// The fused call (scratch not yet set).
     call: Call,
     /// Buffers only the chain touched.
@@ -392,7 +457,7 @@ fn writes(c: &Call) -> impl Iterator<Item = BufferId> + '_ {
     c.outputs.iter().chain(&c.scratch).copied()
 }
 
-/// Splits the calls between the chain's ends that are not in it into those that run before
+/// Splits the calls between the chain's ends that are not replaced (`removed`) into those that run before
 /// the fused call (they read none of its results) and those that run after it (they read its
 /// results, or the results of another call moved after it); `None` when some call writes what
 /// the fused call reads or writes, or when moving a call after it would reorder two dependent
@@ -400,11 +465,12 @@ fn writes(c: &Call) -> impl Iterator<Item = BufferId> + '_ {
 fn interleave(
     calls: &[Call],
     chain: &[usize],
+    removed: &[usize],
     inputs: &[BufferId],
     outputs: &[BufferId],
 ) -> Option<(Vec<usize>, Vec<usize>)> {
     let (lo, hi) = (chain[0], *chain.last()?);
-    let others: Vec<usize> = (lo..=hi).filter(|k| !chain.contains(k)).collect();
+    let others: Vec<usize> = (lo..=hi).filter(|k| !removed.contains(k)).collect();
     let mut moved: HashSet<BufferId> = outputs.iter().copied().collect();
     let (mut before, mut after) = (Vec::new(), Vec::new());
     for &k in &others {

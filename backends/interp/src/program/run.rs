@@ -762,6 +762,7 @@ fn bottleneck_backward_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
         depthwise_bias,
         expand_bias,
         update,
+        kept,
     } = &call.kernel
     else {
         return Err("not a bottleneck_backward call".into());
@@ -839,8 +840,10 @@ fn bottleneck_backward_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
         );
         trained = Some((xv, xs, xz, *xi, rule, scales, zero_points, *inner));
     }
-    let frozen_w = match (&update, &dx) {
-        (None, Some(_)) => Some(i8s(mem, x(5)?)?),
+    let frozen_w = match (&update, &dx, kept) {
+        (None, Some(_), _) => Some(i8s(mem, x(5)?)?),
+        // A split weight's frozen remainder follows `step`.
+        (Some(_), _, Some(_)) => Some(i8s(mem, x(8)?)?),
         _ => None,
     };
     let dx_id = dx.as_ref().map(|_| take()).transpose()?;
@@ -854,9 +857,9 @@ fn bottleneck_backward_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
     let mut m_vals = momentum_buf.as_mut().and_then(|(_, m)| m.take());
     let zps: Vec<i32>;
     let weight = match (&mut weight_q, &trained, &frozen_w) {
-        (Some((_, q)), Some((xv, xs, xz, xi, rule, scales, zero_points, inner)), _) => {
+        (Some((_, q)), Some((xv, xs, xz, xi, rule, scales, zero_points, inner)), frozen) => {
             zps = zero_points.to_vec();
-            kf::ExpandWeight::Trained(kf::ExpandUpdate {
+            let update = kf::ExpandUpdate {
                 x: xv,
                 x_quant: k8::PerAxis::new(xs, xz, *xi).map_err(ke)?,
                 weight: q,
@@ -868,7 +871,15 @@ fn bottleneck_backward_call(mem: &mut Memory<'_>, call: &Call) -> Res<()> {
                 momentum: m_vals.as_deref_mut(),
                 channels: sgd::ChannelQuant::new(scales, &zps, *inner).map_err(ke)?,
                 params: *rule,
-            })
+            };
+            match (kept, frozen) {
+                (Some(kept), Some(frozen)) => kf::ExpandWeight::Split {
+                    update,
+                    frozen,
+                    kept: *kept,
+                },
+                _ => kf::ExpandWeight::Trained(update),
+            }
         }
         (_, _, Some(w)) => kf::ExpandWeight::Frozen(kf::Int8Conv {
             geometry: expand,
