@@ -5,6 +5,10 @@
  * never exists whole, only one plane of the depthwise output and one of its input. Every
  * element is the same sum in the same order as the unfused kernels (and the Rust kernel), so
  * bit-exact; compile with -ffp-contract=off.
+ *
+ * A split expansion weight (u and w_frozen both given): u->w is the trained slice of the first
+ * p->kept input channels, updated from u->x (the saved input's first kept channels); w_frozen
+ * is the frozen remainder; dx reads both (Rust `ExpandWeight::Split`).
  */
 #include "mite_internal.h"
 
@@ -14,6 +18,18 @@ static float real_at(const int8_t *q, const mite_per_axis *pa, size_t i) {
     int8_t z;
     mite_per_axis_of(pa, i, &s, &z);
     return (float)((int16_t)q[i] - (int16_t)z) * s;
+}
+
+/* Element (o, ic) of the expansion weight at its real value, input channels [0, kept) from the
+ * trained part and the rest from the frozen part, with the whole weight's quantization (Rust
+ * `split_weight`; an unsplit weight is all trained, kept = c_in, or all frozen, kept = 0). */
+static float expand_at(const int8_t *trained, const int8_t *frozen, size_t kept, size_t c_in,
+                       const mite_per_axis *pa, size_t o, size_t ic) {
+    float s;
+    int8_t z;
+    int8_t q = ic < kept ? trained[o * kept + ic] : frozen[o * (c_in - kept) + ic - kept];
+    mite_per_axis_of(pa, o * c_in + ic, &s, &z);
+    return (float)((int16_t)q - (int16_t)z) * s;
 }
 
 /* Zeroes the elements of plane whose bit base + i of mask is clear (Rust `apply_mask`). */
@@ -86,16 +102,17 @@ size_t mite_bottleneck_backward_scratch_len(const mite_bottleneck_backward_param
            p->depthwise.in_hw[0] * p->depthwise.in_hw[1] + p->expand.c_in + 2u;
 }
 
-/* Row o of the expansion's weight gradient into row (Rust `update_row`: row sums added to zero
- * in row order), then its update by mite_conv2d_weight_sgd_i8 on a 1x1 convolution of one
- * output channel whose input is that row and whose output gradient is 1: its gradient is
- * 0 + (0 + 1 * row[ic]) = row[ic] exactly (row[ic] is never -0.0, being a sum started at +0.0),
- * and the slice view {1, c_mid, c_in, o, 1} makes element ic parameter element o * c_in + ic,
- * as the unfused update indexes it (channel quantization and stochastic rounding). */
+/* Row o of the expansion's weight gradient over its c_in trained input channels into row (Rust
+ * `update_row`: row sums added to zero in row order), then its update by
+ * mite_conv2d_weight_sgd_i8 on a 1x1 convolution of one output channel whose input is that row
+ * and whose output gradient is 1: its gradient is 0 + (0 + 1 * row[ic]) = row[ic] exactly
+ * (row[ic] is never -0.0, being a sum started at +0.0), and the slice view {1, c_mid, c_in, o,
+ * 1} makes element ic parameter element o * c_in + ic, as the unfused update indexes it
+ * (channel quantization and stochastic rounding). */
 static mite_status update_row(const mite_bottleneck_backward_params *p,
                               const mite_bottleneck_backward_update *u, const float *h, size_t o,
-                              float *row) {
-    size_t c_in = p->expand.c_in, width = p->expand.out_hw[1], height = p->expand.out_hw[0];
+                              size_t c_in, float *row) {
+    size_t width = p->expand.out_hw[1], height = p->expand.out_hw[0];
     size_t plane = width * height, ic, r, k;
     const float one = 1.0f;
     float taps[1];
@@ -114,6 +131,7 @@ static mite_status update_row(const mite_bottleneck_backward_params *p,
         row[ic] = grad;
     }
     g = p->expand;
+    g.c_in = c_in;
     g.in_hw[0] = g.in_hw[1] = 1u;
     g.out_hw[0] = g.out_hw[1] = 1u;
     g.c_out = 1u;
@@ -138,8 +156,10 @@ mite_status mite_bottleneck_backward(const float *dy, size_t dy_len, const int8_
     size_t mid = gd->c_in, c_out = gp->c_out, c_in = ge->c_in;
     size_t plane_out = gd->out_hw[0] * gd->out_hw[1], plane_in = gd->in_hw[0] * gd->in_hw[1];
     size_t taps = gd->window.kernel[0] * gd->window.kernel[1];
-    const int8_t *w_expand = u != NULL ? u->w : w_frozen;
-    size_t w_expand_len = u != NULL ? u->w_len : w_frozen_len;
+    int split = u != NULL && w_frozen != NULL;
+    /* Input channels of the trained part (u->w); w_frozen holds the others. */
+    size_t kept = split ? p->kept : (u != NULL ? c_in : 0u);
+    const int8_t *trained = u != NULL ? u->w : NULL;
     float *h_out = scratch, *h_in = scratch + plane_out, *row = scratch + plane_out + plane_in;
     mite_conv2d_geometry one;
     size_t o, j, i, ic;
@@ -156,12 +176,34 @@ mite_status mite_bottleneck_backward(const float *dy, size_t dy_len, const int8_
             MITE_OK) {
         return st;
     }
-    if ((out->dx != NULL || u != NULL) &&
-        (st = mite_check_len("expansion weight", mid * c_in, w_expand_len)) != MITE_OK) {
+    if (split) {
+        if (kept > c_in) {
+            return mite_fail(MITE_ERR_PARAM,
+                             "a split expansion weight keeps more input channels than the "
+                             "expansion has",
+                             0, 0, 0);
+        }
+        if (p->expand_w != NULL && p->expand_w->scales_len != 1u &&
+            p->expand_w->scales_len != mid) {
+            return mite_fail(MITE_ERR_PARAM,
+                             "a split weight is quantized per tensor or per output channel", 0,
+                             0, 0);
+        }
+        if ((st = mite_check_len("expansion weight (trained part)", mid * kept, u->w_len)) !=
+                MITE_OK ||
+            (st = mite_check_len("expansion weight (frozen part)", mid * (c_in - kept),
+                                 w_frozen_len)) != MITE_OK ||
+            (st = mite_check_len("expansion input (trained part)", kept * plane_in,
+                                 u->x_len)) != MITE_OK) {
+            return st;
+        }
+    } else if ((out->dx != NULL || u != NULL) &&
+               (st = mite_check_len("expansion weight", mid * c_in,
+                                    u != NULL ? u->w_len : w_frozen_len)) != MITE_OK) {
         return st;
     }
     if (out->dx != NULL) {
-        if (p->expand_w == NULL || w_expand == NULL) {
+        if (p->expand_w == NULL || (u == NULL && w_frozen == NULL)) {
             return mite_fail(MITE_ERR_PARAM, "dx needs the expansion weight", 0, 0, 0);
         }
         if ((st = mite_check_len("expansion grad_input", c_in * plane_in, out->dx_len)) !=
@@ -172,8 +214,8 @@ mite_status mite_bottleneck_backward(const float *dy, size_t dy_len, const int8_
             out->dx[i] = 0.0f;
         }
     }
-    if (u != NULL && (st = mite_check_len("expansion input", c_in * plane_in, u->x_len)) !=
-                         MITE_OK) {
+    if (u != NULL && !split &&
+        (st = mite_check_len("expansion input", c_in * plane_in, u->x_len)) != MITE_OK) {
         return st;
     }
     if ((out->db_depthwise != NULL &&
@@ -215,15 +257,15 @@ mite_status mite_bottleneck_backward(const float *dy, size_t dy_len, const int8_
         /* 5: dx from row o of the weight before its update. */
         if (out->dx != NULL) {
             for (ic = 0; ic < c_in; ic++) {
-                float wv = real_at(w_expand, p->expand_w, o * c_in + ic);
+                float wv = expand_at(trained, w_frozen, kept, c_in, p->expand_w, o, ic);
                 float *d = out->dx + ic * plane_in;
                 for (i = 0; i < plane_in; i++) {
                     d[i] += wv * h_in[i];
                 }
             }
         }
-        /* 6: row o's update. */
-        if (u != NULL && (st = update_row(p, u, h_in, o, row)) != MITE_OK) {
+        /* 6: row o's update (of its trained channels: none, nothing to update). */
+        if (u != NULL && kept > 0u && (st = update_row(p, u, h_in, o, kept, row)) != MITE_OK) {
             return st;
         }
     }

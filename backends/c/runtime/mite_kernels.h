@@ -534,15 +534,19 @@ typedef struct {
                                        update is computed) */
     const mite_per_axis *project_w;   /* the projection weight's quantization */
     const mite_per_axis *depthwise_w; /* the depthwise weight's */
-    const mite_per_axis *expand_w;  /* the expansion weight's, for dx (NULL: no dx) */
+    const mite_per_axis *expand_w;  /* the expansion weight's, for dx (NULL: no dx); of the
+                                       whole weight when split */
+    size_t kept; /* a split expansion weight: the input channels of its trained slice (read
+                    only when both the update and w_frozen are given) */
 } mite_bottleneck_backward_params;
 
 /** The update of the expansion's int8 weight, fused (NULL when the weight is frozen). */
 typedef struct {
-    const int8_t *x; /* the expansion's saved int8 input */
+    const int8_t *x; /* the expansion's saved int8 input (split: its first kept channels) */
     size_t x_len;
     const mite_per_axis *x_quant; /* its quantization */
-    int8_t *w;                    /* the weight, updated in place (dx reads each row first) */
+    int8_t *w; /* the weight (split: its trained slice), updated in place (dx reads each row
+                  first) */
     size_t w_len;
     float *m; /* momentum state, or NULL */
     size_t m_len;
@@ -565,8 +569,10 @@ size_t mite_bottleneck_backward_scratch_len(const mite_bottleneck_backward_param
 
 /** The backward pass of an inverted bottleneck from the gradient dy at its projection's output,
  *  one expanded channel at a time: masks, bias gradients, the depthwise transposed convolution,
- *  dx and the expansion weight's update (u; else w_frozen, read by dx, may be NULL). Bit-exact
- *  with the unfused kernels (Rust `float::bottleneck_backward`). */
+ *  dx and the expansion weight's update (u; else w_frozen, read by dx, may be NULL). With both
+ *  u and w_frozen the weight is split: u->w is the trained slice of p->kept input channels,
+ *  w_frozen the frozen remainder. Bit-exact with the unfused kernels (Rust
+ *  `float::bottleneck_backward`). */
 mite_status mite_bottleneck_backward(const float *dy, size_t dy_len, const int8_t *w_project,
                                      size_t w_project_len, const uint32_t *mask_depthwise,
                                      size_t mask_depthwise_len, const int8_t *w_depthwise,

@@ -1384,6 +1384,7 @@ fn bottleneck_backward_stmt(
         depthwise_bias,
         expand_bias,
         update,
+        kept,
     } = &call.kernel
     else {
         return Err(unsupported());
@@ -1420,13 +1421,15 @@ fn bottleneck_backward_stmt(
         "crate::runtime::BottleneckBackwardDesc",
         format!(
             "{{\n    project: &t::{},\n    project_w: &t::{pw},\n    depthwise: &t::{},\n    \
-             depthwise_w: &t::{dw},\n    expand: &t::{},\n    expand_w: {},\n    x: {},\n    sgd: {},\n}}",
+             depthwise_w: &t::{dw},\n    expand: &t::{},\n    expand_w: {},\n    x: {},\n    sgd: {},\n    \
+             kept: {:?},\n}}",
             geoms[0],
             geoms[1],
             geoms[2],
             some(ew),
             some(xq),
             some(sgd.clone()),
+            kept,
         )
         .replace("&t::", "&"),
     );
@@ -1439,8 +1442,13 @@ fn bottleneck_backward_stmt(
         } else {
             "None".to_string()
         };
+        // A split weight's frozen remainder follows `step`.
+        let frozen = match kept {
+            Some(_) => format!("Some({})", v.inputs.get(8).ok_or_else(unsupported)?),
+            None => "None".to_string(),
+        };
         (
-            "None".to_string(),
+            frozen,
             format!(
                 "Some(rt::ExpandTrained {{ x: {}, lr: {}, step: {}, w: {w}, m: {m} }})",
                 v.inputs[5], v.inputs[6], v.inputs[7]

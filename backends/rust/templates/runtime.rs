@@ -928,6 +928,8 @@ pub struct BottleneckBackwardDesc {
     pub x: Option<&'static DequantDesc>,
     /// The expansion weight's update, when trained.
     pub sgd: Option<&'static SgdDesc>,
+    /// A split expansion weight: the input channels of its trained slice.
+    pub kept: Option<usize>,
 }
 
 /// The trained expansion weight of a streamed bottleneck backward and what its update reads.
@@ -945,7 +947,8 @@ pub struct ExpandTrained<'a> {
 }
 
 /// Runs `mite_kernels::float::bottleneck_backward`: `frozen` is the expansion weight when `dx`
-/// is computed and the weight is not trained.
+/// is computed and the weight is not trained, or a split weight's frozen remainder (with
+/// `trained` its slice).
 #[allow(clippy::too_many_arguments)]
 pub fn bottleneck_backward(
     d: &BottleneckBackwardDesc,
@@ -968,11 +971,11 @@ pub fn bottleneck_backward(
     );
     let expand_q = d.expand_w.map(per_axis).transpose()?;
     let weight = match (trained, frozen) {
-        (Some(t), _) => {
+        (Some(t), frozen) => {
             let (Some(s), Some(xq)) = (d.sgd, d.x) else {
                 return Err(Error::Layout);
             };
-            ExpandWeight::Trained(ExpandUpdate {
+            let update = ExpandUpdate {
                 x: t.x,
                 x_quant: per_axis(xq)?,
                 weight: t.w,
@@ -984,7 +987,16 @@ pub fn bottleneck_backward(
                 momentum: t.m,
                 channels: ChannelQuant::new(s.scales, s.zero_points, s.inner)?,
                 params: s.params(first(t.lr)?, first(t.step)?),
-            })
+            };
+            match (d.kept, frozen) {
+                (Some(kept), Some(frozen)) => ExpandWeight::Split {
+                    update,
+                    frozen,
+                    kept,
+                },
+                (None, None) => ExpandWeight::Trained(update),
+                _ => return Err(Error::Layout),
+            }
         }
         (None, Some(w)) => ExpandWeight::Frozen(Int8Conv {
             geometry: &ge,

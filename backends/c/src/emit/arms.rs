@@ -608,6 +608,7 @@ fn bottleneck_backward(
         depthwise_bias,
         expand_bias,
         update,
+        kept,
     } = kernel
     else {
         return Err(BAD);
@@ -650,16 +651,19 @@ fn bottleneck_backward(
     let _ = writeln!(
         globals,
         "static const mite_bottleneck_backward_params {p}_bb = {{\n    {},\n    {},\n    {},\n    \
-         {pw}, {dw}, {ew}}};\n",
+         {pw}, {dw}, {ew}, {}u}};\n",
         geometry_init(&gp),
         geometry_init(&gd),
         geometry_init(expand),
+        kept.unwrap_or(0),
     );
     let input = |i: usize| o.ins.get(i).cloned().ok_or(BAD);
     let mut outs = o.outs.iter().cloned();
     let (mut pre, u) = (String::new(), if update.is_some() { "&u" } else { "NULL" });
-    let (frozen, frozen_n) = match (update, dx) {
-        (None, Some(_)) => input(5)?,
+    // The frozen weight read by dx alone, or a split weight's frozen remainder (after `step`).
+    let (frozen, frozen_n) = match (update, dx, kept) {
+        (None, Some(_), _) => input(5)?,
+        (Some(_), _, Some(_)) => input(8)?,
         _ => ("NULL".to_owned(), 0),
     };
     if let (Some((_, sgd)), Some(xq)) = (update, xq) {

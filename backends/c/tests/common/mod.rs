@@ -1844,7 +1844,8 @@ fn weight_quant(rng: &mut Rng, channels: usize, inner: usize) -> (Vec<f32>, Vec<
 /// The streamed backward pass of an inverted bottleneck (`float::bottleneck_backward`):
 /// random widths, planes, depthwise windows (3×3 to 5×5, stride 1 or 2), quantizations, masks,
 /// every optional result present or absent and the expansion weight frozen or updated by a
-/// random rule; sometimes a short scratch.
+/// random rule, sometimes split (its trained slice of `kept` input channels updated, `dx`
+/// reading the slice and the frozen remainder); sometimes a short scratch.
 pub fn bottleneck_backward(rng: &mut Rng) -> Case {
     let (c_in, mid, c_out) = (rng.usize(1, 4), rng.usize(1, 6), rng.usize(1, 4));
     let hw = [rng.usize(1, 6), rng.usize(1, 6)];
@@ -1873,6 +1874,9 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
         rng.chance(70),
         rng.chance(70),
     );
+    // A split weight keeps 0..c_in − 1 input channels (a non-empty frozen remainder).
+    let split = update && rng.chance(50);
+    let kept = if split { rng.usize(0, c_in - 1) } else { c_in };
     let dy = rng.f32s(gp.output_len());
     let w_p = rng.i8s(gp.weight_len());
     let mask = |rng: &mut Rng, n: usize| -> Vec<u32> {
@@ -1883,7 +1887,19 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
     let m_d = mask(rng, gd.output_len());
     let w_d = rng.i8s(gd.weight_len());
     let m_e = mask(rng, gd.input_len());
-    let mut w_e = rng.i8s(ge.weight_len());
+    let whole = rng.i8s(ge.weight_len());
+    // The trained slice (the whole weight unless split) and the frozen remainder.
+    let (mut w_e, w_f): (Vec<i8>, Vec<i8>) = if split {
+        let (mut t, mut f) = (Vec::new(), Vec::new());
+        for row in whole.chunks(c_in) {
+            t.extend_from_slice(&row[..kept]);
+            f.extend_from_slice(&row[kept..]);
+        }
+        (t, f)
+    } else {
+        (whole, Vec::new())
+    };
+    let gu = Conv2dGeometry::new(1, kept, hw, mid, 1, pw).unwrap();
     let needed = float::bottleneck_backward_scratch_len(&gd, &ge);
     let scratch_len = if rng.chance(5) { needed - 1 } else { needed };
     let mut input = In::default();
@@ -1902,7 +1918,9 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
         .u(dx.into())
         .u(db_d.into())
         .u(db_e.into())
-        .u(update.into());
+        .u(update.into())
+        .u(split.into())
+        .u(kept);
     input
         .f32s(&dy)
         .i8s(&w_p)
@@ -1910,17 +1928,20 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
         .i8s(&w_d)
         .u32s(&m_e)
         .i8s(&w_e);
+    if split {
+        input.i8s(&w_f);
+    }
     let rule = random_sgd_params(rng);
     let ch = if rng.chance(30) { 1 } else { mid };
     let u_scales: Vec<f32> = (0..ch).map(|_| rng.scale(1e-4, 0.1) as f32).collect();
     let u_zps: Vec<i32> = (0..ch).map(|_| rng.range(-8, 8) as i32).collect();
-    let x = rng.i8s(ge.input_len());
+    let x = rng.i8s(gu.input_len());
     let (x_scale, x_zp) = ([rng.scale(0.01, 0.2) as f32], [rng.range(-10, 10) as i8]);
     let mut m =
-        (update && (rule.momentum > 0.0 || rng.chance(30))).then(|| rng.f32s(ge.weight_len()));
+        (update && (rule.momentum > 0.0 || rng.chance(30))).then(|| rng.f32s(gu.weight_len()));
     if update {
         sgd_params_in(&mut input, &rule);
-        input.f32s(&u_scales).i32s(&u_zps).u(c_in);
+        input.f32s(&u_scales).i32s(&u_zps).u(kept);
         input.i8s(&x).f(x_scale[0]).i(x_zp[0].into());
         match &m {
             Some(m) => input.u(1).f32s(m),
@@ -1928,12 +1949,12 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
         };
     }
     input.u(scratch_len);
-    let cq = ChannelQuant::new(&u_scales, &u_zps, c_in).unwrap();
+    let cq = ChannelQuant::new(&u_scales, &u_zps, kept).unwrap();
     let (mut dx_v, mut db_d_v, mut db_e_v) =
         (vec![0f32; ge.input_len()], vec![0f32; mid], vec![0f32; mid]);
     let mut scratch = vec![0f32; scratch_len];
     let weight = if update {
-        float::ExpandWeight::Trained(float::ExpandUpdate {
+        let u = float::ExpandUpdate {
             x: &x,
             x_quant: PerAxis::new(&x_scale, &x_zp, x.len()).unwrap(),
             weight: &mut w_e,
@@ -1941,7 +1962,16 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
             momentum: m.as_deref_mut(),
             channels: cq,
             params: rule,
-        })
+        };
+        if split {
+            float::ExpandWeight::Split {
+                update: u,
+                frozen: &w_f,
+                kept,
+            }
+        } else {
+            float::ExpandWeight::Trained(u)
+        }
     } else if dx {
         float::ExpandWeight::Frozen(float::Int8Conv {
             geometry: &ge,

@@ -1212,9 +1212,10 @@ static void op_conv_weight_sgd(int int8) {
 }
 
 /* Streamed bottleneck backward: c_in mid c_out h w k stride, the three weights' per-axis
- * tables, flags (dx, db_depthwise, db_expand, update), dy, w_project, mask_depthwise,
- * w_depthwise, mask_expand, w_expand, [update: sgd params, channel quant, x, x scale and zero
- * point, momentum], scratch_len; prints the present results, w_expand and the momentum. */
+ * tables, flags (dx, db_depthwise, db_expand, update, split), kept, dy, w_project,
+ * mask_depthwise, w_depthwise, mask_expand, w_expand (split: its trained slice), [split: the
+ * frozen remainder], [update: sgd params, channel quant, x, x scale and zero point, momentum],
+ * scratch_len; prints the present results, w_expand and the momentum. */
 static void op_bottleneck_backward(void) {
     mite_bottleneck_backward_params p;
     mite_bottleneck_backward_update u;
@@ -1223,12 +1224,14 @@ static void op_bottleneck_backward(void) {
     mite_sgd_params sp;
     mite_channel_quant cq;
     size_t c_in, mid, c_out, h, w, k, stride, dy_len, wp_len, md_len, wd_len, me_len, we_len;
-    size_t s_len = 0, z_len = 0, x_len = 0, m_len = 0, scratch_len;
-    int dx, db_d, db_e, update;
+    size_t s_len = 0, z_len = 0, x_len = 0, m_len = 0, wf_len = 0, scratch_len, kept;
+    int dx, db_d, db_e, update, split;
     const float *dy;
     const int8_t *wp, *wd, *x = NULL;
     const uint32_t *md, *me;
-    int8_t *we;
+    int8_t *we, *wf = NULL;
+    const int8_t *frozen;
+    size_t frozen_len;
     float *m = NULL, *scratch;
     float x_scale = 1.0f;
     int8_t x_zp = 0;
@@ -1247,12 +1250,17 @@ static void op_bottleneck_backward(void) {
     db_d = (int)rd_u();
     db_e = (int)rd_u();
     update = (int)rd_u();
+    split = (int)rd_u();
+    kept = rd_u();
     dy = rd_f32s(&dy_len);
     wp = rd_i8s(&wp_len);
     md = rd_u32s(&md_len);
     wd = rd_i8s(&wd_len);
     me = rd_u32s(&me_len);
     we = rd_i8s(&we_len);
+    if (split) {
+        wf = rd_i8s(&wf_len);
+    }
     if (update) {
         rd_sgd(&sp);
         cq.scales = rd_f32s(&s_len);
@@ -1304,6 +1312,7 @@ static void op_bottleneck_backward(void) {
     p.project_w = &pp;
     p.depthwise_w = &pd;
     p.expand_w = dx ? &pe : NULL;
+    p.kept = kept;
     px.scales = &x_scale;
     px.scales_len = 1u;
     px.zero_points = &x_zp;
@@ -1318,9 +1327,12 @@ static void op_bottleneck_backward(void) {
     u.m_len = m_len;
     u.cq = &cq;
     u.sgd = &sp;
+    /* The frozen remainder of a split weight, else the frozen weight dx reads alone. */
+    frozen = split ? wf : (update || !dx ? NULL : we);
+    frozen_len = split ? wf_len : (update || !dx ? 0u : we_len);
     st = mite_bottleneck_backward(dy, dy_len, wp, wp_len, md, md_len, wd, wd_len, me, me_len,
-                                  update ? NULL : (dx ? we : NULL), update || !dx ? 0u : we_len,
-                                  update ? &u : NULL, &g, scratch, scratch_len, &p);
+                                  frozen, frozen_len, update ? &u : NULL, &g, scratch, scratch_len,
+                                  &p);
     put_status(st);
     if (dx) {
         put_f32s(g.dx, g.dx_len);
