@@ -96,12 +96,22 @@ fn program() -> Program {
         f.set_schedule(&order).unwrap();
     }
     let program = lower_module(&m, &LowerOptions::default()).unwrap();
+    // The trained bottlenecks' backward passes are streamed (their in-place depthwise input
+    // gradients within), those whose expansion weight is split (a trained slice + its frozen
+    // remainder) too.
+    let calls = &program.entries[1].calls;
     assert!(
-        program.entries[1]
-            .calls
+        calls.iter().any(|c| matches!(
+            c.kernel,
+            Kernel::ConvBackwardInputInt8InPlace { .. } | Kernel::BottleneckBackward { .. }
+        )),
+        "no input gradient in place nor streamed"
+    );
+    assert!(
+        calls
             .iter()
-            .any(|c| matches!(c.kernel, Kernel::ConvBackwardInputInt8InPlace { .. })),
-        "no input gradient in place"
+            .any(|c| matches!(c.kernel, Kernel::BottleneckBackward { kept: Some(_), .. })),
+        "no streamed bottleneck backward with a split expansion weight"
     );
     program
 }
