@@ -49,13 +49,10 @@ fn lowered(
     };
     let (what, m, program) = harness::lowered(TEST, &case);
     assert!(
-        program.entries[1]
-            .calls
-            .iter()
-            .any(|c| matches!(
-                c.kernel,
-                Kernel::ConvBackwardInputInt8InPlace { .. } | Kernel::BottleneckBackward { .. }
-            )),
+        program.entries[1].calls.iter().any(|c| matches!(
+            c.kernel,
+            Kernel::ConvBackwardInputInt8InPlace { .. } | Kernel::BottleneckBackward { .. }
+        )),
         "{what}: no input gradient in place nor streamed"
     );
     (what, m, program)
