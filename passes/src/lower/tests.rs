@@ -434,6 +434,30 @@ fn a_split_call_must_read_its_own_remainder() {
     );
 }
 
+#[test]
+fn a_split_bottleneck_backward_must_read_its_own_remainder() {
+    let (_, mut p) = mcunet_paper(true);
+    let splits = p.weight_splits();
+    let (a, b) = (splits[0], splits[1]);
+    let call = p.entries[1]
+        .calls
+        .iter_mut()
+        .find(|c| {
+            matches!(c.kernel, Kernel::BottleneckBackward { kept: Some(_), .. })
+                && c.outputs.first() == Some(&a.trained)
+        })
+        .expect("the slice's update is streamed");
+    assert_eq!(call.inputs[8], a.frozen);
+    call.inputs[8] = b.frozen;
+    let err = verify_program(&p).unwrap_err();
+    assert!(
+        err.0
+            .iter()
+            .any(|e| e.to_string().contains("result 0 and operand 8")),
+        "{err:?}"
+    );
+}
+
 /// MbV2 with the paper's 99 KB scheme as `mite compile` builds it (updates as soon as ready,
 /// frozen bottlenecks streamed, reordered), lowered with the bottleneck backward streamed or
 /// not.

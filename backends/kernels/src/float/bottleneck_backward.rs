@@ -750,5 +750,51 @@ mod tests {
             run(&wide, &mut [0.0; 12], None),
             Err(KernelError::Geometry(_))
         ));
+        // A split weight: more kept channels than the expansion has, or a wrong part.
+        let split = |kept: usize, trained: &mut [i8], frozen: &[i8]| {
+            let zps = [0_i32];
+            let u = ExpandUpdate {
+                x: &[0; 8][..kept.min(2) * 4],
+                x_quant: q,
+                weight: trained,
+                weight_quant: q,
+                momentum: None,
+                channels: ChannelQuant::new(&scale, &zps, kept.max(1)).unwrap(),
+                params: SgdParams {
+                    eta: 0.1,
+                    momentum: 0.0,
+                    weight_decay: 0.0,
+                    qas: false,
+                    rounding: crate::sgd::UpdateRounding::HalfEven,
+                },
+            };
+            bottleneck_backward(
+                &[0.0; 8],
+                conv(&gp, &wp),
+                conv(&gd, &wd),
+                [&mask, &mask],
+                &ge,
+                ExpandWeight::Split {
+                    update: u,
+                    frozen,
+                    kept,
+                },
+                BottleneckGrads::default(),
+                &mut [0.0; 12],
+            )
+        };
+        assert_eq!(split(1, &mut [0; 4], &[0; 4]), Ok(()));
+        assert!(matches!(
+            split(3, &mut [0; 12], &[]),
+            Err(KernelError::Param(_))
+        ));
+        assert_eq!(
+            split(1, &mut [0; 4], &[0; 3]),
+            Err(KernelError::Length {
+                what: "expansion weight (frozen part)",
+                expected: 4,
+                found: 3
+            })
+        );
     }
 }
