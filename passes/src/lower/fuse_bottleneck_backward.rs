@@ -24,11 +24,13 @@
 //! It is replaced when every intermediate `f32` buffer (each version of `h`, the dequantized
 //! `x`) is read by the chain only, and no other call between the chain's first and last call
 //! touches a buffer the fused call reads or writes (so running it at the chain's last call
-//! computes the same values). The fused call is bit-identical with the chain
+//! computes the same values). The dequantization of `x` may run well before the chain (with
+//! the forward's recomputation): it is replaced too, provided no call from it to the chain's
+//! last call writes `x`. The fused call is bit-identical with the chain
 //! (`mite_kernels::float::bottleneck_backward`). Chains of any other form stay unfused: a
-//! channel-sliced weight update, a split `dx` without its slice's update, trained depthwise or projection weights (their weight
-//! gradients read `h`), missing masks, batches above 1. The arena of a rewritten entry is then
-//! planned again over the calls' live intervals.
+//! channel-sliced weight update, a split `dx` without its slice's update, trained depthwise or
+//! projection weights (their weight gradients read `h`), missing masks, batches above 1. The
+//! arena of a rewritten entry is then planned again over the calls' live intervals.
 
 use std::collections::HashSet;
 
@@ -457,11 +459,11 @@ fn writes(c: &Call) -> impl Iterator<Item = BufferId> + '_ {
     c.outputs.iter().chain(&c.scratch).copied()
 }
 
-/// Splits the calls between the chain's ends that are not replaced (`removed`) into those that run before
-/// the fused call (they read none of its results) and those that run after it (they read its
-/// results, or the results of another call moved after it); `None` when some call writes what
-/// the fused call reads or writes, or when moving a call after it would reorder two dependent
-/// calls.
+/// Splits the calls between the chain's ends that are not replaced (`removed`) into those that
+/// run before the fused call (they read none of its results) and those that run after it (they
+/// read its results, or the results of another call moved after it); `None` when some call
+/// writes what the fused call reads or writes, or when moving a call after it would reorder two
+/// dependent calls.
 fn interleave(
     calls: &[Call],
     chain: &[usize],
