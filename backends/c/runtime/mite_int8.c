@@ -560,12 +560,6 @@ mite_status mite_mean_int8(const int8_t *x, size_t x_len, const size_t dims[4], 
 
 /* ---------------------------------------------------------------- quantize */
 
-void mite_per_axis_of(const mite_per_axis *p, size_t i, float *s, int8_t *z) {
-    size_t c = (i / (p->inner > 0 ? p->inner : 1)) % p->scales_len;
-    *s = p->scales[c];
-    *z = c < p->zero_points_len ? p->zero_points[c] : 0;
-}
-
 int8_t mite_quantize_one(float x, float scale, int8_t zero_point) {
     double q;
     if (isnan(x)) {
