@@ -31,14 +31,19 @@ static void depthwise_plane(float *dyp, float *restrict scratch, size_t plane, s
                             const mite_window_axis axes[2], const mite_tap_span *spans) {
     size_t w_in = axes[1].in_len, ow = axes[1].out_len, sw = axes[1].stride;
     size_t sy = axes[0].stride, t, r, i;
+    float wt[MITE_TAP_TABLE];
+    int run = taps <= MITE_TAP_TABLE;
     for (i = 0; i < plane; i++) {
         scratch[i] = 0.0f;
+    }
+    if (run) {
+        mite_dequant_run(wp, w, c * taps, taps, wt); /* the channel's taps */
     }
     for (t = 0; t < taps; t++) {
         mite_tap_span tmp;
         const mite_tap_span *sp = spans;
         size_t n, rows;
-        float wv = mite_dequant_at(wp, w, c * taps + t);
+        float wv = run ? wt[t] : mite_dequant_at(wp, w, c * taps + t);
         if (spans != NULL) {
             sp = &spans[t];
         } else {

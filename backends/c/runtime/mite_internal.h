@@ -150,6 +150,25 @@ static inline double mite_round_ties_even_f64_inline(double x) {
     return copysign((fabs(x) + 4503599627370496.0) - 4503599627370496.0, x);
 }
 
+/* out[j] = mite_dequant_at(p, w, i0 + j) for j < n: the channel found once for i0 and then
+ * followed along the run (no division per element). */
+static inline void mite_dequant_run(const mite_per_axis *p, const int8_t *w, size_t i0, size_t n,
+                                    float *out) {
+    size_t inner = p->inner > 0 ? p->inner : 1, q = i0 / inner, j;
+    size_t c = p->scales_len > 1 ? q % p->scales_len : 0;
+    size_t left = inner - (i0 - q * inner); /* elements of channel c from i0 on */
+    for (j = 0; j < n; j++) {
+        if (left == 0) {
+            c = c + 1 < p->scales_len ? c + 1 : 0;
+            left = inner;
+        }
+        left--;
+        out[j] = (float)((int16_t)w[i0 + j] -
+                         (int16_t)(c < p->zero_points_len ? p->zero_points[c] : 0)) *
+                 p->scales[c];
+    }
+}
+
 /* Wrapping and saturating i32 arithmetic without undefined behaviour. */
 static inline int32_t mite_wrap_i32(uint32_t v) {
     return v <= (uint32_t)INT32_MAX ? (int32_t)v : (int32_t)(v - 2147483648u) - INT32_MAX - 1;
@@ -292,6 +311,38 @@ static inline int8_t mite_output_stage_finish(const mite_output_stage *s, int32_
 /* Rust `BiasAdd`: the bias joins the accumulator wrapping or saturating. */
 static inline int32_t mite_bias_add_apply(mite_bias_add mode, int32_t acc, int32_t bias) {
     return mode == MITE_BIAS_WRAPPING ? mite_wadd(acc, bias) : mite_sadd(acc, bias);
+}
+
+/* mite_qmul_double for one multiplier and shift, its constants computed once (see
+ * mite_finish_double_run for why it is exact): valid for a multiplier other than INT32_MIN and
+ * a shift in (-32, 32). */
+typedef struct {
+    unsigned left, e;
+    uint64_t half, half_neg;
+    int64_t m, offset;
+} mite_qmul_plan;
+
+/* The plan of mite_qmul_double(., m, sh); returns 0 when m and sh are outside its range. */
+static inline int mite_qmul_plan_init(mite_qmul_plan *q, int32_t m, int32_t sh) {
+    if (m == INT32_MIN || sh <= -32 || sh >= 32) {
+        return 0;
+    }
+    q->left = sh > 0 ? (unsigned)sh : 0u;
+    q->e = sh < 0 ? (unsigned)-sh : 0u;
+    q->half = ((uint64_t)1 << 31) + (q->e > 0 ? (uint64_t)1 << (q->e - 1u) : 0u);
+    q->half_neg = q->half - (q->e > 0 ? 1u : 0u);
+    q->m = m;
+    q->offset = (int64_t)1 << (32u - q->e);
+    return 1;
+}
+
+/* mite_qmul_double(x, m, sh) by its plan. */
+static inline int32_t mite_qmul_plan_apply(const mite_qmul_plan *q, int32_t x) {
+    int64_t ab = (int64_t)mite_wrap_i32((uint32_t)x << q->left) * q->m;
+    uint64_t t = ((uint64_t)ab + ((uint64_t)1 << 62) + ((uint64_t)1 << 30)) >> 31;
+    return (int32_t)((int64_t)((t + (t < ((uint64_t)1 << 31) ? q->half_neg : q->half)) >>
+                               q->e) -
+                     q->offset);
 }
 
 /* mite_finish_run with double rounding for a multiplier other than INT32_MIN and a shift in

@@ -226,6 +226,29 @@ static mite_status apply_run(const weight_update *u, const mite_slice_view *view
     inner = u->cq->inner > 0 ? u->cq->inner : 1;
     c = quant_channel(u->cq, j0);
     left = inner - j0 % inner; /* elements of channel c from j0 on */
+    if (u->m == NULL && u->p->weight_decay == 0.0f && !u->p->rounding.stochastic) {
+        /* update_int_with without weight decay, momentum or stochastic rounding */
+        const float eta = u->p->eta;
+        const int qas = u->p->qas;
+        for (j = 0; j < n; j++) {
+            size_t i = j0 + j;
+            float s, delta;
+            double v;
+            if (left == 0) {
+                c = c + 1 < u->cq->channels ? c + 1 : 0;
+                left = inner;
+            }
+            left--;
+            s = u->cq->scales[c];
+            delta = eta * (qas ? g[j] / s : s * g[j]);
+            v = mite_round_ties_even_f64_inline((double)u->q[i] - (double)delta);
+            if (isnan(v)) {
+                return mite_fail(MITE_ERR_NAN_UPDATE, "", 0, 0, i);
+            }
+            u->q[i] = (int8_t)(v < -128.0 ? -128.0 : (v > 127.0 ? 127.0 : v));
+        }
+        return MITE_OK;
+    }
     for (j = 0; j < n; j++) {
         size_t i = j0 + j;
         if (left == 0) {
