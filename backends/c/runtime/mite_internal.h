@@ -362,8 +362,8 @@ static inline void mite_finish_double_run(const mite_output_stage *st, int wrapp
                                           size_t len, int32_t m, unsigned left,
                                           unsigned e) {
     const uint64_t nudge = ((uint64_t)1 << 62) + ((uint64_t)1 << 30);
-    const uint64_t half = ((uint64_t)1 << 31) + (e > 0 ? (uint64_t)1 << (e - 1u) : 0u);
-    const uint64_t half_neg = half - (e > 0 ? 1u : 0u);
+    /* 2^31 + h - adj; T >> 31 is 1 exactly when t >= 0, giving the adj back */
+    const uint64_t half_neg = ((uint64_t)1 << 31) + (e > 0 ? ((uint64_t)1 << (e - 1u)) - 1u : 0u);
     const int64_t base = (int64_t)st->zero_point - ((int64_t)1 << (32u - e));
     const int64_t lo = st->range.min, hi = st->range.max, mv = m;
     size_t i;
@@ -371,7 +371,7 @@ static inline void mite_finish_double_run(const mite_output_stage *st, int wrapp
         int32_t a = wrapping ? mite_wadd(acc[i], bias) : mite_sadd(acc[i], bias);
         int64_t ab = (int64_t)mite_wrap_i32((uint32_t)a << left) * mv;
         uint64_t t = ((uint64_t)ab + nudge) >> 31;
-        int64_t v = (int64_t)((t + (t < ((uint64_t)1 << 31) ? half_neg : half)) >> e) + base;
+        int64_t v = (int64_t)((t + half_neg + (e > 0 ? t >> 31 : 0u)) >> e) + base;
         y[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
     }
 }
@@ -389,9 +389,9 @@ static inline void mite_finish_run(const mite_output_stage *st, mite_bias_add mo
          * the usual multiplier below one) */
         int32_t m = r->multipliers[c], sh = r->shifts[c];
         int wrapping = mode == MITE_BIAS_WRAPPING;
-        if (sh <= 0 && wrapping) {
+        if (sh < 0 && wrapping) {
             mite_finish_double_run(st, 1, bias, acc, y, len, m, 0, (unsigned)-sh);
-        } else if (sh <= 0) {
+        } else if (sh < 0) {
             mite_finish_double_run(st, 0, bias, acc, y, len, m, 0, (unsigned)-sh);
         } else {
             mite_finish_double_run(st, wrapping, bias, acc, y, len, m, (unsigned)sh, 0);
