@@ -115,7 +115,27 @@ mite_status mite_conv2d_backward_input_int8w_inplace(float *buf, size_t buf_len,
             for (oc = 0; oc < g->c_out; oc++) {
                 scratch[oc] = buf[(b * g->c_out + oc) * in_plane + px];
             }
-            for (ic = 0; ic < g->c_in; ic++) {
+            ic = 0;
+            if (per_oc) {
+                /* four input channels at a time: four independent sums, each over the output
+                 * channels ascending as below */
+                for (; ic + 4 <= g->c_in; ic += 4) {
+                    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                    size_t k;
+                    for (oc = 0; oc < g->c_out; oc++) {
+                        const int8_t *wr = w + oc * g->c_in + ic;
+                        int16_t z = (int16_t)(oc < wp->zero_points_len ? wp->zero_points[oc] : 0);
+                        float s = wp->scales[oc], d = scratch[oc];
+                        for (k = 0; k < 4; k++) {
+                            acc[k] += (float)((int16_t)wr[k] - z) * s * d;
+                        }
+                    }
+                    for (k = 0; k < 4; k++) {
+                        buf[(b * g->c_in + ic + k) * in_plane + px] = acc[k];
+                    }
+                }
+            }
+            for (; ic < g->c_in; ic++) {
                 float acc = 0.0f;
                 if (per_oc) {
                     for (oc = 0; oc < g->c_out; oc++) {
