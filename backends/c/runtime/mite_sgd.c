@@ -241,10 +241,13 @@ static mite_status apply_run(const weight_update *u, const mite_slice_view *view
             left--;
             s = u->cq->scales[c];
             delta = eta * (qas ? g[j] / s : s * g[j]);
-            v = mite_round_ties_even_f64_inline((double)u->q[i] - (double)delta);
+            v = (double)u->q[i] - (double)delta;
             if (isnan(v)) {
                 return mite_fail(MITE_ERR_NAN_UPDATE, "", 0, 0, i);
             }
+            /* round_ties_even without its |v| >= 2^52 case: there the sum keeps v's sign and a
+             * magnitude >= 2^52, so the clamp gives the same bound */
+            v = copysign((fabs(v) + 4503599627370496.0) - 4503599627370496.0, v);
             u->q[i] = (int8_t)(v < -128.0 ? -128.0 : (v > 127.0 ? 127.0 : v));
         }
         return MITE_OK;
