@@ -56,21 +56,13 @@ mite_status mite_checked_product(const size_t *dims, size_t count, size_t *produ
     return MITE_OK;
 }
 
-size_t mite_div_ceil(size_t a, size_t b) { return a / b + (a % b != 0); }
 
 /* ---------------------------------------------------------------- exact rounding */
 
 #define MITE_F64_INT 4503599627370496.0 /* 2^52 */
 #define MITE_F32_INT 8388608.0f         /* 2^23 */
 
-double mite_round_ties_even_f64(double x) {
-    double r;
-    if (isnan(x) || fabs(x) >= MITE_F64_INT) {
-        return x;
-    }
-    r = (fabs(x) + MITE_F64_INT) - MITE_F64_INT;
-    return signbit(x) ? -r : r;
-}
+double mite_round_ties_even_f64(double x) { return mite_round_ties_even_f64_inline(x); }
 
 float mite_round_ties_even_f32(float x) {
     float r;
@@ -78,7 +70,7 @@ float mite_round_ties_even_f32(float x) {
         return x;
     }
     r = (fabsf(x) + MITE_F32_INT) - MITE_F32_INT;
-    return signbit(x) ? -r : r;
+    return copysignf(r, x); /* signbit(x) ? -r : r for the nonnegative r, without a branch */
 }
 
 double mite_trunc_f64(double x) {
@@ -391,40 +383,6 @@ mite_status mite_linear_geometry_init(mite_linear_geometry *g, size_t batch, siz
     g->in_features = in_features;
     g->out_features = out_features;
     return MITE_OK;
-}
-
-void mite_axis_valid_outputs(const mite_window_axis *a, size_t k, size_t *lo, size_t *hi) {
-    size_t offset = k * a->dilation;
-    size_t limit = a->in_len + a->pad_begin;
-    size_t l = offset >= a->pad_begin ? 0 : mite_div_ceil(a->pad_begin - offset, a->stride);
-    size_t h = 0;
-    if (offset < limit) {
-        h = mite_div_ceil(limit - offset, a->stride);
-        if (h > a->out_len) {
-            h = a->out_len;
-        }
-    }
-    *lo = l < h ? l : h;
-    *hi = h;
-}
-
-void mite_axis_valid_taps(const mite_window_axis *a, size_t o, size_t *lo, size_t *hi) {
-    size_t base = o * a->stride;
-    size_t limit = a->in_len + a->pad_begin;
-    size_t l = base >= a->pad_begin ? 0 : mite_div_ceil(a->pad_begin - base, a->dilation);
-    size_t h = 0;
-    if (base < limit) {
-        h = mite_div_ceil(limit - base, a->dilation);
-        if (h > a->kernel) {
-            h = a->kernel;
-        }
-    }
-    *lo = l < h ? l : h;
-    *hi = h;
-}
-
-size_t mite_axis_input_index(const mite_window_axis *a, size_t o, size_t k) {
-    return o * a->stride + k * a->dilation - a->pad_begin;
 }
 
 void mite_tap_rows_init(mite_tap_rows *it, const mite_window_axis axes[2]) {

@@ -170,9 +170,15 @@ static void conv_input_pair(const channel_pair *pair, void *vctx) {
     float *dx = c->out + (pair->b * c->g->c_in + pair->ic) * c->s.in_plane;
     size_t t;
     mite_tap_span tmp;
+    float wt[MITE_TAP_TABLE];
+    int run = c->wq != NULL && c->s.taps <= MITE_TAP_TABLE;
+    if (run) {
+        mite_dequant_run(c->wpa, c->wq, pair->w_base, c->s.taps, wt); /* the pair's taps */
+    }
     for (t = 0; t < c->s.taps; t++) {
-        float wv = c->wq != NULL ? mite_dequant_at(c->wpa, c->wq, pair->w_base + t)
-                                 : c->b[pair->w_base + t];
+        float wv = run ? wt[t]
+                       : (c->wq != NULL ? mite_dequant_at(c->wpa, c->wq, pair->w_base + t)
+                                        : c->b[pair->w_base + t]);
         input_grad_tap(dx, dyp, wv, c->axes, span_at(c, t, &tmp));
     }
 }
@@ -215,6 +221,37 @@ static void pointwise_input_block(float *restrict dx, size_t plane, const float 
     }
 }
 
+/* pointwise_input_block for the last n < PW_P elements of the plane (the same sums in the same
+ * order, instead of one short mite_axpy_f32 per channel pair). */
+static void pointwise_input_tail(float *restrict dx, size_t plane, const float *restrict dy,
+                                 const float *restrict w, size_t noc, size_t n) {
+    float a0[PW_P], a1[PW_P], a2[PW_P], a3[PW_P];
+    size_t k, oc;
+    for (k = 0; k < n; k++) {
+        a0[k] = dx[k];
+        a1[k] = dx[plane + k];
+        a2[k] = dx[2 * plane + k];
+        a3[k] = dx[3 * plane + k];
+    }
+    for (oc = 0; oc < noc; oc++) {
+        const float *d = dy + oc * plane;
+        float w0 = w[oc * PW_IC], w1 = w[oc * PW_IC + 1], w2 = w[oc * PW_IC + 2],
+              w3 = w[oc * PW_IC + 3];
+        for (k = 0; k < n; k++) {
+            a0[k] += w0 * d[k];
+            a1[k] += w1 * d[k];
+            a2[k] += w2 * d[k];
+            a3[k] += w3 * d[k];
+        }
+    }
+    for (k = 0; k < n; k++) {
+        dx[k] = a0[k];
+        dx[plane + k] = a1[k];
+        dx[2 * plane + k] = a2[k];
+        dx[3 * plane + k] = a3[k];
+    }
+}
+
 /* The input gradient of a pointwise, ungrouped convolution (out already zero): every dx
  * element sums w * dy over the output channels ascending, as the pair loop does, computed a
  * block of input channels and plane elements at a time. The weight is the f32 w or the int8 wq
@@ -233,10 +270,17 @@ static void pointwise_input_grad(const float *dy, const float *w, const int8_t *
                 const float *dyc = dy + (b * c_out + oc0) * plane;
                 noc = c_out - oc0 < PW_OC ? c_out - oc0 : PW_OC;
                 for (oc = 0; oc < noc; oc++) {
-                    for (j = 0; j < PW_IC; j++) {
-                        size_t i = (oc0 + oc) * c_in + ic0 + j;
-                        wbuf[oc * PW_IC + j] =
-                            j >= nic ? 0.0f : (wq != NULL ? mite_dequant_at(wp, wq, i) : w[i]);
+                    size_t i0 = (oc0 + oc) * c_in + ic0;
+                    float *wrow = wbuf + oc * PW_IC;
+                    if (wq != NULL) {
+                        mite_dequant_run(wp, wq, i0, nic, wrow);
+                    } else {
+                        for (j = 0; j < nic; j++) {
+                            wrow[j] = w[i0 + j];
+                        }
+                    }
+                    for (j = nic; j < PW_IC; j++) {
+                        wrow[j] = 0.0f;
                     }
                 }
                 p = 0;
@@ -244,6 +288,10 @@ static void pointwise_input_grad(const float *dy, const float *w, const int8_t *
                     for (; p + PW_P <= plane; p += PW_P) {
                         pointwise_input_block(dx + p, plane, dyc + p, wbuf, noc);
                     }
+                    if (p < plane) {
+                        pointwise_input_tail(dx + p, plane, dyc + p, wbuf, noc, plane - p);
+                    }
+                    continue;
                 }
                 for (j = 0; j < nic; j++) {
                     for (oc = 0; oc < noc; oc++) {

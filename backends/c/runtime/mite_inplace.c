@@ -31,14 +31,19 @@ static void depthwise_plane(float *dyp, float *restrict scratch, size_t plane, s
                             const mite_window_axis axes[2], const mite_tap_span *spans) {
     size_t w_in = axes[1].in_len, ow = axes[1].out_len, sw = axes[1].stride;
     size_t sy = axes[0].stride, t, r, i;
+    float wt[MITE_TAP_TABLE];
+    int run = taps <= MITE_TAP_TABLE;
     for (i = 0; i < plane; i++) {
         scratch[i] = 0.0f;
+    }
+    if (run) {
+        mite_dequant_run(wp, w, c * taps, taps, wt); /* the channel's taps */
     }
     for (t = 0; t < taps; t++) {
         mite_tap_span tmp;
         const mite_tap_span *sp = spans;
         size_t n, rows;
-        float wv = mite_dequant_at(wp, w, c * taps + t);
+        float wv = run ? wt[t] : mite_dequant_at(wp, w, c * taps + t);
         if (spans != NULL) {
             sp = &spans[t];
         } else {
@@ -110,7 +115,27 @@ mite_status mite_conv2d_backward_input_int8w_inplace(float *buf, size_t buf_len,
             for (oc = 0; oc < g->c_out; oc++) {
                 scratch[oc] = buf[(b * g->c_out + oc) * in_plane + px];
             }
-            for (ic = 0; ic < g->c_in; ic++) {
+            ic = 0;
+            if (per_oc) {
+                /* four input channels at a time: four independent sums, each over the output
+                 * channels ascending as below */
+                for (; ic + 4 <= g->c_in; ic += 4) {
+                    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                    size_t k;
+                    for (oc = 0; oc < g->c_out; oc++) {
+                        const int8_t *wr = w + oc * g->c_in + ic;
+                        int16_t z = (int16_t)(oc < wp->zero_points_len ? wp->zero_points[oc] : 0);
+                        float s = wp->scales[oc], d = scratch[oc];
+                        for (k = 0; k < 4; k++) {
+                            acc[k] += (float)((int16_t)wr[k] - z) * s * d;
+                        }
+                    }
+                    for (k = 0; k < 4; k++) {
+                        buf[(b * g->c_in + ic + k) * in_plane + px] = acc[k];
+                    }
+                }
+            }
+            for (; ic < g->c_in; ic++) {
                 float acc = 0.0f;
                 if (per_oc) {
                     for (oc = 0; oc < g->c_out; oc++) {

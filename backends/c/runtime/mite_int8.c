@@ -374,11 +374,25 @@ mite_status mite_add_int8(const int8_t *a, size_t a_len, const int8_t *b, size_t
         return st;
     }
     if (p->rounding == MITE_ROUNDING_DOUBLE) {
-        /* mite_add_one with the double-rounding multiplies inlined. */
+        /* mite_add_one with the double-rounding multiplies inlined, planned once when the
+         * multipliers and shifts allow it. */
         int32_t ma = p->input_multipliers[0][0], sa = p->input_multipliers[0][1];
         int32_t mb = p->input_multipliers[1][0], sb = p->input_multipliers[1][1];
         int32_t mo = p->output_multiplier[0], so = p->output_multiplier[1];
         int32_t za = p->a.zero_point, zb = p->b.zero_point;
+        mite_qmul_plan qa, qb, qo;
+        if (mite_qmul_plan_init(&qa, ma, sa) && mite_qmul_plan_init(&qb, mb, sb) &&
+            mite_qmul_plan_init(&qo, mo, so)) {
+            int64_t zo = p->out.zero_point, lo = p->range.min, hi = p->range.max;
+            for (i = 0; i < a_len; i++) {
+                int32_t ra = mite_qmul_plan_apply(&qa, ((int32_t)a[i] - za) * (1 << MITE_ADD_LEFT_SHIFT));
+                int32_t rb = mite_qmul_plan_apply(&qb, ((int32_t)b[i] - zb) * (1 << MITE_ADD_LEFT_SHIFT));
+                /* clamping the exact sum to the activation range equals saturating first */
+                int64_t v = (int64_t)mite_qmul_plan_apply(&qo, mite_wadd(ra, rb)) + zo;
+                out[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+            }
+            return MITE_OK;
+        }
         for (i = 0; i < a_len; i++) {
             int32_t ra =
                 mite_qmul_double(((int32_t)a[i] - za) * (1 << MITE_ADD_LEFT_SHIFT), ma, sa);
@@ -559,12 +573,6 @@ mite_status mite_mean_int8(const int8_t *x, size_t x_len, const size_t dims[4], 
 }
 
 /* ---------------------------------------------------------------- quantize */
-
-void mite_per_axis_of(const mite_per_axis *p, size_t i, float *s, int8_t *z) {
-    size_t c = (i / (p->inner > 0 ? p->inner : 1)) % p->scales_len;
-    *s = p->scales[c];
-    *z = c < p->zero_points_len ? p->zero_points[c] : 0;
-}
 
 int8_t mite_quantize_one(float x, float scale, int8_t zero_point) {
     double q;

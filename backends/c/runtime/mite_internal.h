@@ -4,6 +4,8 @@
 #ifndef MITE_INTERNAL_H
 #define MITE_INTERNAL_H
 
+#include <math.h>
+
 #include "mite_kernels.h"
 
 /* Record an error and return its code. */
@@ -23,12 +25,48 @@ mite_status mite_window_axes(const mite_window2d *w, const size_t in_hw[2],
                              mite_window_axis axes[2]);
 /* The axes of a validated convolution geometry. */
 void mite_conv_axes(const mite_conv2d_geometry *g, mite_window_axis axes[2]);
-/* Outputs o in [*lo, *hi) for which tap k reads real input. */
-void mite_axis_valid_outputs(const mite_window_axis *a, size_t k, size_t *lo, size_t *hi);
+/* ceil(a / b) for b > 0. */
+static inline size_t mite_div_ceil(size_t a, size_t b) { return a / b + (a % b != 0); }
+
+/* Outputs o in [*lo, *hi) for which tap k reads real input (inline: the kernels call the axis
+ * helpers per output). */
+static inline void mite_axis_valid_outputs(const mite_window_axis *a, size_t k, size_t *lo,
+                                           size_t *hi) {
+    size_t offset = k * a->dilation;
+    size_t limit = a->in_len + a->pad_begin;
+    size_t l = offset >= a->pad_begin ? 0 : mite_div_ceil(a->pad_begin - offset, a->stride);
+    size_t h = 0;
+    if (offset < limit) {
+        h = mite_div_ceil(limit - offset, a->stride);
+        if (h > a->out_len) {
+            h = a->out_len;
+        }
+    }
+    *lo = l < h ? l : h;
+    *hi = h;
+}
+
 /* Taps k in [*lo, *hi) of output o that read real input. */
-void mite_axis_valid_taps(const mite_window_axis *a, size_t o, size_t *lo, size_t *hi);
+static inline void mite_axis_valid_taps(const mite_window_axis *a, size_t o, size_t *lo,
+                                        size_t *hi) {
+    size_t base = o * a->stride;
+    size_t limit = a->in_len + a->pad_begin;
+    size_t l = base >= a->pad_begin ? 0 : mite_div_ceil(a->pad_begin - base, a->dilation);
+    size_t h = 0;
+    if (base < limit) {
+        h = mite_div_ceil(limit - base, a->dilation);
+        if (h > a->kernel) {
+            h = a->kernel;
+        }
+    }
+    *lo = l < h ? l : h;
+    *hi = h;
+}
+
 /* The input index read by tap k at output o. */
-size_t mite_axis_input_index(const mite_window_axis *a, size_t o, size_t k);
+static inline size_t mite_axis_input_index(const mite_window_axis *a, size_t o, size_t k) {
+    return o * a->stride + k * a->dilation - a->pad_begin;
+}
 
 /* Iterator over (tap, output row) pairs where the tap reads real input (Rust
  * `for_each_tap_row`): taps in row-major order, rows ascending. */
@@ -101,6 +139,36 @@ static inline float mite_dequant_at(const mite_per_axis *p, const int8_t *w, siz
            p->scales[c];
 }
 
+/* round_ties_even in f64 (the body of mite_round_ties_even_f64, inline for the hot update
+ * loops): NaN and |x| >= 2^52 are already integers; otherwise adding and subtracting 2^52
+ * rounds |x| to an integer, ties to even, and x's sign is put back (copysign of the
+ * nonnegative r is signbit(x) ? -r : r, without a branch on the sign). */
+static inline double mite_round_ties_even_f64_inline(double x) {
+    if (isnan(x) || fabs(x) >= 4503599627370496.0) {
+        return x;
+    }
+    return copysign((fabs(x) + 4503599627370496.0) - 4503599627370496.0, x);
+}
+
+/* out[j] = mite_dequant_at(p, w, i0 + j) for j < n: the channel found once for i0 and then
+ * followed along the run (no division per element). */
+static inline void mite_dequant_run(const mite_per_axis *p, const int8_t *w, size_t i0, size_t n,
+                                    float *out) {
+    size_t inner = p->inner > 0 ? p->inner : 1, q = i0 / inner, j;
+    size_t c = p->scales_len > 1 ? q % p->scales_len : 0;
+    size_t left = inner - (i0 - q * inner); /* elements of channel c from i0 on */
+    for (j = 0; j < n; j++) {
+        if (left == 0) {
+            c = c + 1 < p->scales_len ? c + 1 : 0;
+            left = inner;
+        }
+        left--;
+        out[j] = (float)((int16_t)w[i0 + j] -
+                         (int16_t)(c < p->zero_points_len ? p->zero_points[c] : 0)) *
+                 p->scales[c];
+    }
+}
+
 /* Wrapping and saturating i32 arithmetic without undefined behaviour. */
 static inline int32_t mite_wrap_i32(uint32_t v) {
     return v <= (uint32_t)INT32_MAX ? (int32_t)v : (int32_t)(v - 2147483648u) - INT32_MAX - 1;
@@ -127,8 +195,13 @@ static inline int8_t mite_clamp_act(mite_act_range r, int32_t v) {
 mite_status mite_act_range_check(mite_act_range r);
 mite_status mite_scale_check(float scale);
 
-/* Scale and zero point of element i of a per-axis quantized tensor (Rust `PerAxis::of`). */
-void mite_per_axis_of(const mite_per_axis *p, size_t i, float *s, int8_t *z);
+/* Scale and zero point of element i of a per-axis quantized tensor (Rust `PerAxis::of`);
+ * inline, and without a division when there is one scale. */
+static inline void mite_per_axis_of(const mite_per_axis *p, size_t i, float *s, int8_t *z) {
+    size_t c = p->scales_len == 1 ? 0 : (i / (p->inner > 0 ? p->inner : 1)) % p->scales_len;
+    *s = p->scales[c];
+    *z = c < p->zero_points_len ? p->zero_points[c] : 0;
+}
 mite_status mite_output_stage_check(const mite_output_stage *s, size_t channels);
 mite_status mite_check_zero_points(size_t len, size_t channels);
 int32_t mite_rounding_multiply(mite_rounding r, int32_t x, int32_t multiplier, int32_t shift);
@@ -240,32 +313,125 @@ static inline int32_t mite_bias_add_apply(mite_bias_add mode, int32_t acc, int32
     return mode == MITE_BIAS_WRAPPING ? mite_wadd(acc, bias) : mite_sadd(acc, bias);
 }
 
-/* Arithmetic shift right of an i32 by s < 32 (floor division by 2^s), without
- * implementation-defined behaviour. */
-static inline int32_t mite_asr32(int32_t v, unsigned s) {
-    return v >= 0 ? (int32_t)((uint32_t)v >> s) : mite_wrap_i32(~(~(uint32_t)v >> s));
+/* mite_qmul_double for one multiplier and shift, its constants computed once (see
+ * mite_finish_double_run for why it is exact): valid for a multiplier other than INT32_MIN and
+ * a shift in (-32, 32). */
+typedef struct {
+    unsigned left, e;
+    uint64_t half, half_neg;
+    int64_t m, offset;
+} mite_qmul_plan;
+
+/* The plan of mite_qmul_double(., m, sh); returns 0 when m and sh are outside its range. */
+static inline int mite_qmul_plan_init(mite_qmul_plan *q, int32_t m, int32_t sh) {
+    if (m == INT32_MIN || sh <= -32 || sh >= 32) {
+        return 0;
+    }
+    q->left = sh > 0 ? (unsigned)sh : 0u;
+    q->e = sh < 0 ? (unsigned)-sh : 0u;
+    q->half = ((uint64_t)1 << 31) + (q->e > 0 ? (uint64_t)1 << (q->e - 1u) : 0u);
+    q->half_neg = q->half - (q->e > 0 ? 1u : 0u);
+    q->m = m;
+    q->offset = (int64_t)1 << (32u - q->e);
+    return 1;
+}
+
+/* mite_qmul_double(x, m, sh) by its plan. */
+static inline int32_t mite_qmul_plan_apply(const mite_qmul_plan *q, int32_t x) {
+    int64_t ab = (int64_t)mite_wrap_i32((uint32_t)x << q->left) * q->m;
+    uint64_t t = ((uint64_t)ab + ((uint64_t)1 << 62) + ((uint64_t)1 << 30)) >> 31;
+    return (int32_t)((int64_t)((t + (t < ((uint64_t)1 << 31) ? q->half_neg : q->half)) >>
+                               q->e) -
+                     q->offset);
 }
 
 /* mite_finish_run with double rounding for a multiplier other than INT32_MIN and a shift in
- * (-32, 32): mite_qmul_double with its shifts, mask and threshold computed once and its
- * rounding divide in i32 (the exponent is below 32), then the zero point and the clamp in one
- * step (clamping the exact sum to the activation range equals saturating to i32 first). */
+ * (-32, 32), given as its left shift and its right exponent e (one of them zero):
+ * mite_qmul_double in unsigned 64-bit arithmetic with every constant computed once,
+ * then the zero point and the clamp in one step (clamping the exact sum to the activation
+ * range equals saturating to i32 first). Exactly mite_qmul_double, as follows. With
+ * ab = (a << left) * m, |ab| < 2^62, the doubling high multiply's truncated
+ * (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31 equals floor((ab + 2^30) / 2^31) = t for every
+ * sign, so T = t + 2^31 = (ab + 2^62 + 2^30) >> 31 (nonnegative, below 2^32; t < 0 iff
+ * T < 2^31). The rounding divide by 2^e of t adds 1 when the remainder exceeds
+ * 2^(e-1) - 1 + (t < 0), i.e. it is floor((t + h - (t < 0)) / 2^e) with h = 2^(e-1), or t
+ * itself when e = 0 (h = 0 and no negative adjustment); offset by 2^32 (a multiple of 2^e)
+ * that is ((T + 2^31 + h - adj) >> e) - 2^(32-e). */
 static inline void mite_finish_double_run(const mite_output_stage *st, int wrapping,
                                           int32_t bias, const int32_t *acc, int8_t *y,
-                                          size_t len, int32_t m, int32_t sh) {
-    unsigned left = sh > 0 ? (unsigned)sh : 0u, e = sh < 0 ? (unsigned)-sh : 0u;
-    uint32_t mask = ((uint32_t)1 << e) - 1u;
-    int32_t half = (int32_t)(mask >> 1);
-    int64_t zp = st->zero_point, lo = st->range.min, hi = st->range.max;
+                                          size_t len, int32_t m, unsigned left,
+                                          unsigned e) {
+    const uint64_t nudge = ((uint64_t)1 << 62) + ((uint64_t)1 << 30);
+    /* 2^31 + h - adj; T >> 31 is 1 exactly when t >= 0, giving the adj back */
+    const uint64_t half_neg = ((uint64_t)1 << 31) + (e > 0 ? ((uint64_t)1 << (e - 1u)) - 1u : 0u);
+    const int64_t base = (int64_t)st->zero_point - ((int64_t)1 << (32u - e));
+    const int64_t lo = st->range.min, hi = st->range.max, mv = m;
     size_t i;
     for (i = 0; i < len; i++) {
         int32_t a = wrapping ? mite_wadd(acc[i], bias) : mite_sadd(acc[i], bias);
-        int64_t ab = (int64_t)mite_wrap_i32((uint32_t)a << left) * (int64_t)m;
-        int32_t t = (int32_t)((ab + (ab >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30))) /
-                              ((int64_t)1 << 31));
-        int32_t rem = (int32_t)((uint32_t)t & mask);
-        int64_t v = (int64_t)mite_asr32(t, e) + (rem > half + (t < 0 ? 1 : 0) ? 1 : 0) + zp;
+        int64_t ab = (int64_t)mite_wrap_i32((uint32_t)a << left) * mv;
+        uint64_t t = ((uint64_t)ab + nudge) >> 31;
+        int64_t v = (int64_t)((t + half_neg + (e > 0 ? t >> 31 : 0u)) >> e) + base;
         y[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+    }
+}
+
+/* Elements per chunk of mite_finish_double_chunks. */
+#define MITE_FINISH_CHUNK 8u
+
+/* mite_finish_double_run for a right shift e in [2, 31], no left shift, a nonnegative
+ * multiplier m and the (int8) zero point zp, in chunks of MITE_FINISH_CHUNK through
+ * local arrays (the last chunk padded) so that gcc vectorises it at -O2 (SSE2's pmuludq is the
+ * 32x32->64 multiply). The same integers in narrower lanes: the bias is added after clamping
+ * the accumulator to [lo_b, hi_b] (for saturation the range whose sum with the bias fits in
+ * i32, so the wrapping sum equals the saturated one; for wrapping all of i32); with the sum a
+ * as u32 ua, ua * m - ((ua >> 31) * m << 32) is a * m modulo 2^64, so T and the rounding shift
+ * are those of mite_finish_double_run; the result plus zp - 2^(32-e) (= base) lies in
+ * [-2^31, 2^31) for e >= 2 and |zp| <= 128, so its wrapping u32 sum is exact, then clamped. */
+static inline void mite_finish_double_chunks(const int32_t *acc, int8_t *y, size_t len,
+                                             int32_t lo_b, int32_t hi_b, int32_t bias,
+                                             uint32_t m, unsigned e, int32_t base, int32_t lo,
+                                             int32_t hi) {
+    const uint64_t nudge = ((uint64_t)1 << 62) + ((uint64_t)1 << 30);
+    const uint64_t half_neg = ((uint64_t)1 << 31) + ((uint64_t)1 << (e - 1u)) - 1u;
+    size_t i, k, n;
+    for (i = 0; i < len; i += n) {
+        int32_t a[MITE_FINISH_CHUNK], v[MITE_FINISH_CHUNK];
+        int8_t o[MITE_FINISH_CHUNK];
+        n = len - i < MITE_FINISH_CHUNK ? len - i : MITE_FINISH_CHUNK;
+        if (n == MITE_FINISH_CHUNK) {
+            for (k = 0; k < MITE_FINISH_CHUNK; k++) {
+                a[k] = acc[i + k];
+            }
+        } else {
+            for (k = 0; k < n; k++) {
+                a[k] = acc[i + k];
+            }
+            for (; k < MITE_FINISH_CHUNK; k++) {
+                a[k] = 0;
+            }
+        }
+        for (k = 0; k < MITE_FINISH_CHUNK; k++) {
+            int32_t x = a[k] < lo_b ? lo_b : (a[k] > hi_b ? hi_b : a[k]);
+            uint32_t ua = (uint32_t)x + (uint32_t)bias;
+            uint64_t prod = (uint64_t)ua * m - ((uint64_t)(ua >> 31) * m << 32);
+            uint64_t t = (prod + nudge) >> 31;
+            uint64_t u = (t + half_neg + (t >> 31)) >> e;
+            int32_t r = mite_wrap_i32((uint32_t)u + (uint32_t)base);
+            v[k] = r < lo ? lo : (r > hi ? hi : r);
+        }
+        for (k = 0; k < MITE_FINISH_CHUNK; k++) {
+            o[k] = (int8_t)v[k];
+        }
+        if (n == MITE_FINISH_CHUNK) {
+            for (k = 0; k < MITE_FINISH_CHUNK; k++) {
+                y[i + k] = o[k];
+            }
+        } else {
+            for (k = 0; k < n; k++) {
+                y[i + k] = o[k];
+            }
+        }
     }
 }
 
@@ -278,10 +444,25 @@ static inline void mite_finish_run(const mite_output_stage *st, mite_bias_add mo
     size_t c = o < r->channels - 1 ? o : r->channels - 1, i;
     if (r->rounding == MITE_ROUNDING_DOUBLE && r->multipliers[c] != INT32_MIN &&
         r->shifts[c] > -32 && r->shifts[c] < 32) {
-        if (mode == MITE_BIAS_WRAPPING) {
-            mite_finish_double_run(st, 1, bias, acc, y, len, r->multipliers[c], r->shifts[c]);
+        /* each case with constant arguments, so the loop is specialised (no left shift for
+         * the usual multiplier below one) */
+        int32_t m = r->multipliers[c], sh = r->shifts[c];
+        int wrapping = mode == MITE_BIAS_WRAPPING;
+        if (sh <= -2 && m >= 0) {
+            int64_t lo_b = wrapping ? INT32_MIN : (int64_t)INT32_MIN - bias;
+            int64_t hi_b = wrapping ? INT32_MAX : (int64_t)INT32_MAX - bias;
+            unsigned e = (unsigned)-sh;
+            mite_finish_double_chunks(
+                acc, y, len, (int32_t)(lo_b < INT32_MIN ? INT32_MIN : lo_b),
+                (int32_t)(hi_b > INT32_MAX ? INT32_MAX : hi_b), bias, (uint32_t)m, e,
+                (int32_t)((int64_t)st->zero_point - ((int64_t)1 << (32u - e))), st->range.min,
+                st->range.max);
+        } else if (sh < 0 && wrapping) {
+            mite_finish_double_run(st, 1, bias, acc, y, len, m, 0, (unsigned)-sh);
+        } else if (sh < 0) {
+            mite_finish_double_run(st, 0, bias, acc, y, len, m, 0, (unsigned)-sh);
         } else {
-            mite_finish_double_run(st, 0, bias, acc, y, len, r->multipliers[c], r->shifts[c]);
+            mite_finish_double_run(st, wrapping, bias, acc, y, len, m, (unsigned)sh, 0);
         }
     } else if (r->rounding == MITE_ROUNDING_DOUBLE) {
         int32_t m = r->multipliers[c], sh = r->shifts[c];
@@ -309,6 +490,5 @@ static inline int32_t mite_zero_point_of(const int8_t *zps, size_t len, size_t c
     }
     return len == 1 ? zps[0] : zps[c];
 }
-size_t mite_div_ceil(size_t a, size_t b);
 
 #endif /* MITE_INTERNAL_H */

@@ -26,7 +26,7 @@ static double update_round(const mite_update_rounding *r, double v, size_t index
     if (r->stochastic) {
         return mite_floor_f64(v + mite_stochastic_u(r->seed, r->step, (uint64_t)index));
     }
-    return mite_round_ties_even_f64(v);
+    return mite_round_ties_even_f64_inline(v);
 }
 
 mite_status mite_accumulate(const float *g, size_t g_len, float *acc, size_t acc_len, float *out,
@@ -96,12 +96,10 @@ mite_status mite_sgd_f32(float *w, size_t w_len, const float *g, size_t g_len, f
     return MITE_OK;
 }
 
-/* One integer update; returns 0 when the update is NaN. */
-static int update_int(int64_t q, float gi, size_t i, float *m, const mite_channel_quant *cq,
-                      const mite_sgd_params *p, double lo, double hi, int64_t *result) {
-    size_t c = (i / (cq->inner > 0 ? cq->inner : 1)) % cq->channels;
-    float s = cq->scales[c];
-    int32_t z = cq->zero_points[c];
+/* One integer update of element i with its channel's scale s and zero point z; returns 0 when
+ * the update is NaN. */
+static int update_int_with(int64_t q, float gi, size_t i, float s, int32_t z, float *m,
+                           const mite_sgd_params *p, double lo, double hi, int64_t *result) {
     float gt, delta;
     double v;
     if (p->weight_decay != 0.0f) {
@@ -121,6 +119,18 @@ static int update_int(int64_t q, float gi, size_t i, float *m, const mite_channe
     v = v < lo ? lo : (v > hi ? hi : v);
     *result = (int64_t)v;
     return 1;
+}
+
+/* The channel of element i of a channel-quantized parameter. */
+static size_t quant_channel(const mite_channel_quant *cq, size_t i) {
+    return (i / (cq->inner > 0 ? cq->inner : 1)) % cq->channels;
+}
+
+/* One integer update; returns 0 when the update is NaN. */
+static int update_int(int64_t q, float gi, size_t i, float *m, const mite_channel_quant *cq,
+                      const mite_sgd_params *p, double lo, double hi, int64_t *result) {
+    size_t c = quant_channel(cq, i);
+    return update_int_with(q, gi, i, cq->scales[c], cq->zero_points[c], m, p, lo, hi, result);
 }
 
 mite_status mite_sgd_i8(int8_t *q, size_t q_len, const float *g, size_t g_len, float *m,
@@ -196,6 +206,68 @@ static mite_status apply_update(const weight_update *u, size_t i, float gi) {
     return MITE_OK;
 }
 
+/* The updates of the weight-gradient elements j0 .. j0 + n with gradients g, in that order:
+ * apply_update of each, the channel of an int8 parameter found once and then followed along
+ * the run (no division per element) when there is no slice view. */
+static mite_status apply_run(const weight_update *u, const mite_slice_view *view, size_t j0,
+                             const float *g, size_t n) {
+    size_t j, c, inner, left;
+    int64_t v;
+    mite_status st;
+    if (view != NULL || u->q == NULL) {
+        for (j = 0; j < n; j++) {
+            size_t i = view != NULL ? slice_param_index(view, j0 + j) : j0 + j;
+            if ((st = apply_update(u, i, g[j])) != MITE_OK) {
+                return st;
+            }
+        }
+        return MITE_OK;
+    }
+    inner = u->cq->inner > 0 ? u->cq->inner : 1;
+    c = quant_channel(u->cq, j0);
+    left = inner - j0 % inner; /* elements of channel c from j0 on */
+    if (u->m == NULL && u->p->weight_decay == 0.0f && !u->p->rounding.stochastic) {
+        /* update_int_with without weight decay, momentum or stochastic rounding */
+        const float eta = u->p->eta;
+        const int qas = u->p->qas;
+        for (j = 0; j < n; j++) {
+            size_t i = j0 + j;
+            float s, delta;
+            double v;
+            if (left == 0) {
+                c = c + 1 < u->cq->channels ? c + 1 : 0;
+                left = inner;
+            }
+            left--;
+            s = u->cq->scales[c];
+            delta = eta * (qas ? g[j] / s : s * g[j]);
+            v = (double)u->q[i] - (double)delta;
+            if (isnan(v)) {
+                return mite_fail(MITE_ERR_NAN_UPDATE, "", 0, 0, i);
+            }
+            /* round_ties_even without its |v| >= 2^52 case: there the sum keeps v's sign and a
+             * magnitude >= 2^52, so the clamp gives the same bound */
+            v = copysign((fabs(v) + 4503599627370496.0) - 4503599627370496.0, v);
+            u->q[i] = (int8_t)(v < -128.0 ? -128.0 : (v > 127.0 ? 127.0 : v));
+        }
+        return MITE_OK;
+    }
+    for (j = 0; j < n; j++) {
+        size_t i = j0 + j;
+        if (left == 0) {
+            c = c + 1 < u->cq->channels ? c + 1 : 0;
+            left = inner;
+        }
+        left--;
+        if (!update_int_with(u->q[i], g[j], i, u->cq->scales[c], u->cq->zero_points[c], u->m,
+                             u->p, -128.0, 127.0, &v)) {
+            return mite_fail(MITE_ERR_NAN_UPDATE, "", 0, 0, i);
+        }
+        u->q[i] = (int8_t)v;
+    }
+    return MITE_OK;
+}
+
 /* weight_grad_update of a pointwise convolution (1x1, stride 1, no padding; neither plane
  * empty): the gradients of a block of input channels of one output channel at once (the same
  * row sums in the same order), then their updates in the order of the pair loop. */
@@ -219,12 +291,8 @@ static mite_status pointwise_grad_update(const float *x, const float *dy,
                                                plane, count,
                                                dy + (b * g->c_out + oc) * plane, ow, sums);
                 }
-                for (j = 0; j < count; j++) {
-                    size_t w = oc * cin_g + ic0 + j;
-                    size_t i = view != NULL ? slice_param_index(view, w) : w;
-                    if ((st = apply_update(u, i, sums[j])) != MITE_OK) {
-                        return st;
-                    }
+                if ((st = apply_run(u, view, oc * cin_g + ic0, sums, count)) != MITE_OK) {
+                    return st;
                 }
             }
         }
@@ -284,12 +352,8 @@ static mite_status weight_grad_update(const float *x, size_t x_len, const float 
                                          dy + (b * g->c_out + oc) * out_plane, scratch, axes);
                     }
                 }
-                for (t = 0; t < taps; t++) {
-                    size_t j = base + t;
-                    size_t i = view != NULL ? slice_param_index(view, j) : j;
-                    if ((st = apply_update(u, i, scratch[t])) != MITE_OK) {
-                        return st;
-                    }
+                if ((st = apply_run(u, view, base, scratch, taps)) != MITE_OK) {
+                    return st;
                 }
             }
         }
