@@ -4,7 +4,10 @@
 //! paper scheme each, the `infer` logits on Imagenette images equal the interpreter's `forward`,
 //! and after 20 training steps on CIFAR-10 images every loss and every trained parameter (int8
 //! weights, int32 biases) equals the interpreter's. Without `../shared` datasets the images are
-//! synthetic (and the test says so).
+//! synthetic (and the test says so). The `*_fused` and `*_reordered` cases (issue #10) run the
+//! optimised Programs: frozen bottlenecks streamed, the first stage chained into block 1 and
+//! consuming the input image, weight gradients fused with their updates, trained bottlenecks'
+//! backward streamed, and (reordered) updates as soon as ready in the scheduled order.
 //!
 //! The executor places every arena buffer at its planned offset (the input image too: it is
 //! copied into the arena at entry start and its bytes are reused after its last reader), so a
@@ -16,8 +19,8 @@ use mite::interp::{Interpreter, Tensor};
 use mite::ir::{ElemType, Module, TensorData, TensorType};
 use mite::passes::lower::{lower_module, quantize_image, LowerOptions};
 use mite::passes::passes::{
-    build_training_step, schedule_function, stream_bottlenecks, Schedule, TrainConfig,
-    UpdatePlacement,
+    build_training_step, chain_bottlenecks, schedule_function, stream_bottlenecks, Schedule,
+    TrainConfig, UpdatePlacement,
 };
 use mite::passes::scheme::Scheme;
 use mite_test_support::shared_file;
@@ -95,6 +98,11 @@ fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool, reorder: bool) 
             fused.iter().any(|b| !b.pointwise_first),
             "{what}: the first stage is not streamed"
         );
+        // ... and chained into block 1, consuming the input (checked below).
+        assert!(
+            !chain_bottlenecks(&mut m).is_empty(),
+            "{what}: the first stage is not chained"
+        );
     }
     // Fusion on: the frozen bottlenecks streamed and each weight gradient fused with its
     // update; off: neither.
@@ -109,6 +117,16 @@ fn check_with(file: &str, zoo: &str, scheme: &str, fusion: bool, reorder: bool) 
         }
     }
     let program = lower_module(&m, &opts).unwrap();
+    if fusion {
+        // The chained first stage leaves its output in the input's bytes, in both entries.
+        for e in &program.entries {
+            assert!(
+                e.calls.iter().any(|c| c.kernel.consumes_input()),
+                "{what}: @{} does not consume its input",
+                e.name
+            );
+        }
+    }
     let in_place = program.entries[1]
         .calls
         .iter()
@@ -280,6 +298,17 @@ fn mcunet_paper_reordered() {
 #[test]
 fn mbv2_paper_reordered() {
     check_with("mbv2-w0.35.onnx", "mbv2-w0.35", "paper:99kb", true, true);
+}
+
+#[test]
+fn proxyless_paper_reordered() {
+    check_with(
+        "proxyless-w0.3.onnx",
+        "proxyless-w0.3",
+        "paper:98kb",
+        true,
+        true,
+    );
 }
 
 /// The calls of `p` computing a weight gradient fused with its update.
