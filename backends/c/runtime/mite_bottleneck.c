@@ -105,8 +105,9 @@ static void finish_wrapped(const uint32_t *acc, size_t len, int8_t *y,
     mite_finish_run(&conv->out, conv->bias_add, bias, v, y, len, o);
 }
 
-/* Outputs per chunk of pointwise_run's inner loops: a constant trip count, so gcc vectorises
- * them at -O2 (its very cheap cost model wants no epilogue). */
+/* Outputs per short chunk of pointwise_run's inner loops (a long chunk is two): constant trip
+ * counts, so gcc vectorises them at -O2 (its very cheap cost model wants no epilogue); the long
+ * chunk fills 16-byte vectors with int8 loads. */
 #define MITE_BN_CHUNK 8u
 
 /* y[i] = output stage of sum_c (w_o[c] - zw) * (x[c * stride + i] - zx) for i < len <=
@@ -121,7 +122,7 @@ static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int
                           int32_t zw, int32_t zx, size_t len, int8_t *y,
                           const mite_conv2d_int8_params *conv, int32_t bias, size_t o) {
     uint32_t acc[MITE_BN_RUN], wsum = 0, start;
-    size_t c, i, k, full = len - len % MITE_BN_CHUNK;
+    size_t c, i, k;
     /* sum_c (w_o[c] - zw) = sum_c w_o[c] - c_in * zw modulo 2^32, the raw weights summed in
      * chunks of 16 (|sum| <= 2048, exact in 32 bits; a reduction gcc vectorises at -O2) */
     for (c = 0; c + 16 <= c_in; c += 16) {
@@ -142,11 +143,18 @@ static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int
     for (c = 0; c + 2 <= c_in; c += 2) {
         int16_t w0 = (int16_t)(w_o[c] - zw), w1 = (int16_t)(w_o[c + 1] - zw);
         const int8_t *x0 = x + c * stride, *x1 = x0 + stride;
-        for (i = 0; i < full; i += MITE_BN_CHUNK) {
+        for (i = 0; i + 2u * MITE_BN_CHUNK <= len; i += 2u * MITE_BN_CHUNK) {
+            for (k = 0; k < 2u * MITE_BN_CHUNK; k++) {
+                int16_t p0 = (int16_t)(w0 * x0[i + k]), p1 = (int16_t)(w1 * x1[i + k]);
+                acc[i + k] += (uint32_t)((int32_t)p0 + p1);
+            }
+        }
+        if (i + MITE_BN_CHUNK <= len) {
             for (k = 0; k < MITE_BN_CHUNK; k++) {
                 int16_t p0 = (int16_t)(w0 * x0[i + k]), p1 = (int16_t)(w1 * x1[i + k]);
                 acc[i + k] += (uint32_t)((int32_t)p0 + p1);
             }
+            i += MITE_BN_CHUNK;
         }
         for (; i < len; i++) {
             acc[i] += (uint32_t)((int32_t)w0 * x0[i] + (int32_t)w1 * x1[i]);
@@ -155,12 +163,7 @@ static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int
     for (; c < c_in; c++) {
         int16_t wv = (int16_t)(w_o[c] - zw);
         const int8_t *xc = x + c * stride;
-        for (i = 0; i < full; i += MITE_BN_CHUNK) {
-            for (k = 0; k < MITE_BN_CHUNK; k++) {
-                acc[i + k] += (uint32_t)(int32_t)(int16_t)(wv * xc[i + k]);
-            }
-        }
-        for (; i < len; i++) {
+        for (i = 0; i < len; i++) {
             acc[i] += (uint32_t)((int32_t)wv * xc[i]);
         }
     }
