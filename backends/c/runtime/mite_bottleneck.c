@@ -189,9 +189,21 @@ static void expand_row_pointwise(const int8_t *x, size_t my, int8_t *ring, size_
     }
 }
 
+/* The sum over taps kx in [lo, hi) of (x_row[ix0 + kx * dx] - zx) * (wr[kx] - zw), wrapping. */
+static uint32_t taps_sum(const int8_t *x_row, size_t ix0, size_t dx, const int8_t *wr, size_t lo,
+                         size_t hi, uint32_t zx, uint32_t zw) {
+    uint32_t sum = 0;
+    size_t kx;
+    for (kx = lo; kx < hi; kx++) {
+        sum += ((uint32_t)(int32_t)x_row[ix0 + kx * dx] - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
+    }
+    return sum;
+}
+
 /* Row my of any dense first convolution (such as a 3x3 stride-2 stem) into ring slot
  * my % rows, from the whole input x of one batch element. The valid taps of each output of a
- * run are found once for all output channels. */
+ * run are found once for all output channels; a 3-wide window's outputs reading all three taps
+ * are summed unrolled. */
 static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
                        const mite_bottleneck_int8_weights *wts,
                        const mite_bottleneck_int8_params *p) {
@@ -200,7 +212,7 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
     size_t w = g->in_hw[1], plane = g->in_hw[0] * g->in_hw[1];
     size_t kw = g->window.kernel[1], taps = g->window.kernel[0] * kw, mw = g->out_hw[1];
     uint32_t zx = (uint32_t)conv->x_zero_point;
-    size_t slot = my % rows, c, x0, len, i, ci, ky, kx, ky_lo, ky_hi;
+    size_t slot = my % rows, c, x0, len, i, i_lo, i_hi, ci, ky, ky_lo, ky_hi, dx;
     size_t kx_lo[MITE_BN_RUN], kx_hi[MITE_BN_RUN], ix0[MITE_BN_RUN];
     uint32_t acc[MITE_BN_RUN];
     mite_window_axis axes[2];
@@ -209,6 +221,7 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
         return;
     }
     mite_conv_axes(g, axes);
+    dx = axes[1].dilation;
     mite_axis_valid_taps(&axes[0], my, &ky_lo, &ky_hi);
     for (x0 = 0; x0 < mw; x0 += len) {
         len = mw - x0 < MITE_BN_RUN ? mw - x0 : MITE_BN_RUN;
@@ -216,6 +229,11 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
             mite_axis_valid_taps(&axes[1], x0 + i, &kx_lo[i], &kx_hi[i]);
             /* wraps below zero for padded outputs; only kx >= kx_lo[i] is ever added */
             ix0[i] = (x0 + i) * axes[1].stride - axes[1].pad_begin;
+        }
+        /* [i_lo, i_hi): the first stretch of outputs reading all kw taps */
+        for (i_lo = 0; i_lo < len && (kx_lo[i_lo] != 0 || kx_hi[i_lo] != kw); i_lo++) {
+        }
+        for (i_hi = i_lo; i_hi < len && kx_lo[i_hi] == 0 && kx_hi[i_hi] == kw; i_hi++) {
         }
         for (c = 0; c < g->c_out; c++) {
             uint32_t zw = (uint32_t)mite_zero_point_of(conv->w_zero_points,
@@ -233,13 +251,22 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
                         xp + (my * axes[0].stride + ky * axes[0].dilation - axes[0].pad_begin) *
                                  w;
                     const int8_t *wr = wk + ky * kw;
-                    for (i = 0; i < len; i++) {
-                        uint32_t sum = 0;
-                        for (kx = kx_lo[i]; kx < kx_hi[i]; kx++) {
-                            uint32_t xv = (uint32_t)(int32_t)x_row[ix0[i] + kx * axes[1].dilation];
-                            sum += (xv - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
+                    for (i = 0; i < i_lo; i++) {
+                        acc[i] += taps_sum(x_row, ix0[i], dx, wr, kx_lo[i], kx_hi[i], zx, zw);
+                    }
+                    if (kw == 3) {
+                        uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
+                        uint32_t w1 = (uint32_t)(int32_t)wr[1] - zw;
+                        uint32_t w2 = (uint32_t)(int32_t)wr[2] - zw;
+                        for (; i < i_hi; i++) {
+                            const int8_t *xr = x_row + ix0[i];
+                            acc[i] += ((uint32_t)(int32_t)xr[0] - zx) * w0 +
+                                      ((uint32_t)(int32_t)xr[dx] - zx) * w1 +
+                                      ((uint32_t)(int32_t)xr[2 * dx] - zx) * w2;
                         }
-                        acc[i] += sum;
+                    }
+                    for (; i < len; i++) {
+                        acc[i] += taps_sum(x_row, ix0[i], dx, wr, kx_lo[i], kx_hi[i], zx, zw);
                     }
                 }
             }
