@@ -275,19 +275,6 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
     }
 }
 
-/* The sum over the valid taps of one depthwise row for output ox at the border. */
-static uint32_t border_sum(const int8_t *row, const mite_window_axis *ax, size_t ox,
-                           const int8_t *wr, uint32_t zx, uint32_t zw) {
-    size_t kx, kx_lo, kx_hi;
-    uint32_t sum = 0;
-    mite_axis_valid_taps(ax, ox, &kx_lo, &kx_hi);
-    for (kx = kx_lo; kx < kx_hi; kx++) {
-        uint32_t xv = (uint32_t)(int32_t)row[mite_axis_input_index(ax, ox, kx)];
-        sum += (xv - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
-    }
-    return sum;
-}
-
 /* Depthwise output row oy of channel c (y, ow elements) from that channel's ring of expanded
  * rows (plane: rows rows, row r in slot r % rows). Outputs whose taps all read real input (the
  * interior) are summed without bounds checks. */
@@ -304,6 +291,7 @@ static void depthwise_channel(const int8_t *plane, size_t rows, size_t oy,
     const int8_t *wk = wts->w_depthwise + c * kh * kw;
     int32_t bias = wts->b_depthwise != NULL ? wts->b_depthwise[c] : 0;
     size_t x0, len, i, i_lo, i_hi, ky, kx, ky_lo, ky_hi, in_lo, in_hi, lo1, hi1;
+    size_t b_lo[MITE_BN_RUN], b_hi[MITE_BN_RUN], b_ix[MITE_BN_RUN];
     uint32_t acc[MITE_BN_RUN];
     mite_axis_valid_taps(ay, oy, &ky_lo, &ky_hi);
     /* interior outputs: the first and the last tap (so every tap) read real input */
@@ -324,12 +312,18 @@ static void depthwise_channel(const int8_t *plane, size_t rows, size_t oy,
         i_hi = i_hi > i_lo ? i_hi : i_lo;
         for (i = 0; i < len; i++) {
             acc[i] = 0;
+            if (i < i_lo || i >= i_hi) {
+                /* a border output: its valid taps once for every row of the window */
+                mite_axis_valid_taps(ax, x0 + i, &b_lo[i], &b_hi[i]);
+                /* wraps below zero for padded outputs; only kx >= b_lo[i] is ever added */
+                b_ix[i] = (x0 + i) * sx - ax->pad_begin;
+            }
         }
         for (ky = ky_lo; ky < ky_hi; ky++) {
             const int8_t *row = plane + (mite_axis_input_index(ay, oy, ky) % rows) * w;
             const int8_t *wr = wk + ky * kw;
             for (i = 0; i < i_lo; i++) {
-                acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
+                acc[i] += taps_sum(row, b_ix[i], dx, wr, b_lo[i], b_hi[i], zx, zw);
             }
             if (kw == 3) {
                 uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
@@ -353,7 +347,7 @@ static void depthwise_channel(const int8_t *plane, size_t rows, size_t oy,
                 }
             }
             for (i = i_hi; i < len; i++) {
-                acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
+                acc[i] += taps_sum(row, b_ix[i], dx, wr, b_lo[i], b_hi[i], zx, zw);
             }
         }
         finish_wrapped(acc, len, y + x0, conv, bias, c);
