@@ -94,15 +94,13 @@ static mite_status check_params(const mite_bottleneck_int8_params *p) {
     return MITE_OK;
 }
 
-/* The output stage of channel o over len <= MITE_BN_RUN wrapped accumulators. */
+/* The output stage of channel o over len <= MITE_BN_RUN wrapped accumulators, read in place
+ * as int32_t: C lets an object be read through the signed type of its own width (C99 6.5p7),
+ * and int32_t is two's complement without padding, so each reads as mite_wrap_i32 of it. */
 static void finish_wrapped(const uint32_t *acc, size_t len, int8_t *y,
                            const mite_conv2d_int8_params *conv, int32_t bias, size_t o) {
-    int32_t v[MITE_BN_RUN];
-    size_t i;
-    for (i = 0; i < len; i++) {
-        v[i] = mite_wrap_i32(acc[i]);
-    }
-    mite_finish_run(&conv->out, conv->bias_add, bias, v, y, len, o);
+    mite_finish_run(&conv->out, conv->bias_add, bias, (const int32_t *)(const void *)acc, y, len,
+                    o);
 }
 
 /* Outputs per short chunk of pointwise_run's inner loops (a long chunk is two): constant trip
