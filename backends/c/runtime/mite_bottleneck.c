@@ -94,44 +94,75 @@ static mite_status check_params(const mite_bottleneck_int8_params *p) {
     return MITE_OK;
 }
 
-/* The output stage of channel o over len <= MITE_BN_RUN wrapped accumulators. */
+/* The output stage of channel o over len <= MITE_BN_RUN wrapped accumulators, read in place
+ * as int32_t: C lets an object be read through the signed type of its own width (C99 6.5p7),
+ * and int32_t is two's complement without padding, so each reads as mite_wrap_i32 of it. */
 static void finish_wrapped(const uint32_t *acc, size_t len, int8_t *y,
                            const mite_conv2d_int8_params *conv, int32_t bias, size_t o) {
-    int32_t v[MITE_BN_RUN];
-    size_t i;
-    for (i = 0; i < len; i++) {
-        v[i] = mite_wrap_i32(acc[i]);
-    }
-    mite_finish_run(&conv->out, conv->bias_add, bias, v, y, len, o);
+    mite_finish_run(&conv->out, conv->bias_add, bias, (const int32_t *)(const void *)acc, y, len,
+                    o);
 }
+
+/* Outputs per short chunk of pointwise_run's inner loops (a long chunk is two): constant trip
+ * counts, so gcc vectorises them at -O2 (its very cheap cost model wants no epilogue); the long
+ * chunk fills 16-byte vectors with int8 loads. */
+#define MITE_BN_CHUNK 8u
 
 /* y[i] = output stage of sum_c (w_o[c] - zw) * (x[c * stride + i] - zx) for i < len <=
  * MITE_BN_RUN: a pointwise convolution over one run of a row. The accumulators start at
- * -zx * sum_c (w_o[c] - zw), so the inner loops multiply raw inputs. */
+ * -zx * sum_c (w_o[c] - zw), so the inner loops multiply raw inputs. Each product
+ * (w_o[c] - zw) * x has |w_o[c] - zw| <= 255 and -128 <= x <= 127, so it lies in
+ * [-32640, 32640] and is computed exactly in 16 bits (SSE2 pmullw; SSE2 has no 32-bit
+ * multiply); two of them sum exactly in 32 bits and join the wrapping uint32_t accumulators
+ * (the Rust kernel's wrapping i32 sums: the same integers in another order, which wrapping
+ * addition does not see). */
 static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int8_t *w_o,
                           int32_t zw, int32_t zx, size_t len, int8_t *y,
                           const mite_conv2d_int8_params *conv, int32_t bias, size_t o) {
     uint32_t acc[MITE_BN_RUN], wsum = 0, start;
-    size_t c, i;
-    for (c = 0; c < c_in; c++) {
-        wsum += (uint32_t)((int32_t)w_o[c] - zw);
+    size_t c, i, k;
+    /* sum_c (w_o[c] - zw) = sum_c w_o[c] - c_in * zw modulo 2^32, the raw weights summed in
+     * chunks of 16 (|sum| <= 2048, exact in 32 bits; a reduction gcc vectorises at -O2) */
+    for (c = 0; c + 16 <= c_in; c += 16) {
+        int32_t s = 0;
+        for (k = 0; k < 16; k++) {
+            s += w_o[c + k];
+        }
+        wsum += (uint32_t)s;
     }
+    for (; c < c_in; c++) {
+        wsum += (uint32_t)(int32_t)w_o[c];
+    }
+    wsum -= (uint32_t)c_in * (uint32_t)zw;
     start = (uint32_t)0 - (uint32_t)zx * wsum;
     for (i = 0; i < len; i++) {
         acc[i] = start;
     }
     for (c = 0; c + 2 <= c_in; c += 2) {
-        uint32_t w0 = (uint32_t)((int32_t)w_o[c] - zw), w1 = (uint32_t)((int32_t)w_o[c + 1] - zw);
+        int16_t w0 = (int16_t)(w_o[c] - zw), w1 = (int16_t)(w_o[c + 1] - zw);
         const int8_t *x0 = x + c * stride, *x1 = x0 + stride;
-        for (i = 0; i < len; i++) {
-            acc[i] += w0 * (uint32_t)(int32_t)x0[i] + w1 * (uint32_t)(int32_t)x1[i];
+        for (i = 0; i + 2u * MITE_BN_CHUNK <= len; i += 2u * MITE_BN_CHUNK) {
+            for (k = 0; k < 2u * MITE_BN_CHUNK; k++) {
+                int16_t p0 = (int16_t)(w0 * x0[i + k]), p1 = (int16_t)(w1 * x1[i + k]);
+                acc[i + k] += (uint32_t)((int32_t)p0 + p1);
+            }
+        }
+        if (i + MITE_BN_CHUNK <= len) {
+            for (k = 0; k < MITE_BN_CHUNK; k++) {
+                int16_t p0 = (int16_t)(w0 * x0[i + k]), p1 = (int16_t)(w1 * x1[i + k]);
+                acc[i + k] += (uint32_t)((int32_t)p0 + p1);
+            }
+            i += MITE_BN_CHUNK;
+        }
+        for (; i < len; i++) {
+            acc[i] += (uint32_t)((int32_t)w0 * x0[i] + (int32_t)w1 * x1[i]);
         }
     }
     for (; c < c_in; c++) {
-        uint32_t wv = (uint32_t)((int32_t)w_o[c] - zw);
+        int16_t wv = (int16_t)(w_o[c] - zw);
         const int8_t *xc = x + c * stride;
         for (i = 0; i < len; i++) {
-            acc[i] += wv * (uint32_t)(int32_t)xc[i];
+            acc[i] += (uint32_t)((int32_t)wv * xc[i]);
         }
     }
     finish_wrapped(acc, len, y, conv, bias, o);
@@ -156,9 +187,21 @@ static void expand_row_pointwise(const int8_t *x, size_t my, int8_t *ring, size_
     }
 }
 
+/* The sum over taps kx in [lo, hi) of (x_row[ix0 + kx * dx] - zx) * (wr[kx] - zw), wrapping. */
+static uint32_t taps_sum(const int8_t *x_row, size_t ix0, size_t dx, const int8_t *wr, size_t lo,
+                         size_t hi, uint32_t zx, uint32_t zw) {
+    uint32_t sum = 0;
+    size_t kx;
+    for (kx = lo; kx < hi; kx++) {
+        sum += ((uint32_t)(int32_t)x_row[ix0 + kx * dx] - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
+    }
+    return sum;
+}
+
 /* Row my of any dense first convolution (such as a 3x3 stride-2 stem) into ring slot
  * my % rows, from the whole input x of one batch element. The valid taps of each output of a
- * run are found once for all output channels. */
+ * run are found once for all output channels; a 3-wide window's outputs reading all three taps
+ * are summed unrolled. */
 static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
                        const mite_bottleneck_int8_weights *wts,
                        const mite_bottleneck_int8_params *p) {
@@ -167,7 +210,7 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
     size_t w = g->in_hw[1], plane = g->in_hw[0] * g->in_hw[1];
     size_t kw = g->window.kernel[1], taps = g->window.kernel[0] * kw, mw = g->out_hw[1];
     uint32_t zx = (uint32_t)conv->x_zero_point;
-    size_t slot = my % rows, c, x0, len, i, ci, ky, kx, ky_lo, ky_hi;
+    size_t slot = my % rows, c, x0, len, i, i_lo, i_hi, ci, ky, ky_lo, ky_hi, dx;
     size_t kx_lo[MITE_BN_RUN], kx_hi[MITE_BN_RUN], ix0[MITE_BN_RUN];
     uint32_t acc[MITE_BN_RUN];
     mite_window_axis axes[2];
@@ -176,6 +219,7 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
         return;
     }
     mite_conv_axes(g, axes);
+    dx = axes[1].dilation;
     mite_axis_valid_taps(&axes[0], my, &ky_lo, &ky_hi);
     for (x0 = 0; x0 < mw; x0 += len) {
         len = mw - x0 < MITE_BN_RUN ? mw - x0 : MITE_BN_RUN;
@@ -183,6 +227,11 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
             mite_axis_valid_taps(&axes[1], x0 + i, &kx_lo[i], &kx_hi[i]);
             /* wraps below zero for padded outputs; only kx >= kx_lo[i] is ever added */
             ix0[i] = (x0 + i) * axes[1].stride - axes[1].pad_begin;
+        }
+        /* [i_lo, i_hi): the first stretch of outputs reading all kw taps */
+        for (i_lo = 0; i_lo < len && (kx_lo[i_lo] != 0 || kx_hi[i_lo] != kw); i_lo++) {
+        }
+        for (i_hi = i_lo; i_hi < len && kx_lo[i_hi] == 0 && kx_hi[i_hi] == kw; i_hi++) {
         }
         for (c = 0; c < g->c_out; c++) {
             uint32_t zw = (uint32_t)mite_zero_point_of(conv->w_zero_points,
@@ -200,32 +249,28 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
                         xp + (my * axes[0].stride + ky * axes[0].dilation - axes[0].pad_begin) *
                                  w;
                     const int8_t *wr = wk + ky * kw;
-                    for (i = 0; i < len; i++) {
-                        uint32_t sum = 0;
-                        for (kx = kx_lo[i]; kx < kx_hi[i]; kx++) {
-                            uint32_t xv = (uint32_t)(int32_t)x_row[ix0[i] + kx * axes[1].dilation];
-                            sum += (xv - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
+                    for (i = 0; i < i_lo; i++) {
+                        acc[i] += taps_sum(x_row, ix0[i], dx, wr, kx_lo[i], kx_hi[i], zx, zw);
+                    }
+                    if (kw == 3) {
+                        uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
+                        uint32_t w1 = (uint32_t)(int32_t)wr[1] - zw;
+                        uint32_t w2 = (uint32_t)(int32_t)wr[2] - zw;
+                        for (; i < i_hi; i++) {
+                            const int8_t *xr = x_row + ix0[i];
+                            acc[i] += ((uint32_t)(int32_t)xr[0] - zx) * w0 +
+                                      ((uint32_t)(int32_t)xr[dx] - zx) * w1 +
+                                      ((uint32_t)(int32_t)xr[2 * dx] - zx) * w2;
                         }
-                        acc[i] += sum;
+                    }
+                    for (; i < len; i++) {
+                        acc[i] += taps_sum(x_row, ix0[i], dx, wr, kx_lo[i], kx_hi[i], zx, zw);
                     }
                 }
             }
             finish_wrapped(acc, len, ring + (c * rows + slot) * mw + x0, conv, bias, c);
         }
     }
-}
-
-/* The sum over the valid taps of one depthwise row for output ox at the border. */
-static uint32_t border_sum(const int8_t *row, const mite_window_axis *ax, size_t ox,
-                           const int8_t *wr, uint32_t zx, uint32_t zw) {
-    size_t kx, kx_lo, kx_hi;
-    uint32_t sum = 0;
-    mite_axis_valid_taps(ax, ox, &kx_lo, &kx_hi);
-    for (kx = kx_lo; kx < kx_hi; kx++) {
-        uint32_t xv = (uint32_t)(int32_t)row[mite_axis_input_index(ax, ox, kx)];
-        sum += (xv - zx) * ((uint32_t)(int32_t)wr[kx] - zw);
-    }
-    return sum;
 }
 
 /* Depthwise output row oy of channel c (y, ow elements) from that channel's ring of expanded
@@ -244,6 +289,7 @@ static void depthwise_channel(const int8_t *plane, size_t rows, size_t oy,
     const int8_t *wk = wts->w_depthwise + c * kh * kw;
     int32_t bias = wts->b_depthwise != NULL ? wts->b_depthwise[c] : 0;
     size_t x0, len, i, i_lo, i_hi, ky, kx, ky_lo, ky_hi, in_lo, in_hi, lo1, hi1;
+    size_t b_lo[MITE_BN_RUN], b_hi[MITE_BN_RUN], b_ix[MITE_BN_RUN];
     uint32_t acc[MITE_BN_RUN];
     mite_axis_valid_taps(ay, oy, &ky_lo, &ky_hi);
     /* interior outputs: the first and the last tap (so every tap) read real input */
@@ -264,12 +310,18 @@ static void depthwise_channel(const int8_t *plane, size_t rows, size_t oy,
         i_hi = i_hi > i_lo ? i_hi : i_lo;
         for (i = 0; i < len; i++) {
             acc[i] = 0;
+            if (i < i_lo || i >= i_hi) {
+                /* a border output: its valid taps once for every row of the window */
+                mite_axis_valid_taps(ax, x0 + i, &b_lo[i], &b_hi[i]);
+                /* wraps below zero for padded outputs; only kx >= b_lo[i] is ever added */
+                b_ix[i] = (x0 + i) * sx - ax->pad_begin;
+            }
         }
         for (ky = ky_lo; ky < ky_hi; ky++) {
             const int8_t *row = plane + (mite_axis_input_index(ay, oy, ky) % rows) * w;
             const int8_t *wr = wk + ky * kw;
             for (i = 0; i < i_lo; i++) {
-                acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
+                acc[i] += taps_sum(row, b_ix[i], dx, wr, b_lo[i], b_hi[i], zx, zw);
             }
             if (kw == 3) {
                 uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
@@ -293,7 +345,7 @@ static void depthwise_channel(const int8_t *plane, size_t rows, size_t oy,
                 }
             }
             for (i = i_hi; i < len; i++) {
-                acc[i] += border_sum(row, ax, x0 + i, wr, zx, zw);
+                acc[i] += taps_sum(row, b_ix[i], dx, wr, b_lo[i], b_hi[i], zx, zw);
             }
         }
         finish_wrapped(acc, len, y + x0, conv, bias, c);

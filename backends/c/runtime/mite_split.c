@@ -9,11 +9,14 @@
 #include "mite_internal.h"
 
 /* Rust `split::SplitWeight::check`: dense, kept <= c_in, both parts of the right length; sets
- * the per-output-channel lengths of the parts. */
+ * the per-output-channel lengths of the parts (zero when the check fails, so they are written
+ * on every path). */
 static mite_status split_check(const mite_split_weight *w, const mite_conv2d_geometry *g,
                                size_t *row_t, size_t *row_f) {
     size_t taps = g->window.kernel[0] * g->window.kernel[1];
     mite_status st;
+    *row_t = 0;
+    *row_f = 0;
     if (g->groups != 1) {
         return mite_fail(MITE_ERR_PARAM, "a split weight needs a dense convolution (groups 1)",
                          0, 0, 0);
