@@ -1936,13 +1936,23 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
     let u_scales: Vec<f32> = (0..ch).map(|_| rng.scale(1e-4, 0.1) as f32).collect();
     let u_zps: Vec<i32> = (0..ch).map(|_| rng.range(-8, 8) as i32).collect();
     let x = rng.i8s(gu.input_len());
-    let (x_scale, x_zp) = ([rng.scale(0.01, 0.2) as f32], [rng.range(-10, 10) as i8]);
+    // The saved input per tensor or, sometimes, per channel (plane by plane).
+    let x_channels = if kept > 1 && rng.chance(40) { kept } else { 1 };
+    let x_scales: Vec<f32> = (0..x_channels)
+        .map(|_| rng.scale(0.01, 0.2) as f32)
+        .collect();
+    let x_zps: Vec<i8> = (0..x_channels).map(|_| rng.range(-10, 10) as i8).collect();
+    let x_inner = if x_channels > 1 {
+        hw[0] * hw[1]
+    } else {
+        x.len()
+    };
     let mut m =
         (update && (rule.momentum > 0.0 || rng.chance(30))).then(|| rng.f32s(gu.weight_len()));
     if update {
         sgd_params_in(&mut input, &rule);
         input.f32s(&u_scales).i32s(&u_zps).u(kept);
-        input.i8s(&x).f(x_scale[0]).i(x_zp[0].into());
+        input.i8s(&x).f32s(&x_scales).i8s(&x_zps).u(x_inner);
         match &m {
             Some(m) => input.u(1).f32s(m),
             None => input.u(0),
@@ -1956,7 +1966,7 @@ pub fn bottleneck_backward(rng: &mut Rng) -> Case {
     let weight = if update {
         let u = float::ExpandUpdate {
             x: &x,
-            x_quant: PerAxis::new(&x_scale, &x_zp, x.len()).unwrap(),
+            x_quant: PerAxis::new(&x_scales, &x_zps, x_inner).unwrap(),
             weight: &mut w_e,
             weight_quant: per_axis_of(&qe),
             momentum: m.as_deref_mut(),

@@ -1233,8 +1233,8 @@ static void op_bottleneck_backward(void) {
     const int8_t *frozen;
     size_t frozen_len;
     float *m = NULL, *scratch;
-    float x_scale = 1.0f;
-    int8_t x_zp = 0;
+    static const float one = 1.0f;
+    static const int8_t zero = 0;
     mite_status st;
     c_in = rd_u();
     mid = rd_u();
@@ -1268,8 +1268,7 @@ static void op_bottleneck_backward(void) {
         cq.channels = s_len;
         cq.inner = rd_u();
         x = rd_i8s(&x_len);
-        x_scale = rd_f();
-        x_zp = (int8_t)rd_i();
+        rd_per_axis(&px);
         if (rd_u()) {
             m = rd_f32s(&m_len);
         }
@@ -1313,11 +1312,13 @@ static void op_bottleneck_backward(void) {
     p.depthwise_w = &pd;
     p.expand_w = dx ? &pe : NULL;
     p.kept = kept;
-    px.scales = &x_scale;
-    px.scales_len = 1u;
-    px.zero_points = &x_zp;
-    px.zero_points_len = 1u;
-    px.inner = x_len;
+    if (!update) {
+        px.scales = &one;
+        px.scales_len = 1u;
+        px.zero_points = &zero;
+        px.zero_points_len = 1u;
+        px.inner = x_len;
+    }
     u.x = x;
     u.x_len = x_len;
     u.x_quant = &px;
