@@ -10,7 +10,7 @@
 //! 2. [`Liveness`] decides which values share a buffer (views alias their source, in-place
 //!    elementwise results reuse their operand) and how long each buffer lives; its op steps are
 //!    mapped to the calls each op lowers to;
-//! 3. each op becomes one or more calls ([`kernels`]), its parameters (requantization
+//! 3. each op becomes one or more calls (the `kernels` module), its parameters (requantization
 //!    multipliers, geometry, quantization tables) resolved exactly as the interpreter resolves
 //!    them; an `i8` weight read by a float backward kernel is dequantized into a temporary arena
 //!    buffer, and kernel scratch is an arena buffer live only at its call;
@@ -149,7 +149,7 @@ pub fn place(requests: &[Request]) -> Plan {
 }
 
 /// [`place`] with the requests `pinned` held at offset 0
-/// ([`plan_best_pinned`](mite_ir::memory::best::plan_best_pinned)): a consumed input and the
+/// ([`plan_best_pinned`]): a consumed input and the
 /// result left in its bytes.
 pub fn place_pinned(requests: &[Request], pinned: &[usize]) -> Plan {
     let limits = SearchLimits {
