@@ -5,8 +5,49 @@
 #define MITE_INTERNAL_H
 
 #include <math.h>
+#include <string.h>
 
 #include "mite_kernels.h"
+
+/* The optional Arm DSP path: on a little-endian core with the DSP (SIMD32) extension, such as
+ * Cortex-M4 and M7, the hot int8 multiply-accumulate loops use the ACLE intrinsics of
+ * <arm_acle.h> (two 16-bit products summed into 32 bits per instruction, SMLAD). Their sums are
+ * the same integers as the portable loops' (32-bit wrapping addition in another order), so the
+ * results are bit-identical. Define MITE_NO_ARM_DSP to build the portable loops instead; every
+ * other target (the host) always does. */
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && \
+    !defined(MITE_NO_ARM_DSP)
+#define MITE_ARM_DSP 1
+#include <arm_acle.h>
+
+/* The four bytes at p as one little-endian word (memcpy: no alignment or aliasing assumption;
+ * a single LDR on ARMv7E-M, which loads unaligned words). */
+static inline int32_t mite_dsp_load4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* A word's bits as int32_t (two's complement; no implementation-defined conversion). */
+static inline int32_t mite_dsp_word(uint32_t u) {
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : (int32_t)(u - 2147483648u) - INT32_MAX - 1;
+}
+
+/* v rotated right by 8 bits (folded by the compiler into SXTB16's rotation). */
+static inline int32_t mite_dsp_ror8(int32_t v) {
+    return mite_dsp_word(((uint32_t)v >> 8) | ((uint32_t)v << 24));
+}
+
+/* The low halfwords of a and b as the pair (lo(a), lo(b)), lo(a) in the low half (PKHBT). */
+static inline int32_t mite_dsp_pack_lo(int32_t a, int32_t b) {
+    return mite_dsp_word(((uint32_t)a & 0xffffu) | ((uint32_t)b << 16));
+}
+
+/* The high halfwords of a and b as the pair (hi(a), hi(b)), hi(a) in the low half (PKHTB). */
+static inline int32_t mite_dsp_pack_hi(int32_t a, int32_t b) {
+    return mite_dsp_word(((uint32_t)a >> 16) | ((uint32_t)b & 0xffff0000u));
+}
+#endif
 
 /* Record an error and return its code. */
 mite_status mite_fail(mite_status code, const char *message, size_t expected, size_t found,
