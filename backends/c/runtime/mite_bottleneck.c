@@ -108,62 +108,6 @@ static void finish_wrapped(const uint32_t *acc, size_t len, int8_t *y,
  * chunk fills 16-byte vectors with int8 loads. */
 #define MITE_BN_CHUNK 8u
 
-#ifdef MITE_ARM_DSP
-/* Channel pairs whose packed weights pointwise_pairs_dsp holds at once (on the stack). */
-#define MITE_PW_PAIRS 32u
-
-/* The channel pairs (c, c + 1), c even and c + 1 < c_in, of pointwise_run's sums:
- * acc[i] += (w_o[c] - zw) * x[c * stride + i] + (w_o[c + 1] - zw) * x[(c + 1) * stride + i],
- * wrapping, by SMLAD. The weights of up to MITE_PW_PAIRS pairs are packed first as halfword
- * pairs (each |w - zw| <= 255); then four outputs at a time load one word of four inputs from
- * each channel of a pair, u0 = bytes (a0 a1 a2 a3) and u1 = (b0 b1 b2 b3), join their low
- * halves into (a0 a1 b0 b1) and their high halves into (a2 a3 b2 b3), sign-extend bytes 0 and 2
- * of each (SXTB16: the halfword pair (a0, b0), or (a2, b2)) and bytes 1 and 3 (SXTB16 of the
- * word rotated by 8: (a1, b1), or (a3, b3)) and add both products of each output to its
- * accumulator in one SMLAD: a 32-bit sum of the same products as the portable
- * loop, which wrapping addition does not tell apart. The last len % 4 outputs take the portable
- * loop. */
-static void pointwise_pairs_dsp(const int8_t *x, size_t stride, size_t c_in, const int8_t *w_o,
-                                int32_t zw, size_t len, uint32_t *acc) {
-    int32_t wp[MITE_PW_PAIRS];
-    size_t pairs = c_in / 2, p0, np, j, i;
-    for (p0 = 0; p0 < pairs; p0 += np) {
-        const int8_t *xc = x + 2u * p0 * stride;
-        const int8_t *wc = w_o + 2u * p0;
-        np = pairs - p0 < MITE_PW_PAIRS ? pairs - p0 : MITE_PW_PAIRS;
-        for (j = 0; j < np; j++) {
-            wp[j] = mite_dsp_pack_lo(wc[2u * j] - zw, wc[2u * j + 1u] - zw);
-        }
-        for (i = 0; i + 4u <= len; i += 4u) {
-            int32_t a0 = mite_dsp_word(acc[i]), a1 = mite_dsp_word(acc[i + 1u]);
-            int32_t a2 = mite_dsp_word(acc[i + 2u]), a3 = mite_dsp_word(acc[i + 3u]);
-            const int8_t *xp = xc + i;
-            for (j = 0; j < np; j++, xp += 2u * stride) {
-                int32_t u0 = mite_dsp_load4(xp), u1 = mite_dsp_load4(xp + stride);
-                int32_t lo = mite_dsp_pack_lo(u0, u1), hi = mite_dsp_pack_hi(u0, u1);
-                a0 = __smlad(__sxtb16(lo), wp[j], a0);
-                a1 = __smlad(__sxtb16(mite_dsp_ror8(lo)), wp[j], a1);
-                a2 = __smlad(__sxtb16(hi), wp[j], a2);
-                a3 = __smlad(__sxtb16(mite_dsp_ror8(hi)), wp[j], a3);
-            }
-            acc[i] = (uint32_t)a0;
-            acc[i + 1u] = (uint32_t)a1;
-            acc[i + 2u] = (uint32_t)a2;
-            acc[i + 3u] = (uint32_t)a3;
-        }
-        for (; i < len; i++) {
-            const int8_t *xp = xc + i;
-            uint32_t a = acc[i];
-            for (j = 0; j < np; j++, xp += 2u * stride) {
-                int32_t w0 = wc[2u * j] - zw, w1 = wc[2u * j + 1u] - zw;
-                a += (uint32_t)(w0 * xp[0] + w1 * xp[stride]);
-            }
-            acc[i] = a;
-        }
-    }
-}
-#endif
-
 /* y[i] = output stage of sum_c (w_o[c] - zw) * (x[c * stride + i] - zx) for i < len <=
  * MITE_BN_RUN: a pointwise convolution over one run of a row. The accumulators start at
  * -zx * sum_c (w_o[c] - zw), so the inner loops multiply raw inputs. Each product
@@ -195,7 +139,8 @@ static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int
         acc[i] = start;
     }
 #ifdef MITE_ARM_DSP
-    pointwise_pairs_dsp(x, stride, c_in, w_o, zw, len, acc);
+    /* the wrapped accumulators read and written in place as int32_t (see finish_wrapped) */
+    mite_dsp_pointwise_pairs(x, stride, c_in, w_o, zw, len, (int32_t *)(void *)acc);
     c = c_in - c_in % 2;
 #else
     for (c = 0; c + 2 <= c_in; c += 2) {

@@ -47,6 +47,61 @@ static inline int32_t mite_dsp_pack_lo(int32_t a, int32_t b) {
 static inline int32_t mite_dsp_pack_hi(int32_t a, int32_t b) {
     return mite_dsp_word(((uint32_t)a >> 16) | ((uint32_t)b & 0xffff0000u));
 }
+
+/* Channel pairs whose packed weights mite_dsp_pointwise_pairs holds at once (on the stack). */
+#define MITE_PW_PAIRS 32u
+
+/* The channel pairs (c, c + 1), c even and c + 1 < c_in, of a pointwise convolution's sums
+ * (the bottleneck's pointwise_run, mite_conv2d_int8's conv_pointwise) over len outputs:
+ * acc[i] += (w_o[c] - zw) * x[c * stride + i] + (w_o[c + 1] - zw) * x[(c + 1) * stride + i],
+ * wrapping, by SMLAD. The weights of up to MITE_PW_PAIRS pairs are packed first as halfword
+ * pairs (each |w - zw| <= 255); then four outputs at a time load one word of four inputs from
+ * each channel of a pair, u0 = bytes (a0 a1 a2 a3) and u1 = (b0 b1 b2 b3), join their low
+ * halves into (a0 a1 b0 b1) and their high halves into (a2 a3 b2 b3), sign-extend bytes 0 and 2
+ * of each (SXTB16: the halfword pair (a0, b0), or (a2, b2)) and bytes 1 and 3 (SXTB16 of the
+ * word rotated by 8: (a1, b1), or (a3, b3)) and add both products of each output to its
+ * accumulator in one SMLAD: a 32-bit sum of the same products as the portable
+ * loop, which wrapping addition does not tell apart. The last len % 4 outputs take the portable
+ * loop. Every accumulator is read and written as the int32_t of its wrapped sum. */
+static inline void mite_dsp_pointwise_pairs(const int8_t *x, size_t stride, size_t c_in,
+                                            const int8_t *w_o, int32_t zw, size_t len,
+                                            int32_t *acc) {
+    int32_t wp[MITE_PW_PAIRS];
+    size_t pairs = c_in / 2, p0, np, j, i;
+    for (p0 = 0; p0 < pairs; p0 += np) {
+        const int8_t *xc = x + 2u * p0 * stride;
+        const int8_t *wc = w_o + 2u * p0;
+        np = pairs - p0 < MITE_PW_PAIRS ? pairs - p0 : MITE_PW_PAIRS;
+        for (j = 0; j < np; j++) {
+            wp[j] = mite_dsp_pack_lo(wc[2u * j] - zw, wc[2u * j + 1u] - zw);
+        }
+        for (i = 0; i + 4u <= len; i += 4u) {
+            int32_t a0 = acc[i], a1 = acc[i + 1u], a2 = acc[i + 2u], a3 = acc[i + 3u];
+            const int8_t *xp = xc + i;
+            for (j = 0; j < np; j++, xp += 2u * stride) {
+                int32_t u0 = mite_dsp_load4(xp), u1 = mite_dsp_load4(xp + stride);
+                int32_t lo = mite_dsp_pack_lo(u0, u1), hi = mite_dsp_pack_hi(u0, u1);
+                a0 = __smlad(__sxtb16(lo), wp[j], a0);
+                a1 = __smlad(__sxtb16(mite_dsp_ror8(lo)), wp[j], a1);
+                a2 = __smlad(__sxtb16(hi), wp[j], a2);
+                a3 = __smlad(__sxtb16(mite_dsp_ror8(hi)), wp[j], a3);
+            }
+            acc[i] = a0;
+            acc[i + 1u] = a1;
+            acc[i + 2u] = a2;
+            acc[i + 3u] = a3;
+        }
+        for (; i < len; i++) {
+            const int8_t *xp = xc + i;
+            uint32_t a = (uint32_t)acc[i];
+            for (j = 0; j < np; j++, xp += 2u * stride) {
+                int32_t w0 = wc[2u * j] - zw, w1 = wc[2u * j + 1u] - zw;
+                a += (uint32_t)(w0 * xp[0] + w1 * xp[stride]);
+            }
+            acc[i] = mite_dsp_word(a);
+        }
+    }
+}
 #endif
 
 /* Record an error and return its code. */
