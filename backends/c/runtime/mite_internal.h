@@ -62,7 +62,8 @@ static inline int32_t mite_dsp_pack_hi(int32_t a, int32_t b) {
  * word rotated by 8: (a1, b1), or (a3, b3)) and add both products of each output to its
  * accumulator in one SMLAD: a 32-bit sum of the same products as the portable
  * loop, which wrapping addition does not tell apart. The last len % 4 outputs take the portable
- * loop. Every accumulator is read and written as the int32_t of its wrapped sum. */
+ * loop. Every accumulator is read and written as the int32_t of its wrapped
+ * sum. */
 static inline void mite_dsp_pointwise_pairs(const int8_t *x, size_t stride, size_t c_in,
                                             const int8_t *w_o, int32_t zw, size_t len,
                                             int32_t *acc) {
