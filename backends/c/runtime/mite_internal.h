@@ -532,6 +532,37 @@ static inline void mite_finish_double_chunks(const int32_t *acc, int8_t *y, size
     }
 }
 
+#ifdef MITE_ARM_DSP
+/* mite_finish_double_chunks for a 32-bit core (the Arm DSP path): a right shift e in [1, 31],
+ * no left shift, a multiplier m other than INT32_MIN and the bias range [lo_b, hi_b] and base
+ * zp - 2^(31-e) (note: 31, not 32) given by mite_finish_run, in 32-bit arithmetic apart from
+ * the one 32x32->64 multiply (SMULL). Exactly mite_qmul_double, as follows. The biased a is that
+ * of mite_finish_double_chunks. |a * m| <= 2^31 (2^31 - 1) < 2^62, so (as in
+ * mite_finish_double_run) T = (a * m + 2^62 + 2^30) >> 31 lies in [0, 2^32) and is t + 2^31,
+ * t the doubling high multiply; T is taken as the uint32_t of that shift. The rounding divide
+ * of t by 2^e is floor(t / 2^e) plus one when the remainder r = t mod 2^e exceeds
+ * 2^(e-1) - 1 + (t < 0). Since 2^e divides 2^31: floor(t / 2^e) = (T >> e) - 2^(31-e),
+ * r = T & (2^e - 1), and t < 0 iff T >> 31 is 0, so the condition is
+ * r + (T >> 31) > 2^(e-1) (no overflow: the left side is at most 2^e). The result plus the
+ * zero point is (T >> e) + [that condition] + base, in [-2^30 - 128, 2^30 + 127]: exact in
+ * int32_t (so the saturating zero-point addition does not saturate), then clamped to the
+ * activation range. */
+static inline void mite_finish_double_run32(const int32_t *acc, int8_t *y, size_t len,
+                                            int32_t lo_b, int32_t hi_b, int32_t bias, int32_t m,
+                                            unsigned e, int32_t base, int32_t lo, int32_t hi) {
+    const uint64_t nudge = ((uint64_t)1 << 62) + ((uint64_t)1 << 30);
+    const uint32_t mask = ((uint32_t)1 << e) - 1u, h = (uint32_t)1 << (e - 1u);
+    size_t i;
+    for (i = 0; i < len; i++) {
+        int32_t x = acc[i] < lo_b ? lo_b : (acc[i] > hi_b ? hi_b : acc[i]);
+        int32_t a = mite_dsp_word((uint32_t)x + (uint32_t)bias);
+        uint32_t t = (uint32_t)(((uint64_t)((int64_t)a * m) + nudge) >> 31);
+        int32_t v = (int32_t)(t >> e) + ((t & mask) + (t >> 31) > h ? 1 : 0) + base;
+        y[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+    }
+}
+#endif
+
 /* The output stage of channel o over a run of accumulators: the same bias addition and
  * mite_output_stage_finish as one output at a time, with the rounding mode chosen once. */
 static inline void mite_finish_run(const mite_output_stage *st, mite_bias_add mode,
@@ -545,6 +576,19 @@ static inline void mite_finish_run(const mite_output_stage *st, mite_bias_add mo
          * the usual multiplier below one) */
         int32_t m = r->multipliers[c], sh = r->shifts[c];
         int wrapping = mode == MITE_BIAS_WRAPPING;
+#ifdef MITE_ARM_DSP
+        if (sh < 0) {
+            int64_t lo_b = wrapping ? INT32_MIN : (int64_t)INT32_MIN - bias;
+            int64_t hi_b = wrapping ? INT32_MAX : (int64_t)INT32_MAX - bias;
+            unsigned e = (unsigned)-sh;
+            mite_finish_double_run32(
+                acc, y, len, (int32_t)(lo_b < INT32_MIN ? INT32_MIN : lo_b),
+                (int32_t)(hi_b > INT32_MAX ? INT32_MAX : hi_b), bias, m, e,
+                (int32_t)((int64_t)st->zero_point - ((int64_t)1 << (31u - e))), st->range.min,
+                st->range.max);
+            return;
+        }
+#endif
         if (sh <= -2 && m >= 0) {
             int64_t lo_b = wrapping ? INT32_MIN : (int64_t)INT32_MIN - bias;
             int64_t hi_b = wrapping ? INT32_MAX : (int64_t)INT32_MAX - bias;
