@@ -279,6 +279,36 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
     }
 }
 
+#ifdef MITE_ARM_DSP
+/* acc[i] += (x[i] - zx) * w0 + (x[i + 1] - zx) * w1 + (x[i + 2] - zx) * w2, wrapping, for
+ * i < n (a multiple of 4): one row of a 3-wide, stride-1, undilated window over outputs whose
+ * taps all read real input (x[0 .. n + 2)); w0, w1, w2 are the taps minus the weight zero point
+ * (|w| <= 255) and corr = -zx * (w0 + w1 + w2) modulo 2^32, so each sum is
+ * x[i] w0 + x[i + 1] w1 + x[i + 2] w2 + corr, the same integer modulo 2^32. Four outputs at a
+ * time: the words (x0 x1 x2 x3) and (x2 x3 x4 x5) sign-extended give the halfword pairs
+ * e = (x0, x2), o = (x1, x3), e2 = (x2, x4), o2 = (x3, x5) (SXTB16); each output takes its
+ * outer taps from one pair by SMLAD with (w0, w2) and its middle tap x1, x2, x3, x4 from a
+ * half of o, e, o, e2 by SMLABB / SMLATB. */
+static void depthwise3_dsp(const int8_t *x, int32_t w0, int32_t w1, int32_t w2, uint32_t corr,
+                           size_t n, uint32_t *acc) {
+    int32_t w02 = mite_dsp_pack_lo(w0, w2), c = mite_dsp_word(corr);
+    int32_t *a = (int32_t *)(void *)acc; /* read in place as int32_t (see finish_wrapped) */
+    size_t i;
+    for (i = 0; i + 4u <= n; i += 4u) {
+        int32_t u = mite_dsp_load4(x + i), u2 = mite_dsp_load4(x + i + 2u);
+        int32_t e = __sxtb16(u), o = __sxtb16(mite_dsp_ror8(u));
+        int32_t e2 = __sxtb16(u2), o2 = __sxtb16(mite_dsp_ror8(u2));
+        a[i] = __smlabb(o, w1, __smlad(e, w02, mite_dsp_word((uint32_t)a[i] + (uint32_t)c)));
+        a[i + 1u] =
+            __smlatb(e, w1, __smlad(o, w02, mite_dsp_word((uint32_t)a[i + 1u] + (uint32_t)c)));
+        a[i + 2u] =
+            __smlatb(o, w1, __smlad(e2, w02, mite_dsp_word((uint32_t)a[i + 2u] + (uint32_t)c)));
+        a[i + 3u] =
+            __smlatb(e2, w1, __smlad(o2, w02, mite_dsp_word((uint32_t)a[i + 3u] + (uint32_t)c)));
+    }
+}
+#endif
+
 /* Depthwise output row oy of channel c (y, ow elements) from that channel's ring of expanded
  * rows (plane: rows rows, row r in slot r % rows). Outputs whose taps all read real input (the
  * interior) are summed without bounds checks. */
@@ -333,7 +363,17 @@ static void depthwise_channel(const int8_t *plane, size_t rows, size_t oy,
                 uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
                 uint32_t w1 = (uint32_t)(int32_t)wr[1] - zw;
                 uint32_t w2 = (uint32_t)(int32_t)wr[2] - zw;
-                for (i = i_lo; i < i_hi; i++) {
+                i = i_lo;
+#ifdef MITE_ARM_DSP
+                if (sx == 1 && dx == 1 && i_hi - i_lo >= 4u) {
+                    size_t n = (i_hi - i_lo) & ~(size_t)3u;
+                    depthwise3_dsp(row + (x0 + i_lo) - ax->pad_begin, mite_dsp_word(w0),
+                                   mite_dsp_word(w1), mite_dsp_word(w2),
+                                   ((uint32_t)0 - zx) * (w0 + w1 + w2), n, acc + i_lo);
+                    i = i_lo + n;
+                }
+#endif
+                for (; i < i_hi; i++) {
                     const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
                     acc[i] += ((uint32_t)(int32_t)xr[0] - zx) * w0 +
                               ((uint32_t)(int32_t)xr[dx] - zx) * w1 +
