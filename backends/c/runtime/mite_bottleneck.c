@@ -174,6 +174,49 @@ static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int
     finish_wrapped(acc, len, y, conv, bias, o);
 }
 
+#ifdef MITE_ARM_DSP
+/* The start of pointwise_run's accumulators: -zx * sum_c (w_o[c] - zw) modulo 2^32. */
+static uint32_t pointwise_start(const int8_t *w_o, size_t c_in, int32_t zw, int32_t zx) {
+    uint32_t wsum = 0;
+    size_t c;
+    for (c = 0; c < c_in; c++) {
+        wsum += (uint32_t)(int32_t)w_o[c];
+    }
+    wsum -= (uint32_t)c_in * (uint32_t)zw;
+    return (uint32_t)0 - (uint32_t)zx * wsum;
+}
+
+/* pointwise_run for the two output channels o and o + 1 (weights w_o and w_o + c_in, zero
+ * points zw[0..1], biases bias[0..1], outputs y_a and y_b) over the same run of inputs: the
+ * same sums, their inputs unpacked once for both (mite_dsp_pointwise_pairs2). */
+static void pointwise_run2(const int8_t *x, size_t stride, size_t c_in, const int8_t *w_o,
+                           const int32_t zw[2], int32_t zx, size_t len, int8_t *y_a,
+                           int8_t *y_b, const mite_conv2d_int8_params *conv,
+                           const int32_t bias[2], size_t o) {
+    uint32_t acc_a[MITE_BN_RUN], acc_b[MITE_BN_RUN];
+    uint32_t start_a = pointwise_start(w_o, c_in, zw[0], zx);
+    uint32_t start_b = pointwise_start(w_o + c_in, c_in, zw[1], zx);
+    size_t i;
+    for (i = 0; i < len; i++) {
+        acc_a[i] = start_a;
+        acc_b[i] = start_b;
+    }
+    /* the wrapped accumulators read and written in place as int32_t (see finish_wrapped) */
+    mite_dsp_pointwise_pairs2(x, stride, c_in, w_o, zw[0], w_o + c_in, zw[1], len,
+                              (int32_t *)(void *)acc_a, (int32_t *)(void *)acc_b);
+    if (c_in % 2 != 0) {
+        const int8_t *xc = x + (c_in - 1) * stride;
+        int32_t wa = w_o[c_in - 1] - zw[0], wb = w_o[2 * c_in - 1] - zw[1];
+        for (i = 0; i < len; i++) {
+            acc_a[i] += (uint32_t)(wa * xc[i]);
+            acc_b[i] += (uint32_t)(wb * xc[i]);
+        }
+    }
+    finish_wrapped(acc_a, len, y_a, conv, bias[0], o);
+    finish_wrapped(acc_b, len, y_b, conv, bias[1], o + 1);
+}
+#endif
+
 /* Row my of a pointwise first convolution into ring slot my % rows. */
 static void expand_row_pointwise(const int8_t *x, size_t my, int8_t *ring, size_t rows,
                                  const mite_bottleneck_int8_weights *wts,
@@ -185,6 +228,23 @@ static void expand_row_pointwise(const int8_t *x, size_t my, int8_t *ring, size_
         int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
         int32_t bias = wts->b_expand != NULL ? wts->b_expand[c] : 0;
         int8_t *row = ring + (c * rows + slot) * w;
+#ifdef MITE_ARM_DSP
+        if (c + 1 < g->c_out) {
+            int32_t zws[2], biases[2];
+            zws[0] = zw;
+            zws[1] = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c + 1);
+            biases[0] = bias;
+            biases[1] = wts->b_expand != NULL ? wts->b_expand[c + 1] : 0;
+            for (x0 = 0; x0 < w; x0 += len) {
+                len = w - x0 < MITE_BN_RUN ? w - x0 : MITE_BN_RUN;
+                pointwise_run2(x + my * w + x0, plane, g->c_in, wts->w_expand + c * g->c_in, zws,
+                               conv->x_zero_point, len, row + x0, row + rows * w + x0, conv,
+                               biases, c);
+            }
+            c++;
+            continue;
+        }
+#endif
         for (x0 = 0; x0 < w; x0 += len) {
             len = w - x0 < MITE_BN_RUN ? w - x0 : MITE_BN_RUN;
             pointwise_run(x + my * w + x0, plane, g->c_in, wts->w_expand + c * g->c_in,
@@ -421,6 +481,23 @@ static void project_row(const int8_t *dw_row, int8_t *out, size_t rows, size_t s
         int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, o);
         int32_t bias = wts->b_project != NULL ? wts->b_project[o] : 0;
         int8_t *row = out + (o * rows + slot) * ow;
+#ifdef MITE_ARM_DSP
+        if (o + 1 < g->c_out) {
+            int32_t zws[2], biases[2];
+            zws[0] = zw;
+            zws[1] = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, o + 1);
+            biases[0] = bias;
+            biases[1] = wts->b_project != NULL ? wts->b_project[o + 1] : 0;
+            for (x0 = 0; x0 < ow; x0 += len) {
+                len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
+                pointwise_run2(dw_row + x0, ow, g->c_in, wts->w_project + o * g->c_in, zws,
+                               conv->x_zero_point, len, row + x0, row + rows * ow + x0, conv,
+                               biases, o);
+            }
+            o++;
+            continue;
+        }
+#endif
         for (x0 = 0; x0 < ow; x0 += len) {
             len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
             pointwise_run(dw_row + x0, ow, g->c_in, wts->w_project + o * g->c_in, zw,

@@ -103,6 +103,64 @@ static inline void mite_dsp_pointwise_pairs(const int8_t *x, size_t stride, size
         }
     }
 }
+
+/* mite_dsp_pointwise_pairs for two output channels a and b over the same inputs: each word
+ * pair of inputs is loaded and sign-extended once for both (halving that work per product),
+ * the packed weights of the two channels interleaved in one table. */
+static inline void mite_dsp_pointwise_pairs2(const int8_t *x, size_t stride, size_t c_in,
+                                             const int8_t *w_a, int32_t zw_a, const int8_t *w_b,
+                                             int32_t zw_b, size_t len, int32_t *acc_a,
+                                             int32_t *acc_b) {
+    int32_t wp[2u * MITE_PW_PAIRS];
+    size_t pairs = c_in / 2, p0, np, j, i;
+    for (p0 = 0; p0 < pairs; p0 += np) {
+        const int8_t *xc = x + 2u * p0 * stride;
+        const int8_t *wa = w_a + 2u * p0, *wb = w_b + 2u * p0;
+        np = pairs - p0 < MITE_PW_PAIRS ? pairs - p0 : MITE_PW_PAIRS;
+        for (j = 0; j < np; j++) {
+            wp[2u * j] = mite_dsp_pack_lo(wa[2u * j] - zw_a, wa[2u * j + 1u] - zw_a);
+            wp[2u * j + 1u] = mite_dsp_pack_lo(wb[2u * j] - zw_b, wb[2u * j + 1u] - zw_b);
+        }
+        for (i = 0; i + 4u <= len; i += 4u) {
+            int32_t a0 = acc_a[i], a1 = acc_a[i + 1u], a2 = acc_a[i + 2u], a3 = acc_a[i + 3u];
+            int32_t b0 = acc_b[i], b1 = acc_b[i + 1u], b2 = acc_b[i + 2u], b3 = acc_b[i + 3u];
+            const int8_t *xp = xc + i;
+            const int32_t *wq = wp;
+            for (j = 0; j < np; j++, xp += 2u * stride, wq += 2) {
+                int32_t u0 = mite_dsp_load4(xp), u1 = mite_dsp_load4(xp + stride);
+                int32_t lo = mite_dsp_pack_lo(u0, u1), hi = mite_dsp_pack_hi(u0, u1);
+                int32_t v0 = __sxtb16(lo), v1 = __sxtb16(mite_dsp_ror8(lo));
+                int32_t v2 = __sxtb16(hi), v3 = __sxtb16(mite_dsp_ror8(hi));
+                a0 = __smlad(v0, wq[0], a0);
+                a1 = __smlad(v1, wq[0], a1);
+                a2 = __smlad(v2, wq[0], a2);
+                a3 = __smlad(v3, wq[0], a3);
+                b0 = __smlad(v0, wq[1], b0);
+                b1 = __smlad(v1, wq[1], b1);
+                b2 = __smlad(v2, wq[1], b2);
+                b3 = __smlad(v3, wq[1], b3);
+            }
+            acc_a[i] = a0;
+            acc_a[i + 1u] = a1;
+            acc_a[i + 2u] = a2;
+            acc_a[i + 3u] = a3;
+            acc_b[i] = b0;
+            acc_b[i + 1u] = b1;
+            acc_b[i + 2u] = b2;
+            acc_b[i + 3u] = b3;
+        }
+        for (; i < len; i++) {
+            const int8_t *xp = xc + i;
+            uint32_t a = (uint32_t)acc_a[i], b = (uint32_t)acc_b[i];
+            for (j = 0; j < np; j++, xp += 2u * stride) {
+                a += (uint32_t)((wa[2u * j] - zw_a) * xp[0] + (wa[2u * j + 1u] - zw_a) * xp[stride]);
+                b += (uint32_t)((wb[2u * j] - zw_b) * xp[0] + (wb[2u * j + 1u] - zw_b) * xp[stride]);
+            }
+            acc_a[i] = mite_dsp_word(a);
+            acc_b[i] = mite_dsp_word(b);
+        }
+    }
+}
 #endif
 
 /* Record an error and return its code. */
