@@ -33,17 +33,19 @@ static inline int32_t mite_dsp_word(uint32_t u) {
     return u <= (uint32_t)INT32_MAX ? (int32_t)u : (int32_t)(u - 2147483648u) - INT32_MAX - 1;
 }
 
-/* v rotated right by 8 bits (folded by the compiler into SXTB16's rotation). */
+/* v rotated right by 8 bits (one ROR; SXTB16 of it extends bytes 1 and 3). */
 static inline int32_t mite_dsp_ror8(int32_t v) {
     return mite_dsp_word(((uint32_t)v >> 8) | ((uint32_t)v << 24));
 }
 
-/* The low halfwords of a and b as the pair (lo(a), lo(b)), lo(a) in the low half (PKHBT). */
+/* The low halfwords of a and b as the pair (lo(a), lo(b)), lo(a) in the low half (what PKHBT
+ * does; gcc 12 emits UXTH and ORR). */
 static inline int32_t mite_dsp_pack_lo(int32_t a, int32_t b) {
     return mite_dsp_word(((uint32_t)a & 0xffffu) | ((uint32_t)b << 16));
 }
 
-/* The high halfwords of a and b as the pair (hi(a), hi(b)), hi(a) in the low half (PKHTB). */
+/* The high halfwords of a and b as the pair (hi(a), hi(b)), hi(a) in the low half (AND and
+ * ORR). */
 static inline int32_t mite_dsp_pack_hi(int32_t a, int32_t b) {
     return mite_dsp_word(((uint32_t)a >> 16) | ((uint32_t)b & 0xffff0000u));
 }
@@ -60,10 +62,9 @@ static inline int32_t mite_dsp_pack_hi(int32_t a, int32_t b) {
  * halves into (a0 a1 b0 b1) and their high halves into (a2 a3 b2 b3), sign-extend bytes 0 and 2
  * of each (SXTB16: the halfword pair (a0, b0), or (a2, b2)) and bytes 1 and 3 (SXTB16 of the
  * word rotated by 8: (a1, b1), or (a3, b3)) and add both products of each output to its
- * accumulator in one SMLAD: a 32-bit sum of the same products as the portable
- * loop, which wrapping addition does not tell apart. The last len % 4 outputs take the portable
- * loop. Every accumulator is read and written as the int32_t of its wrapped
- * sum. */
+ * accumulator in one SMLAD: a 32-bit sum of the same products as the portable loop, which
+ * wrapping addition does not tell apart. The last len % 4 outputs take the portable loop.
+ * Every accumulator is read and written as the int32_t of its wrapped sum. */
 static inline void mite_dsp_pointwise_pairs(const int8_t *x, size_t stride, size_t c_in,
                                             const int8_t *w_o, int32_t zw, size_t len,
                                             int32_t *acc) {
@@ -153,8 +154,9 @@ static inline void mite_dsp_pointwise_pairs2(const int8_t *x, size_t stride, siz
             const int8_t *xp = xc + i;
             uint32_t a = (uint32_t)acc_a[i], b = (uint32_t)acc_b[i];
             for (j = 0; j < np; j++, xp += 2u * stride) {
-                a += (uint32_t)((wa[2u * j] - zw_a) * xp[0] + (wa[2u * j + 1u] - zw_a) * xp[stride]);
-                b += (uint32_t)((wb[2u * j] - zw_b) * xp[0] + (wb[2u * j + 1u] - zw_b) * xp[stride]);
+                int32_t x0 = xp[0], x1 = xp[stride];
+                a += (uint32_t)((wa[2u * j] - zw_a) * x0 + (wa[2u * j + 1u] - zw_a) * x1);
+                b += (uint32_t)((wb[2u * j] - zw_b) * x0 + (wb[2u * j + 1u] - zw_b) * x1);
             }
             acc_a[i] = mite_dsp_word(a);
             acc_b[i] = mite_dsp_word(b);
