@@ -138,6 +138,11 @@ static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int
     for (i = 0; i < len; i++) {
         acc[i] = start;
     }
+#ifdef MITE_ARM_DSP
+    /* the wrapped accumulators read and written in place as int32_t (see finish_wrapped) */
+    mite_dsp_pointwise_pairs(x, stride, c_in, w_o, zw, len, (int32_t *)(void *)acc);
+    c = c_in - c_in % 2;
+#else
     for (c = 0; c + 2 <= c_in; c += 2) {
         int16_t w0 = (int16_t)(w_o[c] - zw), w1 = (int16_t)(w_o[c + 1] - zw);
         const int8_t *x0 = x + c * stride, *x1 = x0 + stride;
@@ -158,6 +163,7 @@ static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int
             acc[i] += (uint32_t)((int32_t)w0 * x0[i] + (int32_t)w1 * x1[i]);
         }
     }
+#endif
     for (; c < c_in; c++) {
         int16_t wv = (int16_t)(w_o[c] - zw);
         const int8_t *xc = x + c * stride;
@@ -167,6 +173,49 @@ static void pointwise_run(const int8_t *x, size_t stride, size_t c_in, const int
     }
     finish_wrapped(acc, len, y, conv, bias, o);
 }
+
+#ifdef MITE_ARM_DSP
+/* The start of pointwise_run's accumulators: -zx * sum_c (w_o[c] - zw) modulo 2^32. */
+static uint32_t pointwise_start(const int8_t *w_o, size_t c_in, int32_t zw, int32_t zx) {
+    uint32_t wsum = 0;
+    size_t c;
+    for (c = 0; c < c_in; c++) {
+        wsum += (uint32_t)(int32_t)w_o[c];
+    }
+    wsum -= (uint32_t)c_in * (uint32_t)zw;
+    return (uint32_t)0 - (uint32_t)zx * wsum;
+}
+
+/* pointwise_run for the two output channels o and o + 1 (weights w_o and w_o + c_in, zero
+ * points zw[0..1], biases bias[0..1], outputs y_a and y_b) over the same run of inputs: the
+ * same sums, their inputs unpacked once for both (mite_dsp_pointwise_pairs2). */
+static void pointwise_run2(const int8_t *x, size_t stride, size_t c_in, const int8_t *w_o,
+                           const int32_t zw[2], int32_t zx, size_t len, int8_t *y_a,
+                           int8_t *y_b, const mite_conv2d_int8_params *conv,
+                           const int32_t bias[2], size_t o) {
+    uint32_t acc_a[MITE_BN_RUN], acc_b[MITE_BN_RUN];
+    uint32_t start_a = pointwise_start(w_o, c_in, zw[0], zx);
+    uint32_t start_b = pointwise_start(w_o + c_in, c_in, zw[1], zx);
+    size_t i;
+    for (i = 0; i < len; i++) {
+        acc_a[i] = start_a;
+        acc_b[i] = start_b;
+    }
+    /* the wrapped accumulators read and written in place as int32_t (see finish_wrapped) */
+    mite_dsp_pointwise_pairs2(x, stride, c_in, w_o, zw[0], w_o + c_in, zw[1], len,
+                              (int32_t *)(void *)acc_a, (int32_t *)(void *)acc_b);
+    if (c_in % 2 != 0) {
+        const int8_t *xc = x + (c_in - 1) * stride;
+        int32_t wa = w_o[c_in - 1] - zw[0], wb = w_o[2 * c_in - 1] - zw[1];
+        for (i = 0; i < len; i++) {
+            acc_a[i] += (uint32_t)(wa * xc[i]);
+            acc_b[i] += (uint32_t)(wb * xc[i]);
+        }
+    }
+    finish_wrapped(acc_a, len, y_a, conv, bias[0], o);
+    finish_wrapped(acc_b, len, y_b, conv, bias[1], o + 1);
+}
+#endif
 
 /* Row my of a pointwise first convolution into ring slot my % rows. */
 static void expand_row_pointwise(const int8_t *x, size_t my, int8_t *ring, size_t rows,
@@ -179,6 +228,23 @@ static void expand_row_pointwise(const int8_t *x, size_t my, int8_t *ring, size_
         int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
         int32_t bias = wts->b_expand != NULL ? wts->b_expand[c] : 0;
         int8_t *row = ring + (c * rows + slot) * w;
+#ifdef MITE_ARM_DSP
+        if (c + 1 < g->c_out) {
+            int32_t zws[2], biases[2];
+            zws[0] = zw;
+            zws[1] = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c + 1);
+            biases[0] = bias;
+            biases[1] = wts->b_expand != NULL ? wts->b_expand[c + 1] : 0;
+            for (x0 = 0; x0 < w; x0 += len) {
+                len = w - x0 < MITE_BN_RUN ? w - x0 : MITE_BN_RUN;
+                pointwise_run2(x + my * w + x0, plane, g->c_in, wts->w_expand + c * g->c_in, zws,
+                               conv->x_zero_point, len, row + x0, row + rows * w + x0, conv,
+                               biases, c);
+            }
+            c++;
+            continue;
+        }
+#endif
         for (x0 = 0; x0 < w; x0 += len) {
             len = w - x0 < MITE_BN_RUN ? w - x0 : MITE_BN_RUN;
             pointwise_run(x + my * w + x0, plane, g->c_in, wts->w_expand + c * g->c_in,
@@ -273,6 +339,36 @@ static void expand_row(const int8_t *x, size_t my, int8_t *ring, size_t rows,
     }
 }
 
+#ifdef MITE_ARM_DSP
+/* acc[i] += (x[i] - zx) * w0 + (x[i + 1] - zx) * w1 + (x[i + 2] - zx) * w2, wrapping, for
+ * i < n (a multiple of 4): one row of a 3-wide, stride-1, undilated window over outputs whose
+ * taps all read real input (x[0 .. n + 2)); w0, w1, w2 are the taps minus the weight zero point
+ * (|w| <= 255) and corr = -zx * (w0 + w1 + w2) modulo 2^32, so each sum is
+ * x[i] w0 + x[i + 1] w1 + x[i + 2] w2 + corr, the same integer modulo 2^32. Four outputs at a
+ * time: the words (x0 x1 x2 x3) and (x2 x3 x4 x5) sign-extended give the halfword pairs
+ * e = (x0, x2), o = (x1, x3), e2 = (x2, x4), o2 = (x3, x5) (SXTB16); each output takes its
+ * outer taps from one pair by SMLAD with (w0, w2) and its middle tap x1, x2, x3, x4 from a
+ * half of o, e, o, e2 by SMLABB / SMLATB. */
+static void depthwise3_dsp(const int8_t *x, int32_t w0, int32_t w1, int32_t w2, uint32_t corr,
+                           size_t n, uint32_t *acc) {
+    int32_t w02 = mite_dsp_pack_lo(w0, w2), c = mite_dsp_word(corr);
+    int32_t *a = (int32_t *)(void *)acc; /* read in place as int32_t (see finish_wrapped) */
+    size_t i;
+    for (i = 0; i + 4u <= n; i += 4u) {
+        int32_t u = mite_dsp_load4(x + i), u2 = mite_dsp_load4(x + i + 2u);
+        int32_t e = __sxtb16(u), o = __sxtb16(mite_dsp_ror8(u));
+        int32_t e2 = __sxtb16(u2), o2 = __sxtb16(mite_dsp_ror8(u2));
+        a[i] = __smlabb(o, w1, __smlad(e, w02, mite_dsp_word((uint32_t)a[i] + (uint32_t)c)));
+        a[i + 1u] =
+            __smlatb(e, w1, __smlad(o, w02, mite_dsp_word((uint32_t)a[i + 1u] + (uint32_t)c)));
+        a[i + 2u] =
+            __smlatb(o, w1, __smlad(e2, w02, mite_dsp_word((uint32_t)a[i + 2u] + (uint32_t)c)));
+        a[i + 3u] =
+            __smlatb(e2, w1, __smlad(o2, w02, mite_dsp_word((uint32_t)a[i + 3u] + (uint32_t)c)));
+    }
+}
+#endif
+
 /* Depthwise output row oy of channel c (y, ow elements) from that channel's ring of expanded
  * rows (plane: rows rows, row r in slot r % rows). Outputs whose taps all read real input (the
  * interior) are summed without bounds checks. */
@@ -327,7 +423,17 @@ static void depthwise_channel(const int8_t *plane, size_t rows, size_t oy,
                 uint32_t w0 = (uint32_t)(int32_t)wr[0] - zw;
                 uint32_t w1 = (uint32_t)(int32_t)wr[1] - zw;
                 uint32_t w2 = (uint32_t)(int32_t)wr[2] - zw;
-                for (i = i_lo; i < i_hi; i++) {
+                i = i_lo;
+#ifdef MITE_ARM_DSP
+                if (sx == 1 && dx == 1 && i_hi - i_lo >= 4u) {
+                    size_t n = (i_hi - i_lo) & ~(size_t)3u;
+                    depthwise3_dsp(row + (x0 + i_lo) - ax->pad_begin, mite_dsp_word(w0),
+                                   mite_dsp_word(w1), mite_dsp_word(w2),
+                                   ((uint32_t)0 - zx) * (w0 + w1 + w2), n, acc + i_lo);
+                    i = i_lo + n;
+                }
+#endif
+                for (; i < i_hi; i++) {
                     const int8_t *xr = row + (x0 + i) * sx - ax->pad_begin;
                     acc[i] += ((uint32_t)(int32_t)xr[0] - zx) * w0 +
                               ((uint32_t)(int32_t)xr[dx] - zx) * w1 +
@@ -375,6 +481,23 @@ static void project_row(const int8_t *dw_row, int8_t *out, size_t rows, size_t s
         int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, o);
         int32_t bias = wts->b_project != NULL ? wts->b_project[o] : 0;
         int8_t *row = out + (o * rows + slot) * ow;
+#ifdef MITE_ARM_DSP
+        if (o + 1 < g->c_out) {
+            int32_t zws[2], biases[2];
+            zws[0] = zw;
+            zws[1] = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, o + 1);
+            biases[0] = bias;
+            biases[1] = wts->b_project != NULL ? wts->b_project[o + 1] : 0;
+            for (x0 = 0; x0 < ow; x0 += len) {
+                len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
+                pointwise_run2(dw_row + x0, ow, g->c_in, wts->w_project + o * g->c_in, zws,
+                               conv->x_zero_point, len, row + x0, row + rows * ow + x0, conv,
+                               biases, o);
+            }
+            o++;
+            continue;
+        }
+#endif
         for (x0 = 0; x0 < ow; x0 += len) {
             len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
             pointwise_run(dw_row + x0, ow, g->c_in, wts->w_project + o * g->c_in, zw,

@@ -58,6 +58,7 @@ static void accumulate_taps(int32_t *plane, const int8_t *x, const int8_t *wk, i
  * vectorise them at -O2 too. */
 #define MITE_CHUNK 16u
 
+#ifndef MITE_ARM_DSP
 /* plane[i] += w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i] (exact i32 sums), in chunks. */
 static void accumulate4(int32_t *restrict plane, const int8_t *restrict x0,
                         const int8_t *restrict x1, const int8_t *restrict x2,
@@ -73,6 +74,7 @@ static void accumulate4(int32_t *restrict plane, const int8_t *restrict x0,
         plane[i] += w0 * x0[i] + w1 * x1[i] + w2 * x2[i] + w3 * x3[i];
     }
 }
+#endif
 
 /* Pointwise (1x1, stride 1, no padding, groups 1): per output channel, an i32 plane
  * accumulates w'[o, c] * x[c] over the input channels, four at a time, where w' = w - zw; it
@@ -96,12 +98,18 @@ static void conv_pointwise(const int8_t *x, const int8_t *w, const int32_t *bias
             for (i = 0; i < len; i++) {
                 plane[i] = start;
             }
+#ifdef MITE_ARM_DSP
+            /* the same exact sums, two channels per SMLAD */
+            mite_dsp_pointwise_pairs(xb, len, c_in, wo, zw, len, plane);
+            c = c_in - c_in % 2;
+#else
             for (c = 0; c + 4 <= c_in; c += 4) {
                 int32_t w0 = (int32_t)wo[c] - zw, w1 = (int32_t)wo[c + 1] - zw;
                 int32_t w2 = (int32_t)wo[c + 2] - zw, w3 = (int32_t)wo[c + 3] - zw;
                 const int8_t *x0 = xb + c * len, *x1 = x0 + len, *x2 = x1 + len, *x3 = x2 + len;
                 accumulate4(plane, x0, x1, x2, x3, w0, w1, w2, w3, len);
             }
+#endif
             for (; c < c_in; c++) {
                 int32_t wv = (int32_t)wo[c] - zw;
                 const int8_t *xc = xb + c * len;

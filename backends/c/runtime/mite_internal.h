@@ -5,8 +5,165 @@
 #define MITE_INTERNAL_H
 
 #include <math.h>
+#include <string.h>
 
 #include "mite_kernels.h"
+
+/* The optional Arm DSP path: on a little-endian core with the DSP (SIMD32) extension, such as
+ * Cortex-M4 and M7, the hot int8 multiply-accumulate loops use the ACLE intrinsics of
+ * <arm_acle.h> (two 16-bit products summed into 32 bits per instruction, SMLAD). Their sums are
+ * the same integers as the portable loops' (32-bit wrapping addition in another order), so the
+ * results are bit-identical. Define MITE_NO_ARM_DSP to build the portable loops instead; every
+ * other target (the host) always does. */
+#if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && \
+    !defined(MITE_NO_ARM_DSP)
+#define MITE_ARM_DSP 1
+#include <arm_acle.h>
+
+/* The four bytes at p as one little-endian word (memcpy: no alignment or aliasing assumption;
+ * a single LDR on ARMv7E-M, which loads unaligned words). */
+static inline int32_t mite_dsp_load4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* A word's bits as int32_t (two's complement; no implementation-defined conversion). */
+static inline int32_t mite_dsp_word(uint32_t u) {
+    return u <= (uint32_t)INT32_MAX ? (int32_t)u : (int32_t)(u - 2147483648u) - INT32_MAX - 1;
+}
+
+/* v rotated right by 8 bits (one ROR; SXTB16 of it extends bytes 1 and 3). */
+static inline int32_t mite_dsp_ror8(int32_t v) {
+    return mite_dsp_word(((uint32_t)v >> 8) | ((uint32_t)v << 24));
+}
+
+/* The low halfwords of a and b as the pair (lo(a), lo(b)), lo(a) in the low half (what PKHBT
+ * does; gcc 12 emits UXTH and ORR). */
+static inline int32_t mite_dsp_pack_lo(int32_t a, int32_t b) {
+    return mite_dsp_word(((uint32_t)a & 0xffffu) | ((uint32_t)b << 16));
+}
+
+/* The high halfwords of a and b as the pair (hi(a), hi(b)), hi(a) in the low half (AND and
+ * ORR). */
+static inline int32_t mite_dsp_pack_hi(int32_t a, int32_t b) {
+    return mite_dsp_word(((uint32_t)a >> 16) | ((uint32_t)b & 0xffff0000u));
+}
+
+/* Channel pairs whose packed weights mite_dsp_pointwise_pairs holds at once (on the stack). */
+#define MITE_PW_PAIRS 32u
+
+/* The channel pairs (c, c + 1), c even and c + 1 < c_in, of a pointwise convolution's sums
+ * (the bottleneck's pointwise_run, mite_conv2d_int8's conv_pointwise) over len outputs:
+ * acc[i] += (w_o[c] - zw) * x[c * stride + i] + (w_o[c + 1] - zw) * x[(c + 1) * stride + i],
+ * wrapping, by SMLAD. The weights of up to MITE_PW_PAIRS pairs are packed first as halfword
+ * pairs (each |w - zw| <= 255); then four outputs at a time load one word of four inputs from
+ * each channel of a pair, u0 = bytes (a0 a1 a2 a3) and u1 = (b0 b1 b2 b3), join their low
+ * halves into (a0 a1 b0 b1) and their high halves into (a2 a3 b2 b3), sign-extend bytes 0 and 2
+ * of each (SXTB16: the halfword pair (a0, b0), or (a2, b2)) and bytes 1 and 3 (SXTB16 of the
+ * word rotated by 8: (a1, b1), or (a3, b3)) and add both products of each output to its
+ * accumulator in one SMLAD: a 32-bit sum of the same products as the portable loop, which
+ * wrapping addition does not tell apart. The last len % 4 outputs take the portable loop.
+ * Every accumulator is read and written as the int32_t of its wrapped sum. */
+static inline void mite_dsp_pointwise_pairs(const int8_t *x, size_t stride, size_t c_in,
+                                            const int8_t *w_o, int32_t zw, size_t len,
+                                            int32_t *acc) {
+    int32_t wp[MITE_PW_PAIRS];
+    size_t pairs = c_in / 2, p0, np, j, i;
+    for (p0 = 0; p0 < pairs; p0 += np) {
+        const int8_t *xc = x + 2u * p0 * stride;
+        const int8_t *wc = w_o + 2u * p0;
+        np = pairs - p0 < MITE_PW_PAIRS ? pairs - p0 : MITE_PW_PAIRS;
+        for (j = 0; j < np; j++) {
+            wp[j] = mite_dsp_pack_lo(wc[2u * j] - zw, wc[2u * j + 1u] - zw);
+        }
+        for (i = 0; i + 4u <= len; i += 4u) {
+            int32_t a0 = acc[i], a1 = acc[i + 1u], a2 = acc[i + 2u], a3 = acc[i + 3u];
+            const int8_t *xp = xc + i;
+            for (j = 0; j < np; j++, xp += 2u * stride) {
+                int32_t u0 = mite_dsp_load4(xp), u1 = mite_dsp_load4(xp + stride);
+                int32_t lo = mite_dsp_pack_lo(u0, u1), hi = mite_dsp_pack_hi(u0, u1);
+                a0 = __smlad(__sxtb16(lo), wp[j], a0);
+                a1 = __smlad(__sxtb16(mite_dsp_ror8(lo)), wp[j], a1);
+                a2 = __smlad(__sxtb16(hi), wp[j], a2);
+                a3 = __smlad(__sxtb16(mite_dsp_ror8(hi)), wp[j], a3);
+            }
+            acc[i] = a0;
+            acc[i + 1u] = a1;
+            acc[i + 2u] = a2;
+            acc[i + 3u] = a3;
+        }
+        for (; i < len; i++) {
+            const int8_t *xp = xc + i;
+            uint32_t a = (uint32_t)acc[i];
+            for (j = 0; j < np; j++, xp += 2u * stride) {
+                int32_t w0 = wc[2u * j] - zw, w1 = wc[2u * j + 1u] - zw;
+                a += (uint32_t)(w0 * xp[0] + w1 * xp[stride]);
+            }
+            acc[i] = mite_dsp_word(a);
+        }
+    }
+}
+
+/* mite_dsp_pointwise_pairs for two output channels a and b over the same inputs: each word
+ * pair of inputs is loaded and sign-extended once for both (halving that work per product),
+ * the packed weights of the two channels interleaved in one table. */
+static inline void mite_dsp_pointwise_pairs2(const int8_t *x, size_t stride, size_t c_in,
+                                             const int8_t *w_a, int32_t zw_a, const int8_t *w_b,
+                                             int32_t zw_b, size_t len, int32_t *acc_a,
+                                             int32_t *acc_b) {
+    int32_t wp[2u * MITE_PW_PAIRS];
+    size_t pairs = c_in / 2, p0, np, j, i;
+    for (p0 = 0; p0 < pairs; p0 += np) {
+        const int8_t *xc = x + 2u * p0 * stride;
+        const int8_t *wa = w_a + 2u * p0, *wb = w_b + 2u * p0;
+        np = pairs - p0 < MITE_PW_PAIRS ? pairs - p0 : MITE_PW_PAIRS;
+        for (j = 0; j < np; j++) {
+            wp[2u * j] = mite_dsp_pack_lo(wa[2u * j] - zw_a, wa[2u * j + 1u] - zw_a);
+            wp[2u * j + 1u] = mite_dsp_pack_lo(wb[2u * j] - zw_b, wb[2u * j + 1u] - zw_b);
+        }
+        for (i = 0; i + 4u <= len; i += 4u) {
+            int32_t a0 = acc_a[i], a1 = acc_a[i + 1u], a2 = acc_a[i + 2u], a3 = acc_a[i + 3u];
+            int32_t b0 = acc_b[i], b1 = acc_b[i + 1u], b2 = acc_b[i + 2u], b3 = acc_b[i + 3u];
+            const int8_t *xp = xc + i;
+            const int32_t *wq = wp;
+            for (j = 0; j < np; j++, xp += 2u * stride, wq += 2) {
+                int32_t u0 = mite_dsp_load4(xp), u1 = mite_dsp_load4(xp + stride);
+                int32_t lo = mite_dsp_pack_lo(u0, u1), hi = mite_dsp_pack_hi(u0, u1);
+                int32_t v0 = __sxtb16(lo), v1 = __sxtb16(mite_dsp_ror8(lo));
+                int32_t v2 = __sxtb16(hi), v3 = __sxtb16(mite_dsp_ror8(hi));
+                a0 = __smlad(v0, wq[0], a0);
+                a1 = __smlad(v1, wq[0], a1);
+                a2 = __smlad(v2, wq[0], a2);
+                a3 = __smlad(v3, wq[0], a3);
+                b0 = __smlad(v0, wq[1], b0);
+                b1 = __smlad(v1, wq[1], b1);
+                b2 = __smlad(v2, wq[1], b2);
+                b3 = __smlad(v3, wq[1], b3);
+            }
+            acc_a[i] = a0;
+            acc_a[i + 1u] = a1;
+            acc_a[i + 2u] = a2;
+            acc_a[i + 3u] = a3;
+            acc_b[i] = b0;
+            acc_b[i + 1u] = b1;
+            acc_b[i + 2u] = b2;
+            acc_b[i + 3u] = b3;
+        }
+        for (; i < len; i++) {
+            const int8_t *xp = xc + i;
+            uint32_t a = (uint32_t)acc_a[i], b = (uint32_t)acc_b[i];
+            for (j = 0; j < np; j++, xp += 2u * stride) {
+                int32_t x0 = xp[0], x1 = xp[stride];
+                a += (uint32_t)((wa[2u * j] - zw_a) * x0 + (wa[2u * j + 1u] - zw_a) * x1);
+                b += (uint32_t)((wb[2u * j] - zw_b) * x0 + (wb[2u * j + 1u] - zw_b) * x1);
+            }
+            acc_a[i] = mite_dsp_word(a);
+            acc_b[i] = mite_dsp_word(b);
+        }
+    }
+}
+#endif
 
 /* Record an error and return its code. */
 mite_status mite_fail(mite_status code, const char *message, size_t expected, size_t found,
@@ -435,6 +592,37 @@ static inline void mite_finish_double_chunks(const int32_t *acc, int8_t *y, size
     }
 }
 
+#ifdef MITE_ARM_DSP
+/* mite_finish_double_chunks for a 32-bit core (the Arm DSP path): a right shift e in [1, 31],
+ * no left shift, a multiplier m other than INT32_MIN and the bias range [lo_b, hi_b] and base
+ * zp - 2^(31-e) (note: 31, not 32) given by mite_finish_run, in 32-bit arithmetic apart from
+ * the one 32x32->64 multiply (SMULL). Exactly mite_qmul_double, as follows. The biased a is that
+ * of mite_finish_double_chunks. |a * m| <= 2^31 (2^31 - 1) < 2^62, so (as in
+ * mite_finish_double_run) T = (a * m + 2^62 + 2^30) >> 31 lies in [0, 2^32) and is t + 2^31,
+ * t the doubling high multiply; T is taken as the uint32_t of that shift. The rounding divide
+ * of t by 2^e is floor(t / 2^e) plus one when the remainder r = t mod 2^e exceeds
+ * 2^(e-1) - 1 + (t < 0). Since 2^e divides 2^31: floor(t / 2^e) = (T >> e) - 2^(31-e),
+ * r = T & (2^e - 1), and t < 0 iff T >> 31 is 0, so the condition is
+ * r + (T >> 31) > 2^(e-1) (no overflow: the left side is at most 2^e). The result plus the
+ * zero point is (T >> e) + [that condition] + base, in [-2^30 - 128, 2^30 + 127]: exact in
+ * int32_t (so the saturating zero-point addition does not saturate), then clamped to the
+ * activation range. */
+static inline void mite_finish_double_run32(const int32_t *acc, int8_t *y, size_t len,
+                                            int32_t lo_b, int32_t hi_b, int32_t bias, int32_t m,
+                                            unsigned e, int32_t base, int32_t lo, int32_t hi) {
+    const uint64_t nudge = ((uint64_t)1 << 62) + ((uint64_t)1 << 30);
+    const uint32_t mask = ((uint32_t)1 << e) - 1u, h = (uint32_t)1 << (e - 1u);
+    size_t i;
+    for (i = 0; i < len; i++) {
+        int32_t x = acc[i] < lo_b ? lo_b : (acc[i] > hi_b ? hi_b : acc[i]);
+        int32_t a = mite_dsp_word((uint32_t)x + (uint32_t)bias);
+        uint32_t t = (uint32_t)(((uint64_t)((int64_t)a * m) + nudge) >> 31);
+        int32_t v = (int32_t)(t >> e) + ((t & mask) + (t >> 31) > h ? 1 : 0) + base;
+        y[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+    }
+}
+#endif
+
 /* The output stage of channel o over a run of accumulators: the same bias addition and
  * mite_output_stage_finish as one output at a time, with the rounding mode chosen once. */
 static inline void mite_finish_run(const mite_output_stage *st, mite_bias_add mode,
@@ -448,6 +636,19 @@ static inline void mite_finish_run(const mite_output_stage *st, mite_bias_add mo
          * the usual multiplier below one) */
         int32_t m = r->multipliers[c], sh = r->shifts[c];
         int wrapping = mode == MITE_BIAS_WRAPPING;
+#ifdef MITE_ARM_DSP
+        if (sh < 0) {
+            int64_t lo_b = wrapping ? INT32_MIN : (int64_t)INT32_MIN - bias;
+            int64_t hi_b = wrapping ? INT32_MAX : (int64_t)INT32_MAX - bias;
+            unsigned e = (unsigned)-sh;
+            mite_finish_double_run32(
+                acc, y, len, (int32_t)(lo_b < INT32_MIN ? INT32_MIN : lo_b),
+                (int32_t)(hi_b > INT32_MAX ? INT32_MAX : hi_b), bias, m, e,
+                (int32_t)((int64_t)st->zero_point - ((int64_t)1 << (31u - e))), st->range.min,
+                st->range.max);
+            return;
+        }
+#endif
         if (sh <= -2 && m >= 0) {
             int64_t lo_b = wrapping ? INT32_MIN : (int64_t)INT32_MIN - bias;
             int64_t hi_b = wrapping ? INT32_MAX : (int64_t)INT32_MAX - bias;

@@ -9,7 +9,11 @@
  * The softmax cross-entropy uses the portable mite_exp_f32 / mite_ln_f32 (mite-kernels'
  * PortableMath), not the C library's, so it too is bit-exact on every target.
  *
- * No allocation, no intrinsics, no global state except the detail of the last error.
+ * No allocation, no global state except the detail of the last error. No intrinsics except
+ * the optional Arm DSP path: on a core with __ARM_FEATURE_DSP (Cortex-M4, M7) the int8
+ * pointwise multiply-accumulate loops use ACLE SIMD32 intrinsics (<arm_acle.h>, SMLAD), with
+ * bit-identical results (see mite_internal.h); define MITE_NO_ARM_DSP to build the portable
+ * loops there too. Every other target always builds the portable loops.
  * Tensors are dense, row-major, NCHW. Padding is [top, left, bottom, right] (ONNX order).
  * Parameters (requantization multipliers and shifts, geometry) are computed on the host by
  * mite's compiler (the Rust constructors) and given to the kernels as plain structs.

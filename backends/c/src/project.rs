@@ -227,7 +227,8 @@ fn readme(program: &Program, description: &str) -> String {
          - `{HEADER}` / `mite_program.c`: the program and the device API (`mite_init`, `mite_infer`,\n  \
          `mite_train_step`, `mite_set_lr`, `mite_save_params`, `mite_load_params`); the header states the\n  \
          input shape and quantization and the memory use.\n\
-         - `mite_kernels.h`, `mite_*.c`: the portable kernels (no allocation, no libc beyond `string.h`/`math.h`).\n\
+         - `mite_kernels.h`, `mite_*.c`: the portable kernels (no allocation, no libc beyond `string.h`/`math.h`;\n  \
+         an optional Arm DSP path, see below).\n\
          - `arm/`: a bare-metal Cortex-M platform for QEMU's MPS2 boards (startup, semihosting, linker script).\n\
          - `selftest.c`, `host_platform.c`: the self-test.\n\n\
          ## Memory\n\n\
@@ -239,7 +240,10 @@ fn readme(program: &Program, description: &str) -> String {
          `mite_train_step(image, label, &loss)` per labelled image and `mite_infer(image, logits)`.\n\
          A bad label returns `MITE_ERR_BAD_LABEL` and runs nothing; a non-finite loss returns\n\
          `MITE_ERR_NONFINITE_LOSS` and skips the update. Persist the trained state with\n\
-         `mite_save_params` (`MITE_SAVE_BYTES`, with a checksum) and restore it with `mite_load_params`.\n\n\
+         `mite_save_params` (`MITE_SAVE_BYTES`, with a checksum) and restore it with `mite_load_params`.\n\
+         On a core with the Arm DSP extension (`__ARM_FEATURE_DSP`, e.g. Cortex-M4 and M7) the int8\n\
+         pointwise convolutions multiply-accumulate with ACLE SIMD intrinsics (`<arm_acle.h>`), with\n\
+         bit-identical results; define `MITE_NO_ARM_DSP` to compile the portable loops instead.\n\n\
          ## Self-test\n\n\
          `make run-host` (gcc), `make run-asan`, `make run-m4` / `make run-m7` (arm-none-eabi-gcc and\n\
          qemu-system-arm; `RAM_KB=...` if the program needs more than 256 KB of SRAM), `make size-m7`.\n",
