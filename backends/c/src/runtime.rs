@@ -1,6 +1,8 @@
 //! The C sources that every generated program is built with, embedded as text.
 //!
-//! [`FILES`] are the portable kernels (C99, no allocation, no intrinsics); [`ARM_FILES`] the
+//! [`FILES`] are the portable kernels (C99, no allocation; on a core with the Arm DSP extension,
+//! such as Cortex-M4 / M7, the int8 multiply-accumulate loops use ACLE SIMD intrinsics, with the
+//! same results, unless `MITE_NO_ARM_DSP` is defined); [`ARM_FILES`] the
 //! bare-metal platform for QEMU's MPS2 boards and similar Cortex-M4 / M7 parts. Both are lists
 //! of `(file name, contents)`; [`write_files`] writes them into a directory.
 
