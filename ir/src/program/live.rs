@@ -42,8 +42,7 @@ impl ArenaLiveness {
         for (c, call) in e.calls.iter().enumerate() {
             for &b in call.inputs.iter().chain(&call.outputs).chain(&call.scratch) {
                 // A consuming kernel's result is inside its operand's bytes during the call.
-                let handed_over = call.kernel.consumes_input() && call.outputs.first() == Some(&b);
-                if !handed_over {
+                if !call.hands_over(b) {
                     touch(b, c);
                 } else if c + 1 < e.calls.len() {
                     touch(b, c + 1);

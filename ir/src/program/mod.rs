@@ -256,6 +256,14 @@ pub struct Call {
     pub loc: Option<String>,
 }
 
+impl Call {
+    /// Whether `b` is the result this call leaves in the bytes of the operand it consumes
+    /// ([`Kernel::consumes_input`]): it is live only from the next call on.
+    pub fn hands_over(&self, b: BufferId) -> bool {
+        self.kernel.consumes_input() && self.outputs.first() == Some(&b)
+    }
+}
+
 /// An entry point: `infer` or `train_step`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {

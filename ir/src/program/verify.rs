@@ -290,8 +290,7 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
             }
             if let Storage::Arena { .. } = decl.storage {
                 // A consuming kernel's result lives in its operand's bytes during the call.
-                let handed_over = call.kernel.consumes_input() && call.outputs.first() == Some(&b);
-                first[b.index()].get_or_insert(if handed_over { c + 1 } else { c });
+                first[b.index()].get_or_insert(if call.hands_over(b) { c + 1 } else { c });
                 last[b.index()] = Some(last[b.index()].map_or(c, |l| l.max(c)));
             }
         }
@@ -315,6 +314,17 @@ fn check_entry(p: &Program, e: usize, errors: &mut Vec<ProgramError>) {
     check_overlaps(p, e, &first, &last, errors);
 }
 
+/// The [`ProgramError::Signature`] of call `c` of entry `e`: what is wrong with its operands.
+fn call_error(p: &Program, e: usize, c: usize, what: String) -> ProgramError {
+    let entry = &p.entries[e];
+    ProgramError::Signature {
+        entry: entry.name.clone(),
+        call: c,
+        kernel: entry.calls[c].kernel.name(),
+        what,
+    }
+}
+
 /// A consuming call ([`Kernel::consumes_input`](super::Kernel::consumes_input)): operand 0 is
 /// an arena buffer no later call reads and no entry result is, and result 0 sits at its offset
 /// inside its bytes.
@@ -324,14 +334,7 @@ fn check_consumed(p: &Program, e: usize, c: usize, errors: &mut Vec<ProgramError
     let (Some(&x), Some(&y)) = (call.inputs.first(), call.outputs.first()) else {
         return; // reported by the signature check
     };
-    let mut report = |what: String| {
-        errors.push(ProgramError::Signature {
-            entry: entry.name.clone(),
-            call: c,
-            kernel: call.kernel.name(),
-            what,
-        })
-    };
+    let mut report = |what: String| errors.push(call_error(p, e, c, what));
     let (bx, by) = (p.buffer(x), p.buffer(y));
     match (bx.storage.arena_offset(), by.storage.arena_offset()) {
         (Some(ox), Some(oy)) if ox == oy && by.bytes() <= bx.bytes() => {}
@@ -409,15 +412,15 @@ fn check_split_call(p: &Program, e: usize, c: usize, errors: &mut Vec<ProgramErr
         } else {
             "result 0 and operand 8"
         };
-        errors.push(ProgramError::Signature {
-            entry: p.entries[e].name.clone(),
-            call: c,
-            kernel: call.kernel.name(),
-            what: format!(
+        errors.push(call_error(
+            p,
+            e,
+            c,
+            format!(
                 "{which} ({t}, {f}) are not a trained slice of {kept} channels and its frozen \
                  remainder"
             ),
-        });
+        ));
     }
 }
 
@@ -425,14 +428,7 @@ fn check_signature(p: &Program, e: usize, c: usize, errors: &mut Vec<ProgramErro
     let entry = &p.entries[e];
     let call = &entry.calls[c];
     let sig = call.kernel.signature();
-    let mut report = |what: String| {
-        errors.push(ProgramError::Signature {
-            entry: entry.name.clone(),
-            call: c,
-            kernel: call.kernel.name(),
-            what,
-        })
-    };
+    let mut report = |what: String| errors.push(call_error(p, e, c, what));
     let groups = [
         ("operand", &call.inputs[..], &sig.inputs[..]),
         ("result", &call.outputs[..], &sig.outputs[..]),
