@@ -425,12 +425,15 @@ fn a_split_call_must_read_its_own_remainder() {
         .find(|c| c.inputs.get(1) == Some(&a.trained) && c.inputs.len() > 2)
         .unwrap();
     call.inputs[2] = b.frozen;
-    let err = verify_program(&p).unwrap_err();
+    assert_rejected(&p, "not a trained slice");
+}
+
+/// `p` fails to verify with an error whose message contains `what`.
+fn assert_rejected(p: &Program, what: &str) {
+    let err = verify_program(p).expect_err(what);
     assert!(
-        err.0
-            .iter()
-            .any(|e| e.to_string().contains("not a trained slice")),
-        "{err:?}"
+        err.0.iter().any(|e| e.to_string().contains(what)),
+        "no error says {what:?}: {err:?}"
     );
 }
 
@@ -449,13 +452,7 @@ fn a_split_bottleneck_backward_must_read_its_own_remainder() {
         .expect("the slice's update is streamed");
     assert_eq!(call.inputs[8], a.frozen);
     call.inputs[8] = b.frozen;
-    let err = verify_program(&p).unwrap_err();
-    assert!(
-        err.0
-            .iter()
-            .any(|e| e.to_string().contains("result 0 and operand 8")),
-        "{err:?}"
-    );
+    assert_rejected(&p, "result 0 and operand 8");
 }
 
 /// MbV2 with the paper's 99 KB scheme as `mite compile` builds it (updates as soon as ready,
@@ -545,30 +542,18 @@ fn the_chained_first_stage_leaves_its_output_in_the_input() {
 fn a_consumed_input_is_checked_by_the_verifier() {
     let p = mbv2_paper_with(LowerOptions::default(), true);
     let (e, c) = consuming(&p)[0];
-    let errors = |p: &Program| match verify_program(p) {
-        Ok(()) => String::new(),
-        Err(e) => e.0.iter().map(|e| format!("{e}\n")).collect(),
-    };
     // The output moved off the input's offset.
     let mut moved = p.clone();
     let y = moved.entries[e].calls[c].outputs[0];
     if let Storage::Arena { offset } = &mut moved.buffers[y.index()].storage {
         *offset += 64;
     }
-    assert!(
-        errors(&moved).contains("must sit at the offset of the operand it consumes"),
-        "{}",
-        errors(&moved)
-    );
+    assert_rejected(&moved, "must sit at the offset of the operand it consumes");
     // A later call reading the consumed input.
     let mut read = p.clone();
     let x = read.entries[e].calls[c].inputs[0];
     read.entries[e].calls[c + 1].inputs.push(x);
-    assert!(
-        errors(&read).contains(&format!("is consumed here but call {}", c + 1)),
-        "{}",
-        errors(&read)
-    );
+    assert_rejected(&read, &format!("is consumed here but call {}", c + 1));
 }
 
 /// The training step's streamed bottleneck backwards.
