@@ -217,40 +217,50 @@ static void pointwise_run2(const int8_t *x, size_t stride, size_t c_in, const in
 }
 #endif
 
-/* Row my of a pointwise first convolution into ring slot my % rows. */
-static void expand_row_pointwise(const int8_t *x, size_t my, int8_t *ring, size_t rows,
-                                 const mite_bottleneck_int8_weights *wts,
-                                 const mite_bottleneck_int8_params *p) {
-    const mite_conv2d_int8_params *conv = &p->expand;
+/* One row of every output channel of pointwise convolution conv (weights w, biases b or NULL)
+ * over the input row x (its channels stride apart, width elements each), into row slot of out
+ * viewed as [c_out, rows, width]: the bottleneck's expansion and projection. */
+static void pointwise_rows(const int8_t *x, size_t stride, size_t width,
+                           const mite_conv2d_int8_params *conv, const int8_t *w,
+                           const int32_t *b, int8_t *out, size_t rows, size_t slot) {
     const mite_conv2d_geometry *g = &conv->geometry;
-    size_t w = g->in_hw[1], plane = g->in_hw[0] * g->in_hw[1], slot = my % rows, c, x0, len;
+    size_t c, x0, len;
     for (c = 0; c < g->c_out; c++) {
         int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c);
-        int32_t bias = wts->b_expand != NULL ? wts->b_expand[c] : 0;
-        int8_t *row = ring + (c * rows + slot) * w;
+        int32_t bias = b != NULL ? b[c] : 0;
+        int8_t *row = out + (c * rows + slot) * width;
 #ifdef MITE_ARM_DSP
         if (c + 1 < g->c_out) {
             int32_t zws[2], biases[2];
             zws[0] = zw;
             zws[1] = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, c + 1);
             biases[0] = bias;
-            biases[1] = wts->b_expand != NULL ? wts->b_expand[c + 1] : 0;
-            for (x0 = 0; x0 < w; x0 += len) {
-                len = w - x0 < MITE_BN_RUN ? w - x0 : MITE_BN_RUN;
-                pointwise_run2(x + my * w + x0, plane, g->c_in, wts->w_expand + c * g->c_in, zws,
-                               conv->x_zero_point, len, row + x0, row + rows * w + x0, conv,
-                               biases, c);
+            biases[1] = b != NULL ? b[c + 1] : 0;
+            for (x0 = 0; x0 < width; x0 += len) {
+                len = width - x0 < MITE_BN_RUN ? width - x0 : MITE_BN_RUN;
+                pointwise_run2(x + x0, stride, g->c_in, w + c * g->c_in, zws, conv->x_zero_point,
+                               len, row + x0, row + rows * width + x0, conv, biases, c);
             }
             c++;
             continue;
         }
 #endif
-        for (x0 = 0; x0 < w; x0 += len) {
-            len = w - x0 < MITE_BN_RUN ? w - x0 : MITE_BN_RUN;
-            pointwise_run(x + my * w + x0, plane, g->c_in, wts->w_expand + c * g->c_in,
-                          zw, conv->x_zero_point, len, row + x0, conv, bias, c);
+        for (x0 = 0; x0 < width; x0 += len) {
+            len = width - x0 < MITE_BN_RUN ? width - x0 : MITE_BN_RUN;
+            pointwise_run(x + x0, stride, g->c_in, w + c * g->c_in, zw, conv->x_zero_point, len,
+                          row + x0, conv, bias, c);
         }
     }
+}
+
+/* Row my of a pointwise first convolution into ring slot my % rows. */
+static void expand_row_pointwise(const int8_t *x, size_t my, int8_t *ring, size_t rows,
+                                 const mite_bottleneck_int8_weights *wts,
+                                 const mite_bottleneck_int8_params *p) {
+    const mite_conv2d_geometry *g = &p->expand.geometry;
+    size_t w = g->in_hw[1];
+    pointwise_rows(x + my * w, g->in_hw[0] * w, w, &p->expand, wts->w_expand, wts->b_expand,
+                   ring, rows, my % rows);
 }
 
 /* The sum over taps kx in [lo, hi) of (x_row[ix0 + kx * dx] - zx) * (wr[kx] - zw), wrapping. */
@@ -474,36 +484,8 @@ static void depthwise_row(const int8_t *ring, size_t rows, size_t oy, const mite
 static void project_row(const int8_t *dw_row, int8_t *out, size_t rows, size_t slot,
                         const mite_bottleneck_int8_weights *wts,
                         const mite_bottleneck_int8_params *p) {
-    const mite_conv2d_int8_params *conv = &p->project;
-    const mite_conv2d_geometry *g = &conv->geometry;
-    size_t ow = g->in_hw[1], o, x0, len;
-    for (o = 0; o < g->c_out; o++) {
-        int32_t zw = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, o);
-        int32_t bias = wts->b_project != NULL ? wts->b_project[o] : 0;
-        int8_t *row = out + (o * rows + slot) * ow;
-#ifdef MITE_ARM_DSP
-        if (o + 1 < g->c_out) {
-            int32_t zws[2], biases[2];
-            zws[0] = zw;
-            zws[1] = mite_zero_point_of(conv->w_zero_points, conv->w_zero_points_len, o + 1);
-            biases[0] = bias;
-            biases[1] = wts->b_project != NULL ? wts->b_project[o + 1] : 0;
-            for (x0 = 0; x0 < ow; x0 += len) {
-                len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
-                pointwise_run2(dw_row + x0, ow, g->c_in, wts->w_project + o * g->c_in, zws,
-                               conv->x_zero_point, len, row + x0, row + rows * ow + x0, conv,
-                               biases, o);
-            }
-            o++;
-            continue;
-        }
-#endif
-        for (x0 = 0; x0 < ow; x0 += len) {
-            len = ow - x0 < MITE_BN_RUN ? ow - x0 : MITE_BN_RUN;
-            pointwise_run(dw_row + x0, ow, g->c_in, wts->w_project + o * g->c_in, zw,
-                          conv->x_zero_point, len, row + x0, conv, bias, o);
-        }
-    }
+    size_t ow = p->project.geometry.in_hw[1];
+    pointwise_rows(dw_row, ow, ow, &p->project, wts->w_project, wts->b_project, out, rows, slot);
 }
 
 /* The streaming state of one bottleneck over one batch element: its ring of rows of the first

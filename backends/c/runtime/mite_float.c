@@ -189,42 +189,13 @@ static void conv_input_pair(const channel_pair *pair, void *vctx) {
 #define PW_IC 4u
 #define PW_P 8u
 
-/* dx[j][k] += w[oc][j] * dy[oc][k] for 4 input channels j (planes `plane` apart) and 8
+/* dx[j][k] += w[oc][j] * dy[oc][k] for 4 input channels j (planes `plane` apart) and n <= PW_P
  * elements k, over noc output channels ascending (weights 4 per output channel): the order of
- * the one-pair-at-a-time loop, with the 32 sums held in registers. */
-static void pointwise_input_block(float *restrict dx, size_t plane, const float *restrict dy,
-                                  const float *restrict w, size_t noc) {
-    float a0[PW_P], a1[PW_P], a2[PW_P], a3[PW_P];
-    size_t k, oc;
-    for (k = 0; k < PW_P; k++) {
-        a0[k] = dx[k];
-        a1[k] = dx[plane + k];
-        a2[k] = dx[2 * plane + k];
-        a3[k] = dx[3 * plane + k];
-    }
-    for (oc = 0; oc < noc; oc++) {
-        const float *d = dy + oc * plane;
-        float w0 = w[oc * PW_IC], w1 = w[oc * PW_IC + 1], w2 = w[oc * PW_IC + 2],
-              w3 = w[oc * PW_IC + 3];
-        for (k = 0; k < PW_P; k++) {
-            a0[k] += w0 * d[k];
-            a1[k] += w1 * d[k];
-            a2[k] += w2 * d[k];
-            a3[k] += w3 * d[k];
-        }
-    }
-    for (k = 0; k < PW_P; k++) {
-        dx[k] = a0[k];
-        dx[plane + k] = a1[k];
-        dx[2 * plane + k] = a2[k];
-        dx[3 * plane + k] = a3[k];
-    }
-}
-
-/* pointwise_input_block for the last n < PW_P elements of the plane (the same sums in the same
- * order, instead of one short mite_axpy_f32 per channel pair). */
-static void pointwise_input_tail(float *restrict dx, size_t plane, const float *restrict dy,
-                                 const float *restrict w, size_t noc, size_t n) {
+ * the one-pair-at-a-time loop, with the sums held in registers (inline, so that a full block,
+ * n = PW_P, is a constant trip count gcc vectorises). */
+static inline void pointwise_input_block(float *restrict dx, size_t plane,
+                                         const float *restrict dy, const float *restrict w,
+                                         size_t noc, size_t n) {
     float a0[PW_P], a1[PW_P], a2[PW_P], a3[PW_P];
     size_t k, oc;
     for (k = 0; k < n; k++) {
@@ -286,10 +257,10 @@ static void pointwise_input_grad(const float *dy, const float *w, const int8_t *
                 p = 0;
                 if (nic == PW_IC) {
                     for (; p + PW_P <= plane; p += PW_P) {
-                        pointwise_input_block(dx + p, plane, dyc + p, wbuf, noc);
+                        pointwise_input_block(dx + p, plane, dyc + p, wbuf, noc, PW_P);
                     }
                     if (p < plane) {
-                        pointwise_input_tail(dx + p, plane, dyc + p, wbuf, noc, plane - p);
+                        pointwise_input_block(dx + p, plane, dyc + p, wbuf, noc, plane - p);
                     }
                     continue;
                 }
